@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every ordering primitive the engine uses on memory shared with TypeScript
+ * lives here (the liburing barrier.h pattern). TypeScript's Atomics.load and
+ * Atomics.store are sequentially consistent, which is at least as strong as
+ * the acquire/release pairs below, so a C release store is always paired with
+ * a JS Atomics.load and a JS Atomics.store with a C acquire load.
+ */
+#ifndef REFLECTOR_BARRIER_H
+#define REFLECTOR_BARRIER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Publish a ring index: everything written before it is visible to the peer
+ * that reads the index with rf_load_acquire(). */
+static inline void rf_store_release(uint32_t *p, uint32_t v)
+{
+	atomic_store_explicit((_Atomic uint32_t *)p, v, memory_order_release);
+}
+
+/* Read a peer's ring index: entries it published before the index are
+ * visible after this load. */
+static inline uint32_t rf_load_acquire(const uint32_t *p)
+{
+	return atomic_load_explicit((_Atomic const uint32_t *)p, memory_order_acquire);
+}
+
+/* Read an index this side writes itself: no ordering needed. */
+static inline uint32_t rf_load_relaxed(const uint32_t *p)
+{
+	return atomic_load_explicit((_Atomic const uint32_t *)p, memory_order_relaxed);
+}
+
+static inline void rf_store_relaxed(uint32_t *p, uint32_t v)
+{
+	atomic_store_explicit((_Atomic uint32_t *)p, v, memory_order_relaxed);
+}
+
+static inline uint32_t rf_fetch_add(uint32_t *p, uint32_t v)
+{
+	return atomic_fetch_add_explicit((_Atomic uint32_t *)p, v, memory_order_seq_cst);
+}
+
+/* Full fence for the sleep/wake handshake (Dekker): the sleeper stores its
+ * "sleeping" flag, fences, then re-checks the ring; the waker stores the ring
+ * index, fences, then reads the flag. One of the two always sees the other. */
+static inline void rf_smp_mb(void)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* Single-writer 64-bit counters read by TypeScript at scrape time. Relaxed is
+ * enough: a scrape may see a value a few packets old, never a torn one on
+ * x86-64 and aarch64 (aligned 64-bit stores are single-copy atomic). */
+static inline void rf_counter_add(uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit((_Atomic uint64_t *)c,
+			      atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+#define rf_likely(x)   __builtin_expect(!!(x), 1)
+#define rf_unlikely(x) __builtin_expect(!!(x), 0)
+
+#endif

@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared region: the one contract between TypeScript and the C engine.
+ *
+ * TypeScript allocates a SharedArrayBuffer of rf_region_layout().size bytes;
+ * the addon calls rf_region_init() on it, which writes the header and the
+ * version field last. src/region/layout.ts mirrors every struct and the
+ * layout algorithm below; at attach the addon publishes the offsets (see
+ * rf_region_fields) and TypeScript refuses to run on any difference.
+ *
+ * Region map (every part starts on a 4096-byte boundary):
+ *
+ *   header | counters | lanes (submit ring + free ring each) | policy ring |
+ *   event ring | destination table | stream counters | output counters | pool
+ *
+ * Lanes: lane 0 belongs to the main thread, lanes 1..n to Piscina workers
+ * (each worker claims one through rf_region_hdr.lane_claim). A lane owns a
+ * slice of the pool and of the destination table, one descriptor ring it
+ * produces (submit, lane -> engine) and one slot ring it consumes (free,
+ * engine -> lane: slots whose packets have left). Every ring has exactly one
+ * producer and one consumer.
+ *
+ * Bump RF_VERSION_MAJOR on any change of a byte position, RF_VERSION_MINOR
+ * on additions that older readers can ignore.
+ */
+#ifndef REFLECTOR_REGION_H
+#define REFLECTOR_REGION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RF_REGION_MAGIC   0x58464c52u /* "RLFX" read as little-endian bytes */
+#define RF_VERSION_MAJOR  1u
+#define RF_VERSION_MINOR  0u
+#define RF_CACHELINE      64u
+#define RF_PAGE           4096u
+
+#define RF_MAX_LANES      64u
+#define RF_MAX_THREADS    4u   /* engine threads with a doorbell and a counter block */
+#define RF_SLOT_HEADROOM  128u /* bytes before the payload in a slot, for in-place headers */
+#define RF_MAX_REGION     (1u << 31)
+
+/* Engine threads: index of the doorbell and the counter block. */
+enum rf_thread_id {
+	RF_THREAD_TX = 0, /* lanes -> timing wheel -> port */
+	RF_THREAD_RX = 1, /* port -> policy table -> port (relay) */
+};
+
+/* ---------------------------------------------------------------- rings -- */
+
+/*
+ * Header of a single-producer/single-consumer ring, followed by `entries`
+ * entries of `entry_size` bytes. Indexes are free-running uint32 and masked
+ * on access, so wraparound at 2^32 needs no special case (DPDK rte_ring).
+ * Producer and consumer state sit on separate cache lines.
+ *
+ * Waiting (no side burns a core):
+ * - consumer_waiting: the consumer sleeps on the futex word `producer`; the
+ *   producer wakes it after publishing when the flag is set.
+ * - producer_waiting: the producer sleeps on the futex word `consumer` (ring
+ *   full); the consumer wakes it after releasing when the flag is set.
+ * The engine never sleeps on a ring futex (it serves many rings): it sleeps on
+ * its thread's doorbell, see rf_doorbell.
+ */
+struct rf_ring {
+	/* producer cache line: written by the producer */
+	uint32_t producer;
+	uint32_t producer_waiting;
+	uint8_t _pad0[RF_CACHELINE - 8];
+	/* consumer cache line: written by the consumer */
+	uint32_t consumer;
+	uint32_t consumer_waiting;
+	uint8_t _pad1[RF_CACHELINE - 8];
+	/* constant after init */
+	uint32_t entries;    /* power of two */
+	uint32_t mask;       /* entries - 1 */
+	uint32_t entry_size; /* bytes, multiple of 4 */
+	uint32_t data_off;   /* entries start this many bytes after the header */
+	uint8_t _pad2[RF_CACHELINE - 16];
+};
+
+/* --------------------------------------------------------- descriptors -- */
+
+/* Descriptor flags. */
+#define RF_DESC_F_AGG_END   0x0001u /* last packet of an aggregate (one submission) */
+
+/*
+ * One packet handed from a lane to the engine: its payload is in pool slot
+ * `slot` at RF_SLOT_HEADROOM, `len` bytes; the engine builds Ethernet, IP and
+ * UDP headers from destination entry `dest` and sends it at `tx_time`.
+ */
+struct rf_desc {
+	uint64_t tx_time; /* CLOCK_MONOTONIC ns; 0 = as soon as possible */
+	uint32_t slot;    /* pool slot index (global) */
+	uint16_t len;     /* UDP payload bytes */
+	uint16_t flags;   /* RF_DESC_F_* */
+	uint32_t dest;    /* destination table index (global) */
+	uint32_t stream;  /* stream (session) id, indexes stream counters */
+	uint32_t seq;     /* per-lane sequence number; the engine counts gaps */
+	uint32_t _rsvd;
+};
+
+/* ------------------------------------------------------- destinations -- */
+
+#define RF_DEST_F_VALID 0x01u
+
+/*
+ * Where a packet goes: written by the lane that owns the entry before the
+ * first descriptor that names it (the ring's release store orders the two),
+ * and never rewritten while a descriptor naming it is in flight.
+ * Ports are in network byte order; IPv4 addresses use the first 4 bytes.
+ */
+struct rf_dest {
+	uint8_t family;  /* 4 or 6 */
+	uint8_t ttl;     /* IPv4 TTL / IPv6 hop limit; 0 = 64 */
+	uint8_t dscp;    /* 0..63 */
+	uint8_t flags;   /* RF_DEST_F_* */
+	uint16_t src_port;
+	uint16_t dst_port;
+	uint8_t dst_mac[6];
+	uint8_t src_mac[6];
+	uint32_t _rsvd0;
+	uint8_t src_addr[16];
+	uint8_t dst_addr[16];
+	uint8_t _rsvd1[8];
+};
+
+/* --------------------------------------------------------- policy ring -- */
+
+/* Policy messages (main thread -> engine), one rf_policy_msg each. The ops
+ * and their bodies are defined by the relay table (relay.h); the engine acks
+ * every message with an RF_EVENT_POLICY_ACK carrying `seq`. */
+#define RF_POLICY_MSG_SIZE 256u
+
+struct rf_policy_msg {
+	uint32_t op;
+	uint32_t seq;
+	uint8_t body[RF_POLICY_MSG_SIZE - 8];
+};
+
+/* ---------------------------------------------------------- event ring -- */
+
+enum rf_event_type {
+	RF_EVENT_NONE = 0,
+	RF_EVENT_POLICY_ACK = 1, /* a = policy seq, b = status (0 ok, else errno) */
+	RF_EVENT_STARTED = 2,    /* a = thread id */
+	RF_EVENT_STOPPED = 3,    /* a = thread id */
+	RF_EVENT_ERROR = 4,      /* a = thread id, b = errno */
+};
+
+struct rf_event {
+	uint32_t type; /* rf_event_type */
+	uint32_t _rsvd;
+	uint64_t a;
+	uint64_t b;
+	uint64_t c;
+};
+
+/* ------------------------------------------------------------ counters -- */
+
+/*
+ * One block of 64-bit counters per engine thread, each written by that
+ * thread only. Names are published by the addon (rf_counter_names) and
+ * mirrored in src/metrics; every drop site names the counter it bumps.
+ */
+enum rf_counter {
+	RF_C_TX_PACKETS = 0,     /* frames handed to the port */
+	RF_C_TX_BYTES,           /* frame bytes handed to the port */
+	RF_C_TX_FLUSHES,         /* port flushes (one system call each at most) */
+	RF_C_TX_SYSCALLS,        /* system calls made by the port to send */
+	RF_C_TX_RING_FULL,       /* times the port's TX ring was full (backpressure, not a drop) */
+	RF_C_RX_PACKETS,         /* frames read from the port */
+	RF_C_RX_BYTES,
+	RF_C_DESC_CONSUMED,      /* descriptors taken from lane rings */
+	RF_C_DESC_SEQ_GAP,       /* descriptors whose seq was not the lane's next */
+	RF_C_DROP_BAD_SLOT,      /* dropped: slot index outside the lane's slice */
+	RF_C_DROP_BAD_DEST,      /* dropped: dest index outside the lane's slice or entry not valid */
+	RF_C_DROP_BAD_LEN,       /* dropped: payload longer than the slot or the MTU allows */
+	RF_C_DROP_LATE,          /* dropped: later than the lateness limit */
+	RF_C_DROP_TX_ERROR,      /* dropped: the port refused the frame */
+	RF_C_LATE_PACKETS,       /* sent after their time (any amount) */
+	RF_C_WAKEUPS,            /* doorbell wakeups */
+	RF_C_SLEEPS,             /* times the thread slept */
+	RF_C_POLICY_APPLIED,     /* policy messages applied */
+	RF_C_POLICY_REJECTED,    /* policy messages refused (bad op or body) */
+	RF_C_RELAY_IN,           /* frames matched to a relay */
+	RF_C_RELAY_OUT,          /* frames sent by relays */
+	RF_C_DROP_NOT_ALLOWED,   /* dropped: source outside the relay's allowed prefixes */
+	RF_C_DROP_MALFORMED,     /* dropped: truncated or inconsistent headers */
+	RF_C_DROP_FRAGMENT,      /* dropped: IP fragment to a relay */
+	RF_C_DROP_NO_NEIGHBOUR,  /* dropped: output has no next-hop address */
+	RF_C_DROP_TX_FULL,       /* dropped: port TX ring full on the relay path */
+	RF_C_RX_UNMATCHED,       /* frames no relay matched (left to the kernel) */
+	RF_C_COUNT_USED,
+	RF_C_HIST_BASE = 32,     /* lateness histogram buckets, see RF_HIST_* */
+	RF_COUNTERS_PER_BLOCK = 64,
+};
+
+/* Lateness histogram: bucket i counts packets sent at most rf_hist_bound_ns(i)
+ * after their time; the last bucket is +Inf. Bounds 1us * 2^i. */
+#define RF_HIST_BUCKETS 24u
+
+/* Per stream (session) counters, written by the TX thread only. */
+struct rf_stream_counters {
+	uint64_t packets;
+	uint64_t bytes;
+	uint64_t late;
+	uint64_t dropped;
+};
+
+/* Per relay output counters, written by the RX thread only. */
+struct rf_output_counters {
+	uint64_t packets;
+	uint64_t bytes;
+	uint64_t drops;
+	uint64_t _rsvd;
+};
+
+/* ------------------------------------------------------------- header -- */
+
+/*
+ * An engine thread's doorbell: the thread sets `sleeping`, fences, re-checks
+ * its rings and then waits on eventfd `fd`; a producer that publishes work
+ * stores its ring index, fences, reads `sleeping` and, when set, writes the
+ * eventfd (through the addon's ring() call). See rf_smp_mb().
+ */
+struct rf_doorbell {
+	uint32_t sleeping;
+	int32_t fd; /* eventfd, -1 while the engine is stopped */
+	uint32_t rings; /* times a producer rang it */
+	uint8_t _pad[RF_CACHELINE - 12];
+};
+
+struct rf_lane {
+	uint32_t submit_off; /* rf_ring of rf_desc */
+	uint32_t free_off;   /* rf_ring of uint32 slot indexes */
+	uint32_t slot_first;
+	uint32_t slot_count;
+	uint32_t dest_first;
+	uint32_t dest_count;
+	uint32_t _rsvd[2];
+};
+
+enum rf_engine_state {
+	RF_STATE_STOPPED = 0,
+	RF_STATE_RUNNING = 1,
+};
+
+struct rf_region_hdr {
+	uint32_t magic;
+	uint32_t version;       /* major << 16 | minor; written last at init */
+	uint32_t region_size;
+	uint32_t header_size;
+
+	uint32_t lane_count;
+	uint32_t lane_claim;    /* workers claim lanes 1.. by atomic add */
+	uint32_t submit_entries;
+	uint32_t free_entries;
+
+	uint32_t slot_size;
+	uint32_t slot_count;
+	uint32_t pool_off;
+	uint32_t dest_count;
+
+	uint32_t dest_off;
+	uint32_t policy_off;    /* rf_ring of rf_policy_msg */
+	uint32_t event_off;     /* rf_ring of rf_event */
+	uint32_t counters_off;  /* RF_MAX_THREADS blocks of RF_COUNTERS_PER_BLOCK uint64 */
+
+	uint32_t stream_counters_off;
+	uint32_t max_streams;
+	uint32_t output_counters_off;
+	uint32_t max_outputs;
+
+	uint32_t policy_entries;
+	uint32_t event_entries;
+	uint32_t engine_state;  /* rf_engine_state, written by the engine */
+	uint32_t _rsvd0;
+
+	uint8_t _pad0[RF_CACHELINE * 2 - 96];
+
+	struct rf_doorbell doorbell[RF_MAX_THREADS];
+	struct rf_lane lanes[RF_MAX_LANES];
+};
+
+/* ------------------------------------------------------------- layout -- */
+
+/* What the application chooses; everything else follows. */
+struct rf_region_params {
+	uint32_t lanes;          /* 1..RF_MAX_LANES (lane 0 = main thread) */
+	uint32_t slots_per_lane; /* power of two */
+	uint32_t slot_size;      /* power of two, >= 512 */
+	uint32_t submit_entries; /* descriptors per lane ring, power of two */
+	uint32_t dests_per_lane;
+	uint32_t policy_entries; /* power of two */
+	uint32_t event_entries;  /* power of two */
+	uint32_t max_streams;
+	uint32_t max_outputs;
+};
+
+struct rf_region_layout {
+	uint32_t size;
+	uint32_t header_size;
+	uint32_t counters_off;
+	uint32_t lanes_off;     /* first lane's submit ring */
+	uint32_t lane_stride;   /* bytes from one lane's submit ring to the next */
+	uint32_t free_rel;      /* free ring, relative to the lane's submit ring */
+	uint32_t policy_off;
+	uint32_t event_off;
+	uint32_t dest_off;
+	uint32_t stream_counters_off;
+	uint32_t output_counters_off;
+	uint32_t pool_off;
+};
+
+/* Validate params and compute the layout. Returns 0, or -1 with a message in
+ * err naming the parameter and its accepted range. */
+int rf_region_layout(const struct rf_region_params *p, struct rf_region_layout *out,
+		     char *err, size_t errlen);
+
+/* Write the header, the ring headers and the free rings (every lane's free
+ * ring starts full of its slots) into `mem` of `len` bytes, version last. */
+int rf_region_init(void *mem, size_t len, const struct rf_region_params *p,
+		   char *err, size_t errlen);
+
+/* Check a region written by rf_region_init (magic, version, sizes). */
+int rf_region_check(const void *mem, size_t len, char *err, size_t errlen);
+
+/* Named byte positions of every shared struct field, published at attach so
+ * TypeScript can compare them with its mirror. Terminated by {NULL, 0}. */
+struct rf_field {
+	const char *name;
+	uint32_t value;
+};
+extern const struct rf_field rf_region_fields[];
+/* Counter names in enum order (RF_C_COUNT_USED entries). */
+extern const char *const rf_counter_names[];
+
+static inline struct rf_region_hdr *rf_hdr(void *mem) { return (struct rf_region_hdr *)mem; }
+static inline struct rf_ring *rf_ring_at(void *mem, uint32_t off)
+{
+	return (struct rf_ring *)((uint8_t *)mem + off);
+}
+static inline uint8_t *rf_slot_data(void *mem, const struct rf_region_hdr *h, uint32_t slot)
+{
+	return (uint8_t *)mem + h->pool_off + (size_t)slot * h->slot_size + RF_SLOT_HEADROOM;
+}
+static inline uint64_t *rf_counters(void *mem, const struct rf_region_hdr *h, enum rf_thread_id t)
+{
+	return (uint64_t *)((uint8_t *)mem + h->counters_off) + (size_t)t * RF_COUNTERS_PER_BLOCK;
+}
+
+/* ------------------------------------------------------ static asserts -- */
+
+_Static_assert(sizeof(struct rf_ring) == 3 * RF_CACHELINE, "rf_ring is three cache lines");
+_Static_assert(offsetof(struct rf_ring, consumer) == RF_CACHELINE, "consumer on its own line");
+_Static_assert(offsetof(struct rf_ring, entries) == 2 * RF_CACHELINE, "constants on their own line");
+_Static_assert(sizeof(struct rf_desc) == 32, "rf_desc is 32 bytes");
+_Static_assert(offsetof(struct rf_desc, slot) == 8, "rf_desc.slot");
+_Static_assert(offsetof(struct rf_desc, len) == 12, "rf_desc.len");
+_Static_assert(offsetof(struct rf_desc, flags) == 14, "rf_desc.flags");
+_Static_assert(offsetof(struct rf_desc, dest) == 16, "rf_desc.dest");
+_Static_assert(offsetof(struct rf_desc, stream) == 20, "rf_desc.stream");
+_Static_assert(offsetof(struct rf_desc, seq) == 24, "rf_desc.seq");
+_Static_assert(sizeof(struct rf_dest) == 64, "rf_dest is one cache line");
+_Static_assert(offsetof(struct rf_dest, src_port) == 4, "rf_dest.src_port");
+_Static_assert(offsetof(struct rf_dest, dst_mac) == 8, "rf_dest.dst_mac");
+_Static_assert(offsetof(struct rf_dest, src_mac) == 14, "rf_dest.src_mac");
+_Static_assert(offsetof(struct rf_dest, src_addr) == 24, "rf_dest.src_addr");
+_Static_assert(offsetof(struct rf_dest, dst_addr) == 40, "rf_dest.dst_addr");
+_Static_assert(sizeof(struct rf_policy_msg) == RF_POLICY_MSG_SIZE, "policy message size");
+_Static_assert(sizeof(struct rf_event) == 32, "rf_event is 32 bytes");
+_Static_assert(sizeof(struct rf_doorbell) == RF_CACHELINE, "doorbell on its own line");
+_Static_assert(sizeof(struct rf_lane) == 32, "rf_lane is 32 bytes");
+_Static_assert(offsetof(struct rf_region_hdr, doorbell) == 2 * RF_CACHELINE, "doorbells");
+_Static_assert(offsetof(struct rf_region_hdr, lanes) ==
+	       2 * RF_CACHELINE + RF_MAX_THREADS * RF_CACHELINE, "lane table");
+_Static_assert(sizeof(struct rf_region_hdr) <= RF_PAGE, "header fits a page");
+_Static_assert(RF_C_COUNT_USED <= RF_C_HIST_BASE, "counters overlap the histogram");
+_Static_assert(RF_C_HIST_BASE + RF_HIST_BUCKETS <= RF_COUNTERS_PER_BLOCK, "histogram fits the block");
+_Static_assert(sizeof(struct rf_stream_counters) == 32, "stream counters");
+_Static_assert(sizeof(struct rf_output_counters) == 32, "output counters");
+
+#endif

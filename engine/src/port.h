@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The port interface: what an engine thread needs from a NIC backend. Each
+ * engine thread opens its own port queue (one socket and rings for
+ * AF_PACKET), so a queue has exactly one user and needs no lock.
+ *
+ * TX takes a gather list: a per-destination header in front of a payload
+ * that may be shared by many packets (split). A backend that can chain
+ * buffers (DPDK indirect mbufs, AF_XDP multi-buffer) sends the payload
+ * without copying it; AF_PACKET's TX ring needs one contiguous frame per
+ * packet, so it copies header and payload into the frame (one payload copy
+ * per frame). Frames are queued by tx_burst and leave at flush: one system
+ * call per flush, never one per packet.
+ */
+#ifndef REFLECTOR_PORT_H
+#define REFLECTOR_PORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reflector/engine.h"
+
+enum rf_port_role {
+	RF_PORT_TX = 1,
+	RF_PORT_RX = 2,
+};
+
+/* A received frame, valid until the next rx_release(). */
+struct rf_rx_pkt {
+	const uint8_t *data; /* starts at the Ethernet header */
+	uint32_t len;        /* bytes captured */
+	uint32_t wire_len;   /* bytes on the wire (len < wire_len: truncated by the ring) */
+	uint16_t vlan_tci;   /* VLAN tag the kernel stripped, when vlan_valid */
+	uint8_t vlan_valid;
+	uint8_t _pad;
+	uint64_t ts_ns;      /* receive time, CLOCK_REALTIME ns as the kernel stamped it */
+};
+
+/* A frame to send: hdr (Ethernet + IP + UDP, checksums final) then payload. */
+struct rf_tx_pkt {
+	const uint8_t *hdr;
+	const uint8_t *payload;
+	uint16_t hdr_len;
+	uint16_t payload_len;
+};
+
+struct rf_port;
+
+struct rf_port_ops {
+	const char *name;
+	/* Open a queue on cfg->ifname (in cfg->netns when set). Returns 0 or
+	 * -errno with a message that names the interface and the failed step. */
+	int (*open)(struct rf_port **out, const struct rf_engine_config *cfg, int roles,
+		    char *err, size_t errlen);
+	/* Up to n received frames; 0 when none is ready (never blocks). */
+	uint32_t (*rx_burst)(struct rf_port *p, struct rf_rx_pkt *pkts, uint32_t n);
+	/* Hand every frame returned by rx_burst so far back to the kernel. */
+	void (*rx_release)(struct rf_port *p);
+	/* Queue up to n frames; returns how many fit (the rest: ring full). */
+	uint32_t (*tx_burst)(struct rf_port *p, const struct rf_tx_pkt *pkts, uint32_t n);
+	/* Send every queued frame: one system call at most. Returns frames
+	 * flushed or -errno. */
+	int (*flush)(struct rf_port *p);
+	/* A file descriptor that is readable when frames arrive, for poll(). */
+	int (*rx_fd)(struct rf_port *p);
+	/* Interface facts: MAC, MTU, ifindex. */
+	void (*info)(struct rf_port *p, uint8_t mac[6], uint32_t *mtu, int *ifindex);
+	void (*close)(struct rf_port *p);
+};
+
+extern const struct rf_port_ops rf_port_afpacket;
+extern const struct rf_port_ops rf_port_null;
+
+const struct rf_port_ops *rf_port_ops_for(enum rf_backend b);
+
+#endif
