@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+// The configuration schema: the single owner of every configuration key, its
+// default, its documentation line and its validation. config/reflector.yaml
+// documents the same keys (test/config/shipped.test.ts checks that it names
+// every key in SCHEMA with its default).
+import type { Endpoint, Prefix } from '../net/address';
+
+export type FieldKind =
+  | { t: 'string'; nonEmpty?: boolean }
+  | { t: 'int'; min: number; max: number; pow2?: boolean }
+  | { t: 'bool' }
+  | { t: 'enum'; values: readonly string[] }
+  | { t: 'endpoint'; allowPortZero?: boolean } // "ADDR:PORT" / "[v6]:PORT"
+  | { t: 'prefix' } // "ADDR/LEN"
+  | { t: 'path' } // relative to the config file's folder
+  | { t: 'map'; fields: Readonly<Record<string, Field>> }
+  | { t: 'list'; of: FieldKind; minItems?: number };
+
+export interface Field {
+  readonly kind: FieldKind;
+  /** Used when the key is absent. `undefined` with required=false means "no default: null". */
+  readonly default?: unknown;
+  readonly required?: boolean;
+  /** null is accepted (and means "off"/"none"). */
+  readonly nullable?: boolean;
+  readonly doc: string;
+}
+
+const pow2 = (min: number, max: number): FieldKind => ({ t: 'int', min, max, pow2: true });
+
+export const RELAY_FIELDS: Readonly<Record<string, Field>> = {
+  name: { kind: { t: 'string', nonEmpty: true }, required: true, doc: 'unique relay name (metrics label relay=)' },
+  listen: { kind: { t: 'endpoint' }, required: true, doc: 'ingress <address, UDP port> P the relay owns' },
+  sources: {
+    kind: { t: 'list', of: { t: 'prefix' }, minItems: 1 },
+    required: true,
+    doc: 'source prefixes allowed to send to P (required: a relay is not an open amplifier)',
+  },
+  subscribers: { kind: { t: 'list', of: { t: 'endpoint' } }, default: [], doc: 'outputs ADDR:PORT (split when more than one)' },
+};
+
+export const SESSION_FIELDS: Readonly<Record<string, Field>> = {
+  name: { kind: { t: 'string', nonEmpty: true }, required: true, doc: 'unique session name (metrics label session=)' },
+  file: { kind: { t: 'path' }, required: true, doc: 'media file, relative to this file\'s folder' },
+  to: { kind: { t: 'endpoint' }, required: true, doc: 'destination ADDR:PORT' },
+  format: { kind: { t: 'enum', values: ['mpegts', 'rtp', 'pcap'] }, default: 'mpegts', doc: 'mpegts | rtp | pcap' },
+  loop: { kind: { t: 'bool' }, default: false, doc: 'start again at the end of the file' },
+};
+
+export const SCHEMA: Readonly<Record<string, Field>> = {
+  engine: {
+    kind: {
+      t: 'map',
+      fields: {
+        interface: { kind: { t: 'string', nonEmpty: true }, default: 'lo', doc: 'the NIC the engine owns' },
+        netns: { kind: { t: 'string', nonEmpty: true }, nullable: true, default: null, doc: 'network namespace name (under /run/netns), null = current' },
+        backend: { kind: { t: 'enum', values: ['afpacket', 'null'] }, default: 'afpacket', doc: 'afpacket | null (discards every frame)' },
+        workers: { kind: { t: 'int', min: 1, max: 63 }, default: 2, doc: 'Piscina pool size (one region lane each)' },
+        lateness_limit_ms: { kind: { t: 'int', min: 0, max: 60000 }, default: 50, doc: 'packets later than this are dropped and counted; 0 = never' },
+        drain_ms: { kind: { t: 'int', min: 0, max: 60000 }, default: 500, doc: 'on SIGTERM, packets due within this window still go out' },
+        region: {
+          kind: {
+            t: 'map',
+            fields: {
+              slots_per_lane: { kind: pow2(16, 1 << 20), default: 4096, doc: 'packet pool slots per lane (power of two)' },
+              slot_size: { kind: pow2(512, 65536), default: 2048, doc: 'bytes per slot (power of two, >= 512)' },
+              submit_entries: { kind: pow2(16, 1 << 20), default: 4096, doc: 'descriptors per lane ring (power of two)' },
+              dests_per_lane: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: 4096, doc: 'destination entries per lane' },
+              policy_entries: { kind: pow2(16, 65536), default: 1024, doc: 'policy ring entries (power of two)' },
+              event_entries: { kind: pow2(16, 65536), default: 1024, doc: 'event ring entries (power of two)' },
+              max_streams: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: 4096, doc: 'session stream counters' },
+              max_outputs: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: 4096, doc: 'relay output counters' },
+            },
+          },
+          default: {},
+          doc: 'shared region sizes',
+        },
+      },
+    },
+    default: {},
+    doc: 'the packet engine',
+  },
+  metrics: {
+    kind: {
+      t: 'map',
+      fields: {
+        listen: {
+          kind: { t: 'endpoint', allowPortZero: true },
+          nullable: true,
+          default: '127.0.0.1:9464',
+          doc: 'GET /metrics, /healthz, /readyz; null = off; port 0 = any free port',
+        },
+      },
+    },
+    default: {},
+    doc: 'Prometheus endpoint',
+  },
+  control: {
+    kind: {
+      t: 'map',
+      fields: {
+        socket: { kind: { t: 'path' }, nullable: true, default: '/run/reflector/control.sock', doc: 'Unix socket (mode 0660), null = off' },
+        tcp: { kind: { t: 'endpoint', allowPortZero: true }, nullable: true, default: null, doc: 'optional TCP listener ADDR:PORT (needs token)' },
+        token: { kind: { t: 'string', nonEmpty: true }, nullable: true, default: null, doc: 'bearer token TCP clients send first' },
+        max_frame_bytes: { kind: { t: 'int', min: 1024, max: 16 << 20 }, default: 65536, doc: 'largest control frame accepted' },
+        request_timeout_ms: { kind: { t: 'int', min: 1, max: 600000 }, default: 10000, doc: 'a request taking longer gets ERR_TIMEOUT' },
+      },
+    },
+    default: {},
+    doc: 'control API',
+  },
+  log: {
+    kind: { t: 'map', fields: { level: { kind: { t: 'enum', values: ['debug', 'info', 'warn', 'error'] }, default: 'info', doc: 'debug | info | warn | error' } } },
+    default: {},
+    doc: 'JSON log lines on stderr',
+  },
+  relays: { kind: { t: 'list', of: { t: 'map', fields: RELAY_FIELDS } }, default: [], doc: 'live relays (redirect / split)' },
+  sessions: { kind: { t: 'list', of: { t: 'map', fields: SESSION_FIELDS } }, default: [], doc: 'on-demand sessions (timed transmit)' },
+};
+
+/** Every key path with its default, e.g. ["engine.workers", 2] (lists' item keys as "relays[].name"). */
+export function defaultsTable(): Array<[string, unknown, Field]> {
+  const out: Array<[string, unknown, Field]> = [];
+  const walk = (fields: Readonly<Record<string, Field>>, prefix: string): void => {
+    for (const [key, f] of Object.entries(fields)) {
+      const path = prefix ? `${prefix}.${key}` : key;
+      if (f.kind.t === 'map') walk(f.kind.fields, path);
+      else if (f.kind.t === 'list' && f.kind.of.t === 'map') {
+        out.push([path, f.default, f]);
+        walk(f.kind.of.fields, `${path}[]`);
+      } else out.push([path, f.default, f]);
+    }
+  };
+  walk(SCHEMA, '');
+  return out;
+}
+
+// ------------------------------------------------------------ the result --
+
+
+export interface RegionSizes {
+  slotsPerLane: number;
+  slotSize: number;
+  submitEntries: number;
+  destsPerLane: number;
+  policyEntries: number;
+  eventEntries: number;
+  maxStreams: number;
+  maxOutputs: number;
+}
+
+export interface RelayConfig {
+  name: string;
+  listen: Endpoint;
+  sources: Prefix[];
+  subscribers: Endpoint[];
+}
+
+export type SessionFormat = 'mpegts' | 'rtp' | 'pcap';
+
+export interface SessionConfig {
+  name: string;
+  /** absolute path */
+  file: string;
+  to: Endpoint;
+  format: SessionFormat;
+  loop: boolean;
+}
+
+export interface Config {
+  /** absolute path of the file this came from ('' when parsed from text) */
+  file: string;
+  engine: {
+    interface: string;
+    netns: string | null;
+    backend: 'afpacket' | 'null';
+    workers: number;
+    latenessLimitMs: number;
+    drainMs: number;
+    region: RegionSizes;
+  };
+  metrics: { listen: Endpoint | null };
+  control: {
+    socket: string | null;
+    tcp: Endpoint | null;
+    token: string | null;
+    maxFrameBytes: number;
+    requestTimeoutMs: number;
+  };
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  relays: RelayConfig[];
+  sessions: SessionConfig[];
+}

@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: MIT
+// Parse and validate configuration text against SCHEMA (src/config/schema.ts).
+// Every problem carries the line:column of the YAML node it is about and the
+// key path ("relays[0].subscribers[2]"), so `reflector check-config` prints
+// one actionable line per problem, like a compiler.
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { parseEndpoint, parsePrefix, formatEndpoint, type Endpoint } from '../net/address';
+import { ReflectorError } from '../errors';
+import { SCHEMA, type Config, type Field, type FieldKind } from './schema';
+import { didYouMean } from './suggest';
+
+export interface Problem {
+  file: string;
+  line: number; // 1-based
+  column: number; // 1-based
+  path: string; // key path, "" for the whole document
+  message: string;
+}
+
+export function formatProblem(p: Problem): string {
+  return `${p.file}:${p.line}:${p.column}: ${p.path || '(document)'}: ${p.message}`;
+}
+
+export interface ParseResult {
+  config: Config | null; // null when there is any problem
+  problems: Problem[];
+}
+
+/** Validate YAML text. `file` names the source in problems and anchors relative paths. */
+export function parseConfig(text: string, file: string, opts: { checkFiles?: boolean } = {}): ParseResult {
+  const v = new Validator(text, file, opts.checkFiles ?? true);
+  return v.run();
+}
+
+/** Read and validate a file; throws ReflectorError('ERR_CONFIG') listing every problem. */
+export function loadConfig(file: string, opts: { checkFiles?: boolean } = {}): Config {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = fs.readFileSync(abs, 'utf8');
+  } catch (err) {
+    throw new ReflectorError('ERR_CONFIG', `cannot read config file ${abs}: ${(err as Error).message}`, { cause: err });
+  }
+  const r = parseConfig(text, abs, opts);
+  if (!r.config) throw configError(r.problems);
+  return r.config;
+}
+
+export class ConfigError extends ReflectorError {
+  readonly problems: Problem[];
+  constructor(problems: Problem[]) {
+    super('ERR_CONFIG', problems.map(formatProblem).join('\n'));
+    this.problems = problems;
+  }
+}
+
+function configError(problems: Problem[]): ConfigError {
+  return new ConfigError(problems);
+}
+
+type Raw = Record<string, unknown>;
+
+class Validator {
+  private readonly lc = new LineCounter();
+  private readonly problems: Problem[] = [];
+  private readonly nodes = new Map<string, Node>();
+  private readonly dir: string;
+  private doc!: Document.Parsed;
+
+  constructor(
+    private readonly text: string,
+    private readonly file: string,
+    private readonly checkFiles: boolean,
+  ) {
+    this.dir = file ? path.dirname(path.resolve(file)) : process.cwd();
+  }
+
+  run(): ParseResult {
+    this.doc = parseDocument(this.text, { lineCounter: this.lc, keepSourceTokens: true, prettyErrors: false, uniqueKeys: true });
+    for (const e of [...this.doc.errors]) {
+      const pos = this.lc.linePos(e.pos[0]);
+      // yaml's messages end with " at line L, column C" even without prettyErrors
+      this.problems.push({ file: this.file, line: pos.line, column: pos.col, path: '(yaml)', message: firstLine(e.message) });
+    }
+    if (this.problems.length) return { config: null, problems: this.problems };
+    const root = this.doc.contents as Node | null;
+    let raw: Raw = {};
+    if (root !== null && !(isScalar(root) && root.value === null)) {
+      const v = this.value({ kind: { t: 'map', fields: SCHEMA }, doc: 'root' }, root, '');
+      raw = (v as Raw | undefined) ?? {};
+    } else {
+      raw = this.defaultsOf(SCHEMA);
+    }
+    if (this.problems.length) return { config: null, problems: this.sorted() };
+    const config = this.build(raw);
+    this.semantic(config);
+    if (this.problems.length) return { config: null, problems: this.sorted() };
+    return { config, problems: [] };
+  }
+
+  private sorted(): Problem[] {
+    return this.problems.sort((a, b) => a.line - b.line || a.column - b.column);
+  }
+
+  private report(node: Node | null | undefined, keyPath: string, message: string): void {
+    const offset = node?.range?.[0] ?? 0;
+    const pos = this.lc.linePos(offset);
+    this.problems.push({ file: this.file, line: pos.line, column: pos.col, path: keyPath, message });
+  }
+
+  private reportAt(keyPath: string, message: string): void {
+    this.report(this.nodes.get(keyPath), keyPath, message);
+  }
+
+  private defaultsOf(fields: Readonly<Record<string, Field>>): Raw {
+    const out: Raw = {};
+    for (const [k, f] of Object.entries(fields)) {
+      if (f.kind.t === 'map') out[k] = this.defaultsOf(f.kind.fields);
+      else out[k] = this.defaultValue(f);
+    }
+    return out;
+  }
+
+  /** A key's default, converted like a value the user wrote (addresses parsed). */
+  private defaultValue(f: Field): unknown {
+    const d = f.default ?? null;
+    if (d === null) return null;
+    if (f.kind.t === 'endpoint') return parseEndpoint(d as string, 'default');
+    if (f.kind.t === 'path') return path.resolve(this.dir, d as string);
+    return structuredClone(d);
+  }
+
+  /** Validate `node` against `field`; returns the plain value or undefined after reporting. */
+  private value(field: Field, node0: Node, keyPath: string): unknown {
+    const node = isAlias(node0) ? (node0.resolve(this.doc) as Node | undefined) ?? node0 : node0;
+    this.nodes.set(keyPath, node);
+    const kind = field.kind;
+    if (isScalar(node) && node.value === null) {
+      if (field.nullable) return null;
+      if (kind.t === 'map') return this.defaultsOf(kind.fields);
+      if (kind.t === 'list' && !field.required && !(kind.minItems && kind.minItems > 0)) return [];
+      this.report(node, keyPath, `expected ${describe(kind)}, got null`);
+      return undefined;
+    }
+    return this.kind(kind, node, keyPath);
+  }
+
+  private kind(kind: FieldKind, node: Node, keyPath: string): unknown {
+    switch (kind.t) {
+      case 'map': {
+        if (!isMap(node)) {
+          this.report(node, keyPath, `expected a map of ${Object.keys(kind.fields).join(', ')}, got ${typeName(node)}`);
+          return undefined;
+        }
+        const out: Raw = {};
+        const seen = new Set<string>();
+        for (const pair of node.items) {
+          const keyNode = pair.key as Node;
+          const key = isScalar(keyNode) ? String(keyNode.value) : '';
+          const sub = keyPath ? `${keyPath}.${key}` : key;
+          const f = kind.fields[key];
+          if (!f) {
+            const hint = didYouMean(key, Object.keys(kind.fields));
+            const accepted = `accepted keys: ${Object.keys(kind.fields).join(', ')}`;
+            this.report(keyNode, sub, `unknown key "${key}"${hint ? `, did you mean "${hint}"?` : ''} (${accepted})`);
+            continue;
+          }
+          seen.add(key);
+          this.nodes.set(sub, pair.value as Node);
+          if (pair.value === null || pair.value === undefined) {
+            // "key:" with no value
+            out[key] = this.value(f, nullScalarAt(keyNode), sub);
+          } else {
+            out[key] = this.value(f, pair.value as Node, sub);
+          }
+        }
+        for (const [key, f] of Object.entries(kind.fields)) {
+          if (seen.has(key)) continue;
+          const sub = keyPath ? `${keyPath}.${key}` : key;
+          if (f.required) this.report(node, sub, `missing required key "${key}": ${f.doc}`);
+          else if (f.kind.t === 'map') out[key] = this.defaultsOf(f.kind.fields);
+          else out[key] = this.defaultValue(f);
+        }
+        return out;
+      }
+      case 'list': {
+        if (!isSeq(node)) {
+          this.report(node, keyPath, `expected a list of ${describe(kind.of)}, got ${typeName(node)}`);
+          return undefined;
+        }
+        if (kind.minItems && node.items.length < kind.minItems) {
+          this.report(node, keyPath, `must list at least ${kind.minItems} item(s), each ${describe(kind.of)}`);
+          return undefined;
+        }
+        return node.items.map((item, i) =>
+          this.value({ kind: kind.of, doc: '' }, item as Node, `${keyPath}[${i}]`),
+        );
+      }
+      default:
+        break;
+    }
+    if (!isScalar(node)) {
+      const hint = kind.t === 'endpoint' || kind.t === 'prefix' ? ' (quote IPv6 addresses: "[2001:db8::1]:5000")' : '';
+      this.report(node, keyPath, `expected ${describe(kind)}, got ${typeName(node)}${hint}`);
+      return undefined;
+    }
+    const v = node.value;
+    switch (kind.t) {
+      case 'string':
+        if (typeof v !== 'string') return this.wrong(node, keyPath, kind, v);
+        if (kind.nonEmpty && v.trim() === '') return this.fail(node, keyPath, 'must not be empty');
+        return v;
+      case 'bool':
+        if (typeof v !== 'boolean') return this.wrong(node, keyPath, kind, v);
+        return v;
+      case 'int':
+        if (typeof v !== 'number' || !Number.isInteger(v)) return this.wrong(node, keyPath, kind, v);
+        if (v < kind.min || v > kind.max) return this.fail(node, keyPath, `${v} is outside ${kind.min}..${kind.max}`);
+        if (kind.pow2 && (v & (v - 1)) !== 0) return this.fail(node, keyPath, `${v} is not a power of two`);
+        return v;
+      case 'enum':
+        if (typeof v !== 'string' || !kind.values.includes(v)) {
+          const hint = typeof v === 'string' ? didYouMean(v, kind.values) : undefined;
+          return this.fail(node, keyPath, `${JSON.stringify(v)} is not one of ${kind.values.join(' | ')}${hint ? `, did you mean "${hint}"?` : ''}`);
+        }
+        return v;
+      case 'path':
+        if (typeof v !== 'string' || v === '') return this.wrong(node, keyPath, kind, v);
+        return path.resolve(this.dir, v);
+      case 'endpoint':
+        if (typeof v !== 'string') return this.wrong(node, keyPath, kind, v);
+        try {
+          if (kind.allowPortZero && /:0$/.test(v)) {
+            const e = parseEndpoint(v.slice(0, -2) + ':1', keyPath);
+            return { ...e, port: 0 };
+          }
+          return parseEndpoint(v, keyPath);
+        } catch (err) {
+          return this.fail(node, keyPath, stripWhat((err as Error).message, keyPath));
+        }
+      case 'prefix':
+        if (typeof v !== 'string') return this.wrong(node, keyPath, kind, v);
+        try {
+          return parsePrefix(v, keyPath);
+        } catch (err) {
+          return this.fail(node, keyPath, stripWhat((err as Error).message, keyPath));
+        }
+    }
+  }
+
+  private wrong(node: Node, keyPath: string, kind: FieldKind, v: unknown): undefined {
+    return this.fail(node, keyPath, `expected ${describe(kind)}, got ${typeof v} ${JSON.stringify(v)}`);
+  }
+
+  private fail(node: Node, keyPath: string, message: string): undefined {
+    this.report(node, keyPath, message);
+    return undefined;
+  }
+
+  /** snake_case YAML -> typed Config (only called when the walk found no problem). */
+  private build(raw: Raw): Config {
+    const e = raw.engine as Raw;
+    const r = e.region as Raw;
+    const m = raw.metrics as Raw;
+    const c = raw.control as Raw;
+    const l = raw.log as Raw;
+    return {
+      file: this.file ? path.resolve(this.file) : '',
+      engine: {
+        interface: e.interface as string,
+        netns: e.netns as string | null,
+        backend: e.backend as 'afpacket' | 'null',
+        workers: e.workers as number,
+        latenessLimitMs: e.lateness_limit_ms as number,
+        drainMs: e.drain_ms as number,
+        region: {
+          slotsPerLane: r.slots_per_lane as number,
+          slotSize: r.slot_size as number,
+          submitEntries: r.submit_entries as number,
+          destsPerLane: r.dests_per_lane as number,
+          policyEntries: r.policy_entries as number,
+          eventEntries: r.event_entries as number,
+          maxStreams: r.max_streams as number,
+          maxOutputs: r.max_outputs as number,
+        },
+      },
+      metrics: { listen: (m.listen as Endpoint | null) ?? null },
+      control: {
+        socket: c.socket as string | null,
+        tcp: c.tcp as Endpoint | null,
+        token: c.token as string | null,
+        maxFrameBytes: c.max_frame_bytes as number,
+        requestTimeoutMs: c.request_timeout_ms as number,
+      },
+      log: { level: l.level as Config['log']['level'] },
+      relays: (raw.relays as Raw[]).map((x) => ({
+        name: x.name as string,
+        listen: x.listen as Endpoint,
+        sources: x.sources as Config['relays'][0]['sources'],
+        subscribers: (x.subscribers as Endpoint[] | null) ?? [],
+      })),
+      sessions: (raw.sessions as Raw[]).map((x) => ({
+        name: x.name as string,
+        file: x.file as string,
+        to: x.to as Endpoint,
+        format: x.format as Config['sessions'][0]['format'],
+        loop: x.loop as boolean,
+      })),
+    };
+  }
+
+  /** Rules across keys: uniqueness, loops, files, token. */
+  private semantic(c: Config): void {
+    const relayNames = new Map<string, number>();
+    const listens = new Map<string, number>();
+    c.relays.forEach((r, i) => {
+      const prev = relayNames.get(r.name);
+      if (prev !== undefined) this.reportAt(`relays[${i}].name`, `duplicate relay name "${r.name}" (first used by relays[${prev}])`);
+      else relayNames.set(r.name, i);
+      const l = formatEndpoint(r.listen);
+      const prevL = listens.get(l);
+      if (prevL !== undefined) this.reportAt(`relays[${i}].listen`, `${l} is already the listen address of relays[${prevL}] ("${c.relays[prevL].name}")`);
+      else listens.set(l, i);
+      const subs = new Map<string, number>();
+      r.subscribers.forEach((s, j) => {
+        const t = formatEndpoint(s);
+        if (t === l) this.reportAt(`relays[${i}].subscribers[${j}]`, `${t} is the relay's own listen address (a loop)`);
+        const p = subs.get(t);
+        if (p !== undefined) this.reportAt(`relays[${i}].subscribers[${j}]`, `duplicate subscriber ${t} (also subscribers[${p}])`);
+        else subs.set(t, j);
+      });
+      r.sources.forEach((s, j) => {
+        if (s.family !== r.listen.family) {
+          this.reportAt(`relays[${i}].sources[${j}]`, `IPv${s.family} prefix on an IPv${r.listen.family} relay: it can never match`);
+        }
+      });
+    });
+    c.relays.forEach((r, i) =>
+      r.subscribers.forEach((s, j) => {
+        const t = formatEndpoint(s);
+        const other = listens.get(t);
+        if (other !== undefined && other !== i) {
+          this.reportAt(`relays[${i}].subscribers[${j}]`, `${t} is the listen address of relays[${other}] ("${c.relays[other].name}"): relays must not feed relays`);
+        }
+      }),
+    );
+    const sessionNames = new Map<string, number>();
+    c.sessions.forEach((s, i) => {
+      const prev = sessionNames.get(s.name);
+      if (prev !== undefined) this.reportAt(`sessions[${i}].name`, `duplicate session name "${s.name}" (first used by sessions[${prev}])`);
+      else sessionNames.set(s.name, i);
+      if (this.checkFiles) {
+        let st: fs.Stats | undefined;
+        try {
+          st = fs.statSync(s.file);
+        } catch {
+          st = undefined;
+        }
+        if (!st) this.reportAt(`sessions[${i}].file`, `media file ${s.file} does not exist`);
+        else if (!st.isFile()) this.reportAt(`sessions[${i}].file`, `${s.file} is not a regular file`);
+      }
+    });
+    if (c.control.tcp && !c.control.token) {
+      this.reportAt('control.tcp', 'a TCP control listener needs control.token (a bearer token clients send first)');
+    }
+  }
+}
+
+function nullScalarAt(keyNode: Node): Node {
+  // a stand-in node positioned at the key, for "key:" with nothing after it
+  const n = parseDocument('null').contents as Node;
+  if (keyNode.range) n.range = [keyNode.range[0], keyNode.range[1], keyNode.range[2]];
+  return n;
+}
+
+function describe(kind: FieldKind): string {
+  switch (kind.t) {
+    case 'string':
+      return 'a string';
+    case 'int':
+      return kind.pow2 ? `a power of two in ${kind.min}..${kind.max}` : `an integer in ${kind.min}..${kind.max}`;
+    case 'bool':
+      return 'true or false';
+    case 'enum':
+      return kind.values.join(' | ');
+    case 'endpoint':
+      return 'an "ADDR:PORT" string';
+    case 'prefix':
+      return 'an "ADDR/LEN" prefix';
+    case 'path':
+      return 'a file path';
+    case 'map':
+      return 'a map';
+    case 'list':
+      return `a list of ${describe(kind.of)}`;
+  }
+}
+
+function typeName(node: Node): string {
+  if (isMap(node)) return 'a map';
+  if (isSeq(node)) return 'a list';
+  if (isScalar(node)) return `${typeof node.value} ${JSON.stringify(node.value)}`;
+  return 'something else';
+}
+
+function stripWhat(message: string, what: string): string {
+  return message.startsWith(`${what}: `) ? message.slice(what.length + 2) : message;
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0];
+}
