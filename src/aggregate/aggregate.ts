@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: MIT
+// An aggregate: many packets for many users and streams, each with its
+// transmission time, handed to the engine in ONE lane submission (the
+// patent's "aggregate packet"). Usable in workers and on the main thread.
+//
+// Times are validated when a packet is added (before it takes a slot), so a
+// rejected packet never leaks a pool slot; they are normalised to
+// CLOCK_MONOTONIC ns against the base fixed when the aggregate was made.
+import { invalidArg } from '../errors';
+import { formatNs, normalise, spreadRange, timeForm, toNs, type RangeTime, type TimeForm, type TxTime } from './time';
+
+/** One packet descriptor as the lane takes it (src/region/lane.ts PacketDesc). */
+export interface AggregateDesc {
+  slot: number;
+  len: number;
+  dest: number;
+  stream: number;
+  txTime: bigint;
+}
+
+/** What an aggregate needs of a lane (src/region/lane.ts Lane has all of it). */
+export interface AggregateLane {
+  allocSlot(timeoutMs?: number): number;
+  payload(slot: number): Uint8Array;
+  submit(descs: AggregateDesc[], timeoutMs?: number): void;
+}
+
+export interface AggregateOptions {
+  /** Base time (CLOCK_MONOTONIC ns) of forms (a), (b) and (c); default: now, when the aggregate is made. */
+  base?: bigint;
+  /** Interval of form (a) sequence numbers, when the times do not carry their own. */
+  intervalNs?: number | bigint;
+  /** Form (c): one relative range for the whole aggregate; packets are then added without a time. */
+  range?: RangeTime;
+  /** A time further in the past than this is rejected (the engine would drop it as late). Default 50 ms. */
+  lateLimitMs?: number;
+  /** A time further in the future than this is rejected. Default 10 s. */
+  horizonMs?: number;
+  /** Clock, for tests; default process.hrtime.bigint (CLOCK_MONOTONIC on Linux). */
+  now?: () => bigint;
+}
+
+export const DEFAULT_LATE_LIMIT_MS = 50;
+export const DEFAULT_HORIZON_MS = 10_000;
+const MAX_LEN = 0xffff; // rf_desc.len is uint16
+
+export class Aggregate {
+  readonly base: bigint;
+  private readonly lane: AggregateLane;
+  private readonly intervalNs: bigint | undefined;
+  private readonly range: RangeTime | undefined;
+  private readonly lateLimitNs: bigint;
+  private readonly horizonNs: bigint;
+  private readonly now: () => bigint;
+  private form: TimeForm | undefined;
+  private readonly descs: AggregateDesc[] = [];
+  private submitted = false;
+
+  constructor(lane: AggregateLane, opts: AggregateOptions = {}) {
+    this.lane = lane;
+    this.now = opts.now ?? process.hrtime.bigint;
+    const lateMs = opts.lateLimitMs ?? DEFAULT_LATE_LIMIT_MS;
+    const horizonMs = opts.horizonMs ?? DEFAULT_HORIZON_MS;
+    if (typeof lateMs !== 'number' || !(lateMs >= 0)) throw invalidArg(`lateLimitMs: ${String(lateMs)} is not a number >= 0`);
+    if (typeof horizonMs !== 'number' || !(horizonMs > 0)) throw invalidArg(`horizonMs: ${String(horizonMs)} is not a number > 0`);
+    this.lateLimitNs = toNs(lateMs, 'ms', 'lateLimitMs');
+    this.horizonNs = toNs(horizonMs, 'ms', 'horizonMs');
+    if (opts.base !== undefined && typeof opts.base !== 'bigint') {
+      throw invalidArg(`base: expected a bigint of CLOCK_MONOTONIC ns, got ${typeof opts.base}`);
+    }
+    this.base = opts.base ?? this.now();
+    this.intervalNs = opts.intervalNs !== undefined ? toNs(opts.intervalNs, 'ns', 'intervalNs') : undefined;
+    if (this.intervalNs !== undefined && this.intervalNs < 0n) throw invalidArg(`intervalNs: ${this.intervalNs} is negative`);
+    if (opts.range !== undefined) {
+      this.range = opts.range;
+      this.form = 'range';
+      // the range's ends bound every packet's time: check them once, here
+      const [first] = spreadRange(opts.range, this.base, 1, 'range');
+      const last = this.base + toNs(opts.range.last, opts.range.unit, 'range.last');
+      this.check(first, 'range.first');
+      this.check(last, 'range.last');
+    }
+  }
+
+  /** Packets added so far. */
+  get length(): number {
+    return this.descs.length;
+  }
+
+  /** Copy `data` into a fresh pool slot and add it. `time` is omitted in a range (form c) aggregate. */
+  add(data: Uint8Array, dest: number, stream: number, time?: TxTime, slotTimeoutMs?: number): this {
+    this.checkIds(dest, stream);
+    const txTime = this.timeOf(time); // before the slot: a rejected packet takes none
+    const slot = takeSlot(this.lane, slotTimeoutMs);
+    const payload = this.lane.payload(slot);
+    if (data.length > payload.length || data.length > MAX_LEN) {
+      spareSlots(this.lane).push(slot); // kept for the next packet, not leaked
+      throw invalidArg(
+        `aggregate packet ${this.descs.length}: ${data.length} bytes exceed the slot payload of ${Math.min(MAX_LEN, payload.length)} bytes`,
+      );
+    }
+    payload.set(data);
+    this.descs.push({ slot, len: data.length, dest, stream, txTime });
+    return this;
+  }
+
+  /**
+   * Add a packet already written into `slot` (the zero-copy path: write into
+   * lane.payload(slot) first). When this throws, the slot is still the
+   * caller's: reuse it for the next packet.
+   */
+  addSlot(slot: number, len: number, dest: number, stream: number, time?: TxTime): this {
+    const cap = Math.min(MAX_LEN, this.lane.payload(slot).length);
+    if (!Number.isInteger(len) || len < 0 || len > cap) {
+      throw invalidArg(`aggregate packet ${this.descs.length}: len ${len} is outside 0..${cap}`);
+    }
+    this.checkIds(dest, stream);
+    const txTime = this.timeOf(time);
+    this.descs.push({ slot, len, dest, stream, txTime });
+    return this;
+  }
+
+  /** A slot for addSlot(): one a rejected packet left behind, else a fresh one from the lane. */
+  allocSlot(timeoutMs?: number): number {
+    return takeSlot(this.lane, timeoutMs);
+  }
+
+  /** The descriptors, times normalised, in the order added (form c spread here). */
+  descriptors(): AggregateDesc[] {
+    if (this.form === 'range' && this.range !== undefined) {
+      const times = spreadRange(this.range, this.base, this.descs.length, 'range');
+      for (let i = 0; i < times.length; i++) this.descs[i].txTime = times[i];
+    }
+    return this.descs;
+  }
+
+  /** Hand every packet to the engine in ONE lane submission. An aggregate is submitted once. */
+  submit(timeoutMs?: number): number {
+    if (this.submitted) throw invalidArg('aggregate: already submitted; make a new Aggregate for the next one');
+    const descs = this.descriptors();
+    this.submitted = true;
+    if (descs.length > 0) this.lane.submit(descs, timeoutMs);
+    return descs.length;
+  }
+
+  private timeOf(time: TxTime | undefined): bigint {
+    const what = `aggregate packet ${this.descs.length}`;
+    if (this.submitted) throw invalidArg(`${what}: the aggregate was already submitted`);
+    if (this.form === 'range') {
+      if (time !== undefined) {
+        throw invalidArg(`${what}: has its own time but the aggregate has a range (form c); mixed forms in one aggregate are not accepted`);
+      }
+      return 0n; // spread at submit
+    }
+    if (time === undefined) {
+      throw invalidArg(`${what}: no time: give {seq}, {offset, unit} or {at}, or build the aggregate with a range`);
+    }
+    const form = timeForm(time, what);
+    if (this.form === undefined) this.form = form;
+    else if (this.form !== form) {
+      throw invalidArg(`${what}: time form "${form}" differs from the aggregate's form "${this.form}"; mixed forms in one aggregate are not accepted`);
+    }
+    const t = normalise(time, this.base, this.intervalNs, what);
+    this.check(t, what);
+    return t;
+  }
+
+  private check(t: bigint, what: string): void {
+    const now = this.now();
+    if (t < now - this.lateLimitNs) {
+      throw invalidArg(
+        `${what}: transmission time is ${formatNs(now - t)} in the past, beyond the lateness limit of ${formatNs(this.lateLimitNs)} (lateLimitMs)`,
+      );
+    }
+    if (t > now + this.horizonNs) {
+      throw invalidArg(
+        `${what}: transmission time is ${formatNs(t - now)} in the future, beyond the horizon of ${formatNs(this.horizonNs)} (horizonMs)`,
+      );
+    }
+  }
+
+  private checkIds(dest: number, stream: number): void {
+    if (!Number.isInteger(dest) || dest < 0) throw invalidArg(`aggregate packet ${this.descs.length}: dest ${dest} is not an index >= 0`);
+    if (!Number.isInteger(stream) || stream < 0) throw invalidArg(`aggregate packet ${this.descs.length}: stream ${stream} is not an id >= 0`);
+  }
+}
+
+// Slots taken from a lane but not submitted (a packet rejected after its slot
+// was allocated) wait here for the lane's next packet instead of leaking.
+const spares = new WeakMap<AggregateLane, number[]>();
+
+function spareSlots(lane: AggregateLane): number[] {
+  let list = spares.get(lane);
+  if (list === undefined) spares.set(lane, (list = []));
+  return list;
+}
+
+/** A spare slot of this lane if there is one, else a fresh one (may wait, see Lane.allocSlot). */
+export function takeSlot(lane: AggregateLane, timeoutMs?: number): number {
+  const list = spares.get(lane);
+  if (list !== undefined && list.length > 0) return list.pop() as number;
+  return lane.allocSlot(timeoutMs);
+}
+
+/** Give back a slot that was taken but will not be submitted; the lane's next packet reuses it. */
+export function returnSlot(lane: AggregateLane, slot: number): void {
+  spareSlots(lane).push(slot);
+}
