@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+// The one registry of metric names. Engine values are read at scrape time
+// (collect) from the shared counters through a MetricsSource, never pushed on
+// a timer. Names: prefix reflector_, counters end in _total, base units
+// (seconds, bytes). `promtool check metrics` runs on the output in
+// test/metrics/promtool.test.ts.
+import * as client from 'prom-client';
+
+export interface EngineCounterReader {
+  /** rf_counter_names, enum order */
+  counterNames(): string[];
+  counter(thread: 0 | 1, name: string): bigint;
+  /** lateness buckets of the TX thread: bucket i counts packets at most 1us*2^i late, last = +Inf */
+  histogram(thread: 0 | 1): bigint[];
+}
+
+export interface RelayOutputSample {
+  relay: string;
+  subscriber: string; // "addr:port"
+  packets: bigint;
+  bytes: bigint;
+  drops: bigint;
+}
+
+export interface SessionSample {
+  session: string;
+  packets: bigint;
+  bytes: bigint;
+  late: bigint;
+  dropped: bigint;
+}
+
+export interface RingSample {
+  ring: string; // "lane0.submit", "policy", "event", ...
+  used: number;
+  size: number;
+}
+
+export interface MetricsSource {
+  interfaceName(): string;
+  /** null while the engine is not running */
+  engine(): EngineCounterReader | null;
+  relayOutputs(): RelayOutputSample[];
+  sessions(): SessionSample[];
+  rings(): RingSample[];
+  pool(): { used: number; size: number } | null;
+  relayCount(): number;
+  sessionCount(): number;
+  ready(): boolean;
+}
+
+/** Engine thread index -> label value. */
+const THREADS: Array<[0 | 1, string]> = [
+  [0, 'tx'],
+  [1, 'rx'],
+];
+
+/** Counters that become named interface metrics; drop_* become reasons; the rest are engine events. */
+const INTERFACE_COUNTERS: Record<string, string> = {
+  rx_packets: 'reflector_interface_rx_packets_total',
+  rx_bytes: 'reflector_interface_rx_bytes_total',
+  tx_packets: 'reflector_interface_tx_packets_total',
+  tx_bytes: 'reflector_interface_tx_bytes_total',
+};
+
+export const LATENESS_BUCKETS = 24;
+
+/** Upper bound of lateness bucket i in seconds (1us * 2^i). */
+export function latenessBound(i: number): number {
+  return 1e-6 * 2 ** i;
+}
+
+type Labels = Record<string, string | number>;
+interface Value {
+  labels?: Labels;
+  value: number;
+  metricName?: string;
+}
+
+/** A metric computed entirely at scrape time, for values that live in the shared region. */
+class ScrapeMetric {
+  readonly aggregator = 'sum';
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'gauge' | 'histogram',
+    private readonly read: () => Value[],
+  ) {}
+
+  async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Value[] }> {
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.read() };
+  }
+}
+
+// prom-client's defaults that promtool rejects (gauges ending in _total)
+const REJECTED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+export interface ServerMetrics {
+  registry: client.Registry;
+  configReloads: client.Counter;
+  configReloadFailures: client.Counter;
+  configLastReload: client.Gauge;
+  controlRequests: client.Counter<'command' | 'result'>;
+  controlConnections: client.Counter<'transport'>;
+  controlBadFrames: client.Counter<'reason'>;
+}
+
+/**
+ * Build the registry. `source` is read at every scrape. `defaults` adds
+ * prom-client's process metrics (off in tests that count exact lines).
+ */
+export function createMetrics(source: MetricsSource, opts: { defaults?: boolean; version?: string } = {}): ServerMetrics {
+  const registry = new client.Registry();
+  const num = (v: bigint): number => Number(v);
+  const iface = (): string => source.interfaceName();
+
+  const engineSum = (name: string): number => {
+    const e = source.engine();
+    if (!e || !e.counterNames().includes(name)) return 0;
+    return THREADS.reduce((acc, [t]) => acc + num(e.counter(t, name)), 0);
+  };
+
+  const add = (m: ScrapeMetric): void => registry.registerMetric(m as unknown as client.Metric);
+
+  for (const [counter, name] of Object.entries(INTERFACE_COUNTERS)) {
+    const what = counter.replace('_', ' ');
+    add(new ScrapeMetric(name, `Frames/bytes on the engine's interface: ${what} (both engine threads)`, 'counter', () => [
+      { labels: { interface: iface() }, value: engineSum(counter) },
+    ]));
+  }
+  add(new ScrapeMetric('reflector_interface_drops_total', 'Packets dropped by the engine, by reason (rf_counter_names drop_*)', 'counter', () => {
+    const e = source.engine();
+    if (!e) return [];
+    return e
+      .counterNames()
+      .filter((n) => n.startsWith('drop_'))
+      .map((n) => ({ labels: { interface: iface(), reason: n.slice(5) }, value: engineSum(n) }));
+  }));
+  add(new ScrapeMetric('reflector_engine_events_total', 'Engine thread events by counter (rf_counter_names other than traffic and drops)', 'counter', () => {
+    const e = source.engine();
+    if (!e) return [];
+    const out: Value[] = [];
+    for (const n of e.counterNames()) {
+      if (n in INTERFACE_COUNTERS || n.startsWith('drop_')) continue;
+      for (const [t, label] of THREADS) out.push({ labels: { thread: label, event: n }, value: num(e.counter(t, n)) });
+    }
+    return out;
+  }));
+  add(new ScrapeMetric('reflector_lateness_seconds', 'How late the TX thread sent timed packets (bounds 1us * 2^i); _sum counts each packet at its bucket bound (an upper bound)', 'histogram', () => {
+    const e = source.engine();
+    const h = e ? e.histogram(0) : new Array<bigint>(LATENESS_BUCKETS).fill(0n);
+    const out: Value[] = [];
+    let cum = 0;
+    let sum = 0;
+    h.forEach((v, i) => {
+      cum += num(v);
+      const last = i === h.length - 1;
+      // the +Inf bucket has no bound: count it at the largest finite bound
+      sum += num(v) * latenessBound(last ? i - 1 : i);
+      out.push({ metricName: 'reflector_lateness_seconds_bucket', labels: { le: last ? '+Inf' : String(latenessBound(i)) }, value: cum });
+    });
+    out.push({ metricName: 'reflector_lateness_seconds_sum', value: sum });
+    out.push({ metricName: 'reflector_lateness_seconds_count', value: cum });
+    return out;
+  }));
+
+  add(new ScrapeMetric('reflector_relay_packets_total', 'Packets sent by a relay (sum over its subscribers)', 'counter', () => sumBy(source.relayOutputs(), 'packets')));
+  add(new ScrapeMetric('reflector_relay_bytes_total', 'Bytes sent by a relay (sum over its subscribers)', 'counter', () => sumBy(source.relayOutputs(), 'bytes')));
+  add(new ScrapeMetric('reflector_relay_subscriber_packets_total', 'Packets sent to one subscriber of a relay', 'counter', () =>
+    source.relayOutputs().map((o) => ({ labels: { relay: o.relay, subscriber: o.subscriber }, value: num(o.packets) })),
+  ));
+  add(new ScrapeMetric('reflector_relay_subscriber_bytes_total', 'Bytes sent to one subscriber of a relay', 'counter', () =>
+    source.relayOutputs().map((o) => ({ labels: { relay: o.relay, subscriber: o.subscriber }, value: num(o.bytes) })),
+  ));
+  add(new ScrapeMetric('reflector_relay_subscriber_drops_total', 'Packets for one subscriber of a relay that were dropped', 'counter', () =>
+    source.relayOutputs().map((o) => ({ labels: { relay: o.relay, subscriber: o.subscriber }, value: num(o.drops) })),
+  ));
+  const sessionMetric = (name: string, help: string, pick: (s: SessionSample) => bigint): ScrapeMetric =>
+    new ScrapeMetric(name, help, 'counter', () => source.sessions().map((s) => ({ labels: { session: s.session }, value: num(pick(s)) })));
+  add(sessionMetric('reflector_session_packets_total', 'Packets a session sent', (s) => s.packets));
+  add(sessionMetric('reflector_session_bytes_total', 'Payload bytes a session sent', (s) => s.bytes));
+  add(sessionMetric('reflector_session_late_packets_total', 'Packets of a session sent after their time', (s) => s.late));
+  add(sessionMetric('reflector_session_dropped_packets_total', 'Packets of a session dropped (too late or refused)', (s) => s.dropped));
+
+  add(new ScrapeMetric('reflector_ring_used_entries', 'Entries waiting in a shared ring', 'gauge', () =>
+    source.rings().map((r) => ({ labels: { ring: r.ring }, value: r.used })),
+  ));
+  add(new ScrapeMetric('reflector_ring_size_entries', 'Capacity of a shared ring', 'gauge', () =>
+    source.rings().map((r) => ({ labels: { ring: r.ring }, value: r.size })),
+  ));
+  add(new ScrapeMetric('reflector_pool_used_slots', 'Packet pool slots in use (not on a free ring)', 'gauge', () => {
+    const p = source.pool();
+    return p ? [{ value: p.used }] : [];
+  }));
+  add(new ScrapeMetric('reflector_pool_size_slots', 'Packet pool slots in total', 'gauge', () => {
+    const p = source.pool();
+    return p ? [{ value: p.size }] : [];
+  }));
+  add(new ScrapeMetric('reflector_engine_up', '1 when the engine is running', 'gauge', () => [{ value: source.engine() ? 1 : 0 }]));
+  add(new ScrapeMetric('reflector_ready', '1 when the engine runs and the config is applied (/readyz)', 'gauge', () => [{ value: source.ready() ? 1 : 0 }]));
+  add(new ScrapeMetric('reflector_relays', 'Relays configured (config and control API)', 'gauge', () => [{ value: source.relayCount() }]));
+  add(new ScrapeMetric('reflector_sessions', 'Sessions running (config and control API)', 'gauge', () => [{ value: source.sessionCount() }]));
+
+  const configReloads = new client.Counter({ name: 'reflector_config_reloads_total', help: 'Config reloads applied', registers: [registry] });
+  const configReloadFailures = new client.Counter({
+    name: 'reflector_config_reload_failures_total',
+    help: 'Config reloads refused (invalid file or failed apply); the running config was kept',
+    registers: [registry],
+  });
+  const configLastReload = new client.Gauge({
+    name: 'reflector_config_last_reload_success_timestamp_seconds',
+    help: 'Unix time of the last config load that was applied',
+    registers: [registry],
+  });
+  const controlRequests = new client.Counter({
+    name: 'reflector_control_requests_total',
+    help: 'Control API requests by command and result (ok or an error code)',
+    labelNames: ['command', 'result'] as const,
+    registers: [registry],
+  });
+  const controlConnections = new client.Counter({
+    name: 'reflector_control_connections_total',
+    help: 'Control API connections accepted by transport',
+    labelNames: ['transport'] as const,
+    registers: [registry],
+  });
+  const controlBadFrames = new client.Counter({
+    name: 'reflector_control_bad_frames_total',
+    help: 'Control API frames refused, by reason (oversize, malformed, unauthenticated)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const info = new client.Gauge({ name: 'reflector_build_info', help: 'Reflector version', labelNames: ['version'] as const, registers: [registry] });
+  info.set({ version: opts.version ?? 'unknown' }, 1);
+
+  if (opts.defaults ?? true) {
+    const defaults = new client.Registry();
+    client.collectDefaultMetrics({ register: defaults });
+    for (const name of REJECTED_DEFAULTS) defaults.removeSingleMetric(name);
+    const merged = client.Registry.merge([registry, defaults]);
+    return { registry: merged, configReloads, configReloadFailures, configLastReload, controlRequests, controlConnections, controlBadFrames };
+  }
+  return { registry, configReloads, configReloadFailures, configLastReload, controlRequests, controlConnections, controlBadFrames };
+}
+
+function sumBy(outputs: RelayOutputSample[], key: 'packets' | 'bytes'): Value[] {
+  const by = new Map<string, number>();
+  for (const o of outputs) by.set(o.relay, (by.get(o.relay) ?? 0) + Number(o[key]));
+  return [...by].map(([relay, value]) => ({ labels: { relay }, value }));
+}
