@@ -1,57 +1,292 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Placeholder relay (relay.h) so the RX thread links while the real policy
- * table and fast path are written: no relay ever matches, every frame is
- * left to the kernel (RF_C_RX_UNMATCHED), every policy message is refused.
+ * The relay fast path (relay.h): for each received frame, parse it, find
+ * the relay whose key <address, UDP port> it is sent to, check its source,
+ * and queue one frame per output: a per-output header built here in front
+ * of the arriving payload, which is never copied by this code.
+ *
+ * Copies of the payload per output frame, by backend: AF_PACKET's TX ring
+ * needs one contiguous frame, so its tx_burst copies header and payload into
+ * the ring frame (one payload copy per output); a backend that chains
+ * buffers (DPDK indirect mbufs, AF_XDP multi-buffer) would send the shared
+ * payload with zero copies; the null backend copies nothing.
+ *
+ * Checksums: the IPv4 header checksum comes from the output's precomputed
+ * template sum plus the per-packet words (RFC 1624 from a zero field), the
+ * UDP checksum from the arriving one with the old addresses and ports
+ * swapped for the new (RFC 1624 eqn. 3). The payload is never summed, and a
+ * corrupted payload stays detectably corrupted at the subscriber. An IPv4
+ * datagram sent without a checksum (0) is relayed without one; IPv6 always
+ * carries one (the parser refuses 0).
  */
-#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "reflector/barrier.h"
-#include "relay.h"
+#include "relay_int.h"
 
-struct rf_relay {
-	void *region;
-};
+#define ETH_HLEN 14u
 
 struct rf_relay *rf_relay_create(void *region, const uint8_t if_mac[6], uint32_t mtu)
 {
 	struct rf_relay *r = calloc(1, sizeof(*r));
+	uint32_t i;
 
-	(void)if_mac;
-	(void)mtu;
-	if (r)
-		r->region = region;
+	if (!r)
+		return NULL;
+	for (i = 0; i < RF_RELAY_TABLES; i++) {
+		r->tables[i] = calloc(1, sizeof(struct rf_relay_table));
+		if (!r->tables[i]) {
+			rf_relay_destroy(r);
+			return NULL;
+		}
+	}
+	r->region = region;
+	if (region) {
+		struct rf_region_hdr *h = rf_hdr(region);
+
+		r->oc = (struct rf_output_counters *)((uint8_t *)region + h->output_counters_off);
+		r->max_outputs = h->max_outputs;
+	}
+	r->mtu = mtu ? mtu : 1500;
+	memcpy(r->mac, if_mac, 6);
+	r->in_use[0] = 1;
+	/* keys_gen starts at 1 so the first rf_relay_filter() call installs a
+	 * filter even for an empty table */
+	r->tables[0]->keys_gen = 1;
+	atomic_store_explicit(&r->cur, r->tables[0], memory_order_release);
 	return r;
 }
 
 void rf_relay_destroy(struct rf_relay *r)
 {
+	uint32_t i;
+
+	if (!r)
+		return;
+	for (i = 0; i < RF_RELAY_TABLES; i++)
+		free(r->tables[i]);
 	free(r);
 }
 
-int rf_relay_apply(struct rf_relay *r, const struct rf_policy_msg *msg)
+/* ------------------------------------------------------------ rewrite -- */
+
+void rf_relay_out_build(struct rf_relay_out *o, const struct rf_policy_output_add *b,
+			const uint8_t if_mac[6])
 {
-	(void)r;
-	(void)msg;
-	return -ENOSYS;
+	uint8_t *h = o->hdr, *ip = h + ETH_HLEN, *udp;
+	size_t al = b->family == 4 ? 4 : 16;
+	uint8_t ttl = (b->flags & RF_OUT_F_TTL) ? b->ttl : 64;
+	uint32_t sum;
+
+	memset(o, 0, sizeof(*o));
+	o->id = b->output_id;
+	o->family = b->family;
+	o->flags = b->flags;
+	memcpy(h, b->dst_mac, 6);
+	memcpy(h + 6, if_mac, 6);
+	if (b->family == 4) {
+		rf_put16(h + 12, 0x0800);
+		/* tot_len, id, tos and DF are per packet: left zero here and
+		 * added to ip_sum in rf_relay_rewrite() */
+		ip[0] = 0x45;
+		ip[8] = ttl;
+		ip[9] = 17;
+		memcpy(ip + 12, b->src_addr, 4);
+		memcpy(ip + 16, b->dst_addr, 4);
+		udp = ip + 20;
+		o->ip_sum = rf_csum_fold(rf_csum_add(0, ip, 20));
+	} else {
+		rf_put16(h + 12, 0x86dd);
+		ip[0] = 0x60;
+		ip[6] = 17;
+		ip[7] = ttl;
+		memcpy(ip + 8, b->src_addr, 16);
+		memcpy(ip + 24, b->dst_addr, 16);
+		udp = ip + 40;
+	}
+	/* ports are in network byte order in the body: copy the bytes */
+	memcpy(udp, &b->src_port, 2);
+	memcpy(udp + 2, &b->dst_port, 2);
+	o->hdr_len = (uint16_t)(udp + 8 - h);
+	sum = rf_csum_add(0, b->src_addr, al);
+	sum = rf_csum_add(sum, b->dst_addr, al);
+	sum = rf_csum_add(sum, udp, 4);
+	o->udp_sum = rf_csum_fold(sum);
+	o->dscp = b->dscp;
+}
+
+void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v, uint8_t *hdr)
+{
+	uint8_t *ip = hdr + ETH_HLEN, *udp;
+	size_t al = v->family == 4 ? 4 : 16;
+	uint16_t ulen = (uint16_t)(v->payload_len + 8);
+	uint8_t tos = (o->flags & RF_OUT_F_DSCP) ? (uint8_t)(o->dscp << 2 | (v->tos & 3)) : v->tos;
+	uint32_t sum;
+	uint16_t m_old, csum;
+
+	memcpy(hdr, o->hdr, o->hdr_len);
+	if (o->family == 4) {
+		uint16_t tot = (uint16_t)(20 + ulen);
+		uint16_t frag = v->df ? 0x4000 : 0;
+
+		ip[1] = tos;
+		rf_put16(ip + 2, tot);
+		rf_put16(ip + 4, v->ip_id);
+		rf_put16(ip + 6, frag);
+		/* the template's sum had these words zero: add their new values */
+		sum = (uint32_t)o->ip_sum + tos + tot + v->ip_id + frag;
+		rf_put16(ip + 10, (uint16_t)~rf_csum_fold(sum));
+		udp = ip + 20;
+	} else {
+		ip[0] = (uint8_t)(0x60 | tos >> 4);
+		ip[1] = (uint8_t)(tos << 4);
+		rf_put16(ip + 4, ulen);
+		udp = ip + 40;
+	}
+	rf_put16(udp + 4, ulen);
+	if (v->family == 4 && v->udp_csum == 0) {
+		/* sent without a checksum: relayed without one */
+		rf_put16(udp + 6, 0);
+		return;
+	}
+	/* the pseudo-header's length and protocol and the payload are unchanged:
+	 * only the addresses and ports differ */
+	sum = rf_csum_add(0, v->src, al);
+	sum = rf_csum_add(sum, v->dst, al);
+	sum = rf_csum_add(sum, v->udp, 4);
+	m_old = rf_csum_fold(sum);
+	csum = rf_csum_replace(v->udp_csum, m_old, o->udp_sum);
+	/* a computed zero is sent as all-ones (RFC 768): zero means "none" */
+	rf_put16(udp + 6, csum ? csum : 0xffff);
+}
+
+/* ---------------------------------------------------------- fast path -- */
+
+static void count_out(struct rf_relay *r, uint32_t id, uint64_t packets, uint64_t bytes, uint64_t drops)
+{
+	struct rf_output_counters *oc;
+
+	if (!r->oc || id >= r->max_outputs)
+		return;
+	oc = &r->oc[id];
+	if (packets) {
+		rf_counter_add(&oc->packets, packets);
+		rf_counter_add(&oc->bytes, bytes);
+	}
+	if (drops)
+		rf_counter_add(&oc->drops, drops);
+}
+
+/* Hand the batch to the port. When the TX ring is full in the middle of a
+ * split, flush once (the kernel takes the queued frames) and retry; what
+ * still does not fit is dropped (RF_C_DROP_TX_FULL + the output's drops). */
+static void send_batch(struct rf_relay *r, uint32_t n, const struct rf_port_ops *ops,
+		       struct rf_port *port, uint64_t *c)
+{
+	uint32_t done, i;
+
+	done = ops->tx_burst(port, r->tx, n);
+	if (rf_unlikely(done < n)) {
+		rf_counter_add(&c[RF_C_TX_RING_FULL], 1);
+		ops->flush(port);
+		done += ops->tx_burst(port, r->tx + done, n - done);
+	}
+	for (i = 0; i < n; i++) {
+		uint32_t bytes = (uint32_t)r->tx[i].hdr_len + r->tx[i].payload_len;
+
+		if (rf_likely(i < done)) {
+			count_out(r, r->tx_out[i], 1, bytes, 0);
+		} else {
+			/* counter: RF_C_DROP_TX_FULL */
+			count_out(r, r->tx_out[i], 0, 0, 1);
+		}
+	}
+	rf_counter_add(&c[RF_C_RELAY_OUT], done);
+	if (done < n)
+		rf_counter_add(&c[RF_C_DROP_TX_FULL], n - done);
 }
 
 void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n,
 		    const struct rf_port_ops *ops, struct rf_port *port, uint64_t *c)
 {
-	(void)r;
-	(void)pkts;
-	(void)ops;
-	(void)port;
-	/* no relay yet: every frame is left to the kernel */
-	rf_counter_add(&c[RF_C_RX_UNMATCHED], n);
-}
+	const struct rf_relay_table *t = rf_relay_read_begin(r);
+	uint32_t ntx = 0, i, k;
+	uint64_t unmatched = 0, in = 0;
 
-uint32_t rf_relay_filter(const struct rf_relay *r, struct sock_filter *prog, uint32_t max)
-{
-	(void)r;
-	(void)prog;
-	(void)max;
-	return 0;
+	for (i = 0; i < n; i++) {
+		const struct rf_rx_pkt *p = &pkts[i];
+		const struct rf_relay_ent *e;
+		struct rf_pkt_view v;
+
+		switch (rf_relay_parse(p->data, p->len, p->wire_len, p->vlan_valid, &v)) {
+		case RF_PARSE_UDP:
+			break;
+		case RF_PARSE_NOT_OURS:
+			/* counter: RF_C_RX_UNMATCHED (the kernel gets it) */
+			unmatched++;
+			continue;
+		case RF_PARSE_MALFORMED:
+			/* counter: RF_C_DROP_MALFORMED */
+			rf_counter_add(&c[RF_C_DROP_MALFORMED], 1);
+			continue;
+		case RF_PARSE_FRAGMENT:
+			if (rf_relay_lookup_addr(t, &v)) {
+				/* counter: RF_C_DROP_FRAGMENT */
+				rf_counter_add(&c[RF_C_DROP_FRAGMENT], 1);
+			} else {
+				unmatched++;
+			}
+			continue;
+		}
+		e = rf_relay_lookup(t, &v);
+		if (!e) {
+			unmatched++;
+			continue;
+		}
+		in++;
+		if (rf_unlikely(!rf_relay_allowed(e, &v))) {
+			/* counter: RF_C_DROP_NOT_ALLOWED + the relay's drops */
+			rf_counter_add(&c[RF_C_DROP_NOT_ALLOWED], 1);
+			count_out(r, e->counter, 0, 0, 1);
+			continue;
+		}
+		count_out(r, e->counter, 1, p->len, 0);
+		for (k = 0; k < e->out_count; k++) {
+			const struct rf_relay_out *o = &t->outs[e->out_first + k];
+			struct rf_tx_pkt *tx;
+
+			if (rf_unlikely(!(o->flags & RF_OUT_F_MAC_VALID))) {
+				/* counter: RF_C_DROP_NO_NEIGHBOUR + the output's drops */
+				rf_counter_add(&c[RF_C_DROP_NO_NEIGHBOUR], 1);
+				count_out(r, o->id, 0, 0, 1);
+				continue;
+			}
+			if (rf_unlikely((uint32_t)o->hdr_len - ETH_HLEN + v.payload_len > r->mtu)) {
+				/* counter: RF_C_DROP_BAD_LEN + the output's drops */
+				rf_counter_add(&c[RF_C_DROP_BAD_LEN], 1);
+				count_out(r, o->id, 0, 0, 1);
+				continue;
+			}
+			rf_relay_rewrite(o, &v, r->hdrs[ntx]);
+			tx = &r->tx[ntx];
+			tx->hdr = r->hdrs[ntx];
+			tx->hdr_len = o->hdr_len;
+			/* the arriving payload, shared by every output of this frame */
+			tx->payload = v.payload;
+			tx->payload_len = v.payload_len;
+			r->tx_out[ntx] = o->id;
+			if (++ntx == RF_RELAY_TX_BATCH) {
+				send_batch(r, ntx, ops, port, c);
+				ntx = 0;
+			}
+		}
+	}
+	if (ntx)
+		send_batch(r, ntx, ops, port, c);
+	if (unmatched)
+		rf_counter_add(&c[RF_C_RX_UNMATCHED], unmatched);
+	if (in)
+		rf_counter_add(&c[RF_C_RELAY_IN], in);
+	rf_relay_read_end(r);
 }
