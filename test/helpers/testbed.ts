@@ -327,8 +327,8 @@ export class Testbed {
       segment++;
     });
     for (const r of routes) {
-      const v6 = r.to.includes(':');
-      add(this.ns(r.host), `${v6 ? '-6 ' : ''}route add ${r.to} via ${r.via}`);
+      // the family follows from the prefix (batch lines take no -6)
+      add(this.ns(r.host), `route add ${r.to} via ${r.via}`);
     }
     await ip(['-batch', '-'], root.join('\n') + '\n');
     // DAD off for every address (the link-local ones too, which neighbour
