@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+// One session's walk through a parsed media file: the next packet's time
+// (ns from the session's start, across loops) and its bytes, written straight
+// into a caller's buffer (a pool slot). State per session: position, pass,
+// RTP sequence; the parsed file is shared.
+import { CELLS_PER_DATAGRAM, TS_CELL, TsFile } from './mpegts';
+import { PcapFile } from './pcap';
+import { RTP_HEADER, writeRtpHeader, type RtpState } from './rtp';
+import type { Media, MediaFormat } from './load';
+
+export class SessionMedia {
+  readonly media: Media;
+  readonly format: MediaFormat;
+  readonly loop: boolean;
+  private readonly rtp: RtpState | undefined;
+  private index = 0;
+  private passStart = 0;
+  /** Completed passes through the file. */
+  passes = 0;
+
+  constructor(media: Media, format: MediaFormat, loop: boolean, rtp?: RtpState) {
+    this.media = media;
+    this.format = format;
+    this.loop = loop;
+    this.rtp = format === 'rtp' ? rtp : undefined;
+    if (format === 'rtp' && rtp === undefined) throw new TypeError('rtp format needs an RtpState');
+  }
+
+  /** The largest packet this session writes. */
+  get maxPacket(): number {
+    if (this.media instanceof PcapFile) return this.media.lengths.reduce((a, b) => (b > a ? b : a), 0);
+    return CELLS_PER_DATAGRAM * TS_CELL + (this.rtp ? RTP_HEADER : 0);
+  }
+
+  private get count(): number {
+    return this.media instanceof TsFile ? this.media.datagrams : this.media.packets;
+  }
+
+  /** Whether every packet was produced (never, with loop). */
+  get done(): boolean {
+    return this.index >= this.count;
+  }
+
+  /** Time of the next packet in ns from the session's start; Infinity when done. */
+  nextTime(): number {
+    if (this.index >= this.count) return Infinity;
+    const m = this.media;
+    return this.passStart + (m instanceof TsFile ? m.datagramTime(this.index) : m.times[this.index]);
+  }
+
+  /** Write the next packet into dst and advance; returns its length. */
+  writeNext(dst: Uint8Array): number {
+    const m = this.media;
+    let len: number;
+    if (m instanceof TsFile) {
+      if (this.rtp) {
+        writeRtpHeader(dst, 0, this.rtp, this.nextTime());
+        len = RTP_HEADER + m.writeDatagram(this.index, dst, RTP_HEADER);
+      } else len = m.writeDatagram(this.index, dst, 0);
+    } else len = m.writePacket(this.index, dst, 0);
+    this.index++;
+    if (this.index >= this.count && this.loop) {
+      this.index = 0;
+      this.passStart += m.durationNs;
+      this.passes++;
+    } else if (this.index >= this.count) this.passes++;
+    return len;
+  }
+}
