@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+// The engine from TypeScript: validates options (messages name the key and
+// the accepted values), owns the region and drives the native lifecycle.
+// start() creates the C engine (opening the port) and starts its threads;
+// stop() stops them and frees the engine, so a stopped engine holds no
+// socket and start() after stop() opens everything again. Both run on a
+// libuv worker thread: the JS thread never waits for a join.
+import { ReflectorError, invalidArg } from '../errors';
+import { native, type NativeEngineConfig } from '../native';
+import { Region, type RegionParams } from '../region/region';
+
+export type Backend = 'afpacket' | 'null';
+export const BACKENDS: readonly Backend[] = ['afpacket', 'null'];
+
+export interface EngineOptions {
+  /** Interface the engine owns, e.g. "eth0". */
+  interface: string;
+  /** Network namespace name under /run/netns (as `ip netns` names it). */
+  netns?: string;
+  /** Default afpacket; null discards every frame (tests, benches). */
+  backend?: Backend;
+  region?: Partial<RegionParams>;
+  /** Packets later than this are dropped (counter drop_late); 0 or absent = never. */
+  lateDropMs?: number;
+  /** TX thread sleeps until this long before a deadline, then spins (default: the engine's). */
+  spinUs?: number;
+  /** CPUs to pin the TX / RX threads to. */
+  cpuTx?: number;
+  cpuRx?: number;
+}
+
+const OPTION_KEYS = ['interface', 'netns', 'backend', 'region', 'lateDropMs', 'spinUs', 'cpuTx', 'cpuRx'];
+const NETNS_DIR = '/run/netns';
+const NAME_RE = /^[A-Za-z0-9_.:@-]+$/;
+
+type State = 'stopped' | 'starting' | 'running' | 'stopping';
+
+export class Engine {
+  readonly region: Region;
+  readonly interface: string;
+  readonly backend: Backend;
+  /** Full path of the namespace, or undefined for the current one. */
+  readonly netnsPath: string | undefined;
+  private readonly cfg: NativeEngineConfig;
+  private state: State = 'stopped';
+  private id = 0;
+
+  constructor(opts: EngineOptions) {
+    if (opts === null || typeof opts !== 'object') throw invalidArg('engine: expected an options object');
+    for (const k of Object.keys(opts)) {
+      if (!OPTION_KEYS.includes(k)) throw invalidArg(`engine.${k} is not an engine option (accepted: ${OPTION_KEYS.join(', ')})`);
+    }
+    if (typeof opts.interface !== 'string' || opts.interface === '') {
+      throw invalidArg(`engine.interface: expected the name of a network interface, e.g. "eth0" (got ${JSON.stringify(opts.interface)})`);
+    }
+    if (opts.interface.length > 15 || !NAME_RE.test(opts.interface) || opts.interface.includes('/')) {
+      throw invalidArg(`engine.interface: "${opts.interface}" is not an interface name (1..15 characters, no "/" or spaces)`);
+    }
+    const backend = opts.backend ?? 'afpacket';
+    if (!BACKENDS.includes(backend)) {
+      throw invalidArg(`engine.backend: "${String(backend)}" is not a backend (accepted: ${BACKENDS.join(', ')})`);
+    }
+    if (opts.netns !== undefined && (typeof opts.netns !== 'string' || !NAME_RE.test(opts.netns))) {
+      throw invalidArg(`engine.netns: ${JSON.stringify(opts.netns)} is not a namespace name (a name under ${NETNS_DIR}, as "ip netns add" makes)`);
+    }
+    const lateDropMs = opts.lateDropMs ?? 0;
+    if (typeof lateDropMs !== 'number' || !Number.isFinite(lateDropMs) || lateDropMs < 0 || lateDropMs > 3_600_000) {
+      throw invalidArg(`engine.lateDropMs: ${String(opts.lateDropMs)} is not in 0..3600000 (0 = never drop late packets)`);
+    }
+    if (opts.spinUs !== undefined && (typeof opts.spinUs !== 'number' || !Number.isInteger(opts.spinUs) || opts.spinUs < 0 || opts.spinUs > 1_000_000)) {
+      throw invalidArg(`engine.spinUs: ${String(opts.spinUs)} is not an integer in 0..1000000`);
+    }
+    for (const k of ['cpuTx', 'cpuRx'] as const) {
+      const v = opts[k];
+      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < -1 || v > 1023)) {
+        throw invalidArg(`engine.${k}: ${String(v)} is not a CPU number (accepted: -1 = any, 0..1023)`);
+      }
+    }
+    this.interface = opts.interface;
+    this.backend = backend;
+    this.netnsPath = opts.netns === undefined ? undefined : `${NETNS_DIR}/${opts.netns}`;
+    this.cfg = {
+      backend,
+      ifname: opts.interface,
+      netns: this.netnsPath,
+      lateDropNs: Math.round(lateDropMs * 1e6),
+      spinNs: opts.spinUs === undefined ? undefined : opts.spinUs * 1000,
+      cpuTx: opts.cpuTx ?? -1,
+      cpuRx: opts.cpuRx ?? -1,
+    };
+    this.region = Region.create(opts.region ?? {});
+  }
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  /** Open the port and start the engine's threads. Rejects with ERR_ENGINE_START naming the interface or setting. */
+  async start(): Promise<void> {
+    if (this.state !== 'stopped') throw new ReflectorError('ERR_ENGINE_STATE', `engine: start() while ${this.state} (call stop() first)`);
+    this.state = 'starting';
+    const n = native();
+    try {
+      if (!n.engineAvailable()) throw new Error('engine: this build of the addon has no engine (engine/src/engine.c missing)');
+      this.id = await n.engineCreate(this.region.sab, this.cfg);
+      await n.engineStart(this.id);
+    } catch (e) {
+      if (this.id !== 0) {
+        n.engineDestroy(this.id);
+        this.id = 0;
+      }
+      this.state = 'stopped';
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new ReflectorError('ERR_ENGINE_START', `engine on ${this.describe()}: ${msg}`, { cause: e });
+    }
+    this.state = 'running';
+  }
+
+  /** Stop the threads (joined on a worker thread) and close the port. */
+  async stop(): Promise<void> {
+    if (this.state !== 'running') throw new ReflectorError('ERR_ENGINE_STATE', `engine: stop() while ${this.state}`);
+    this.state = 'stopping';
+    const n = native();
+    try {
+      await n.engineStop(this.id);
+    } finally {
+      n.engineDestroy(this.id);
+      this.id = 0;
+      this.state = 'stopped';
+    }
+  }
+
+  /** MAC, MTU and ifindex of the engine's interface (in its namespace). */
+  interfaceInfo(): { mac: string; mtu: number; ifindex: number } {
+    try {
+      return native().interfaceInfo(this.interface, this.netnsPath);
+    } catch (e) {
+      throw invalidArg(`engine.interface: ${(e as Error).message}`);
+    }
+  }
+
+  private describe(): string {
+    return `interface ${this.interface}${this.netnsPath ? ` in ${this.netnsPath}` : ''} (${this.backend} backend)`;
+  }
+}

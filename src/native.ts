@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+// Typed loader of the native addon (build/Release/reflector.node). The addon
+// is context aware, so this works in the main thread and in every worker;
+// each thread gets its own addon instance (per-environment state).
+import * as path from 'node:path';
+import type { RegionParams } from './region/params';
+
+/** Layout computed by rf_region_layout(), names as in struct rf_region_layout. */
+export interface NativeLayout {
+  size: number;
+  headerSize: number;
+  countersOff: number;
+  lanesOff: number;
+  laneStride: number;
+  freeRel: number;
+  policyOff: number;
+  eventOff: number;
+  destOff: number;
+  streamCountersOff: number;
+  outputCountersOff: number;
+  poolOff: number;
+}
+
+/** What the addon needs to create an engine (struct rf_engine_config). */
+export interface NativeEngineConfig {
+  backend: 'afpacket' | 'null';
+  ifname: string;
+  netns?: string; // full path, e.g. /run/netns/NAME
+  txFrames?: number;
+  rxBlockSize?: number;
+  rxBlocks?: number;
+  burst?: number;
+  mtu?: number;
+  lateDropNs?: number;
+  spinNs?: number;
+  cpuTx?: number;
+  cpuRx?: number;
+}
+
+export interface InterfaceInfo {
+  mac: string;
+  mtu: number;
+  ifindex: number;
+}
+
+export type FutexResult = 'ok' | 'not-equal' | 'timed-out';
+
+export interface Native {
+  /** rf_region_fields: published constants and byte offsets, e.g. "rf_desc.seq". */
+  regionFields(): Record<string, number>;
+  /** rf_counter_names in enum order. */
+  counterNames(): string[];
+  /** rf_region_layout(): throws an Error with the C message (naming the key and range). */
+  regionLayout(p: RegionParams): NativeLayout;
+  /** A zeroed, page-aligned SharedArrayBuffer (V8's own are only 16-byte aligned). */
+  regionAlloc(bytes: number): SharedArrayBuffer;
+  /** rf_region_init(): throws an Error with the C message. */
+  regionInit(sab: SharedArrayBuffer, p: RegionParams): void;
+  /** rf_region_check(): magic, version, size; throws an Error with the C message. */
+  regionCheck(sab: SharedArrayBuffer): void;
+  /** Write engine thread `thread`'s doorbell eventfd; false when the engine is stopped. */
+  ring(sab: SharedArrayBuffer, thread: number): boolean;
+  /** FUTEX_WAIT_PRIVATE on the 32-bit word at byteOffset; blocks the calling thread. */
+  futexWait(sab: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): FutexResult;
+  /** FUTEX_WAKE_PRIVATE every waiter of the word; returns how many woke. */
+  futexWake(sab: SharedArrayBuffer, byteOffset: number): number;
+  /** false while engine/src/engine.c is not part of the build. */
+  engineAvailable(): boolean;
+  /** rf_engine_create() on a worker thread; resolves with an engine id. */
+  engineCreate(sab: SharedArrayBuffer, cfg: NativeEngineConfig): Promise<number>;
+  engineStart(id: number): Promise<void>;
+  engineStop(id: number): Promise<void>;
+  /** Frees the engine; call after engineStop() resolved (it joins otherwise). */
+  engineDestroy(id: number): void;
+  engineRunning(id: number): boolean;
+  /** MAC, MTU and ifindex of an interface (netns: full path of a namespace). */
+  interfaceInfo(ifname: string, netns?: string): InterfaceInfo;
+}
+
+let loaded: Native | undefined;
+
+/** The addon of this thread, loaded on first use. */
+export function native(): Native {
+  if (loaded === undefined) {
+    // dist/src/native.js -> <root>/build/Release/reflector.node
+    const file = path.join(__dirname, '..', '..', 'build', 'Release', 'reflector.node');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = require(file) as Native;
+  }
+  return loaded;
+}

@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: MIT
+// TypeScript mirror of engine/include/reflector/region.h: constants, the byte
+// position of every shared struct field (named exactly as rf_region_fields
+// publishes them), the layout algorithm of rf_region_layout() and the counter
+// indexes. The engine is the owner: checkLayout() compares this mirror with
+// what the addon publishes and refuses to run on any difference, naming both
+// versions and the first field that differs (the Aeron way: one layout, two
+// languages, checked at attach).
+import { ReflectorError } from '../errors';
+import type { Native } from '../native';
+import type { RegionParams } from './params';
+
+export const VERSION_MAJOR = 1;
+export const VERSION_MINOR = 0;
+export const REGION_MAGIC = 0x58464c52; // "RLFX" as little-endian bytes
+export const CACHELINE = 64;
+export const PAGE = 4096;
+export const MAX_LANES = 64;
+export const MAX_THREADS = 4;
+export const SLOT_HEADROOM = 128;
+export const MAX_REGION = 2 ** 31;
+export const COUNTERS_PER_BLOCK = 64;
+export const HIST_BASE = 32;
+export const HIST_BUCKETS = 24;
+export const POLICY_MSG_SIZE = 256;
+
+/** enum rf_thread_id */
+export const THREAD_TX = 0;
+export const THREAD_RX = 1;
+
+/** enum rf_engine_state */
+export const STATE_STOPPED = 0;
+export const STATE_RUNNING = 1;
+
+export const DESC_F_AGG_END = 0x0001;
+export const DEST_F_VALID = 0x01;
+
+/** enum rf_event_type */
+export const EVENT_NONE = 0;
+export const EVENT_POLICY_ACK = 1;
+export const EVENT_STARTED = 2;
+export const EVENT_STOPPED = 3;
+export const EVENT_ERROR = 4;
+
+/** struct rf_ring (three cache lines) */
+export const RING = {
+  size: 192,
+  producer: 0,
+  producerWaiting: 4,
+  consumer: 64,
+  consumerWaiting: 68,
+  entries: 128,
+  mask: 132,
+  entrySize: 136,
+  dataOff: 140,
+} as const;
+
+/** struct rf_desc */
+export const DESC = {
+  size: 32,
+  txTime: 0,
+  slot: 8,
+  len: 12,
+  flags: 14,
+  dest: 16,
+  stream: 20,
+  seq: 24,
+} as const;
+
+/** struct rf_dest */
+export const DEST = {
+  size: 64,
+  family: 0,
+  ttl: 1,
+  dscp: 2,
+  flags: 3,
+  srcPort: 4,
+  dstPort: 6,
+  dstMac: 8,
+  srcMac: 14,
+  srcAddr: 24,
+  dstAddr: 40,
+} as const;
+
+/** struct rf_policy_msg */
+export const POLICY_MSG = { size: POLICY_MSG_SIZE, op: 0, seq: 4, body: 8 } as const;
+
+/** struct rf_event */
+export const EVENT = { size: 32, type: 0, a: 8, b: 16, c: 24 } as const;
+
+/** struct rf_doorbell */
+export const DOORBELL = { size: 64, sleeping: 0, fd: 4, rings: 8 } as const;
+
+/** struct rf_lane */
+export const LANE = {
+  size: 32,
+  submitOff: 0,
+  freeOff: 4,
+  slotFirst: 8,
+  slotCount: 12,
+  destFirst: 16,
+  destCount: 20,
+} as const;
+
+/** struct rf_stream_counters */
+export const STREAM_COUNTERS = { size: 32, packets: 0, bytes: 8, late: 16, dropped: 24 } as const;
+
+/** struct rf_output_counters */
+export const OUTPUT_COUNTERS = { size: 32, packets: 0, bytes: 8, drops: 16 } as const;
+
+/** struct rf_region_hdr */
+export const HDR = {
+  magic: 0,
+  version: 4,
+  regionSize: 8,
+  headerSize: 12,
+  laneCount: 16,
+  laneClaim: 20,
+  submitEntries: 24,
+  freeEntries: 28,
+  slotSize: 32,
+  slotCount: 36,
+  poolOff: 40,
+  destCount: 44,
+  destOff: 48,
+  policyOff: 52,
+  eventOff: 56,
+  countersOff: 60,
+  streamCountersOff: 64,
+  maxStreams: 68,
+  outputCountersOff: 72,
+  maxOutputs: 76,
+  policyEntries: 80,
+  eventEntries: 84,
+  engineState: 88,
+  doorbell: 128,
+  lanes: 384,
+} as const;
+
+/** enum rf_counter, names as rf_counter_names publishes them. */
+export const COUNTER_NAMES = [
+  'tx_packets',
+  'tx_bytes',
+  'tx_flushes',
+  'tx_syscalls',
+  'tx_ring_full',
+  'rx_packets',
+  'rx_bytes',
+  'desc_consumed',
+  'desc_seq_gap',
+  'drop_bad_slot',
+  'drop_bad_dest',
+  'drop_bad_len',
+  'drop_late',
+  'drop_tx_error',
+  'late_packets',
+  'wakeups',
+  'sleeps',
+  'policy_applied',
+  'policy_rejected',
+  'relay_in',
+  'relay_out',
+  'drop_not_allowed',
+  'drop_malformed',
+  'drop_fragment',
+  'drop_no_neighbour',
+  'drop_tx_full',
+  'rx_unmatched',
+] as const;
+export type CounterName = (typeof COUNTER_NAMES)[number];
+
+/** Counter index by name (enum rf_counter). */
+export const COUNTER: Readonly<Record<CounterName, number>> = Object.freeze(
+  Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i])) as Record<CounterName, number>,
+);
+
+/** The mirror in the form rf_region_fields publishes: "struct.field" -> byte position. */
+export function mirrorFields(): Record<string, number> {
+  const f: Record<string, number> = {
+    'version.major': VERSION_MAJOR,
+    'version.minor': VERSION_MINOR,
+    magic: REGION_MAGIC,
+    slot_headroom: SLOT_HEADROOM,
+    max_lanes: MAX_LANES,
+    max_threads: MAX_THREADS,
+    counters_per_block: COUNTERS_PER_BLOCK,
+    hist_base: HIST_BASE,
+    hist_buckets: HIST_BUCKETS,
+  };
+  const add = (struct: string, fields: Record<string, number>, withSize: boolean): void => {
+    for (const [k, v] of Object.entries(fields)) {
+      if (k === 'size') {
+        if (withSize) f[`sizeof.${struct}`] = v;
+      } else {
+        f[`${struct}.${snake(k)}`] = v;
+      }
+    }
+  };
+  add('rf_ring', RING, true);
+  add('rf_desc', DESC, true);
+  add('rf_dest', DEST, true);
+  add('rf_policy_msg', POLICY_MSG, true);
+  add('rf_event', EVENT, true);
+  add('rf_doorbell', DOORBELL, true);
+  add('rf_lane', LANE, true);
+  add('rf_stream_counters', STREAM_COUNTERS, true);
+  add('rf_output_counters', OUTPUT_COUNTERS, true);
+  add('rf_region_hdr', HDR, false);
+  return f;
+}
+
+function snake(camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** struct rf_region_layout, computed by the same algorithm as rf_region_layout(). */
+export interface Layout {
+  size: number;
+  headerSize: number;
+  countersOff: number;
+  lanesOff: number;
+  laneStride: number;
+  freeRel: number;
+  policyOff: number;
+  eventOff: number;
+  destOff: number;
+  streamCountersOff: number;
+  outputCountersOff: number;
+  poolOff: number;
+}
+
+const roundUp = (v: number, a: number): number => Math.ceil(v / a) * a;
+const ringBytes = (entries: number, entrySize: number): number => RING.size + entries * entrySize;
+
+/**
+ * rf_region_layout() without its range checks (the engine's message is the
+ * one users see): every part starts on a page, in the order of region.h's map.
+ * Sizes stay below 2^53, so plain numbers are exact.
+ */
+export function computeLayout(p: RegionParams): Layout {
+  let off = PAGE;
+  const headerSize = PAGE;
+  const countersOff = off;
+  off += roundUp(MAX_THREADS * COUNTERS_PER_BLOCK * 8, PAGE);
+  const laneSubmit = roundUp(ringBytes(p.submitEntries, DESC.size), CACHELINE);
+  const laneFree = roundUp(ringBytes(p.slotsPerLane, 4), CACHELINE);
+  const lanesOff = off;
+  const freeRel = laneSubmit;
+  const laneStride = roundUp(laneSubmit + laneFree, PAGE);
+  off += laneStride * p.lanes;
+  const policyOff = off;
+  off += roundUp(ringBytes(p.policyEntries, POLICY_MSG.size), PAGE);
+  const eventOff = off;
+  off += roundUp(ringBytes(p.eventEntries, EVENT.size), PAGE);
+  const destOff = off;
+  off += roundUp(p.lanes * p.destsPerLane * DEST.size, PAGE);
+  const streamCountersOff = off;
+  off += roundUp(p.maxStreams * STREAM_COUNTERS.size, PAGE);
+  const outputCountersOff = off;
+  off += roundUp(p.maxOutputs * OUTPUT_COUNTERS.size, PAGE);
+  const poolOff = off;
+  off += p.lanes * p.slotsPerLane * p.slotSize;
+  off = roundUp(off, PAGE);
+  return {
+    size: off,
+    headerSize,
+    countersOff,
+    lanesOff,
+    laneStride,
+    freeRel,
+    policyOff,
+    eventOff,
+    destOff,
+    streamCountersOff,
+    outputCountersOff,
+    poolOff,
+  };
+}
+
+export const mirrorVersion = `${VERSION_MAJOR}.${VERSION_MINOR}`;
+
+function versionOf(fields: Record<string, number>): string {
+  return `${fields['version.major'] ?? '?'}.${fields['version.minor'] ?? '?'}`;
+}
+
+export function layoutMismatch(engineVersion: string, what: string): ReflectorError {
+  return new ReflectorError(
+    'ERR_LAYOUT_MISMATCH',
+    `region layout mismatch: TypeScript mirror ${mirrorVersion} vs engine ${engineVersion}: ${what}`,
+  );
+}
+
+/**
+ * Compare the mirror with what the engine publishes, key by key: every
+ * constant and field position, the layout the engine computes for `params`
+ * and, when given, the header the engine wrote into `sab`. Throws
+ * ERR_LAYOUT_MISMATCH naming both versions and the first difference.
+ */
+export function checkLayout(
+  n: Pick<Native, 'regionFields' | 'counterNames'> & Partial<Pick<Native, 'regionLayout'>>,
+  params?: RegionParams,
+  sab?: SharedArrayBuffer,
+): void {
+  const engine = n.regionFields();
+  const mirror = mirrorFields();
+  const ev = versionOf(engine);
+  for (const key of Object.keys(mirror)) {
+    if (!(key in engine)) throw layoutMismatch(ev, `${key} is ${mirror[key]} in TypeScript, missing in the engine`);
+    if (engine[key] !== mirror[key]) {
+      throw layoutMismatch(ev, `${key} is ${mirror[key]} in TypeScript, ${engine[key]} in the engine`);
+    }
+  }
+  for (const key of Object.keys(engine)) {
+    if (!(key in mirror)) throw layoutMismatch(ev, `${key} is ${engine[key]} in the engine, missing in TypeScript`);
+  }
+  const names = n.counterNames();
+  for (let i = 0; i < Math.max(names.length, COUNTER_NAMES.length); i++) {
+    if (names[i] !== COUNTER_NAMES[i]) {
+      throw layoutMismatch(
+        ev,
+        `counter ${i} is ${COUNTER_NAMES[i] ?? 'missing'} in TypeScript, ${names[i] ?? 'missing'} in the engine`,
+      );
+    }
+  }
+  if (params === undefined) return;
+  const mine = computeLayout(params);
+  if (n.regionLayout) {
+    const theirs = n.regionLayout(params);
+    for (const k of Object.keys(mine) as (keyof Layout)[]) {
+      if (mine[k] !== theirs[k]) {
+        throw layoutMismatch(ev, `layout ${k} is ${mine[k]} in TypeScript, ${theirs[k]} in the engine`);
+      }
+    }
+  }
+  if (sab === undefined) return;
+  // The header the engine wrote must agree with the layout computed here.
+  const u32 = new Uint32Array(sab, 0, PAGE / 4);
+  const expect: [string, number, number][] = [
+    ['region_size', HDR.regionSize, mine.size],
+    ['header_size', HDR.headerSize, mine.headerSize],
+    ['counters_off', HDR.countersOff, mine.countersOff],
+    ['policy_off', HDR.policyOff, mine.policyOff],
+    ['event_off', HDR.eventOff, mine.eventOff],
+    ['dest_off', HDR.destOff, mine.destOff],
+    ['stream_counters_off', HDR.streamCountersOff, mine.streamCountersOff],
+    ['output_counters_off', HDR.outputCountersOff, mine.outputCountersOff],
+    ['pool_off', HDR.poolOff, mine.poolOff],
+    ['lane_count', HDR.laneCount, params.lanes],
+    ['slot_size', HDR.slotSize, params.slotSize],
+    ['slot_count', HDR.slotCount, params.lanes * params.slotsPerLane],
+    ['submit_entries', HDR.submitEntries, params.submitEntries],
+    ['free_entries', HDR.freeEntries, params.slotsPerLane],
+  ];
+  for (let i = 0; i < params.lanes; i++) {
+    const base = HDR.lanes + i * LANE.size;
+    const submit = mine.lanesOff + i * mine.laneStride;
+    expect.push([`lanes[${i}].submit_off`, base + LANE.submitOff, submit]);
+    expect.push([`lanes[${i}].free_off`, base + LANE.freeOff, submit + mine.freeRel]);
+    expect.push([`lanes[${i}].slot_first`, base + LANE.slotFirst, i * params.slotsPerLane]);
+    expect.push([`lanes[${i}].dest_first`, base + LANE.destFirst, i * params.destsPerLane]);
+  }
+  for (const [name, off, want] of expect) {
+    const got = u32[off / 4];
+    if (got !== want) throw layoutMismatch(ev, `header ${name} is ${want} in TypeScript, ${got} in the engine`);
+  }
+}
+
+/** The brief's name for checkLayout(). */
+export const checkAgainstNative = checkLayout;

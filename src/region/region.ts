@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+// The shared region from TypeScript: created on the main thread (allocated
+// and initialised by the engine's own rf_region_init, then checked against
+// the mirror in layout.ts), attached in workers from the SharedArrayBuffer.
+import { ReflectorError, invalidArg } from '../errors';
+import { native } from '../native';
+import {
+  COUNTER,
+  COUNTERS_PER_BLOCK,
+  COUNTER_NAMES,
+  HDR,
+  HIST_BASE,
+  HIST_BUCKETS,
+  OUTPUT_COUNTERS,
+  PAGE,
+  REGION_MAGIC,
+  STATE_RUNNING,
+  STREAM_COUNTERS,
+  VERSION_MAJOR,
+  checkLayout,
+  layoutMismatch,
+  type CounterName,
+} from './layout';
+import { Lane, type LaneRegion } from './lane';
+import { resolveRegionParams, type RegionParams } from './params';
+import { RingConsumer, RingProducer } from './ring';
+
+export type { RegionParams } from './params';
+export { DEFAULT_REGION_PARAMS } from './params';
+
+/** How long fromShared() waits for the creator to publish the version field. */
+const VERSION_WAIT_MS = 1000;
+
+export class Region implements LaneRegion {
+  readonly sab: SharedArrayBuffer;
+  readonly u32: Uint32Array;
+  readonly laneCount: number;
+  readonly slotSize: number;
+  readonly slotCount: number;
+  readonly poolOff: number;
+  readonly destOff: number;
+  readonly destCount: number;
+  readonly maxStreams: number;
+  readonly maxOutputs: number;
+  private readonly u64: BigUint64Array;
+  private readonly lanes = new Map<number, Lane>();
+  private policy?: RingProducer;
+  private events?: RingConsumer;
+
+  private constructor(sab: SharedArrayBuffer) {
+    this.sab = sab;
+    this.u32 = new Uint32Array(sab);
+    this.u64 = new BigUint64Array(sab);
+    const h = (o: number): number => this.u32[o >> 2];
+    this.laneCount = h(HDR.laneCount);
+    this.slotSize = h(HDR.slotSize);
+    this.slotCount = h(HDR.slotCount);
+    this.poolOff = h(HDR.poolOff);
+    this.destOff = h(HDR.destOff);
+    this.destCount = h(HDR.destCount);
+    this.maxStreams = h(HDR.maxStreams);
+    this.maxOutputs = h(HDR.maxOutputs);
+  }
+
+  /**
+   * Allocate and initialise a region (main thread). Parameters not given
+   * take DEFAULT_REGION_PARAMS; out-of-range ones are refused with the
+   * engine's message (ERR_INVALID_ARG naming the key and its range). The
+   * mirror is checked against the engine before anything is used.
+   */
+  static create(p: Partial<RegionParams> = {}): Region {
+    const params = resolveRegionParams(p);
+    const n = native();
+    let size: number;
+    try {
+      size = n.regionLayout(params).size;
+    } catch (e) {
+      throw invalidArg((e as Error).message);
+    }
+    // constants, field positions and the layout for these params
+    checkLayout(n, params);
+    const sab = n.regionAlloc(size);
+    try {
+      n.regionInit(sab, params);
+    } catch (e) {
+      throw invalidArg((e as Error).message);
+    }
+    // and the header the engine actually wrote
+    checkLayout(n, params, sab);
+    return new Region(sab);
+  }
+
+  /**
+   * Attach to a region created elsewhere (a worker gets the SAB through
+   * workerData). Waits for the version field, which the creator writes last,
+   * then refuses a bad magic or another major version, and checks this
+   * thread's mirror against the engine.
+   */
+  static fromShared(sab: SharedArrayBuffer): Region {
+    if (!(sab instanceof SharedArrayBuffer)) throw invalidArg('region: expected a SharedArrayBuffer');
+    if (sab.byteLength < PAGE) throw invalidArg(`region: ${sab.byteLength} bytes is smaller than its header`);
+    const i32 = new Int32Array(sab, 0, PAGE / 4);
+    const deadline = Date.now() + VERSION_WAIT_MS;
+    // pairs with rf_region_init()'s release store of `version`: every header
+    // byte is visible once it is non-zero
+    let version = Atomics.load(i32, HDR.version >> 2);
+    while (version === 0) {
+      if (Date.now() >= deadline) {
+        throw new ReflectorError('ERR_LAYOUT_MISMATCH', `region: version field still 0 after ${VERSION_WAIT_MS} ms (region not initialised)`);
+      }
+      Atomics.wait(i32, HDR.version >> 2, 0, 5);
+      version = Atomics.load(i32, HDR.version >> 2);
+    }
+    const magic = i32[HDR.magic >> 2] >>> 0;
+    if (magic !== REGION_MAGIC) {
+      throw new ReflectorError(
+        'ERR_LAYOUT_MISMATCH',
+        `region: bad magic 0x${magic.toString(16).padStart(8, '0')} (expected 0x${REGION_MAGIC.toString(16)})`,
+      );
+    }
+    const major = version >>> 16;
+    const minor = version & 0xffff;
+    if (major !== VERSION_MAJOR) {
+      throw layoutMismatch(`${major}.${minor}`, `the region was written by major version ${major}, the mirror reads major version ${VERSION_MAJOR}`);
+    }
+    checkLayout(native());
+    return new Region(sab);
+  }
+
+  /** Lane `index` (0 = the main thread's); one Lane object per index per thread. */
+  lane(index: number): Lane {
+    let l = this.lanes.get(index);
+    if (l === undefined) {
+      l = new Lane(this, index);
+      this.lanes.set(index, l);
+    }
+    return l;
+  }
+
+  /** Claim the next worker lane (1..lanes-1) for this thread; throws when none is left. */
+  claimWorkerLane(): Lane {
+    const index = Atomics.add(this.u32, HDR.laneClaim >> 2, 1);
+    if (index >= this.laneCount) {
+      throw invalidArg(
+        `region: no worker lane left (${this.laneCount} lanes, lane 0 is the main thread's, ${this.laneCount - 1} claimed); raise region.lanes`,
+      );
+    }
+    return this.lane(index);
+  }
+
+  /** The policy ring (main thread -> engine, rf_policy_msg of 256 bytes). One producer: the main thread. */
+  policyProducer(): RingProducer {
+    this.policy ??= new RingProducer(this.sab, this.u32[HDR.policyOff >> 2], this.u32);
+    return this.policy;
+  }
+
+  /** The event ring (engine -> main thread, rf_event of 32 bytes). One consumer: the main thread. */
+  eventConsumer(): RingConsumer {
+    this.events ??= new RingConsumer(this.sab, this.u32[HDR.eventOff >> 2], this.u32);
+    return this.events;
+  }
+
+  /** Engine thread `thread`'s counter `name` (rf_counter_names). */
+  counter(thread: 0 | 1, name: string): bigint {
+    const i = (COUNTER as Record<string, number>)[name];
+    if (i === undefined) throw invalidArg(`counter: "${name}" is not a counter (accepted: ${COUNTER_NAMES.join(', ')})`);
+    return this.counterAt(thread, i);
+  }
+
+  /** Every counter of engine thread `thread`, by name. */
+  counters(thread: 0 | 1): Record<CounterName, bigint> {
+    const out = {} as Record<CounterName, bigint>;
+    for (const name of COUNTER_NAMES) out[name] = this.counterAt(thread, COUNTER[name]);
+    return out;
+  }
+
+  private counterAt(thread: number, index: number): bigint {
+    if (thread !== 0 && thread !== 1) throw invalidArg(`counter: thread ${String(thread)} is not 0 (TX) or 1 (RX)`);
+    const base = this.u32[HDR.countersOff >> 2] / 8;
+    // single-writer 64-bit counters: an aligned load is never torn (barrier.h rf_counter_add)
+    return Atomics.load(this.u64, base + thread * COUNTERS_PER_BLOCK + index);
+  }
+
+  /** Lateness histogram of engine thread `thread`: bucket i counts packets at most 1us * 2^i late, the last is +Inf. */
+  histogram(thread: 0 | 1): bigint[] {
+    const out: bigint[] = [];
+    for (let i = 0; i < HIST_BUCKETS; i++) out.push(this.counterAt(thread, HIST_BASE + i));
+    return out;
+  }
+
+  streamCounters(stream: number): { packets: bigint; bytes: bigint; late: bigint; dropped: bigint } {
+    if (!Number.isInteger(stream) || stream < 0 || stream >= this.maxStreams) {
+      throw invalidArg(`stream: ${String(stream)} is not in 0..${this.maxStreams - 1} (region.maxStreams)`);
+    }
+    const b = (this.u32[HDR.streamCountersOff >> 2] + stream * STREAM_COUNTERS.size) / 8;
+    return {
+      packets: Atomics.load(this.u64, b + STREAM_COUNTERS.packets / 8),
+      bytes: Atomics.load(this.u64, b + STREAM_COUNTERS.bytes / 8),
+      late: Atomics.load(this.u64, b + STREAM_COUNTERS.late / 8),
+      dropped: Atomics.load(this.u64, b + STREAM_COUNTERS.dropped / 8),
+    };
+  }
+
+  outputCounters(output: number): { packets: bigint; bytes: bigint; drops: bigint } {
+    if (!Number.isInteger(output) || output < 0 || output >= this.maxOutputs) {
+      throw invalidArg(`output: ${String(output)} is not in 0..${this.maxOutputs - 1} (region.maxOutputs)`);
+    }
+    const b = (this.u32[HDR.outputCountersOff >> 2] + output * OUTPUT_COUNTERS.size) / 8;
+    return {
+      packets: Atomics.load(this.u64, b + OUTPUT_COUNTERS.packets / 8),
+      bytes: Atomics.load(this.u64, b + OUTPUT_COUNTERS.bytes / 8),
+      drops: Atomics.load(this.u64, b + OUTPUT_COUNTERS.drops / 8),
+    };
+  }
+
+  /** True while the engine's threads run (rf_region_hdr.engine_state). */
+  get engineRunning(): boolean {
+    return Atomics.load(this.u32, HDR.engineState >> 2) === STATE_RUNNING;
+  }
+}
