@@ -23,6 +23,11 @@ export interface AggregateLane {
   allocSlot(timeoutMs?: number): number;
   payload(slot: number): Uint8Array;
   submit(descs: AggregateDesc[], timeoutMs?: number): void;
+  /** The cursor verbs (Lane has them): one reservation, no descriptor objects. */
+  readonly ringEntries?: number;
+  begin?(n: number, timeoutMs?: number): void;
+  put?(k: number, slot: number, len: number, dest: number, stream: number, txTimeNs: number): void;
+  commit?(): void;
 }
 
 export interface AggregateOptions {
@@ -52,9 +57,19 @@ export class Aggregate {
   private readonly lateLimitNs: bigint;
   private readonly horizonNs: bigint;
   private readonly now: () => bigint;
+  private readonly lateLimitNum: number;
+  private readonly horizonNum: number;
+  /** now, read when the aggregate was made (addAt re-reads it only for a time that looks out of bounds) */
+  private nowNs: number;
   private form: TimeForm | undefined;
-  private readonly descs: AggregateDesc[] = [];
   private submitted = false;
+  // packets in columns: no object per packet on the worker's path
+  private n = 0;
+  private slots = new Uint32Array(64);
+  private lens = new Uint32Array(64);
+  private dests = new Uint32Array(64);
+  private streams = new Uint32Array(64);
+  private times = new Float64Array(64); // CLOCK_MONOTONIC ns, exact below 2^53 (104 days of uptime)
 
   constructor(lane: AggregateLane, opts: AggregateOptions = {}) {
     this.lane = lane;
@@ -65,10 +80,14 @@ export class Aggregate {
     if (typeof horizonMs !== 'number' || !(horizonMs > 0)) throw invalidArg(`horizonMs: ${String(horizonMs)} is not a number > 0`);
     this.lateLimitNs = toNs(lateMs, 'ms', 'lateLimitMs');
     this.horizonNs = toNs(horizonMs, 'ms', 'horizonMs');
+    this.lateLimitNum = Number(this.lateLimitNs);
+    this.horizonNum = Number(this.horizonNs);
     if (opts.base !== undefined && typeof opts.base !== 'bigint') {
       throw invalidArg(`base: expected a bigint of CLOCK_MONOTONIC ns, got ${typeof opts.base}`);
     }
-    this.base = opts.base ?? this.now();
+    const nowAtStart = this.now();
+    this.nowNs = Number(nowAtStart);
+    this.base = opts.base ?? nowAtStart;
     this.intervalNs = opts.intervalNs !== undefined ? toNs(opts.intervalNs, 'ns', 'intervalNs') : undefined;
     if (this.intervalNs !== undefined && this.intervalNs < 0n) throw invalidArg(`intervalNs: ${this.intervalNs} is negative`);
     if (opts.range !== undefined) {
@@ -84,7 +103,7 @@ export class Aggregate {
 
   /** Packets added so far. */
   get length(): number {
-    return this.descs.length;
+    return this.n;
   }
 
   /** Copy `data` into a fresh pool slot and add it. `time` is omitted in a range (form c) aggregate. */
@@ -96,11 +115,11 @@ export class Aggregate {
     if (data.length > payload.length || data.length > MAX_LEN) {
       spareSlots(this.lane).push(slot); // kept for the next packet, not leaked
       throw invalidArg(
-        `aggregate packet ${this.descs.length}: ${data.length} bytes exceed the slot payload of ${Math.min(MAX_LEN, payload.length)} bytes`,
+        `aggregate packet ${this.n}: ${data.length} bytes exceed the slot payload of ${Math.min(MAX_LEN, payload.length)} bytes`,
       );
     }
     payload.set(data);
-    this.descs.push({ slot, len: data.length, dest, stream, txTime });
+    this.push(slot, data.length, dest, stream, Number(txTime));
     return this;
   }
 
@@ -112,11 +131,29 @@ export class Aggregate {
   addSlot(slot: number, len: number, dest: number, stream: number, time?: TxTime): this {
     const cap = Math.min(MAX_LEN, this.lane.payload(slot).length);
     if (!Number.isInteger(len) || len < 0 || len > cap) {
-      throw invalidArg(`aggregate packet ${this.descs.length}: len ${len} is outside 0..${cap}`);
+      throw invalidArg(`aggregate packet ${this.n}: len ${len} is outside 0..${cap}`);
     }
     this.checkIds(dest, stream);
     const txTime = this.timeOf(time);
-    this.descs.push({ slot, len, dest, stream, txTime });
+    this.push(slot, len, dest, stream, Number(txTime));
+    return this;
+  }
+
+  /**
+   * The worker's path: a packet already in `slot`, at an absolute
+   * CLOCK_MONOTONIC time in ns given as a number (no BigInt per packet).
+   * Checked like the other forms; the aggregate's form is 'absolute'.
+   */
+  addAt(slot: number, len: number, dest: number, stream: number, atNs: number): this {
+    if (this.form !== 'absolute' || this.submitted) {
+      if (this.form !== undefined || this.submitted) this.timeOf({ at: BigInt(Math.round(atNs)) }); // throws the exact message
+      this.form = 'absolute';
+    }
+    if (atNs < this.nowNs - this.lateLimitNum || atNs > this.nowNs + this.horizonNum) {
+      this.nowNs = Number(this.now());
+      this.check(BigInt(Math.round(atNs)), `aggregate packet ${this.n}`);
+    }
+    this.push(slot, len, dest, stream, atNs);
     return this;
   }
 
@@ -127,24 +164,71 @@ export class Aggregate {
 
   /** The descriptors, times normalised, in the order added (form c spread here). */
   descriptors(): AggregateDesc[] {
-    if (this.form === 'range' && this.range !== undefined) {
-      const times = spreadRange(this.range, this.base, this.descs.length, 'range');
-      for (let i = 0; i < times.length; i++) this.descs[i].txTime = times[i];
+    this.spread();
+    const out: AggregateDesc[] = [];
+    for (let i = 0; i < this.n; i++) {
+      out.push({ slot: this.slots[i], len: this.lens[i], dest: this.dests[i], stream: this.streams[i], txTime: BigInt(this.times[i]) });
     }
-    return this.descs;
+    return out;
   }
 
-  /** Hand every packet to the engine in ONE lane submission. An aggregate is submitted once. */
+  /**
+   * Hand every packet to the engine in ONE lane submission (one reservation,
+   * one release store; the last descriptor carries RF_DESC_F_AGG_END). An
+   * aggregate larger than the lane's ring goes as ring-sized submissions.
+   * An aggregate is submitted once.
+   */
   submit(timeoutMs?: number): number {
     if (this.submitted) throw invalidArg('aggregate: already submitted; make a new Aggregate for the next one');
-    const descs = this.descriptors();
     this.submitted = true;
-    if (descs.length > 0) this.lane.submit(descs, timeoutMs);
-    return descs.length;
+    const n = this.n;
+    if (n === 0) return 0;
+    this.spread();
+    const lane = this.lane;
+    if (lane.begin && lane.put && lane.commit && lane.ringEntries) {
+      for (let done = 0; done < n; ) {
+        const m = Math.min(n - done, lane.ringEntries);
+        lane.begin(m, timeoutMs);
+        for (let k = 0; k < m; k++) {
+          const i = done + k;
+          lane.put(k, this.slots[i], this.lens[i], this.dests[i], this.streams[i], this.times[i]);
+        }
+        lane.commit();
+        done += m;
+      }
+    } else lane.submit(this.descriptors(), timeoutMs);
+    return n;
+  }
+
+  private spread(): void {
+    if (this.form !== 'range' || this.range === undefined) return;
+    const times = spreadRange(this.range, this.base, this.n, 'range');
+    for (let i = 0; i < times.length; i++) this.times[i] = Number(times[i]);
+  }
+
+  private push(slot: number, len: number, dest: number, stream: number, t: number): void {
+    if (this.n === this.slots.length) {
+      const grow = <T extends Uint32Array | Float64Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.slots = grow(this.slots);
+      this.lens = grow(this.lens);
+      this.dests = grow(this.dests);
+      this.streams = grow(this.streams);
+      this.times = grow(this.times);
+    }
+    const i = this.n++;
+    this.slots[i] = slot;
+    this.lens[i] = len;
+    this.dests[i] = dest;
+    this.streams[i] = stream;
+    this.times[i] = t;
   }
 
   private timeOf(time: TxTime | undefined): bigint {
-    const what = `aggregate packet ${this.descs.length}`;
+    const what = `aggregate packet ${this.n}`;
     if (this.submitted) throw invalidArg(`${what}: the aggregate was already submitted`);
     if (this.form === 'range') {
       if (time !== undefined) {
@@ -180,8 +264,8 @@ export class Aggregate {
   }
 
   private checkIds(dest: number, stream: number): void {
-    if (!Number.isInteger(dest) || dest < 0) throw invalidArg(`aggregate packet ${this.descs.length}: dest ${dest} is not an index >= 0`);
-    if (!Number.isInteger(stream) || stream < 0) throw invalidArg(`aggregate packet ${this.descs.length}: stream ${stream} is not an id >= 0`);
+    if (!Number.isInteger(dest) || dest < 0) throw invalidArg(`aggregate packet ${this.n}: dest ${dest} is not an index >= 0`);
+    if (!Number.isInteger(stream) || stream < 0) throw invalidArg(`aggregate packet ${this.n}: stream ${stream} is not an id >= 0`);
   }
 }
 

@@ -191,3 +191,31 @@ t.test('an empty aggregate submits nothing', async (t) => {
   t.equal(new Aggregate(lane, { now }).submit(), 0);
   t.equal(lane.submissions.length, 0);
 });
+
+t.test('a lane with the cursor verbs gets one begin/commit per ring-sized part, no objects', async (t) => {
+  class CursorLane extends FakeLane {
+    readonly ringEntries = 4;
+    readonly log: string[] = [];
+    begin(n: number): void {
+      this.log.push(`begin ${n}`);
+    }
+    put(k: number, slot: number, len: number, dest: number, stream: number, txTimeNs: number): void {
+      this.log.push(`put ${k} ${slot} ${len} ${dest} ${stream} ${txTimeNs - Number(NOW)}`);
+    }
+    commit(): void {
+      this.log.push('commit');
+    }
+  }
+  const lane = new CursorLane(8);
+  const agg = new Aggregate(lane, { base: NOW, now });
+  for (let i = 0; i < 5; i++) agg.addAt(lane.allocSlot(), 10 + i, 2, 3, Number(NOW) + i * 1000);
+  t.equal(agg.submit(), 5);
+  t.same(lane.log, ['begin 4', 'put 0 0 10 2 3 0', 'put 1 1 11 2 3 1000', 'put 2 2 12 2 3 2000', 'put 3 3 13 2 3 3000', 'commit', 'begin 1', 'put 0 4 14 2 3 4000', 'commit']);
+  t.equal(lane.submissions.length, 0, 'the object path is not used');
+  const b = new Aggregate(lane, { base: NOW, now });
+  b.addAt(0, 1, 0, 0, Number(NOW));
+  t.throws(() => b.addAt(0, 1, 0, 0, Number(NOW) - 60e6), {
+    message: 'aggregate packet 1: transmission time is 60 ms in the past, beyond the lateness limit of 50 ms (lateLimitMs)',
+  });
+  t.throws(() => b.add(bytes('x'), 0, 0, { offset: 1, unit: 'ms' }), { message: /time form "offset" differs from the aggregate's form "absolute"/ });
+});
