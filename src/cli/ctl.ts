@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+// `reflector ctl`: one control API request per invocation.
+import * as path from 'node:path';
+import { parseEndpoint, parsePrefix } from '../net/address';
+import { ReflectorError } from '../errors';
+import { loadConfig } from '../config/validate';
+import { ControlClient, type ControlTarget } from '../control/client';
+import { ControlError, type Command, type StatsResult } from '../control/protocol';
+import { optionHelp, UsageError, type OptionSpec, type Parsed } from './args';
+import type { Io } from './main';
+
+export const DEFAULT_SOCKET = '/run/reflector/control.sock';
+
+export const CTL_OPTIONS: Record<string, OptionSpec> = {
+  socket: { value: 'PATH', help: `control socket (default: control.socket of --config, else ${DEFAULT_SOCKET})` },
+  config: { value: 'FILE', help: 'take the socket path from this config file' },
+  tcp: { value: 'ADDR:PORT', help: 'connect over TCP instead (needs --token or REFLECTOR_TOKEN)' },
+  token: { value: 'TOKEN', help: 'bearer token for --tcp (default: $REFLECTOR_TOKEN)' },
+  timeout: { value: 'MS', help: 'give up after this many milliseconds (default 10000)' },
+  json: { help: 'print results as JSON' },
+  source: { value: 'PREFIX', repeat: true, help: 'add-relay: a source prefix allowed to send (at least one)' },
+  subscriber: { value: 'ADDR:PORT', repeat: true, help: 'add-relay: an initial subscriber' },
+  format: { value: 'FORMAT', help: 'start-session: mpegts | rtp | pcap (default mpegts)' },
+  loop: { help: 'start-session: start again at the end of the file' },
+  help: { help: 'show help (after a command: that command\'s help)' },
+  version: { help: 'print the version' },
+};
+
+interface CtlCommand {
+  args: string[];
+  help: string;
+  options?: string[];
+}
+
+const COMMANDS: Record<string, CtlCommand> = {
+  list: { args: [], help: 'list relays (with subscribers) and sessions, and where each came from (config or runtime)' },
+  subscribe: { args: ['RELAY', 'ADDR:PORT'], help: 'add a subscriber (output) to a relay' },
+  unsubscribe: { args: ['RELAY', 'ADDR:PORT'], help: 'remove a subscriber from a relay' },
+  'add-relay': { args: ['NAME', 'LISTEN_ADDR:PORT'], options: ['source', 'subscriber'], help: 'create a relay listening on LISTEN_ADDR:PORT (--source PREFIX at least once)' },
+  'remove-relay': { args: ['NAME'], help: 'remove a relay and all its subscribers' },
+  'start-session': { args: ['NAME', 'FILE', 'ADDR:PORT'], options: ['format', 'loop'], help: 'stream FILE to ADDR:PORT' },
+  'stop-session': { args: ['NAME'], help: 'stop a session' },
+  stats: { args: [], help: 'engine, relay and session counters' },
+};
+
+export const CTL_HELP = `Usage: reflector ctl [--socket PATH | --tcp ADDR:PORT --token TOKEN] <command> [args]
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([n, c]) => `  ${`${n} ${c.args.join(' ')}${c.options ? ' ' + c.options.map((o) => `[--${o}${CTL_OPTIONS[o].value ? ' ' + CTL_OPTIONS[o].value : ''}]`).join(' ') : ''}`.padEnd(62)} ${c.help}`)
+  .join('\n')}
+
+Options:
+${optionHelp(CTL_OPTIONS)}
+
+Exit codes: 0 ok, 1 the server refused the request (its error code and
+message are printed), 2 usage error, 3 the server could not be reached.
+`;
+
+/** Help for `ctl` or, when `name` is one of its commands, for that command. */
+export function ctlHelp(name: string | undefined): string {
+  return name && COMMANDS[name] ? commandHelp(name) : CTL_HELP;
+}
+
+function commandHelp(name: string): string {
+  const c = COMMANDS[name];
+  const opts = c.options ?? [];
+  return `Usage: reflector ctl [--socket PATH] ${name} ${c.args.join(' ')}${opts.map((o) => ` [--${o}${CTL_OPTIONS[o].value ? ' ' + CTL_OPTIONS[o].value : ''}]`).join('')}
+
+${c.help}
+${opts.length ? `\nOptions:\n${opts.map((o) => `  --${o}${CTL_OPTIONS[o].value ? ' ' + CTL_OPTIONS[o].value : ''}  ${CTL_OPTIONS[o].help}`).join('\n')}\n` : ''}
+Common options: --socket PATH, --config FILE, --tcp ADDR:PORT, --token TOKEN, --timeout MS, --json
+`;
+}
+
+/** Parse the command line into one control Command (UsageError on any mistake). */
+export function buildCommand(a: Parsed): { name: string; command: Command } {
+  const [name, ...args] = a.positionals;
+  if (!name) throw new UsageError(`ctl: a command is required (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  const spec = COMMANDS[name];
+  if (!spec) throw new UsageError(`ctl: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+  if (args.length !== spec.args.length) {
+    throw new UsageError(`ctl ${name}: expected ${spec.args.length ? spec.args.join(' ') : 'no arguments'}, got ${args.length} argument(s)`);
+  }
+  for (const o of ['source', 'subscriber', 'format', 'loop']) {
+    if ((a.options.has(o) || a.flags.has(o)) && !(spec.options ?? []).includes(o)) {
+      throw new UsageError(`ctl ${name}: option --${o} does not apply to this command`);
+    }
+  }
+  const ep = (v: string, what: string): string => {
+    try {
+      parseEndpoint(v, what);
+      return v;
+    } catch (err) {
+      throw new UsageError(`ctl ${name}: ${(err as Error).message}`);
+    }
+  };
+  switch (name) {
+    case 'list':
+      return { name, command: { type: 'list' } };
+    case 'stats':
+      return { name, command: { type: 'stats' } };
+    case 'subscribe':
+      return { name, command: { type: 'subscribe', relay: args[0], subscriber: ep(args[1], 'ADDR:PORT') } };
+    case 'unsubscribe':
+      return { name, command: { type: 'unsubscribe', relay: args[0], subscriber: ep(args[1], 'ADDR:PORT') } };
+    case 'add-relay': {
+      const sources = a.options.get('source') ?? [];
+      if (!sources.length) throw new UsageError('ctl add-relay: at least one --source PREFIX is required (who may send to this relay)');
+      for (const s of sources) {
+        try {
+          parsePrefix(s, '--source');
+        } catch (err) {
+          throw new UsageError(`ctl add-relay: ${(err as Error).message}`);
+        }
+      }
+      const subscribers = (a.options.get('subscriber') ?? []).map((s) => ep(s, '--subscriber'));
+      return { name, command: { type: 'addRelay', name: args[0], listen: ep(args[1], 'LISTEN_ADDR:PORT'), sources, subscribers } };
+    }
+    case 'remove-relay':
+      return { name, command: { type: 'removeRelay', name: args[0] } };
+    case 'start-session': {
+      const format = a.options.get('format')?.[0] ?? 'mpegts';
+      if (!['mpegts', 'rtp', 'pcap'].includes(format)) throw new UsageError(`ctl start-session: --format "${format}" is not one of mpegts | rtp | pcap`);
+      // a relative FILE is relative to where ctl runs, which the server cannot know
+      return { name, command: { type: 'startSession', name: args[0], file: path.resolve(args[1]), to: ep(args[2], 'ADDR:PORT'), format, loop: a.flags.has('loop') } };
+    }
+    case 'stop-session':
+      return { name, command: { type: 'stopSession', name: args[0] } };
+  }
+  throw new UsageError(`ctl: unknown command "${name}"`);
+}
+
+function target(a: Parsed): ControlTarget {
+  const tcp = a.options.get('tcp')?.[0];
+  if (tcp) {
+    let e;
+    try {
+      e = parseEndpoint(tcp, '--tcp');
+    } catch (err) {
+      throw new UsageError(`ctl: ${(err as Error).message}`);
+    }
+    const token = a.options.get('token')?.[0] ?? process.env.REFLECTOR_TOKEN;
+    if (!token) throw new UsageError('ctl: --tcp needs --token TOKEN (or REFLECTOR_TOKEN in the environment)');
+    return { host: e.address, port: e.port, token };
+  }
+  const socket = a.options.get('socket')?.[0];
+  if (socket) return { socket };
+  const cfg = a.options.get('config')?.[0];
+  if (cfg) {
+    try {
+      const c = loadConfig(cfg, { checkFiles: false });
+      if (!c.control.socket) throw new UsageError(`ctl: ${cfg} has no control.socket (null); use --socket or --tcp`);
+      return { socket: c.control.socket };
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      throw new UsageError(`ctl: --config ${cfg}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  return { socket: DEFAULT_SOCKET };
+}
+
+export async function ctl(a: Parsed, io: Io): Promise<number> {
+  const name = a.positionals[0];
+  const { command } = buildCommand(a);
+  const t = target(a);
+  const timeoutText = a.options.get('timeout')?.[0];
+  const timeoutMs = timeoutText === undefined ? 10000 : Number(timeoutText);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`ctl: --timeout "${timeoutText}" is not a positive integer (milliseconds)`);
+  const json = a.flags.has('json');
+  let client: ControlClient;
+  try {
+    client = await ControlClient.connect(t, { timeoutMs });
+  } catch (err) {
+    if (err instanceof ControlError) {
+      io.err(`reflector: ctl: ${err.controlCode}: ${err.message}\n`);
+      return err.controlCode === 'ERR_UNAUTHENTICATED' ? 1 : 3;
+    }
+    io.err(`reflector: ctl: ${(err as Error).message}\n`);
+    return 3;
+  }
+  try {
+    const r = await client.request(command, timeoutMs);
+    if (r.type === 'list') {
+      if (json) io.out(JSON.stringify({ relays: r.relays, sessions: r.sessions }, null, 2) + '\n');
+      else {
+        if (!r.relays.length && !r.sessions.length) io.out('no relays, no sessions\n');
+        for (const x of r.relays) {
+          io.out(`relay ${x.name} listen ${x.listen} sources ${x.sources.join(',')} (${x.origin})\n`);
+          for (const s of x.subscribers) io.out(`  subscriber ${s}\n`);
+        }
+        for (const s of r.sessions) io.out(`session ${s.name} ${s.format} ${s.file} -> ${s.to}${s.loop ? ' loop' : ''} (${s.origin})\n`);
+      }
+    } else if (r.type === 'stats') {
+      io.out(json ? JSON.stringify(statsJson(r.stats), null, 2) + '\n' : statsText(r.stats));
+    } else if (json) io.out('{"ok":true}\n');
+    else io.out('ok\n');
+    return 0;
+  } catch (err) {
+    if (err instanceof ControlError && err.controlCode !== 'ERR_TIMEOUT') {
+      io.err(`reflector: ctl ${name}: ${err.controlCode}: ${err.message}\n`);
+      return 1;
+    }
+    io.err(`reflector: ctl ${name}: ${(err as Error).message}\n`);
+    return err instanceof ReflectorError && err.code === 'ERR_CLOSED' ? 3 : err instanceof ControlError ? 3 : 1;
+  } finally {
+    client.close();
+  }
+}
+
+function statsJson(s: StatsResult): unknown {
+  return {
+    ...s,
+    configReloads: Number(s.configReloads),
+    configReloadFailures: Number(s.configReloadFailures),
+    counters: s.counters.map((c) => ({ ...c, value: c.value.toString() })),
+  };
+}
+
+function statsText(s: StatsResult): string {
+  const lines = [
+    `engine_running ${s.engineRunning ? 1 : 0}`,
+    `ready ${s.ready ? 1 : 0}`,
+    `config_reloads ${s.configReloads}`,
+    `config_reload_failures ${s.configReloadFailures}`,
+  ];
+  for (const c of s.counters) {
+    const labels = Object.entries(c.labels).map(([k, v]) => `${k}="${v}"`).join(',');
+    lines.push(`${c.name}${labels ? `{${labels}}` : ''} ${c.value}`);
+  }
+  return lines.join('\n') + '\n';
+}

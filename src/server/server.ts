@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MIT
+// The long-running server: engine + relays + sessions from the config, live
+// reload (SIGHUP or file change), metrics HTTP, control socket, orderly stop.
+// The pieces it does not own are behind src/server/deps.ts.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadConfig, ConfigError, formatProblem } from '../config/validate';
+import type { Config } from '../config/schema';
+import { createLogger, type Logger } from '../log';
+import { createMetrics, type MetricsSource, type ServerMetrics } from '../metrics/registry';
+import { MetricsHttp } from '../metrics/http';
+import { ControlServer } from '../control/server';
+import type { StatsCounter } from '../control/protocol';
+import { ReflectorError } from '../errors';
+import type { ServerDeps } from './deps';
+import { RunningState } from './state';
+import { CommandHandler } from './handler';
+import { ConfigWatcher } from './watch';
+
+export type DepsFactory = (config: Config, log: Logger) => Promise<ServerDeps>;
+
+export interface ServerOptions {
+  configFile: string;
+  deps: DepsFactory;
+  log?: Logger;
+  version?: string;
+  /** watch the config file (default true) */
+  watch?: boolean;
+  /** prom-client default process metrics (default true) */
+  processMetrics?: boolean;
+}
+
+export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
+
+export class Server {
+  private config!: Config;
+  private configText = '';
+  private deps: ServerDeps | null = null;
+  private state: RunningState | null = null;
+  private metrics: ServerMetrics | null = null;
+  private http: MetricsHttp | null = null;
+  private control: ControlServer | null = null;
+  private watcher: ConfigWatcher | null = null;
+  private applied = false;
+  private stopping = false;
+  private log: Logger;
+  private reloads = 0n;
+  private reloadFailures = 0n;
+
+  constructor(private readonly opts: ServerOptions) {
+    this.log = opts.log ?? createLogger();
+  }
+
+  get ready(): boolean {
+    return !this.stopping && this.applied && (this.deps?.engine.running ?? false);
+  }
+
+  get metricsAddress(): { host: string; port: number } | null {
+    const a = this.http?.address;
+    return a ? { host: a.address, port: a.port } : null;
+  }
+
+  get controlTcpAddress(): { host: string; port: number } | null {
+    const a = this.control?.tcpAddress;
+    return a ? { host: a.address, port: a.port } : null;
+  }
+
+  get running(): RunningState | null {
+    return this.state;
+  }
+
+  get currentConfig(): Config {
+    return this.config;
+  }
+
+  async start(): Promise<void> {
+    const file = path.resolve(this.opts.configFile);
+    this.configText = readText(file);
+    this.config = loadConfig(file);
+    if (!this.opts.log) this.log = createLogger({ level: this.config.log.level });
+    const c = this.config;
+    this.log.info('server starting', { config: file, version: this.opts.version, interface: c.engine.interface, netns: c.engine.netns });
+    this.deps = await this.opts.deps(c, this.log);
+    this.state = new RunningState(this.deps, this.log);
+    this.metrics = createMetrics(this.source(), { defaults: this.opts.processMetrics ?? true, version: this.opts.version });
+    if (c.metrics.listen) {
+      this.http = new MetricsHttp({ host: c.metrics.listen.address, port: c.metrics.listen.port, registry: this.metrics.registry, ready: () => this.ready, log: this.log });
+      await this.http.start();
+      const a = this.http.address!;
+      this.log.info('metrics listening', { address: `${a.address}:${a.port}`, paths: ['/metrics', '/healthz', '/readyz'] });
+    }
+    await this.deps.engine.start();
+    this.log.info('engine started', { interface: c.engine.interface, backend: c.engine.backend });
+    const report = await this.state.applyConfig(c);
+    if (report.errors.length) {
+      this.log.error('config applied with errors', { errors: report.errors.map((e) => `${e.what}: ${(e.err as Error)?.message ?? String(e.err)}`) });
+    }
+    this.applied = true;
+    this.metrics.configLastReload.setToCurrentTime();
+    this.control = this.makeControl(c);
+    await this.control.start();
+    if (c.control.socket) this.log.info('control listening', { socket: c.control.socket });
+    if (this.control.tcpAddress) this.log.info('control listening', { tcp: `${this.control.tcpAddress.address}:${this.control.tcpAddress.port}` });
+    if (this.opts.watch ?? true) {
+      this.watcher = new ConfigWatcher(file, () => void this.reload('file changed'), this.log);
+      this.watcher.start();
+    }
+    this.log.info('server ready', { relays: this.state.relays.size, sessions: this.state.sessions.size });
+  }
+
+  /** Re-read the file; apply only the difference. An invalid file keeps the running config. */
+  async reload(reason: string): Promise<ReloadOutcome> {
+    if (!this.state || !this.metrics || this.stopping) return 'failed';
+    const file = this.config.file;
+    let text: string;
+    try {
+      text = readText(file);
+    } catch (err) {
+      return this.reloadFailed(reason, [(err as Error).message]);
+    }
+    if (text === this.configText && reason === 'file changed') return 'unchanged';
+    let next: Config;
+    try {
+      next = loadConfig(file);
+    } catch (err) {
+      const lines = err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message];
+      return this.reloadFailed(reason, lines);
+    }
+    const report = await this.state.applyConfig(next);
+    if (report.diff.restartRequired.length) {
+      this.log.warn('config keys changed that take effect only after a restart', { keys: report.diff.restartRequired });
+    }
+    this.configText = text;
+    // what changes at run time is taken from the new file; the rest stays as started
+    this.config = { ...this.config, relays: next.relays, sessions: next.sessions, log: next.log };
+    const d = report.diff;
+    const summary = {
+      reason,
+      relaysAdded: d.relaysAdded.map((r) => r.name),
+      relaysRemoved: d.relaysRemoved,
+      relaysChanged: d.relaysChanged,
+      sessionsAdded: d.sessionsAdded.map((s) => s.name),
+      sessionsRemoved: d.sessionsRemoved,
+    };
+    if (report.errors.length) {
+      this.reloadFailures++;
+      this.metrics.configReloadFailures.inc();
+      this.log.error('config reload applied with errors', { ...summary, errors: report.errors.map((e) => `${e.what}: ${(e.err as Error)?.message ?? String(e.err)}`) });
+      return 'failed';
+    }
+    this.reloads++;
+    this.metrics.configReloads.inc();
+    this.metrics.configLastReload.setToCurrentTime();
+    this.log.info('config reloaded', summary);
+    return 'applied';
+  }
+
+  private reloadFailed(reason: string, problems: string[]): ReloadOutcome {
+    this.reloadFailures++;
+    this.metrics?.configReloadFailures.inc();
+    this.log.error('config reload refused, keeping the running config', { reason, file: this.config.file, problems });
+    return 'invalid';
+  }
+
+  /**
+   * Orderly stop: no more control requests or reloads, sessions stop
+   * producing, packets already due within the drain window go out, then the
+   * engine stops.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const t0 = Date.now();
+    this.log.info('server stopping');
+    this.watcher?.stop();
+    await this.control?.stop().catch((err) => this.log.error('control stop failed', { err }));
+    const st = this.state;
+    const hadSessions = (st?.sessions.size ?? 0) > 0;
+    if (st) {
+      for (const name of [...st.sessions.keys()]) {
+        await st.serial(() => st.stopSession(name)).catch((err) => this.log.error('session stop failed', { session: name, err }));
+      }
+    }
+    if (hadSessions && this.config.engine.drainMs > 0) await sleep(this.config.engine.drainMs);
+    if (this.deps) {
+      await this.deps.engine.stop().catch((err) => this.log.error('engine stop failed', { err }));
+      await this.deps.relays.stop?.().catch((err) => this.log.error('relays stop failed', { err }));
+      await this.deps.sessions.close?.().catch((err) => this.log.error('sessions close failed', { err }));
+    }
+    await this.http?.stop();
+    this.log.info('server stopped', { ms: Date.now() - t0 });
+  }
+
+  private makeControl(c: Config): ControlServer {
+    const handler = new CommandHandler({
+      state: this.state!,
+      baseDir: () => path.dirname(this.config.file),
+      stats: async () => this.stats(),
+    });
+    const m = this.metrics!;
+    return new ControlServer({
+      socket: c.control.socket,
+      tcp: c.control.tcp ? { host: c.control.tcp.address, port: c.control.tcp.port } : null,
+      token: c.control.token,
+      maxFrameBytes: c.control.maxFrameBytes,
+      requestTimeoutMs: c.control.requestTimeoutMs,
+      handler,
+      log: this.log,
+      onRequest: (command, result) => m.controlRequests.inc({ command, result }),
+      onConnection: (transport) => m.controlConnections.inc({ transport }),
+      onBadFrame: (reason) => m.controlBadFrames.inc({ reason }),
+    });
+  }
+
+  private stats(): { engineRunning: boolean; ready: boolean; configReloads: bigint; configReloadFailures: bigint; counters: StatsCounter[] } {
+    const counters: StatsCounter[] = [];
+    const eng = this.deps?.engine.running ? this.deps.engine.counters() : null;
+    if (eng) {
+      for (const n of eng.counterNames()) {
+        counters.push({ name: n, labels: { thread: 'tx' }, value: eng.counter(0, n) });
+        counters.push({ name: n, labels: { thread: 'rx' }, value: eng.counter(1, n) });
+      }
+    }
+    const src = this.source();
+    for (const o of src.relayOutputs()) {
+      const labels = { relay: o.relay, subscriber: o.subscriber };
+      counters.push({ name: 'relay_subscriber_packets', labels, value: o.packets }, { name: 'relay_subscriber_bytes', labels, value: o.bytes }, { name: 'relay_subscriber_drops', labels, value: o.drops });
+    }
+    for (const s of src.sessions()) {
+      const labels = { session: s.session };
+      counters.push({ name: 'session_packets', labels, value: s.packets }, { name: 'session_bytes', labels, value: s.bytes }, { name: 'session_late', labels, value: s.late }, { name: 'session_dropped', labels, value: s.dropped });
+    }
+    return { engineRunning: this.deps?.engine.running ?? false, ready: this.ready, configReloads: this.reloads, configReloadFailures: this.reloadFailures, counters };
+  }
+
+  private source(): MetricsSource {
+    return {
+      interfaceName: () => this.config.engine.interface,
+      engine: () => (this.deps?.engine.running ? this.deps.engine.counters() : null),
+      relayOutputs: () => {
+        const out = [];
+        for (const r of this.state?.relays.values() ?? []) {
+          for (const [k, s] of r.subscribers) {
+            const c = this.deps?.relays.outputStats(r.name, s.endpoint);
+            if (c) out.push({ relay: r.name, subscriber: k, ...c });
+          }
+        }
+        return out;
+      },
+      sessions: () => {
+        const out = [];
+        for (const name of this.state?.sessions.keys() ?? []) {
+          const c = this.deps?.sessions.stats(name);
+          if (c) out.push({ session: name, ...c });
+        }
+        return out;
+      },
+      rings: () => (this.deps?.engine.running ? this.deps.engine.rings() : []),
+      pool: () => (this.deps?.engine.running ? this.deps.engine.pool() : null),
+      relayCount: () => this.state?.relays.size ?? 0,
+      sessionCount: () => this.state?.sessions.size ?? 0,
+      ready: () => this.ready,
+    };
+  }
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ReflectorError('ERR_CONFIG', `cannot read config file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
