@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+// The TypeScript ring verbs (ring.ts, mirror of ring.h): single-thread
+// behaviour, 32-bit index wraparound, and backpressure (a full ring times
+// out when nobody consumes, resumes when a consumer releases).
+import t from 'tap';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { HDR, RING } from '../../src/region/layout';
+import { Region } from '../../src/region/region';
+import { RingConsumer, RingProducer } from '../../src/region/ring';
+import type { RingPeerTask } from '../fixtures/ring-peer-worker';
+
+const PEER = join(__dirname, '..', 'fixtures', 'ring-peer-worker.js');
+
+/** A fresh 16-entry ring (the policy ring of a small region), its indexes preset to `start`. */
+function freshRing(start = 0): { sab: SharedArrayBuffer; off: number; u32: Uint32Array } {
+  const r = Region.create({ lanes: 1, policyEntries: 16 });
+  const u32 = new Uint32Array(r.sab);
+  const off = u32[HDR.policyOff >> 2];
+  u32[(off + RING.producer) >> 2] = start;
+  u32[(off + RING.consumer) >> 2] = start;
+  return { sab: r.sab, off, u32 };
+}
+
+function peer(task: RingPeerTask): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(PEER, { workerData: task });
+    w.once('message', (m: Record<string, number>) => {
+      resolve(m);
+      void w.terminate();
+    });
+    w.once('error', reject);
+  });
+}
+
+t.test('single thread: reserve/submit, peek/release, counts and caches', async (t) => {
+  const { sab, off, u32 } = freshRing();
+  const p = new RingProducer(sab, off);
+  const c = new RingConsumer(sab, off);
+  t.equal(p.entries, 16);
+  t.equal(c.peek(8), 0, 'empty ring: nothing to peek');
+  t.equal(p.reserve(5), 5);
+  for (let k = 0; k < 5; k++) u32[p.entryOffset(k) >> 2] = 100 + k;
+  t.equal(c.peek(8), 0, 'reserved but not submitted: invisible');
+  p.submit();
+  t.equal(p.count(), 5);
+  t.equal(c.peek(3), 3, 'peek is capped at want');
+  t.equal(c.peek(8), 5);
+  t.same([0, 1, 2, 3, 4].map((k) => u32[c.entryOffset(k) >> 2]), [100, 101, 102, 103, 104]);
+  c.release(2);
+  t.equal(Atomics.load(u32, (off + RING.consumer) >> 2), 2, 'release publishes the consumer index');
+  t.equal(c.peek(8), 3);
+  t.equal(u32[c.entryOffset(0) >> 2], 102);
+  // the producer only re-reads the consumer when its cache says full
+  t.equal(p.reserve(20), 13, 'partial reservation up to the free space');
+  p.submit();
+  t.equal(p.reserve(1), 0, 'full');
+  c.release(3);
+  t.equal(p.reserve(4), 3, 'a full cache re-reads the consumer index');
+  t.throws(() => new RingProducer(sab, off + 8), { code: 'ERR_INVALID_ARG' });
+  t.throws(() => new RingProducer(sab, 4096 * 10 + 64), { code: 'ERR_INVALID_ARG', message: /holds no initialised ring/ });
+});
+
+t.test('free-running 32-bit indexes wrap around 2^32 without a special case', async (t) => {
+  const start = 2 ** 32 - 5;
+  const { sab, off, u32 } = freshRing(start);
+  const p = new RingProducer(sab, off);
+  const c = new RingConsumer(sab, off);
+  let next = 0;
+  let expect = 0;
+  for (let round = 0; round < 10; round++) {
+    const n = p.reserve(7);
+    t.equal(n, 7);
+    for (let k = 0; k < n; k++) u32[p.entryOffset(k) >> 2] = next++;
+    p.submit();
+    const m = c.peek(16);
+    t.equal(m, 7);
+    for (let k = 0; k < m; k++) t.equal(u32[c.entryOffset(k) >> 2], expect++);
+    c.release(m);
+  }
+  t.equal(Atomics.load(u32, (off + RING.producer) >> 2), (start + 70) >>> 0, 'producer wrapped');
+  t.equal(Atomics.load(u32, (off + RING.consumer) >> 2), 65, 'consumer wrapped');
+  t.equal(p.count(), 0);
+  // a full ring across the wrap point
+  const q = new RingProducer(sab, off);
+  t.equal(q.reserve(16), 16);
+  q.submit();
+  t.equal(q.reserve(1), 0);
+  t.equal(c.peek(32), 16);
+});
+
+t.test('backpressure: a full ring times out when nobody consumes', async (t) => {
+  const { sab, off } = freshRing();
+  const p = new RingProducer(sab, off);
+  t.equal(p.reserve(16), 16);
+  p.submit();
+  const t0 = Date.now();
+  t.throws(() => p.waitFree(1, 60), { code: 'ERR_RING_TIMEOUT', message: 'ring full: 1 entries wanted, 0 free after 60 ms' });
+  t.ok(Date.now() - t0 >= 55, 'waited for the deadline');
+  t.equal(new Uint32Array(sab)[(off + RING.producerWaiting) >> 2], 0, 'producer_waiting cleared');
+  await t.rejects(p.waitFreeAsync(1, 30), { code: 'ERR_RING_TIMEOUT' });
+  t.throws(() => p.waitFree(17, 10), { code: 'ERR_INVALID_ARG', message: 'ring: 17 entries wanted, the ring has 16' });
+});
+
+t.test('backpressure: a blocked producer resumes when a consumer in another thread releases', async (t) => {
+  const { sab, off, u32 } = freshRing(2 ** 32 - 3);
+  const p = new RingProducer(sab, off);
+  t.equal(p.reserve(16), 16);
+  p.submit();
+  const released = peer({ sab, ringOff: off, role: 'consume', count: 6, delayMs: 150 });
+  const t0 = Date.now();
+  // blocks this thread on the native futex until the worker releases
+  p.waitFree(4, 10_000);
+  const waited = Date.now() - t0;
+  t.ok(waited >= 100 && waited < 5000, `woke after the release (${waited} ms)`);
+  t.same(await released, { released: 6 });
+  t.equal(p.reserve(8), 6);
+  t.equal(u32[(off + RING.producerWaiting) >> 2], 0, 'producer_waiting cleared');
+});
+
+t.test('a blocked consumer resumes when a producer in another thread submits', async (t) => {
+  const { sab, off, u32 } = freshRing();
+  const c = new RingConsumer(sab, off);
+  t.throws(() => c.waitAvailable(40), { code: 'ERR_RING_TIMEOUT', message: 'ring empty after 40 ms' });
+  const published = peer({ sab, ringOff: off, role: 'produce', count: 3, delayMs: 100 });
+  c.waitAvailable(10_000);
+  t.equal(c.peek(8), 3);
+  t.equal(u32[c.entryOffset(2) >> 2], 1002);
+  t.same(await published, { published: 3 });
+  t.equal(u32[(off + RING.consumerWaiting) >> 2], 0, 'consumer_waiting cleared');
+});
+
+t.test('main-thread waits poll asynchronously and resume', async (t) => {
+  const { sab, off } = freshRing();
+  const p = new RingProducer(sab, off);
+  p.reserve(16);
+  p.submit();
+  const c = new RingConsumer(sab, off);
+  setTimeout(() => c.release(c.peek(2)), 20);
+  await p.waitFreeAsync(2, 5000);
+  t.equal(p.reserve(2), 2);
+  const c2 = new RingConsumer(sab, off);
+  t.equal(c2.peek(32), 14);
+  c2.release(14);
+  await t.rejects(c2.waitAvailableAsync(20), { code: 'ERR_RING_TIMEOUT' });
+});
