@@ -95,7 +95,7 @@ void rf_relay_out_build(struct rf_relay_out *o, const struct rf_policy_output_ad
 		memcpy(ip + 12, b->src_addr, 4);
 		memcpy(ip + 16, b->dst_addr, 4);
 		udp = ip + 20;
-		o->ip_sum = rf_csum_fold(rf_csum_add(0, ip, 20));
+		o->ip_sum = rf_relay_fold(rf_relay_sum(0, ip, 20));
 	} else {
 		rf_put16(h + 12, 0x86dd);
 		ip[0] = 0x60;
@@ -109,10 +109,10 @@ void rf_relay_out_build(struct rf_relay_out *o, const struct rf_policy_output_ad
 	memcpy(udp, &b->src_port, 2);
 	memcpy(udp + 2, &b->dst_port, 2);
 	o->hdr_len = (uint16_t)(udp + 8 - h);
-	sum = rf_csum_add(0, b->src_addr, al);
-	sum = rf_csum_add(sum, b->dst_addr, al);
-	sum = rf_csum_add(sum, udp, 4);
-	o->udp_sum = rf_csum_fold(sum);
+	sum = rf_relay_sum(0, b->src_addr, al);
+	sum = rf_relay_sum(sum, b->dst_addr, al);
+	sum = rf_relay_sum(sum, udp, 4);
+	o->udp_sum = rf_relay_fold(sum);
 	o->dscp = b->dscp;
 }
 
@@ -136,7 +136,7 @@ void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v,
 		rf_put16(ip + 6, frag);
 		/* the template's sum had these words zero: add their new values */
 		sum = (uint32_t)o->ip_sum + tos + tot + v->ip_id + frag;
-		rf_put16(ip + 10, (uint16_t)~rf_csum_fold(sum));
+		rf_put16(ip + 10, (uint16_t)~rf_relay_fold(sum));
 		udp = ip + 20;
 	} else {
 		ip[0] = (uint8_t)(0x60 | tos >> 4);
@@ -152,11 +152,11 @@ void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v,
 	}
 	/* the pseudo-header's length and protocol and the payload are unchanged:
 	 * only the addresses and ports differ */
-	sum = rf_csum_add(0, v->src, al);
-	sum = rf_csum_add(sum, v->dst, al);
-	sum = rf_csum_add(sum, v->udp, 4);
-	m_old = rf_csum_fold(sum);
-	csum = rf_csum_replace(v->udp_csum, m_old, o->udp_sum);
+	sum = rf_relay_sum(0, v->src, al);
+	sum = rf_relay_sum(sum, v->dst, al);
+	sum = rf_relay_sum(sum, v->udp, 4);
+	m_old = rf_relay_fold(sum);
+	csum = rf_relay_csum_replace(v->udp_csum, m_old, o->udp_sum);
 	/* a computed zero is sent as all-ones (RFC 768): zero means "none" */
 	rf_put16(udp + 6, csum ? csum : 0xffff);
 }

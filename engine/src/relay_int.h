@@ -15,9 +15,14 @@
 
 /* ---------------------------------------------------------- checksums -- */
 
+/* The relay sums big-endian words in host order (netpkt.h keeps sums in
+ * memory order for the TX thread's builder): its per-output checksum state
+ * is precomputed once per output in this form and tested against full sums
+ * in engine/test/relay_rewrite.c. Named rf_relay_* to stay apart. */
+
 /* One's complement sum of big-endian 16-bit words (RFC 1071); an odd
  * trailing byte is padded with zero. Returns an unfolded 32-bit sum. */
-static inline uint32_t rf_csum_add(uint32_t sum, const uint8_t *p, size_t len)
+static inline uint32_t rf_relay_sum(uint32_t sum, const uint8_t *p, size_t len)
 {
 	size_t i;
 
@@ -28,7 +33,7 @@ static inline uint32_t rf_csum_add(uint32_t sum, const uint8_t *p, size_t len)
 	return sum;
 }
 
-static inline uint16_t rf_csum_fold(uint32_t sum)
+static inline uint16_t rf_relay_fold(uint32_t sum)
 {
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
@@ -37,11 +42,11 @@ static inline uint16_t rf_csum_fold(uint32_t sum)
 
 /* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), where m and m' are the folded
  * sums of the old and the new values of the changed words. */
-static inline uint16_t rf_csum_replace(uint16_t hc, uint16_t m_old, uint16_t m_new)
+static inline uint16_t rf_relay_csum_replace(uint16_t hc, uint16_t m_old, uint16_t m_new)
 {
 	uint32_t sum = (uint32_t)(uint16_t)~hc + (uint16_t)~m_old + m_new;
 
-	return (uint16_t)~rf_csum_fold(sum);
+	return (uint16_t)~rf_relay_fold(sum);
 }
 
 static inline uint16_t rf_get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }

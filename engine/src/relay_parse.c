@@ -67,7 +67,7 @@ static enum rf_parse_result parse_ipv4(const uint8_t *ip, uint32_t avail, struct
 		return RF_PARSE_MALFORMED;
 	/* a header that does not sum to all-ones was corrupted: its addresses
 	 * cannot be trusted, and we are about to rebuild it */
-	if (rf_csum_fold(rf_csum_add(0, ip, ihl)) != 0xffff)
+	if (rf_relay_fold(rf_relay_sum(0, ip, ihl)) != 0xffff)
 		return RF_PARSE_MALFORMED;
 	tot = rf_get16(ip + 2);
 	if (tot < ihl || tot > avail)

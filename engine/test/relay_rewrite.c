@@ -44,7 +44,7 @@ static int one(int family, int csum_zero)
 	if (rnd() & 1)
 		f[family == 4 ? 15 : 15] = (uint8_t)rnd(); /* vary TOS/traffic class */
 	if (family == 4)
-		rf_put16(f + 24, 0), rf_put16(f + 24, (uint16_t)~rf_csum_fold(rf_csum_add(0, f + 14, 20)));
+		rf_put16(f + 24, 0), rf_put16(f + 24, (uint16_t)~rf_relay_fold(rf_relay_sum(0, f + 14, 20)));
 	CHECK(rf_relay_parse(f, n, n, 0, &v) == RF_PARSE_UDP);
 
 	memset(&b, 0, sizeof(b));

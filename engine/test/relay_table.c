@@ -265,7 +265,7 @@ static int test_split(void *region, int family, uint32_t nout)
 	if (family == 4) {
 		rf_put16(f + 20, 0x2000);
 		rf_put16(f + 24, 0);
-		rf_put16(f + 24, (uint16_t)~rf_csum_fold(rf_csum_add(0, f + 14, 20)));
+		rf_put16(f + 24, (uint16_t)~rf_relay_fold(rf_relay_sum(0, f + 14, 20)));
 	} else {
 		f[20] = 44;
 	}
