@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Building Ethernet + IPv4/IPv6 + UDP headers in front of a payload, and the
+ * Internet checksum helpers (RFC 1071 sums, RFC 1624 incremental updates)
+ * shared by the TX thread and the relay.
+ *
+ * Checksum values are kept as they sit in memory: a 16-bit field read from a
+ * packet with memcpy is passed in and stored back unchanged, so no byte swap
+ * is needed on either endianness (the one's complement sum is byte-order
+ * independent, RFC 1071 section 2(B)).
+ */
+#ifndef REFLECTOR_NETPKT_H
+#define REFLECTOR_NETPKT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reflector/region.h"
+
+#define RF_ETH_HLEN      14u
+#define RF_IPV4_HLEN     20u
+#define RF_IPV6_HLEN     40u
+#define RF_UDP_HLEN      8u
+#define RF_HDR_V4        (RF_ETH_HLEN + RF_IPV4_HLEN + RF_UDP_HLEN) /* 42 */
+#define RF_HDR_V6        (RF_ETH_HLEN + RF_IPV6_HLEN + RF_UDP_HLEN) /* 62 */
+#define RF_HDR_MAX       64u
+
+/*
+ * One's complement partial sum of `len` bytes added to `sum` (not folded,
+ * not inverted). Chain calls to sum several pieces; every piece but the last
+ * must have an even length (an odd piece would shift the next one by a byte).
+ */
+uint32_t rf_csum_partial(const void *buf, size_t len, uint32_t sum);
+
+/* Fold a partial sum to 16 bits and invert it: the value to store in a
+ * checksum field (as it sits in memory). */
+static inline uint16_t rf_csum_fold(uint32_t sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* Add two partial sums (one's complement addition). */
+static inline uint32_t rf_csum_add(uint32_t a, uint32_t b)
+{
+	uint32_t s = a + b;
+
+	return s + (s < a);
+}
+
+/*
+ * RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'). Update checksum field *csum (as in
+ * memory) for a change of a 16-bit / 32-bit / 128-bit field from `from` to
+ * `to` (both as in memory). For the UDP checksum over IPv4 a field of 0 means
+ * "no checksum": leave it alone, and store 0xffff if the result is 0
+ * (rf_udp_csum_fixup).
+ */
+void rf_csum_replace2(uint16_t *csum, uint16_t from, uint16_t to);
+void rf_csum_replace4(uint16_t *csum, uint32_t from, uint32_t to);
+void rf_csum_replace16(uint16_t *csum, const uint8_t from[16], const uint8_t to[16]);
+
+/* A computed UDP checksum of 0 is sent as 0xffff (RFC 768; 0 means none). */
+static inline uint16_t rf_udp_csum_fixup(uint16_t c) { return c ? c : 0xffff; }
+
+/* Header length for a destination: RF_HDR_V4, RF_HDR_V6, or 0 if the family
+ * is neither 4 nor 6. */
+static inline uint32_t rf_netpkt_hdr_len(const struct rf_dest *d)
+{
+	return d->family == 4 ? RF_HDR_V4 : d->family == 6 ? RF_HDR_V6 : 0;
+}
+
+/*
+ * Write Ethernet + IP + UDP headers for `payload_len` bytes to `d` into hdr
+ * (at least RF_HDR_MAX bytes), with final IPv4 header and UDP checksums.
+ * payload_sum is rf_csum_partial(payload, payload_len, 0): a split computes
+ * it once for many destinations. IPv4 gets DF and identification ip_id.
+ * Returns the header length, or 0 if d->family is invalid.
+ */
+uint32_t rf_netpkt_build_sum(uint8_t *hdr, const struct rf_dest *d, uint16_t payload_len,
+			     uint32_t payload_sum, uint16_t ip_id);
+
+/* Same, summing the payload itself. */
+static inline uint32_t rf_netpkt_build(uint8_t *hdr, const struct rf_dest *d,
+				       const uint8_t *payload, uint16_t payload_len, uint16_t ip_id)
+{
+	return rf_netpkt_build_sum(hdr, d, payload_len, rf_csum_partial(payload, payload_len, 0),
+				   ip_id);
+}
+
+#endif

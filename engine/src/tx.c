@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The TX thread: every lane's submit ring -> validation -> timing wheel ->
+ * headers built in front of the pool payload -> port, one flush for all the
+ * packets due together; then the slots go back to their lanes' free rings.
+ *
+ * The loop is a DPDK-style burst loop: bursts of cfg.burst, rare cases behind
+ * rf_unlikely(), counters written by this thread only. Between deadlines the
+ * thread sleeps on its doorbell until spin_ns before the next one (wakeups
+ * come 20-50 us late), then spins to the deadline.
+ */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "clock.h"
+#include "engine_internal.h"
+#include "netpkt.h"
+
+/* A packet counts as late when it leaves more than this after its time: the
+ * first lateness histogram bound, so late_packets = packets past bucket 0. */
+#define RF_LATE_SLACK_NS 1000u
+
+/* Descriptors taken from one lane per round, so one busy lane cannot starve
+ * the others. */
+#define RF_LANE_QUOTA_BURSTS 4u
+
+struct tx_state {
+	struct rf_thread *t;
+	struct rf_engine *e;
+	uint64_t *c;
+	struct rf_dest *dests;
+	struct rf_stream_counters *streams;
+	uint32_t max_streams;
+	uint32_t payload_max;  /* slot bytes after the headroom */
+	uint32_t burst;
+	uint64_t dirty_lanes;  /* lanes with slots reserved on their free ring */
+	uint32_t npend;        /* popped from the wheel, not yet sent (TX ring full) */
+	struct rf_wheel_item pend[RF_BURST_MAX];
+	struct rf_tx_pkt pkts[RF_BURST_MAX];
+	uint8_t hdrs[RF_BURST_MAX][RF_HDR_MAX];
+};
+
+static inline struct rf_stream_counters *stream_of(struct tx_state *s, uint32_t stream)
+{
+	return &s->streams[stream % s->max_streams];
+}
+
+/* Give a slot back to its lane (submitted by free_submit()). */
+static inline void free_put(struct tx_state *s, uint32_t lane, uint32_t slot)
+{
+	struct rf_tx_lane *ln = &s->e->lanes[lane];
+	uint32_t idx;
+
+	/* the free ring holds every slot of the lane, so it is never full unless
+	 * the lane submitted one slot twice: then the duplicate is ignored */
+	if (rf_unlikely(!rf_ring_reserve(&ln->free, 1, &idx)))
+		return;
+	*(uint32_t *)rf_ring_entry(&ln->free, idx) = slot;
+	ln->free_pending++;
+	s->dirty_lanes |= 1ull << lane;
+}
+
+static void free_submit(struct tx_state *s)
+{
+	while (s->dirty_lanes) {
+		uint32_t lane = (uint32_t)__builtin_ctzll(s->dirty_lanes);
+		struct rf_tx_lane *ln = &s->e->lanes[lane];
+		struct rf_ring *r = ln->free.ring;
+
+		s->dirty_lanes &= s->dirty_lanes - 1;
+		ln->free_pending = 0;
+		/* release store of `producer`: the slot numbers are visible
+		 * before the index (pairs with the lane's Atomics.load) */
+		rf_ring_submit(&ln->free);
+		/* Dekker with a lane waiting for a slot: our index store before
+		 * its flag; pairs with the fence after it sets consumer_waiting */
+		rf_smp_mb();
+		if (rf_unlikely(rf_load_relaxed(&r->consumer_waiting)))
+			rf_futex_wake(&r->producer);
+	}
+}
+
+/* Drop a descriptor that reached the wheel (or was refused) and give its
+ * slot back; the caller has bumped the drop counter. */
+static inline void drop_desc(struct tx_state *s, uint32_t lane, const struct rf_desc *d)
+{
+	rf_counter_add(&stream_of(s, d->stream)->dropped, 1);
+	free_put(s, lane, d->slot);
+}
+
+/* Validate one descriptor; schedule it or count the drop. */
+static inline void take_desc(struct tx_state *s, uint32_t lane, const struct rf_desc *d,
+			     uint64_t now)
+{
+	struct rf_tx_lane *ln = &s->e->lanes[lane];
+	const struct rf_dest *dst;
+	struct rf_wheel_item it;
+	uint32_t hlen;
+
+	rf_counter_add(&s->c[RF_C_DESC_CONSUMED], 1);
+	if (rf_unlikely(d->seq != ln->next_seq))
+		rf_counter_add(&s->c[RF_C_DESC_SEQ_GAP], 1);
+	ln->next_seq = d->seq + 1;
+
+	if (rf_unlikely(d->slot - ln->slot_first >= ln->slot_count)) {
+		/* drop: RF_C_DROP_BAD_SLOT; the slot is not this lane's to return */
+		rf_counter_add(&s->c[RF_C_DROP_BAD_SLOT], 1);
+		rf_counter_add(&stream_of(s, d->stream)->dropped, 1);
+		return;
+	}
+	dst = d->dest - ln->dest_first < ln->dest_count ? &s->dests[d->dest] : NULL;
+	if (rf_unlikely(!dst || !(dst->flags & RF_DEST_F_VALID) ||
+			!(hlen = rf_netpkt_hdr_len(dst)))) {
+		/* drop: RF_C_DROP_BAD_DEST */
+		rf_counter_add(&s->c[RF_C_DROP_BAD_DEST], 1);
+		drop_desc(s, lane, d);
+		return;
+	}
+	if (rf_unlikely(d->len > s->payload_max || hlen - RF_ETH_HLEN + d->len > s->e->mtu)) {
+		/* drop: RF_C_DROP_BAD_LEN */
+		rf_counter_add(&s->c[RF_C_DROP_BAD_LEN], 1);
+		drop_desc(s, lane, d);
+		return;
+	}
+	it.deadline = d->tx_time ? d->tx_time : now;
+	it.desc = *d;
+	it.lane = lane;
+	/* the wheel holds one entry per pool slot, so it fills only when a lane
+	 * submits a slot twice; the caller stops taking descriptors before */
+	(void)rf_wheel_insert(&s->e->wheel, &it);
+}
+
+/* Take descriptors from every lane into the wheel. Returns how many. */
+static uint32_t drain_lanes(struct tx_state *s)
+{
+	struct rf_engine *e = s->e;
+	uint32_t lanes = e->h->lane_count, lane, total = 0;
+	uint64_t now = rf_now_ns();
+
+	for (lane = 0; lane < lanes; lane++) {
+		struct rf_tx_lane *ln = &e->lanes[lane];
+		uint32_t taken = 0, rounds;
+
+		for (rounds = 0; rounds < RF_LANE_QUOTA_BURSTS; rounds++) {
+			uint32_t idx, n, k, room = e->wheel.cap - e->wheel.count;
+
+			n = rf_ring_peek(&ln->submit, s->burst, &idx);
+			if (n > room)
+				n = room; /* backpressure: leave the rest in the ring */
+			if (!n)
+				break;
+			for (k = 0; k < n; k++) {
+				const struct rf_desc *d = rf_ring_entry(&ln->submit, idx + k);
+
+				take_desc(s, lane, d, now);
+			}
+			/* release store: we are done reading the entries (pairs
+			 * with the lane's Atomics.load of `consumer`) */
+			rf_ring_release(&ln->submit, n);
+			taken += n;
+			if (n < s->burst)
+				break;
+		}
+		if (taken) {
+			struct rf_ring *r = ln->submit.ring;
+
+			total += taken;
+			/* Dekker with a lane waiting for room; pairs with the
+			 * fence after it sets producer_waiting */
+			rf_smp_mb();
+			if (rf_unlikely(rf_load_relaxed(&r->producer_waiting)))
+				rf_futex_wake(&r->consumer);
+		}
+	}
+	return total;
+}
+
+static inline uint32_t hist_bucket(uint64_t late_ns)
+{
+	uint64_t us = (late_ns + 999) / 1000;
+	uint32_t b;
+
+	if (us <= 1)
+		return 0;
+	b = 64 - (uint32_t)__builtin_clzll(us - 1);
+	return b < RF_HIST_BUCKETS - 1 ? b : RF_HIST_BUCKETS - 1;
+}
+
+/* Send what is due: packets left over from a full TX ring first, else the
+ * wheel's due packets, in one flush. Returns packets sent or dropped. */
+static uint32_t send_due(struct tx_state *s)
+{
+	struct rf_engine *e = s->e;
+	uint64_t now = rf_now_ns();
+	uint32_t i, m = 0, sent, done = 0;
+	int r;
+
+	if (!s->npend)
+		s->npend = rf_wheel_pop_due(&e->wheel, now, s->pend, s->burst);
+	if (!s->npend)
+		return 0;
+
+	for (i = 0; i < s->npend; i++) {
+		struct rf_wheel_item *it = &s->pend[i];
+		const struct rf_desc *d = &it->desc;
+		uint64_t late = now > it->deadline ? now - it->deadline : 0;
+		uint32_t hlen;
+
+		if (rf_unlikely(e->cfg.late_drop_ns && late > e->cfg.late_drop_ns)) {
+			/* drop: RF_C_DROP_LATE (and the stream's `dropped`) */
+			rf_counter_add(&s->c[RF_C_DROP_LATE], 1);
+			drop_desc(s, it->lane, d);
+			done++;
+			continue;
+		}
+		/* the IP id only has to differ between packets in flight */
+		hlen = rf_netpkt_build(s->hdrs[m], &s->dests[d->dest],
+				       rf_slot_data(e->region, e->h, d->slot), d->len, e->ip_id++);
+		if (rf_unlikely(!hlen)) {
+			/* the entry was rewritten while in flight: RF_C_DROP_BAD_DEST */
+			rf_counter_add(&s->c[RF_C_DROP_BAD_DEST], 1);
+			drop_desc(s, it->lane, d);
+			done++;
+			continue;
+		}
+		s->pkts[m].hdr = s->hdrs[m];
+		s->pkts[m].hdr_len = (uint16_t)hlen;
+		s->pkts[m].payload = rf_slot_data(e->region, e->h, d->slot);
+		s->pkts[m].payload_len = d->len;
+		/* keep pend[] aligned with pkts[] */
+		s->pend[m] = *it;
+		m++;
+	}
+
+	sent = m ? e->ops->tx_burst(s->t->port, s->pkts, m) : 0;
+	if (rf_unlikely(sent < m))
+		rf_counter_add(&s->c[RF_C_TX_RING_FULL], 1); /* not a drop: retried */
+	if (sent) {
+		r = e->ops->flush(s->t->port);
+		rf_counter_add(&s->c[RF_C_TX_FLUSHES], 1);
+		(void)r; /* failures are counted by the port (tx_errors, retries) */
+		rf_thread_port_stats(s->t);
+	}
+	for (i = 0; i < sent; i++) {
+		const struct rf_wheel_item *it = &s->pend[i];
+		struct rf_stream_counters *sc = stream_of(s, it->desc.stream);
+		uint64_t late = now > it->deadline ? now - it->deadline : 0;
+		uint64_t bytes = (uint64_t)s->pkts[i].hdr_len + s->pkts[i].payload_len;
+
+		rf_counter_add(&s->c[RF_C_TX_PACKETS], 1);
+		rf_counter_add(&s->c[RF_C_TX_BYTES], bytes);
+		rf_counter_add(&s->c[RF_C_HIST_BASE + hist_bucket(late)], 1);
+		rf_counter_add(&sc->packets, 1);
+		rf_counter_add(&sc->bytes, bytes);
+		if (late > RF_LATE_SLACK_NS && it->desc.tx_time) {
+			rf_counter_add(&s->c[RF_C_LATE_PACKETS], 1);
+			rf_counter_add(&sc->late, 1);
+		}
+		free_put(s, it->lane, it->desc.slot);
+	}
+	/* what did not fit waits for the next round, ahead of the wheel */
+	if (sent < m)
+		memmove(&s->pend[0], &s->pend[sent], (m - sent) * sizeof(s->pend[0]));
+	s->npend = m - sent;
+	free_submit(s);
+	return done + sent;
+}
+
+static int tx_has_work(struct rf_thread *t)
+{
+	struct rf_engine *e = t->e;
+	uint32_t lane, idx;
+
+	for (lane = 0; lane < e->h->lane_count; lane++)
+		if (rf_ring_peek(&e->lanes[lane].submit, 1, &idx))
+			return 1;
+	return 0;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+void *rf_tx_main(void *arg)
+{
+	struct rf_thread *t = arg;
+	struct rf_engine *e = t->e;
+	struct tx_state *s;
+	static _Thread_local struct tx_state state;
+
+	s = &state;
+	memset(s, 0, sizeof(*s));
+	s->t = t;
+	s->e = e;
+	s->c = t->c;
+	s->dests = (struct rf_dest *)((uint8_t *)e->region + e->h->dest_off);
+	s->streams = (struct rf_stream_counters *)((uint8_t *)e->region + e->h->stream_counters_off);
+	s->max_streams = e->h->max_streams;
+	s->payload_max = e->h->slot_size - RF_SLOT_HEADROOM;
+	s->burst = e->cfg.burst;
+
+	while (!atomic_load_explicit(&e->force_quit, memory_order_relaxed)) {
+		uint32_t took = drain_lanes(s);
+		uint32_t did = send_due(s);
+		uint64_t next, now;
+
+		if (took || did || s->npend)
+			continue;
+		next = rf_wheel_next(&e->wheel);
+		now = rf_now_ns();
+		if (next <= now)
+			continue;
+		if (next - now > e->cfg.spin_ns)
+			rf_doorbell_sleep(t, next == UINT64_MAX ? UINT64_MAX : next - now - e->cfg.spin_ns,
+					  -1, tx_has_work);
+		else
+			cpu_relax();
+	}
+	/* packets still pending (TX ring full at stop) go back to the wheel */
+	while (s->npend)
+		(void)rf_wheel_insert(&e->wheel, &s->pend[--s->npend]);
+	free_submit(s);
+	return NULL;
+}
