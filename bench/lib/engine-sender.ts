@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+// The engine path of the TX benchmark, as its own process so its CPU and
+// context switches are measured like the baselines':
+//   node dist/bench/lib/engine-sender.js --netns NS --dev veth0 --to ADDR --port P \
+//     --size S --workers W --burst B --warmup-ms W --duration-ms D
+// Piscina workers produce into the shared region, the engine (afpacket
+// backend, in namespace NS) sends. Prints one JSON line for the D ms window:
+// frames the engine sent, its send system calls, process CPU (every thread:
+// engine, workers, main) and context switches.
+import { join } from 'node:path';
+import Piscina from 'piscina';
+import { Engine } from '../../src/engine/engine';
+import { parseEndpoint } from '../../src/net/address';
+import { makeDestination } from '../../src/net/destination';
+import type { EngineBenchTask } from './engine-worker';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+async function main(): Promise<void> {
+  const netns = arg('--netns', '');
+  const dev = arg('--dev', 'veth0');
+  const to = arg('--to', '198.18.0.2');
+  const port = Number(arg('--port', '9'));
+  const size = Number(arg('--size', '64'));
+  const workers = Number(arg('--workers', '1'));
+  const burst = Number(arg('--burst', '64'));
+  const warmupMs = Number(arg('--warmup-ms', '200'));
+  const durationMs = Number(arg('--duration-ms', '1000'));
+  const cpuTx = Number(arg('--cpu-tx', '-1'));
+
+  const dest = await makeDestination(parseEndpoint(to.includes(':') ? `[${to}]:${port}` : `${to}:${port}`), { netns, dev });
+  const engine = new Engine({ interface: dev, netns, backend: 'afpacket', cpuTx, region: { lanes: workers + 1 } });
+  await engine.start();
+  const stop = new SharedArrayBuffer(4);
+  const pool = new Piscina({ filename: join(__dirname, 'engine-worker.js'), minThreads: workers, maxThreads: workers });
+  const task: EngineBenchTask = { sab: engine.region.sab, stop, dest, size, burst };
+  const runs = Array.from({ length: workers }, () => pool.run(task) as Promise<{ packets: number }>);
+  const snap = (): { t: bigint; ru: NodeJS.ResourceUsage; pk: bigint; sc: bigint; fl: bigint; drops: bigint } => ({
+    t: process.hrtime.bigint(),
+    ru: process.resourceUsage(),
+    pk: engine.region.counter(0, 'tx_packets'),
+    sc: engine.region.counter(0, 'tx_syscalls'),
+    fl: engine.region.counter(0, 'tx_flushes'),
+    drops: ['drop_bad_slot', 'drop_bad_dest', 'drop_bad_len', 'drop_tx_error', 'drop_late'].reduce((s, c) => s + engine.region.counter(0, c), 0n),
+  });
+  await new Promise((r) => setTimeout(r, warmupMs));
+  const a = snap();
+  await new Promise((r) => setTimeout(r, durationMs));
+  const b = snap();
+  Atomics.store(new Int32Array(stop), 0, 1);
+  const produced = (await Promise.all(runs)).reduce((s, r) => s + r.packets, 0);
+  await pool.destroy();
+  await engine.stop();
+  const out = {
+    method: 'engine',
+    packets: Number(b.pk - a.pk),
+    seconds: Number(b.t - a.t) / 1e9,
+    cpuUser: (b.ru.userCPUTime - a.ru.userCPUTime) / 1e6,
+    cpuSys: (b.ru.systemCPUTime - a.ru.systemCPUTime) / 1e6,
+    ctxVoluntary: b.ru.voluntaryContextSwitches - a.ru.voluntaryContextSwitches,
+    ctxInvoluntary: b.ru.involuntaryContextSwitches - a.ru.involuntaryContextSwitches,
+    syscalls: Number(b.sc - a.sc),
+    flushes: Number(b.fl - a.fl),
+    drops: Number(b.drops - a.drops),
+    produced,
+    // every frame of the process's life (warm-up too), for the sink count
+    totalPackets: Number(engine.region.counter(0, 'tx_packets')),
+  };
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    process.stderr.write(`engine-sender: ${e.stack ?? e.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// Measuring child processes for benchmarks: run one and parse its JSON line,
+// wrap it in /usr/bin/time for CPU and context switches (wait4 rusage of
+// every thread), count its system calls with strace -c -f, compile C
+// baselines with gcc, and take medians.
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface Rusage {
+  cpuUser: number;
+  cpuSys: number;
+  ctxVoluntary: number;
+  ctxInvoluntary: number;
+  elapsed: number;
+}
+
+export interface ChildRun {
+  json: Record<string, unknown>;
+  rusage: Rusage | null;
+  stderr: string;
+}
+
+let seq = 0;
+
+function tmp(name: string): string {
+  return join(tmpdir(), `rf-bench-${process.pid}-${seq++}-${name}`);
+}
+
+/** Run argv (optionally under /usr/bin/time); resolves with its last JSON stdout line. */
+export function runChild(argv: string[], opts: { timeMs?: boolean; timeoutMs?: number } = {}): Promise<ChildRun> {
+  const timeFile = opts.timeMs ? tmp('time') : null;
+  const full = timeFile ? ['/usr/bin/time', '-f', '%U %S %w %c %e', '-o', timeFile, ...argv] : argv;
+  return new Promise((resolve, reject) => {
+    execFile(full[0], full.slice(1), { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err) {
+        reject(new Error(`${argv.join(' ')} failed: ${stderr.trim() || err.message}`));
+        return;
+      }
+      const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+      if (!line) {
+        reject(new Error(`${argv.join(' ')} printed no JSON: ${stdout.trim()} ${stderr.trim()}`));
+        return;
+      }
+      let rusage: Rusage | null = null;
+      if (timeFile && existsSync(timeFile)) {
+        const f = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(/\s+/).map(Number);
+        rusage = { cpuUser: f[0], cpuSys: f[1], ctxVoluntary: f[2], ctxInvoluntary: f[3], elapsed: f[4] };
+        rmSync(timeFile, { force: true });
+      }
+      resolve({ json: JSON.parse(line) as Record<string, unknown>, rusage, stderr });
+    });
+  });
+}
+
+/** System calls by name made by argv and its threads (strace -c -f). */
+export async function straceCounts(argv: string[], timeoutMs = 60_000): Promise<{ json: Record<string, unknown>; calls: Record<string, number> }> {
+  const out = tmp('strace');
+  const r = await runChild(['strace', '-f', '-c', '-o', out, ...argv], { timeoutMs });
+  const calls: Record<string, number> = {};
+  for (const line of readFileSync(out, 'utf8').split('\n')) {
+    // "% time  seconds  usecs/call  calls  errors syscall"
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?([a-z_0-9]+)\s*$/.exec(line);
+    if (m && m[2] !== 'total') calls[m[2]] = Number(m[1]);
+  }
+  rmSync(out, { force: true });
+  return { json: r.json, calls };
+}
+
+/** System calls on the send path: sends, waits for room, wake-ups. */
+export const DATA_PATH_SYSCALLS = [
+  'sendto', 'sendmsg', 'sendmmsg', 'write', 'writev', 'poll', 'ppoll', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2',
+  'select', 'pselect6', 'futex', 'sched_yield', 'nanosleep', 'clock_nanosleep', 'io_uring_enter', 'read',
+];
+
+export function dataPathCalls(calls: Record<string, number>): number {
+  return DATA_PATH_SYSCALLS.reduce((s, n) => s + (calls[n] ?? 0), 0);
+}
+
+/**
+ * Compile bench/c/NAME.c into engine/out/NAME when the binary is older than
+ * the source. Returns the binary, or a reason it cannot be built.
+ */
+export function compileC(root: string, name: string, extra: string[] = []): { bin: string } | { missing: string } {
+  const src = join(root, 'bench', 'c', `${name}.c`);
+  if (!existsSync(src)) return { missing: `bench/c/${name}.c does not exist` };
+  const outDir = join(root, 'engine', 'out');
+  mkdirSync(outDir, { recursive: true });
+  const bin = join(outDir, name);
+  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return { bin };
+  try {
+    execFileSync('gcc', ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-I', join(root, 'engine', 'include'), '-o', bin, src, ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (e) {
+    const err = e as { stderr?: Buffer };
+    return { missing: `gcc failed on bench/c/${name}.c: ${err.stderr?.toString().trim().split('\n').slice(0, 3).join(' ') ?? ''}` };
+  }
+  return { bin };
+}
+
+export function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: MIT
+// Benchmark for issue #2 (aggregate transmit): packets per second sent on a
+// veth pair into a namespace that drops them at ingress, for 64- and
+// 1316-byte UDP payloads, by four senders measured side by side in ONE run:
+//
+//   node      Node.js dgram send loop (one system call per packet)
+//   sendmmsg  C sendmmsg() loop, batches of 64 (bench/c/sendmmsg_bench.c)
+//   txring    bare C PACKET_TX_RING loop, one send() per 64 frames (bench/c/txring_bench.c)
+//   engine    Piscina worker -> lane ring -> engine TX thread -> AF_PACKET TX ring
+//
+// For each: packets/s, CPU seconds per million packets (every thread of the
+// process), system calls per packet and context switches per packet; medians
+// of --runs runs, ratios against txring and node of the same run.
+//   npm run bench -- tx [--runs 3] [--duration-ms 1000] [--sizes 64,1316] [--methods ...] [--readme]
+import { execFileSync } from 'node:child_process';
+import { cpus, hostname, release } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
+import { compileC, dataPathCalls, median, runChild, straceCounts } from './lib/measure';
+import type { ChildRun } from './lib/measure';
+
+const ROOT = join(__dirname, '..', '..'); // dist/bench -> repo root
+const PORT = 9;
+const METHODS = ['node', 'sendmmsg', 'txring', 'engine'] as const;
+type Method = (typeof METHODS)[number];
+
+interface Sample {
+  method: Method;
+  size: number;
+  pps: number;
+  cpuPerM: number; // CPU seconds per million packets
+  ctxPerPkt: number;
+  syscallsPerPkt: number; // NaN when measured separately (strace pass)
+  arrivedRatio: number; // packets counted by the sink / packets the sender reported
+}
+
+interface Options {
+  runs: number;
+  durationMs: number;
+  warmupMs: number;
+  sizes: number[];
+  methods: Method[];
+  strace: boolean;
+  readme: boolean;
+}
+
+function parseArgs(args: string[]): Options {
+  const o: Options = { runs: 3, durationMs: 1000, warmupMs: 200, sizes: [64, 1316], methods: [...METHODS], strace: true, readme: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const v = (): string => {
+      if (i + 1 >= args.length) throw new Error(`bench tx: ${a} needs a value`);
+      return args[++i];
+    };
+    if (a === '--runs') o.runs = Number(v());
+    else if (a === '--duration-ms') o.durationMs = Number(v());
+    else if (a === '--warmup-ms') o.warmupMs = Number(v());
+    else if (a === '--sizes') o.sizes = v().split(',').map(Number);
+    else if (a === '--methods') {
+      const m = v().split(',');
+      for (const x of m) if (!(METHODS as readonly string[]).includes(x)) throw new Error(`bench tx: method "${x}" unknown (accepted: ${METHODS.join(', ')})`);
+      o.methods = m as Method[];
+    } else if (a === '--no-strace') o.strace = false;
+    else if (a === '--readme') o.readme = true;
+    else throw new Error(`bench tx: unknown option "${a}" (accepted: --runs, --duration-ms, --warmup-ms, --sizes, --methods, --no-strace, --readme)`);
+  }
+  if (!(o.runs >= 1 && o.durationMs >= 100)) throw new Error('bench tx: --runs >= 1 and --duration-ms >= 100');
+  for (const s of o.sizes) if (!(Number.isInteger(s) && s >= 1 && s <= 1472)) throw new Error(`bench tx: size ${s} is outside 1..1472`);
+  return o;
+}
+
+/** nft counter of the sink's ingress drop rule (packets). */
+function sinkCount(tb: Testbed): number {
+  const out = execFileSync('ip', ['netns', 'exec', tb.ns('b'), 'nft', '-j', 'list', 'table', 'netdev', 'rfbench'], { encoding: 'utf8' });
+  const j = JSON.parse(out) as { nftables: Array<{ rule?: { expr: Array<{ counter?: { packets: number } }> } }> };
+  for (const e of j.nftables) for (const x of e.rule?.expr ?? []) if (x.counter) return x.counter.packets;
+  return 0;
+}
+
+interface Ctx {
+  tb: Testbed;
+  o: Options;
+  bins: Partial<Record<Method, string>>;
+  dstMac: string;
+  srcMac: string;
+}
+
+function argvFor(m: Method, c: Ctx, size: number, durationMs: number): string[] {
+  const a = c.tb.ns('a');
+  const dst = c.tb.addr('b');
+  const src = c.tb.addr('a');
+  const common = ['--size', String(size), '--warmup-ms', String(c.o.warmupMs), '--duration-ms', String(durationMs)];
+  switch (m) {
+    case 'node':
+      return ['ip', 'netns', 'exec', a, process.execPath, join(__dirname, 'lib', 'node-udp-sender.js'), '--to', dst, '--port', String(PORT), ...common];
+    case 'engine':
+      return [process.execPath, join(__dirname, 'lib', 'engine-sender.js'), '--netns', a, '--dev', 'veth0', '--to', dst, '--port', String(PORT), '--workers', '1', '--burst', '64', ...common];
+    case 'sendmmsg':
+      return ['ip', 'netns', 'exec', a, c.bins.sendmmsg!, '--dst', dst, '--port', String(PORT), '--batch', '64', ...common];
+    case 'txring':
+      return ['ip', 'netns', 'exec', a, c.bins.txring!, '--ifname', 'veth0', '--src', src, '--dst', dst, '--port', String(PORT),
+        '--src-mac', c.srcMac, '--dst-mac', c.dstMac, '--batch', '64', ...common];
+  }
+}
+
+function num(j: Record<string, unknown>, k: string): number {
+  const v = j[k];
+  return typeof v === 'number' ? v : NaN;
+}
+
+async function runOnce(m: Method, c: Ctx, size: number): Promise<Sample> {
+  const before = sinkCount(c.tb);
+  // Node children measure their own window (process.resourceUsage covers every
+  // thread); C baselines are timed whole by /usr/bin/time (their start-up is
+  // a few system calls) unless they report a window themselves
+  const r: ChildRun = await runChild(argvFor(m, c, size, c.o.durationMs), { timeMs: m === 'sendmmsg' || m === 'txring' });
+  const arrived = sinkCount(c.tb) - before;
+  const j = r.json;
+  const packets = num(j, 'packets');
+  const seconds = num(j, 'seconds');
+  const self = Number.isFinite(num(j, 'cpuUser'));
+  const ru = self
+    ? { cpu: num(j, 'cpuUser') + num(j, 'cpuSys'), ctx: num(j, 'ctxVoluntary') + num(j, 'ctxInvoluntary') }
+    : { cpu: r.rusage!.cpuUser + r.rusage!.cpuSys, ctx: r.rusage!.ctxVoluntary + r.rusage!.ctxInvoluntary };
+  const totalPackets = self ? packets : Number.isFinite(num(j, 'totalPackets')) ? num(j, 'totalPackets') : packets;
+  const syscalls = num(j, 'syscalls');
+  return {
+    method: m,
+    size,
+    pps: packets / seconds,
+    cpuPerM: ru.cpu / (totalPackets / 1e6),
+    ctxPerPkt: ru.ctx / totalPackets,
+    syscallsPerPkt: Number.isFinite(syscalls) ? syscalls / packets : NaN,
+    arrivedRatio: arrived / (Number.isFinite(num(j, 'totalPackets')) ? num(j, 'totalPackets') : packets),
+  };
+}
+
+/** System calls per packet of a short run under strace -c -f (the data-path ones). */
+async function straceRun(m: Method, c: Ctx, size: number): Promise<number> {
+  const { json, calls } = await straceCounts(argvFor(m, c, size, 300));
+  const packets = Number.isFinite(num(json, 'totalPackets')) ? num(json, 'totalPackets') : num(json, 'packets');
+  return dataPathCalls(calls) / packets;
+}
+
+function ratio(a: number, b: number): string {
+  return Number.isFinite(a / b) ? `${(a / b).toFixed(2)}x` : 'n/a';
+}
+
+function fmt(x: number, digits = 2): string {
+  if (!Number.isFinite(x)) return 'n/a';
+  if (Math.abs(x) >= 1000) return Math.round(x).toLocaleString('en-US');
+  return x.toFixed(digits);
+}
+
+export async function main(args: string[] = []): Promise<void> {
+  const o = parseArgs(args);
+  const why = netnsUnavailable();
+  if (why) {
+    process.stdout.write(`bench tx: SKIPPED: ${why}\n`);
+    return;
+  }
+  const bins: Partial<Record<Method, string>> = {};
+  const missing: string[] = [];
+  const methods = o.methods.filter((m) => {
+    if (m === 'sendmmsg' || m === 'txring') {
+      const r = compileC(ROOT, m === 'txring' ? 'txring_bench' : 'sendmmsg_bench');
+      if ('missing' in r) {
+        missing.push(`${m}: ${r.missing}`);
+        return false;
+      }
+      bins[m] = r.bin;
+    }
+    if (m === 'engine') {
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const n = require(join(ROOT, 'dist', 'src', 'native.js')) as { native(): { engineAvailable(): boolean } };
+        if (!n.native().engineAvailable()) throw new Error('the addon was built without engine/src/engine.c');
+      } catch (e) {
+        missing.push(`engine: ${(e as Error).message.split('\n')[0]}`);
+        return false;
+      }
+    }
+    return true;
+  });
+  for (const x of missing) process.stdout.write(`bench tx: method left out: ${x}\n`);
+
+  const tb = await Testbed.create(null, { hosts: ['a', 'b'], links: [['a', 'b']] });
+  try {
+    // a permanent neighbour: the sink drops ARP too, and the kernel-stack
+    // senders must never wait for resolution
+    await tb.exec('a', ['ip', 'neigh', 'replace', tb.addr('b'), 'lladdr', tb.mac('b'), 'dev', 'veth0', 'nud', 'permanent']);
+    // the sink: count and drop every frame at ingress, before IP (no ICMP back)
+    await tb.exec('b', ['nft', '-f', '-'], {
+      input: 'table netdev rfbench {\n chain in {\n  type filter hook ingress device "veth0" priority -500; policy accept;\n  counter drop\n }\n}\n',
+    });
+    const c: Ctx = { tb, o, bins, dstMac: tb.mac('b'), srcMac: tb.mac('a') };
+    const samples: Sample[] = [];
+    for (const size of o.sizes) {
+      for (let run = 0; run < o.runs; run++) {
+        // rotate the order each run so drift of the shared host hits every method alike
+        const order = methods.map((_, k) => methods[(k + run) % methods.length]);
+        for (const m of order) {
+          const s = await runOnce(m, c, size);
+          samples.push(s);
+          process.stdout.write(`  ${size} B run ${run + 1} ${m.padEnd(8)} ${fmt(s.pps / 1e6, 3)} Mpps  ${fmt(s.cpuPerM)} cpu-s/Mpkt  arrived ${fmt(s.arrivedRatio * 100, 1)}%\n`);
+        }
+      }
+    }
+    // system calls of the baselines: one strace pass each (strace slows the
+    // run, but the count per packet is what is measured)
+    const straced = new Map<string, number>();
+    if (o.strace) {
+      for (const size of o.sizes) {
+        for (const m of methods) {
+          if (m === 'engine') continue; // counted by the engine itself (tx_syscalls)
+          if (samples.some((s) => s.method === m && s.size === size && Number.isFinite(s.syscallsPerPkt))) continue;
+          try {
+            straced.set(`${m}/${size}`, await straceRun(m, c, size));
+          } catch (e) {
+            process.stdout.write(`bench tx: strace of ${m} failed: ${(e as Error).message.split('\n')[0]}\n`);
+          }
+        }
+      }
+    }
+    const table = report(samples, straced, o, methods);
+    process.stdout.write('\n' + table + '\n');
+    if (o.readme) writeReadme(table, args, missing);
+  } finally {
+    await tb.destroy();
+  }
+}
+
+function report(samples: Sample[], straced: Map<string, number>, o: Options, methods: Method[]): string {
+  const lines: string[] = [];
+  lines.push('| payload | method | Mpps | vs txring | vs node | CPU s / Mpkt | syscalls / pkt | ctx switches / pkt | arrived |');
+  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const size of o.sizes) {
+    const med = (m: Method, f: (s: Sample) => number): number => median(samples.filter((s) => s.method === m && s.size === size).map(f));
+    const ring = med('txring', (s) => s.pps);
+    const node = med('node', (s) => s.pps);
+    for (const m of methods) {
+      const pps = med(m, (s) => s.pps);
+      let sc = med(m, (s) => s.syscallsPerPkt);
+      if (!Number.isFinite(sc)) sc = straced.get(`${m}/${size}`) ?? NaN;
+      lines.push(
+        `| ${size} B | ${m} | ${fmt(pps / 1e6, 3)} | ${ratio(pps, ring)} | ${ratio(pps, node)} | ${fmt(med(m, (s) => s.cpuPerM))} | ${fmt(sc, 4)} | ${fmt(med(m, (s) => s.ctxPerPkt), 4)} | ${fmt(med(m, (s) => s.arrivedRatio) * 100, 1)}% |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+function writeReadme(table: string, args: string[], missing: string[]): void {
+  const file = join(ROOT, 'bench', 'README.md');
+  const text = readFileSync(file, 'utf8');
+  const begin = '<!-- tx-results:begin -->';
+  const end = '<!-- tx-results:end -->';
+  const i = text.indexOf(begin);
+  const k = text.indexOf(end);
+  if (i < 0 || k < i) throw new Error(`bench/README.md has no ${begin} ... ${end} section`);
+  const cpu = cpus();
+  const body = [
+    begin,
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${hostname()}: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}, Node ${process.version}.`,
+    `Command: \`npm run bench -- tx${args.filter((a) => a !== '--readme').map((a) => ' ' + a).join('')}\``,
+    ...(missing.length ? ['', ...missing.map((m) => `Left out: ${m}`)] : []),
+    '',
+    table,
+    end,
+  ].join('\n');
+  writeFileSync(file, text.slice(0, i) + body + text.slice(k + end.length));
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch((e: Error) => {
+    process.stderr.write(`${e.stack ?? e.message}\n`);
+    process.exit(1);
+  });
+}
