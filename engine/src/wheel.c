@@ -160,7 +160,8 @@ static void cascade(struct rf_wheel *w)
 			uint64_t t1 = tick_of(w->e[i].item.deadline) >> RF_WHEEL_BITS;
 
 			next = w->e[i].next;
-			if (t1 - (w->cur >> RF_WHEEL_BITS) < RF_WHEEL_SIZE) {
+			/* late entries (t1 below the cursor) fit too */
+			if (t1 < (w->cur >> RF_WHEEL_BITS) + RF_WHEEL_SIZE) {
 				w->ovf_count--;
 				place(w, i);
 			} else {
