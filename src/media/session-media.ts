@@ -48,22 +48,41 @@ export class SessionMedia {
     return this.passStart + (m instanceof TsFile ? m.datagramTime(this.index) : m.times[this.index]);
   }
 
-  /** Write the next packet into dst and advance; returns its length. */
-  writeNext(dst: Uint8Array): number {
+  /** Length of the next packet (0 when done). */
+  nextLength(): number {
+    if (this.index >= this.count) return 0;
+    const m = this.media;
+    if (m instanceof PcapFile) return m.lengths[this.index];
+    const cells = Math.min(CELLS_PER_DATAGRAM, m.counters.cells - this.index * CELLS_PER_DATAGRAM);
+    return cells * TS_CELL + (this.rtp ? RTP_HEADER : 0);
+  }
+
+  /** Pass over the next packet without writing it (one too large for a slot). */
+  skip(): void {
+    this.advance();
+  }
+
+  /** Write the next packet into dst at `at` and advance; returns its length. */
+  writeNext(dst: Uint8Array, at = 0): number {
     const m = this.media;
     let len: number;
     if (m instanceof TsFile) {
       if (this.rtp) {
-        writeRtpHeader(dst, 0, this.rtp, this.nextTime());
-        len = RTP_HEADER + m.writeDatagram(this.index, dst, RTP_HEADER);
-      } else len = m.writeDatagram(this.index, dst, 0);
-    } else len = m.writePacket(this.index, dst, 0);
+        writeRtpHeader(dst, at, this.rtp, this.nextTime());
+        len = RTP_HEADER + m.writeDatagram(this.index, dst, at + RTP_HEADER);
+      } else len = m.writeDatagram(this.index, dst, at);
+    } else len = m.writePacket(this.index, dst, at);
+    this.advance();
+    return len;
+  }
+
+  private advance(): void {
+    const m = this.media;
     this.index++;
     if (this.index >= this.count && this.loop) {
       this.index = 0;
       this.passStart += m.durationNs;
       this.passes++;
     } else if (this.index >= this.count) this.passes++;
-    return len;
   }
 }

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MIT
+// The worker's session pump on a fake lane and a fake clock: one aggregate
+// per tick across all sessions, bytes straight into slots, times from the
+// media, end/loop/stop, falling behind, slot shortage, a bad session alone.
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clearMediaCache } from '../../src/media/load';
+import type { Destination } from '../../src/region/lane';
+import type { StartRequest } from '../../src/session/protocol';
+import { SessionPump, type PumpLane } from '../../src/session/pump';
+import { concat, ethernet, ipv4Udp, pcap, stream } from '../media/synth';
+
+const MS = 1e6;
+const SLOT = 2048;
+
+class FakeLane implements PumpLane {
+  readonly index = 1;
+  readonly destFirst = 256;
+  readonly destCount = 4;
+  readonly payloadSize = SLOT - 128;
+  readonly ringEntries = 1024;
+  readonly bytes: Uint8Array;
+  readonly free: number[] = [];
+  readonly dests = new Map<number, Destination>();
+  readonly commits: Array<Array<{ slot: number; len: number; dest: number; stream: number; t: number }>> = [];
+  private open: Array<{ slot: number; len: number; dest: number; stream: number; t: number }> = [];
+  constructor(slots = 64) {
+    this.bytes = new Uint8Array(slots * SLOT);
+    for (let i = 0; i < slots; i++) this.free.push(i);
+  }
+  payloadOffset(slot: number): number {
+    return slot * SLOT + 128;
+  }
+  payload(slot: number): Uint8Array {
+    return this.bytes.subarray(this.payloadOffset(slot), (slot + 1) * SLOT);
+  }
+  freeSlots(): number {
+    return this.free.length;
+  }
+  allocSlot(): number {
+    const s = this.free.shift();
+    if (s === undefined) throw new Error('no slot');
+    return s;
+  }
+  writeDest(i: number, d: Destination): void {
+    this.dests.set(i, d);
+  }
+  submit(): void {
+    throw new Error('the pump must use the cursor verbs');
+  }
+  begin(): void {
+    this.open = [];
+  }
+  put(_k: number, slot: number, len: number, dest: number, stream: number, t: number): void {
+    this.open.push({ slot, len, dest, stream, t });
+  }
+  commit(): void {
+    this.commits.push(this.open);
+  }
+  /** the engine sent these: slots come back */
+  release(): void {
+    for (const c of this.commits) for (const d of c) this.free.push(d.slot);
+  }
+}
+
+const DEST: Destination = { family: 4, srcAddr: '198.18.0.1', dstAddr: '198.18.0.2', srcPort: 5004, dstPort: 6000, srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02' };
+
+function setup(t: { teardown(fn: () => void): void }): { dir: string; ts: string; cells: Uint8Array } {
+  const dir = mkdtempSync(join(tmpdir(), 'rf-pump-'));
+  t.teardown(() => {
+    rmSync(dir, { recursive: true, force: true });
+    clearMediaCache();
+  });
+  const cells = concat(stream(35, 7, MS)); // 5 datagrams, one every 7 ms, 35 ms long
+  const ts = join(dir, 'a.ts');
+  writeFileSync(ts, cells);
+  return { dir, ts, cells };
+}
+
+function req(name: string, file: string, extra: Partial<StartRequest> = {}): StartRequest {
+  return { op: 'start', id: 1, name, stream: 3, file, format: 'mpegts', loop: false, dest: DEST, ...extra };
+}
+
+t.test('one aggregate per tick with the packets of all sessions, times from the PCR', async (t) => {
+  const { ts, cells } = setup(t);
+  let now = 1000 * MS;
+  const lane = new FakeLane();
+  const pump = new SessionPump(lane, { leadMs: 20, now: () => now });
+  const a = pump.start(req('a', ts, { stream: 1, startAt: 1000 * MS }));
+  const b = pump.start(req('b', ts, { stream: 2, startAt: 1003 * MS }));
+  t.not(a.dest, b.dest);
+  t.same(lane.dests.get(a.dest), DEST, 'destination written into the lane');
+  t.equal(a.packetsPerPass, 5);
+  t.equal(a.pacedBy, 'pcr');
+  let r = pump.tick();
+  t.equal(lane.commits.length, 1, 'one submission');
+  t.equal(r.submitted, 6, 'a: 0 7 14 ms, b: 3 10 17 ms (< now + 20 ms)');
+  const c = lane.commits[0];
+  t.same(
+    c.map((d) => [d.stream, (d.t - 1000 * MS) / MS]).sort((x, y) => x[1] - y[1]),
+    [[1, 0], [2, 3], [1, 7], [2, 10], [1, 14], [2, 17]],
+  );
+  t.same(lane.bytes.subarray(lane.payloadOffset(c[0].slot), lane.payloadOffset(c[0].slot) + c[0].len), cells.subarray(0, 1316), 'cells in the slot');
+  now += 20 * MS;
+  r = pump.tick();
+  t.equal(r.submitted, 4, 'the rest: a 21 28, b 24 31');
+  t.same(r.ended.map((e) => e.name).sort(), ['a', 'b'], 'both ended after their last packet');
+  t.equal(r.ended[0].counters.packets, 5);
+  t.equal(r.ended[0].counters.bytes, 35 * 188);
+  t.equal(pump.size, 0);
+  t.equal(pump.tick().submitted, 0);
+});
+
+t.test('loop, stop, and the destination entry is quarantined before reuse', async (t) => {
+  const { ts } = setup(t);
+  let now = 0;
+  const lane = new FakeLane(256);
+  const pump = new SessionPump(lane, { leadMs: 100, destQuarantineMs: 50, now: () => now });
+  const a = pump.start(req('a', ts, { loop: true, startAt: 0 }));
+  t.equal(pump.tick().submitted, 15, '100 ms of a 35 ms file: 3 passes of 5');
+  t.equal(pump.stats().a.passes, 3, 'three passes handed over');
+  const final = pump.stop('a');
+  t.equal(final.packets, 15);
+  t.throws(() => pump.stop('a'), { message: 'session "a" is not running in lane 1' });
+  for (const n of ['b', 'c', 'd']) pump.start(req(n, ts, { startAt: 0 }));
+  t.throws(() => pump.start(req('e', ts)), { message: 'lane 1: all 4 destination entries are in use (region destsPerLane)' });
+  now += 60 * MS;
+  const e = pump.start(req('e', ts));
+  t.equal(e.dest, a.dest, 'reused after the quarantine');
+});
+
+t.test('a worker that falls behind moves the schedule instead of bursting', async (t) => {
+  const { ts } = setup(t);
+  let now = 0;
+  const lane = new FakeLane();
+  const pump = new SessionPump(lane, { leadMs: 10, lateLimitMs: 20, now: () => now });
+  pump.start(req('a', ts, { startAt: 0 }));
+  pump.tick(); // 0 and 7 ms
+  now = 500 * MS; // a long pause
+  pump.tick();
+  const last = lane.commits[1];
+  t.equal(pump.stats().a.rebases, 1);
+  t.same(last.map((d) => (d.t - now) / MS), [0, 7], 'the next packets from now on, at their spacing');
+});
+
+t.test('no free slot: the rest waits for the next tick, counted', async (t) => {
+  const { ts } = setup(t);
+  const now = 0;
+  const lane = new FakeLane(3);
+  const pump = new SessionPump(lane, { leadMs: 100, now: () => now });
+  pump.start(req('a', ts, { startAt: 0 }));
+  t.equal(pump.tick().submitted, 3);
+  t.equal(pump.stats().a.slotWaits, 1);
+  lane.release();
+  t.equal(pump.tick().submitted, 2);
+});
+
+t.test('a bad file fails that session only', async (t) => {
+  const { dir, ts } = setup(t);
+  const now = 0;
+  const lane = new FakeLane();
+  const pump = new SessionPump(lane, { leadMs: 100, now: () => now });
+  pump.start(req('good', ts, { startAt: 0 }));
+  const junk = join(dir, 'junk.ts');
+  writeFileSync(junk, new Uint8Array(4000).fill(3));
+  t.throws(() => pump.start(req('bad', junk)), { code: 'ERR_MEDIA', message: `${junk}: byte offset 0: no MPEG-TS sync byte (0x47 every 188 bytes) found in 4000 bytes` });
+  t.throws(() => pump.start(req('bad', join(dir, 'missing.ts'))), { code: 'ERR_MEDIA' });
+  t.throws(() => pump.start(req('good', ts)), { message: 'session "good" is already running' });
+  t.throws(() => pump.start(req('bad name', ts)), { message: 'session name: "bad name" is not 1..128 letters, digits or . _ : @ / -' });
+  t.equal(pump.tick().submitted, 5, 'the good one goes on');
+});
+
+t.test('pcap: capture timing and payloads', async (t) => {
+  const { dir } = setup(t);
+  const file = join(dir, 'a.pcap');
+  const pay = (i: number): Uint8Array => new Uint8Array(200).fill(i);
+  writeFileSync(file, pcap([0, 5, 6, 30].map((ms, i) => ({ timeNs: ms * MS, frame: ethernet(ipv4Udp(pay(i + 1))) }))));
+  const now = 0;
+  const lane = new FakeLane();
+  const pump = new SessionPump(lane, { leadMs: 100, now: () => now });
+  pump.start(req('p', file, { format: 'pcap', startAt: 10 * MS }));
+  pump.tick();
+  const c = lane.commits[0];
+  t.same(c.map((d) => (d.t - 10 * MS) / MS), [0, 5, 6, 30]);
+  t.same(c.map((d) => lane.bytes[lane.payloadOffset(d.slot)]), [1, 2, 3, 4]);
+  t.same(c.map((d) => d.len), [200, 200, 200, 200]);
+});
