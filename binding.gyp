@@ -24,6 +24,10 @@
       'cflags_c': [ '-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-D_GNU_SOURCE' ],
       'cflags_cc': [ '-std=c++17', '-O2', '-Wall', '-Wextra' ],
       'libraries': [ '-lpthread' ],
+      # Never unmapped: a region's BackingStore deleter (in this object) may
+      # run at isolate teardown after Node dlclose()d the addon of an
+      # ending worker thread.
+      'ldflags': [ '-Wl,-z,nodelete' ],
     },
   ],
 }
