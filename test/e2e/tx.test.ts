@@ -19,6 +19,8 @@ import { payloadHash, payloadLength } from '../fixtures/payload';
 import type { TxResult, TxTask } from '../fixtures/tx-worker';
 
 const WORKER = join(__dirname, '..', 'fixtures', 'tx-worker.js');
+// Piscina workers inherit execArgv: without this they would load tap's
+// --import hooks too (seconds of start-up under load, nothing to test there)
 const SIZES = [64, 1316, 200, 1000, 1472 - 8 - 40, 1]; // 1424 = largest IPv6 payload that fits a 1500 MTU
 const PORT = 6000;
 
@@ -38,7 +40,7 @@ if (!skipUnlessRoot(t)) {
     if (!api) return;
     const tb = await Testbed.create(t, { hosts: ['a', 'b'], links: [['a', 'b']] });
     const names = [tb.ns('a'), tb.ns('b')];
-    const engine = new api.Engine({ interface: 'veth0', netns: tb.nsPath('a'), backend: 'afpacket' });
+    const engine = new api.Engine({ interface: 'veth0', netns: tb.ns('a'), backend: 'afpacket' });
     t.teardown(() => (engine.running ? engine.stop() : undefined));
     await engine.start();
     t.ok(engine.running, 'engine running');
@@ -52,7 +54,7 @@ if (!skipUnlessRoot(t)) {
       await makeDestination(parseEndpoint(`${tb.addr('b')}:${PORT}`), { netns: tb.ns('a'), dev: 'veth0', srcPort: 5004 }),
       await makeDestination(parseEndpoint(`[${tb.addr('b', 6)}]:${PORT}`), { netns: tb.ns('a'), dev: 'veth0', srcPort: 5006 }),
     ];
-    const pool = new Piscina({ filename: WORKER, minThreads: 1, maxThreads: 1 });
+    const pool = new Piscina({ filename: WORKER, minThreads: 1, maxThreads: 1, execArgv: [] });
     t.teardown(() => pool.destroy());
     const sentBefore = engine.region.counter(0, 'tx_packets');
     const task: TxTask = { sab: engine.region.sab, dests, count, sizes: SIZES, seed, aggregate: 32, stream: 1 };
@@ -88,14 +90,14 @@ if (!skipUnlessRoot(t)) {
     const api = skipWithoutEngine(t);
     if (!api) return;
     const tb = await Testbed.create(t, { hosts: ['a', 'b'], links: [['a', 'b']] });
-    const engine = new api.Engine({ interface: 'veth0', netns: tb.nsPath('a'), backend: 'afpacket' });
+    const engine = new api.Engine({ interface: 'veth0', netns: tb.ns('a'), backend: 'afpacket' });
     t.teardown(() => (engine.running ? engine.stop() : undefined));
     await engine.start();
     const count = 50;
     const spacingNs = 2_000_000; // 2 ms apart: far above the 20-50 us wake-up jitter
     const rx = await startReceiver(tb, 'b', { bind: `${tb.addr('b')}:${PORT}`, count, timeoutMs: 8000, timestamps: true });
     const dests = [await makeDestination(parseEndpoint(`${tb.addr('b')}:${PORT}`), { netns: tb.ns('a') })];
-    const pool = new Piscina({ filename: WORKER, minThreads: 1, maxThreads: 1 });
+    const pool = new Piscina({ filename: WORKER, minThreads: 1, maxThreads: 1, execArgv: [] });
     t.teardown(() => pool.destroy());
     await pool.run({ sab: engine.region.sab, dests, count, sizes: [100], seed: 7, aggregate: count, stream: 2, spacingNs } satisfies TxTask);
     const r = await rx.result;
