@@ -110,4 +110,9 @@ if (!skipUnlessRoot(t)) {
     const spanMs = Number(times[times.length - 1] - times[0]) / 1e6;
     t.ok(spanMs > (count - 1) * 2 * 0.5, `arrivals span ${spanMs.toFixed(1)} ms for a 98 ms schedule`);
   });
+
+  t.test('no namespace of this test file is left', async (t) => {
+    // every earlier subtest's teardown (engine stop, pool destroy, testbed) has run
+    t.same(Testbed.namespacesOf(), []);
+  });
 }
