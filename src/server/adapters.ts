@@ -1,19 +1,24 @@
 // SPDX-License-Identifier: MIT
-// Binds the server's small interfaces (deps.ts) to the real engine, relays
-// manager and session manager. Each piece is loaded when the server starts,
-// so a missing piece gives one clear error instead of a crash at import.
+// Binds the server's small interfaces (deps.ts) to the real engine
+// (src/engine), relays manager (src/relay) and session manager
+// (src/session). The modules are loaded when the server starts, so a build
+// that lacks one gives one clear error instead of a crash at import.
 import type { Config } from '../config/schema';
 import { ReflectorError } from '../errors';
 import type { Logger } from '../log';
+import { formatEndpoint } from '../net/address';
+import { COUNTER_NAMES } from '../region/layout';
+import type { SessionManager as SessionManagerType } from '../session/manager';
 import type { ServerDeps } from './deps';
+import { poolSample, ringSamples } from './occupancy';
 
-/** Which pieces the real server needs and whether they are built; tests skip with this. */
+/** Which pieces the real server needs and are missing from this build; tests skip with this. */
 export function missingPieces(): string[] {
   const missing: string[] = [];
   for (const [what, mod] of [
     ['engine (src/engine/engine.ts)', '../engine/engine'],
     ['relays manager (src/relay/relays.ts)', '../relay/relays'],
-    ['session manager (src/session/sessions.ts)', '../session/sessions'],
+    ['session manager (src/session/manager.ts)', '../session/manager'],
   ] as const) {
     try {
       require.resolve(mod);
@@ -24,10 +29,82 @@ export function missingPieces(): string[] {
   return missing;
 }
 
-export async function realDeps(_config: Config, _log: Logger): Promise<ServerDeps> {
+export async function realDeps(config: Config, log: Logger): Promise<ServerDeps> {
   const missing = missingPieces();
-  if (missing.length) {
-    throw new ReflectorError('ERR_ENGINE_START', `this build lacks: ${missing.join(', ')}`);
-  }
-  throw new ReflectorError('ERR_ENGINE_START', 'engine adapters not bound yet');
+  if (missing.length) throw new ReflectorError('ERR_ENGINE_START', `this build lacks: ${missing.join(', ')}`);
+  const { Engine } = await import('../engine/engine');
+  const { Relays } = await import('../relay/relays');
+  const { SessionManager } = await import('../session/manager');
+  const e = config.engine;
+  const engine = new Engine({
+    interface: e.interface,
+    netns: e.netns ?? undefined,
+    backend: e.backend,
+    // lane 0 is the main thread's, one lane per session worker
+    region: { ...e.region, lanes: e.workers + 1 },
+    lateDropMs: e.latenessLimitMs,
+  });
+  const relays = new Relays(engine);
+  let sessions: SessionManagerType | null = null;
+  const region = engine.region;
+  const sessionsNow = (): SessionManagerType => {
+    if (!sessions) throw new ReflectorError('ERR_ENGINE_STATE', 'sessions: the engine is not running');
+    return sessions;
+  };
+  return {
+    engine: {
+      get running() {
+        return engine.running;
+      },
+      async start() {
+        await engine.start();
+        try {
+          await relays.start();
+          sessions = await SessionManager.create({
+            region,
+            workers: e.workers,
+            destination: { netns: e.netns ?? undefined, dev: e.interface },
+          });
+        } catch (err) {
+          await relays.stop().catch(() => undefined);
+          await engine.stop().catch(() => undefined);
+          throw err;
+        }
+        log.debug('relays and session workers ready', { workers: e.workers });
+      },
+      async stop() {
+        if (engine.running) await engine.stop();
+      },
+      counters: () => ({
+        counterNames: () => [...COUNTER_NAMES],
+        counter: (t, n) => region.counter(t, n),
+        histogram: (t) => region.histogram(t),
+      }),
+      rings: () => ringSamples(region),
+      pool: () => poolSample(region),
+    },
+    relays: {
+      addRelay: (spec) => relays.addRelay({ name: spec.name, listen: spec.listen, sources: spec.sources, subscribers: spec.subscribers }),
+      removeRelay: (name) => relays.removeRelay(name),
+      addOutput: (relay, sub) => relays.addOutput(relay, sub),
+      removeOutput: (relay, sub) => relays.removeOutput(relay, sub),
+      outputStats: (relay, sub) => relays.outputStats(relay, formatEndpoint(sub)),
+      stop: () => relays.stop(),
+    },
+    sessions: {
+      async start(spec) {
+        await sessionsNow().start(spec.name, spec.file, spec.to, spec.format, spec.loop);
+      },
+      async stop(name) {
+        await sessionsNow().stop(name);
+      },
+      stats(name) {
+        if (!sessions || !sessions.names().includes(name)) return null;
+        return sessions.engineCounters(name);
+      },
+      async close() {
+        await sessions?.close();
+      },
+    },
+  };
 }

@@ -183,8 +183,9 @@ export class Server {
     }
     if (hadSessions && this.config.engine.drainMs > 0) await sleep(this.config.engine.drainMs);
     if (this.deps) {
-      await this.deps.engine.stop().catch((err) => this.log.error('engine stop failed', { err }));
+      // relays are removed while the engine still acks policy messages
       await this.deps.relays.stop?.().catch((err) => this.log.error('relays stop failed', { err }));
+      await this.deps.engine.stop().catch((err) => this.log.error('engine stop failed', { err }));
       await this.deps.sessions.close?.().catch((err) => this.log.error('sessions close failed', { err }));
     }
     await this.http?.stop();
