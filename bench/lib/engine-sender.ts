@@ -13,6 +13,7 @@ import { Engine } from '../../src/engine/engine';
 import { parseEndpoint } from '../../src/net/address';
 import { makeDestination } from '../../src/net/destination';
 import type { EngineBenchTask } from './engine-worker';
+import { straceSelf } from './measure';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
   const warmupMs = Number(arg('--warmup-ms', '200'));
   const durationMs = Number(arg('--duration-ms', '1000'));
   const cpuTx = Number(arg('--cpu-tx', '-1'));
+  const straced = process.argv.includes('--strace');
 
   const dest = await makeDestination(parseEndpoint(to.includes(':') ? `[${to}]:${port}` : `${to}:${port}`), { netns, dev });
   const engine = new Engine({ interface: dev, netns, backend: 'afpacket', cpuTx, region: { lanes: workers + 1 } });
@@ -47,9 +49,12 @@ async function main(): Promise<void> {
     drops: ['drop_bad_slot', 'drop_bad_dest', 'drop_bad_len', 'drop_tx_error', 'drop_late'].reduce((s, c) => s + engine.region.counter(0, c), 0n),
   });
   await new Promise((r) => setTimeout(r, warmupMs));
+  // --strace: count every thread's system calls over the window (slows the run: packets/s of such a run are not reported)
+  const stopStrace = straced ? await straceSelf() : null;
   const a = snap();
   await new Promise((r) => setTimeout(r, durationMs));
   const b = snap();
+  const calls = stopStrace ? await stopStrace() : null;
   Atomics.store(new Int32Array(stop), 0, 1);
   const produced = (await Promise.all(runs)).reduce((s, r) => s + r.packets, 0);
   await pool.destroy();
@@ -66,6 +71,7 @@ async function main(): Promise<void> {
     flushes: Number(b.fl - a.fl),
     drops: Number(b.drops - a.drops),
     produced,
+    ...(calls ? { straceCalls: calls } : {}),
     // every frame of the process's life (warm-up too), for the sink count
     totalPackets: Number(engine.region.counter(0, 'tx_packets')),
   };

@@ -3,7 +3,7 @@
 // wrap it in /usr/bin/time for CPU and context switches (wait4 rusage of
 // every thread), count its system calls with strace -c -f, compile C
 // baselines with gcc, and take medians.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,14 +58,50 @@ export function runChild(argv: string[], opts: { timeMs?: boolean; timeoutMs?: n
 export async function straceCounts(argv: string[], timeoutMs = 60_000): Promise<{ json: Record<string, unknown>; calls: Record<string, number> }> {
   const out = tmp('strace');
   const r = await runChild(['strace', '-f', '-c', '-o', out, ...argv], { timeoutMs });
+  const calls = parseStrace(out);
+  rmSync(out, { force: true });
+  return { json: r.json, calls };
+}
+
+/** Calls by name from an `strace -c` summary file. */
+export function parseStrace(file: string): Record<string, number> {
   const calls: Record<string, number> = {};
-  for (const line of readFileSync(out, 'utf8').split('\n')) {
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
     // "% time  seconds  usecs/call  calls  errors syscall"
     const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?([a-z_0-9]+)\s*$/.exec(line);
     if (m && m[2] !== 'total') calls[m[2]] = Number(m[1]);
   }
-  rmSync(out, { force: true });
-  return { json: r.json, calls };
+  return calls;
+}
+
+/**
+ * Attach `strace -c -f` to this process (every thread) until the returned
+ * stop() is called: counts the system calls of a measurement window only,
+ * without the start-up of node, Piscina or the engine.
+ */
+export async function straceSelf(): Promise<() => Promise<Record<string, number>>> {
+  const file = tmp('strace-self');
+  const child = spawn('strace', ['-c', '-f', '-p', String(process.pid), '-o', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.setEncoding('utf8');
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (d: string) => {
+      err += d;
+      if (err.includes('attached')) resolve();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`strace exited ${code}: ${err.trim()}`)));
+  });
+  // threads attach one by one; let the last ones settle
+  await new Promise((r) => setTimeout(r, 100));
+  return async () => {
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    child.kill('SIGINT');
+    await exited;
+    const calls = parseStrace(file);
+    rmSync(file, { force: true });
+    return calls;
+  };
 }
 
 /** System calls on the send path: sends, waits for room, wake-ups. */

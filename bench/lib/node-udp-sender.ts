@@ -6,6 +6,7 @@
 // packets sent, seconds, process CPU (every thread) and context switches.
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { straceSelf } from './measure';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -17,6 +18,8 @@ const port = Number(arg('--port', '9'));
 const size = Number(arg('--size', '64'));
 const warmupMs = Number(arg('--warmup-ms', '200'));
 const durationMs = Number(arg('--duration-ms', '1000'));
+// --strace: count every thread's system calls over the window only
+const straced = process.argv.includes('--strace');
 // sends in flight: enough to keep the socket busy, bounded so memory is too
 const MAX_INFLIGHT = 512;
 
@@ -49,14 +52,16 @@ sock.on('error', (e) => {
 sock.connect(port, to, () => {
   sock.setSendBufferSize(4 << 20);
   pump();
-  setTimeout(() => {
+  setTimeout(async () => {
+    const stopStrace = straced ? await straceSelf() : null;
     phase = 'window';
     mark = { done, t: process.hrtime.bigint(), ru: process.resourceUsage() };
-    setTimeout(() => {
+    setTimeout(async () => {
       const t = process.hrtime.bigint();
       const ru = process.resourceUsage();
       const packets = done - mark.done;
       phase = 'stop';
+      const calls = stopStrace ? await stopStrace() : null;
       const out = {
         method: 'node-dgram',
         packets,
@@ -67,6 +72,7 @@ sock.connect(port, to, () => {
         ctxInvoluntary: ru.involuntaryContextSwitches - mark.ru.involuntaryContextSwitches,
         // every packet of the process's life (warm-up too), for strace and the sink count
         totalPackets: done,
+        ...(calls ? { straceCalls: calls } : {}),
       };
       process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(0));
     }, durationMs);
