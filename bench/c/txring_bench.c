@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Baseline sender for the TX benchmark (bench/tx.ts, issue #2): the bare
+ * AF_PACKET PACKET_TX_RING loop the engine is built on, with
+ * PACKET_QDISC_BYPASS and ONE send() per `--batch` frames, no scheduling, no
+ * rings shared with anyone: the ceiling for the engine's TX path.
+ *
+ *   txring_bench --ifname DEV --dst IPV4 --dst-mac aa:bb:cc:dd:ee:ff
+ *                [--src IPV4] [--src-mac MAC] [--port 9] [--size 64]
+ *                [--batch 64] [--count N] [--warmup-ms 200] [--duration-ms 1000]
+ *
+ * One Ethernet/IPv4/UDP frame (checksums computed once) is copied into each
+ * ring frame, as the engine copies each packet. Prints one JSON line like
+ * sendmmsg_bench (syscalls = send() calls in the window). Run it inside the
+ * sender's namespace (ip netns exec); needs CAP_NET_RAW. Exit 2 on bad usage,
+ * 1 on a system error.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench_common.h"
+
+#define USAGE "--ifname DEV --dst IPV4 --dst-mac MAC [--src IPV4] [--src-mac MAC] [--port 9] [--size 64] [--batch 64] [--count N] [--warmup-ms 200] [--duration-ms 1000]"
+#define FRAME_SIZE 2048u
+#define FRAMES     1024u
+
+static uint16_t csum(const uint8_t *p, size_t len, uint32_t s)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		s += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		s += (uint32_t)p[len - 1] << 8;
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static int parse_mac(const char *s, uint8_t m[6])
+{
+	return s && sscanf(s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &m[0], &m[1], &m[2], &m[3], &m[4],
+			   &m[5]) == 6;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o;
+	struct tpacket_req req = { .tp_block_size = FRAME_SIZE * 4, .tp_frame_size = FRAME_SIZE,
+				   .tp_block_nr = FRAMES / 4, .tp_frame_nr = FRAMES };
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET };
+	uint8_t frame[1600], *ring, *ip, *udp, ph[12];
+	uint32_t head = 0, data_off = TPACKET_ALIGN(sizeof(struct tpacket2_hdr)), flen;
+	uint64_t queued = 0, calls = 0, t_warm, t_end = 0;
+	struct bench_window w;
+	int fd, v = TPACKET_V2, one = 1, measuring = 0;
+	struct ifreq ifr;
+	uint16_t c;
+
+	bench_parse(argc, argv, &o, USAGE);
+	memset(frame, 0, sizeof(frame));
+	if (!o.ifname || !parse_mac(o.dst_mac, frame) ||
+	    (o.src_mac && !parse_mac(o.src_mac, frame + 6)))
+		bench_usage(argv[0], USAGE);
+	/* Ethernet, IPv4 (DF), UDP with its checksum, payload 0x5a */
+	frame[12] = 0x08;
+	ip = frame + 14;
+	udp = ip + 20;
+	flen = 14 + 20 + 8 + o.size;
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((20 + 8 + o.size) >> 8);
+	ip[3] = (uint8_t)(20 + 8 + o.size);
+	ip[6] = 0x40;
+	ip[8] = 64;
+	ip[9] = 17;
+	if (inet_pton(AF_INET, o.src, ip + 12) != 1 || inet_pton(AF_INET, o.dst, ip + 16) != 1)
+		bench_usage(argv[0], USAGE);
+	c = csum(ip, 20, 0);
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	udp[0] = 0x9c; /* source port 40000 */
+	udp[1] = 0x40;
+	udp[2] = (uint8_t)(o.port >> 8);
+	udp[3] = (uint8_t)o.port;
+	udp[4] = (uint8_t)((8 + o.size) >> 8);
+	udp[5] = (uint8_t)(8 + o.size);
+	memset(udp + 8, 0x5a, o.size);
+	memcpy(ph, ip + 12, 8);
+	ph[8] = 0;
+	ph[9] = 17;
+	ph[10] = udp[4];
+	ph[11] = udp[5];
+	{
+		uint32_t s = 0;
+		size_t i;
+
+		for (i = 0; i < 12; i += 2)
+			s += (uint32_t)ph[i] << 8 | ph[i + 1];
+		c = csum(udp, 8 + o.size, s);
+		if (!c)
+			c = 0xffff;
+	}
+	udp[6] = (uint8_t)(c >> 8);
+	udp[7] = (uint8_t)c;
+
+	fd = socket(AF_PACKET, SOCK_RAW, 0);
+	if (fd < 0) {
+		perror("txring_bench: socket(AF_PACKET) (needs CAP_NET_RAW)");
+		return 1;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", o.ifname);
+	if (ioctl(fd, SIOCGIFINDEX, &ifr)) {
+		fprintf(stderr, "txring_bench: interface %s: %s\n", o.ifname, strerror(errno));
+		return 1;
+	}
+	sll.sll_ifindex = ifr.ifr_ifindex;
+	if (!o.src_mac && !ioctl(fd, SIOCGIFHWADDR, &ifr))
+		memcpy(frame + 6, ifr.ifr_hwaddr.sa_data, 6);
+	if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof(v)) ||
+	    setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof(req))) {
+		perror("txring_bench: setsockopt");
+		return 1;
+	}
+	ring = mmap(NULL, (size_t)FRAMES * FRAME_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (ring == MAP_FAILED || bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
+		perror("txring_bench: mmap/bind");
+		return 1;
+	}
+
+	t_warm = bench_now_ns() + (uint64_t)o.warmup_ms * 1000000ull;
+	for (;;) {
+		unsigned k;
+		uint64_t now;
+
+		for (k = 0; k < o.batch; k++) {
+			struct tpacket2_hdr *h = (struct tpacket2_hdr *)(ring + (size_t)head * FRAME_SIZE);
+
+			if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_AVAILABLE)
+				break; /* ring full: send what we have */
+			memcpy((uint8_t *)h + data_off, frame, flen);
+			h->tp_len = flen;
+			__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+			head = (head + 1) % FRAMES;
+		}
+		queued += k;
+		/* one system call per batch */
+		if (send(fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS &&
+		    errno != EINTR) {
+			perror("txring_bench: send");
+			return 1;
+		}
+		calls++;
+		if ((calls & 15) && !(o.count && measuring))
+			continue;
+		now = bench_now_ns();
+		if (!measuring && now >= t_warm) {
+			measuring = 1;
+			bench_window_start(&w, queued, calls);
+			t_end = now + (uint64_t)o.duration_ms * 1000000ull;
+		} else if (measuring && (o.count ? queued - w.packets0 >= o.count : now >= t_end)) {
+			break;
+		}
+	}
+	bench_window_end(&w, "txring", &o, queued, calls, queued);
+	munmap(ring, (size_t)FRAMES * FRAME_SIZE);
+	close(fd);
+	return 0;
+}
