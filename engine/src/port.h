@@ -32,7 +32,8 @@ struct rf_rx_pkt {
 	uint32_t wire_len;   /* bytes on the wire (len < wire_len: truncated by the ring) */
 	uint16_t vlan_tci;   /* VLAN tag the kernel stripped, when vlan_valid */
 	uint8_t vlan_valid;
-	uint8_t _pad;
+	uint8_t csum_partial; /* the L4 checksum is not computed yet (TP_STATUS_CSUMNOTREADY:
+			       * a local sender with checksum offload, e.g. over veth) */
 	uint64_t ts_ns;      /* receive time, CLOCK_REALTIME ns as the kernel stamped it */
 };
 

@@ -413,7 +413,7 @@ static uint32_t afp_rx_burst(struct rf_port *p, struct rf_rx_pkt *pkts, uint32_t
 		pkts[got].wire_len = h->tp_len;
 		pkts[got].vlan_valid = (h->tp_status & TP_STATUS_VLAN_VALID) ? 1 : 0;
 		pkts[got].vlan_tci = pkts[got].vlan_valid ? (uint16_t)h->hv1.tp_vlan_tci : 0;
-		pkts[got]._pad = 0;
+		pkts[got].csum_partial = (h->tp_status & TP_STATUS_CSUMNOTREADY) ? 1 : 0;
 		pkts[got].ts_ns = (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec;
 		got++;
 		p->rx_next += h->tp_next_offset;

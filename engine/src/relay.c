@@ -18,6 +18,12 @@
  * corrupted payload stays detectably corrupted at the subscriber. An IPv4
  * datagram sent without a checksum (0) is relayed without one; IPv6 always
  * carries one (the parser refuses 0).
+ *
+ * A frame from a local sender with checksum offload (veth, the kernel's
+ * CHECKSUM_PARTIAL: rf_rx_pkt.csum_partial) carries only the pseudo-header
+ * sum in its UDP checksum field, so there is nothing to update: the payload
+ * is summed once per frame (not per output) and each output's checksum is
+ * computed from its own pseudo-header, header and that sum.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +151,14 @@ void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v,
 		udp = ip + 40;
 	}
 	rf_put16(udp + 4, ulen);
+	if (rf_unlikely(v->csum_partial)) {
+		/* pseudo-header (addresses, protocol, length) + UDP header (ports,
+		 * length, checksum 0) + payload */
+		sum = (uint32_t)o->udp_sum + 17u + ulen + ulen + v->payload_sum;
+		csum = (uint16_t)~rf_relay_fold(sum);
+		rf_put16(udp + 6, csum ? csum : 0xffff);
+		return;
+	}
 	if (v->family == 4 && v->udp_csum == 0) {
 		/* sent without a checksum: relayed without one */
 		rf_put16(udp + 6, 0);
@@ -243,6 +257,10 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 		if (!e) {
 			unmatched++;
 			continue;
+		}
+		if (rf_unlikely(p->csum_partial)) {
+			v.csum_partial = 1;
+			v.payload_sum = rf_relay_sum(0, v.payload, v.payload_len);
 		}
 		in++;
 		if (rf_unlikely(!rf_relay_allowed(e, &v))) {

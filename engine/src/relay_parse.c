@@ -145,6 +145,8 @@ enum rf_parse_result rf_relay_parse(const uint8_t *frame, uint32_t len, uint32_t
 
 	v->vlan_tags = vlan_valid ? 1 : 0;
 	v->family = 0;
+	v->csum_partial = 0;
+	v->payload_sum = 0;
 	if (len < ETH_HLEN)
 		return RF_PARSE_NOT_OURS;
 	type = rf_get16(frame + 12);
