@@ -54,9 +54,15 @@ export default async function sessionWorker(task: PumpTask): Promise<Record<stri
 
   const windowMs = task.windowMs;
   while (!stopping) {
-    const r = pump.tick();
-    for (const e of r.ended) post({ op: 'ended', name: e.name, counters: e.counters });
-    for (const f of r.failed) post({ op: 'failed', name: f.name, code: f.error.code, message: f.error.message, counters: f.counters });
+    try {
+      const r = pump.tick();
+      for (const e of r.ended) post({ op: 'ended', name: e.name, counters: e.counters });
+      for (const f of r.failed) post({ op: 'failed', name: f.name, code: f.error.code, message: f.error.message, counters: f.counters });
+    } catch (e) {
+      // a session's own errors are caught inside tick(); this is the lane (ring
+      // timeout while the engine is stopped): keep serving, try again next window
+      process.stderr.write(`session worker (lane ${lane.index}): ${(e as Error).message}\n`);
+    }
     // sleep one window (or until a control request wakes us); messages are served meanwhile
     await new Promise<void>((resolve) => {
       wake = resolve;

@@ -170,7 +170,8 @@ export class SessionManager extends EventEmitter {
           });
           handle.done = this.pool!.run(task, { transferList: [port2] }).catch((e: Error) => {
             reject(new ReflectorError('ERR_ENGINE_START', `session worker ${i}: ${e.message}`, { cause: e }));
-            this.emit('error', e);
+            // a worker that died takes its sessions with it: tell whoever listens
+            if (this.listenerCount('error') > 0) this.emit('error', e);
           });
         }),
       );

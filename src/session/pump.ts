@@ -174,9 +174,10 @@ export class SessionPump {
     const cap = lane.payloadSize;
     // start with a different session each tick so a slot shortage is shared fairly
     const first = this.rr++ % n;
+    const order = this.order; // remove() replaces this.order; this walk keeps the tick's list
     let pending = -1; // a slot taken and not yet in the aggregate
     for (let k = 0; k < n; k++) {
-      const s = this.order[(first + k) % n];
+      const s = order[(first + k) % n];
       try {
         let t = s.startAt + s.media.nextTime();
         if (t < now - this.lateLimitNs) {

@@ -187,3 +187,15 @@ t.test('pcap: capture timing and payloads', async (t) => {
   t.same(c.map((d) => lane.bytes[lane.payloadOffset(d.slot)]), [1, 2, 3, 4]);
   t.same(c.map((d) => d.len), [200, 200, 200, 200]);
 });
+
+t.test('sessions ending in the same tick are all served and reported', async (t) => {
+  const { ts } = setup(t);
+  const now = 0;
+  const lane = new FakeLane(256);
+  const pump = new SessionPump(lane, { leadMs: 100, now: () => now });
+  for (const n of ['a', 'b', 'c', 'd']) pump.start(req(n, ts, { startAt: 0 }));
+  const r = pump.tick();
+  t.equal(r.submitted, 20);
+  t.same(r.ended.map((e) => e.name).sort(), ['a', 'b', 'c', 'd']);
+  t.same(r.failed, []);
+});
