@@ -17,7 +17,7 @@ import { cpus, hostname, release } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
-import { compileC, dataPathCalls, median, runChild, straceCounts } from './lib/measure';
+import { compileC, dataPathCalls, holdSharedLock, median, runChild, straceCounts } from './lib/measure';
 import type { ChildRun } from './lib/measure';
 
 const ROOT = join(__dirname, '..', '..'); // dist/bench -> repo root
@@ -170,6 +170,8 @@ export async function main(args: string[] = []): Promise<void> {
     process.stdout.write(`bench tx: SKIPPED: ${why}\n`);
     return;
   }
+  // no addon rebuild (flock -x on the same file) while the engine path runs
+  const unlock = o.methods.includes('engine') ? await holdSharedLock('/tmp/rf-gyp.lock') : () => undefined;
   const bins: Partial<Record<Method, string>> = {};
   const missing: string[] = [];
   const methods = o.methods.filter((m) => {
@@ -236,6 +238,7 @@ export async function main(args: string[] = []): Promise<void> {
     if (o.readme) writeReadme(table, args, missing);
   } finally {
     await tb.destroy();
+    unlock();
   }
 }
 

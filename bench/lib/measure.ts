@@ -142,3 +142,22 @@ export function median(xs: number[]): number {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
+
+/**
+ * Hold a shared flock on `path` until release() (a `flock -s` child holds
+ * it): engineers rebuild the addon under `flock /tmp/rf-gyp.lock`, and a
+ * rebuild deletes build/Release/reflector.node under a running benchmark.
+ */
+export async function holdSharedLock(path: string, timeoutMs = 120_000): Promise<() => void> {
+  const child = spawn('flock', ['-s', '-w', String(Math.ceil(timeoutMs / 1000)), path, '-c', 'echo locked; exec sleep 86400'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', () => resolve());
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`could not take a shared lock on ${path} (flock exited ${code})`)));
+  });
+  return () => {
+    child.kill('SIGTERM');
+  };
+}
