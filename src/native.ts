@@ -84,8 +84,12 @@ export function native(): Native {
   if (loaded === undefined) {
     // dist/src/native.js -> <root>/build/Release/reflector.node
     const file = path.join(__dirname, '..', '..', 'build', 'Release', 'reflector.node');
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    loaded = require(file) as Native;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      loaded = require(file) as Native;
+    } catch (e) {
+      throw new Error(`reflector: cannot load the native addon ${file} (build it with \`npx node-gyp rebuild\`): ${(e as Error).message}`, { cause: e });
+    }
   }
   return loaded;
 }

@@ -29,7 +29,7 @@ if (!native().engineAvailable()) {
     t.equal(r.stdout, 'ok 400\n', 'both runs consumed their descriptors');
   });
 
-  for (const mode of ['no-stop', 'exit-no-stop', 'worker-no-stop']) {
+  for (const mode of ['no-stop', 'exit-no-stop', 'worker-no-stop', 'worker-terminate', 'exit-while-starting']) {
     t.test(`${mode}: the env cleanup hook stops the engine`, async (t) => {
       const r = child(mode);
       t.same({ status: r.status, signal: r.signal, stderr: r.stderr }, { status: 0, signal: null, stderr: '' });
