@@ -9,6 +9,9 @@
 // Addresses: link/segment i gets 198.18.i.0/24 and 2001:db8:0:i::/64 (the
 // benchmarking and documentation prefixes), host k on it gets .k+1 / ::k+1.
 // No default route anywhere: a packet can only go where a test sent it.
+// Interfaces are veth0, veth1, ... inside each host's namespace: they are
+// created straight into their namespaces, never in the root one, so short
+// local names (IFNAMSIZ 15) cannot collide between tests.
 import { execFile, execFileSync, spawn as spawnChild } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
