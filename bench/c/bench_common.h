@@ -16,6 +16,7 @@ struct bench_opts {
 	unsigned port, size, batch;
 	unsigned long long count;  /* packets in the measured window, 0 = until duration */
 	unsigned warmup_ms, duration_ms;
+	unsigned interval_us;       /* engine_tx_bench: pace packets this far apart, 0 = as fast as possible */
 };
 
 static inline uint64_t bench_now_ns(void)
@@ -70,6 +71,8 @@ static inline void bench_parse(int argc, char **argv, struct bench_opts *o, cons
 			o->warmup_ms = (unsigned)atoi(v);
 		else if (!strcmp(a, "--duration-ms"))
 			o->duration_ms = (unsigned)atoi(v);
+		else if (!strcmp(a, "--interval-us"))
+			o->interval_us = (unsigned)atoi(v);
 		else
 			bench_usage(argv[0], usage);
 		i++;

@@ -11,6 +11,7 @@
  */
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "clock.h"
 #include "engine_internal.h"
@@ -303,6 +304,9 @@ void *rf_tx_main(void *arg)
 	s->max_streams = e->h->max_streams;
 	s->payload_max = e->h->slot_size - RF_SLOT_HEADROOM;
 	s->burst = e->cfg.burst;
+	/* a sleeping thread's timeout may be extended by the timer slack (50 us
+	 * by default) to batch wakeups: this thread wakes for deadlines */
+	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 
 	while (!atomic_load_explicit(&e->force_quit, memory_order_relaxed)) {
 		uint32_t took = drain_lanes(s);
