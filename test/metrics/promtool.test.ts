@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+// The whole /metrics output (reflector_* plus prom-client's process metrics)
+// passes `promtool check metrics`; names follow the conventions.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createMetrics, type MetricsSource } from '../../src/metrics/registry';
+
+const PROMTOOL = '/usr/bin/promtool';
+const names = ['tx_packets', 'tx_bytes', 'rx_packets', 'rx_bytes', 'drop_late', 'drop_bad_len', 'wakeups', 'policy_applied'];
+
+const source: MetricsSource = {
+  interfaceName: () => 'eth0',
+  engine: () => ({
+    counterNames: () => names,
+    counter: (thread, n) => BigInt(thread * 1000 + names.indexOf(n)),
+    histogram: () => Array.from({ length: 24 }, (_, i) => BigInt(i % 3)),
+  }),
+  relayOutputs: () => [
+    { relay: 'cam', subscriber: '198.18.0.1:6000', packets: 10n, bytes: 13160n, drops: 1n },
+    { relay: 'cam', subscriber: '[2001:db8::1]:6000', packets: 5n, bytes: 6580n, drops: 0n },
+  ],
+  sessions: () => [{ session: 'movie "1"', packets: 3n, bytes: 3948n, late: 1n, dropped: 0n }],
+  rings: () => [{ ring: 'policy', used: 1, size: 64 }, { ring: 'lane0.submit', used: 0, size: 1024 }],
+  pool: () => ({ used: 2, size: 4096 }),
+  relayCount: () => 1,
+  sessionCount: () => 1,
+  ready: () => true,
+};
+
+t.test('promtool check metrics passes on the whole output', async (t) => {
+  if (!existsSync(PROMTOOL)) {
+    t.plan(0, `${PROMTOOL} is not installed (Debian package prometheus)`);
+    return;
+  }
+  const m = createMetrics(source, { defaults: true, version: '0.0.0-test' });
+  m.configReloads.inc();
+  m.controlRequests.inc({ command: 'list', result: 'ok' });
+  const text = await m.registry.metrics();
+  const r = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  t.equal(r.status, 0, `promtool: ${r.stdout}${r.stderr}`);
+  t.match(text, /^process_cpu_seconds_total /m, 'process metrics included');
+  t.notMatch(text, /nodejs_active_handles_total/, 'the gauge promtool rejects is left out');
+});
+
+t.test('names: reflector_ prefix, counters end in _total, one HELP each', async (t) => {
+  const m = createMetrics(source, { defaults: false });
+  const text = await m.registry.metrics();
+  const types = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1], x[2]]);
+  t.ok(types.length > 20);
+  for (const [name, type] of types) {
+    t.ok(name.startsWith('reflector_'), `${name} has the prefix`);
+    if (type === 'counter') t.ok(name.endsWith('_total'), `${name} (counter) ends in _total`);
+    else t.notOk(name.endsWith('_total'), `${name} (${type}) does not end in _total`);
+  }
+  t.equal(new Set(types.map((x) => x[0])).size, types.length, 'each metric declared once');
+});
+
+t.test('values are read at scrape time, exactly', async (t) => {
+  let packets = 10n;
+  const m = createMetrics({ ...source, relayOutputs: () => [{ relay: 'cam', subscriber: '198.18.0.1:6000', packets, bytes: packets * 100n, drops: 0n }] }, { defaults: false });
+  const get = async (): Promise<string> => m.registry.metrics();
+  t.match(await get(), /^reflector_relay_subscriber_packets_total\{relay="cam",subscriber="198\.18\.0\.1:6000"\} 10$/m);
+  packets = 12345678901n;
+  const text = await get();
+  t.match(text, /^reflector_relay_subscriber_packets_total\{relay="cam",subscriber="198\.18\.0\.1:6000"\} 12345678901$/m);
+  t.match(text, /^reflector_relay_packets_total\{relay="cam"\} 12345678901$/m);
+  t.match(text, /^reflector_interface_rx_packets_total\{interface="eth0"\} 1004$/m, 'both engine threads summed');
+  t.match(text, /^reflector_interface_drops_total\{interface="eth0",reason="late"\} 1008$/m);
+  t.match(text, /^reflector_lateness_seconds_bucket\{le="\+Inf"\} 24$/m, 'cumulative buckets');
+  t.match(text, /^reflector_lateness_seconds_count 24$/m);
+});
+
+t.test('engine stopped: no engine series, engine_up 0', async (t) => {
+  const m = createMetrics({ ...source, engine: () => null }, { defaults: false });
+  const text = await m.registry.metrics();
+  t.match(text, /^reflector_engine_up 0$/m);
+  t.notMatch(text, /^reflector_interface_drops_total\{/m);
+});
