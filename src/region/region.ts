@@ -11,9 +11,11 @@ import {
   HDR,
   HIST_BASE,
   HIST_BUCKETS,
+  LANE,
   OUTPUT_COUNTERS,
   PAGE,
   REGION_MAGIC,
+  RING,
   STATE_RUNNING,
   STREAM_COUNTERS,
   VERSION_MAJOR,
@@ -211,6 +213,34 @@ export class Region implements LaneRegion {
       bytes: Atomics.load(this.u64, b + OUTPUT_COUNTERS.bytes / 8),
       drops: Atomics.load(this.u64, b + OUTPUT_COUNTERS.drops / 8),
     };
+  }
+
+  /**
+   * Occupancy of every ring, read at scrape time without touching any
+   * cursor: entries published and not yet released ("lane1.submit": queued
+   * descriptors, "lane1.free": free slots, "policy", "event").
+   */
+  ringSamples(): { ring: string; used: number; size: number }[] {
+    const out: { ring: string; used: number; size: number }[] = [];
+    const sample = (ring: string, off: number): void => {
+      const used = (Atomics.load(this.u32, (off + RING.producer) >> 2) - Atomics.load(this.u32, (off + RING.consumer) >> 2)) >>> 0;
+      out.push({ ring, used, size: this.u32[(off + RING.entries) >> 2] });
+    };
+    for (let i = 0; i < this.laneCount; i++) {
+      const base = (HDR.lanes + i * LANE.size) >> 2;
+      sample(`lane${i}.submit`, this.u32[base + (LANE.submitOff >> 2)]);
+      sample(`lane${i}.free`, this.u32[base + (LANE.freeOff >> 2)]);
+    }
+    sample('policy', this.u32[HDR.policyOff >> 2]);
+    sample('event', this.u32[HDR.eventOff >> 2]);
+    return out;
+  }
+
+  /** Pool slots in use (taken by lanes or in flight in the engine) out of all slots. */
+  poolUsage(): { used: number; size: number } {
+    let free = 0;
+    for (const s of this.ringSamples()) if (s.ring.endsWith('.free')) free += s.used;
+    return { used: this.slotCount - free, size: this.slotCount };
   }
 
   /** True while the engine's threads run (rf_region_hdr.engine_state). */

@@ -30,6 +30,11 @@ t.test('slots come from the lane\'s free ring, then the lane waits and times out
   got.push(...out.subarray(0, 15));
   t.same(got, Array.from({ length: 16 }, (_, k) => 16 + k), 'lane 1 owns slots 16..31');
   t.equal(lane.freeSlots(), 0);
+  t.same(r.poolUsage(), { used: 16, size: 48 }, 'the pool sees lane 1\'s slots taken');
+  t.same(r.ringSamples().filter((s) => s.ring.startsWith('lane1')), [
+    { ring: 'lane1.submit', used: 0, size: 16 },
+    { ring: 'lane1.free', used: 0, size: 16 },
+  ]);
   t.throws(() => lane.allocSlot(30), {
     code: 'ERR_RING_TIMEOUT',
     message: 'lane 1: no free slot after 30 ms (all 16 slots are in flight; is the engine running?)',
