@@ -165,11 +165,11 @@ export function createMetrics(source: MetricsSource, opts: { defaults?: boolean;
   }));
 
   add(new ScrapeMetric('reflector_relay_packets_total', 'Packets sent by a relay (sum over its subscribers)', 'counter', () => sumBy(source.relayOutputs(), 'packets')));
-  add(new ScrapeMetric('reflector_relay_bytes_total', 'Bytes sent by a relay (sum over its subscribers)', 'counter', () => sumBy(source.relayOutputs(), 'bytes')));
+  add(new ScrapeMetric('reflector_relay_bytes_total', 'Frame bytes (Ethernet, IP and UDP headers included) sent by a relay, sum over its subscribers', 'counter', () => sumBy(source.relayOutputs(), 'bytes')));
   add(new ScrapeMetric('reflector_relay_subscriber_packets_total', 'Packets sent to one subscriber of a relay', 'counter', () =>
     source.relayOutputs().map((o) => ({ labels: { relay: o.relay, subscriber: o.subscriber }, value: num(o.packets) })),
   ));
-  add(new ScrapeMetric('reflector_relay_subscriber_bytes_total', 'Bytes sent to one subscriber of a relay', 'counter', () =>
+  add(new ScrapeMetric('reflector_relay_subscriber_bytes_total', 'Frame bytes (Ethernet, IP and UDP headers included) sent to one subscriber of a relay', 'counter', () =>
     source.relayOutputs().map((o) => ({ labels: { relay: o.relay, subscriber: o.subscriber }, value: num(o.bytes) })),
   ));
   add(new ScrapeMetric('reflector_relay_subscriber_drops_total', 'Packets for one subscriber of a relay that were dropped', 'counter', () =>
@@ -178,7 +178,7 @@ export function createMetrics(source: MetricsSource, opts: { defaults?: boolean;
   const sessionMetric = (name: string, help: string, pick: (s: SessionSample) => bigint): ScrapeMetric =>
     new ScrapeMetric(name, help, 'counter', () => source.sessions().map((s) => ({ labels: { session: s.session }, value: num(pick(s)) })));
   add(sessionMetric('reflector_session_packets_total', 'Packets a session sent', (s) => s.packets));
-  add(sessionMetric('reflector_session_bytes_total', 'Payload bytes a session sent', (s) => s.bytes));
+  add(sessionMetric('reflector_session_bytes_total', 'Frame bytes (Ethernet, IP and UDP headers included) a session sent', (s) => s.bytes));
   add(sessionMetric('reflector_session_late_packets_total', 'Packets of a session sent after their time', (s) => s.late));
   add(sessionMetric('reflector_session_dropped_packets_total', 'Packets of a session dropped (too late or refused)', (s) => s.dropped));
 
