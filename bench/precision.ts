@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: MIT
+// Benchmark for issue #3 (aggregate timed transmit): how far from its
+// scheduled time each packet arrives at a receiver in another namespace.
+// The receiver (bench/c/recv_ts.c) stamps every datagram in the kernel
+// (SO_TIMESTAMPNS, recvmmsg) and the deviation is receive time minus the
+// packet's scheduled CLOCK_MONOTONIC time (so it includes the veth hop).
+//
+// Scenarios, the engine (afpacket on a veth pair) and, side by side, Node
+// `setTimeout` pacing with a dgram socket (the usual way to pace in Node):
+//   stream-10kpps    one stream, a packet every 100 us
+//   grid-100us       8 streams whose packets fall on the same 100 us grid
+//   bursts           64 packets due at the same instant, every 2 ms
+//   sessions-1000    1,000 MPEG-TS sessions of 2 Mbit/s each (SessionManager,
+//                    2 Piscina workers, PCR-paced), starts staggered over one
+//                    datagram interval
+// Prints p50/p99/p99.9/max per scenario, the engine's own lateness histogram,
+// and with --readme writes the table and an SVG plot of the distribution
+// into bench/README.md and bench/results/.
+//   npm run bench -- precision [--seconds 2] [--sessions 1000] [--readme]
+import { createSocket } from 'node:dgram';
+import { cpus, hostname, release, tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Aggregate } from '../src/aggregate/aggregate';
+import { Engine } from '../src/engine/engine';
+import { TsFile } from '../src/media/mpegts';
+import { parseEndpoint } from '../src/net/address';
+import { destinationFromHop } from '../src/net/destination';
+import { resolveNextHop } from '../src/net/neighbour';
+import type { Lane } from '../src/region/lane';
+import { SessionManager } from '../src/session/manager';
+import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
+import { compileC, holdSharedLock } from './lib/measure';
+
+const ROOT = join(__dirname, '..', '..'); // dist/bench -> repo root
+const PORT = 7500;
+const REC = 32;
+
+interface Options {
+  seconds: number;
+  sessions: number;
+  readme: boolean;
+}
+
+interface Result {
+  scenario: string;
+  sender: 'engine' | 'node setTimeout';
+  expected: number;
+  received: number;
+  dev: Float64Array; // ns, sorted
+  engineHist?: bigint[];
+}
+
+function parseArgs(args: string[]): Options {
+  const o: Options = { seconds: 2, sessions: 1000, readme: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const v = (): string => {
+      if (i + 1 >= args.length) throw new Error(`bench precision: ${a} needs a value`);
+      return args[++i];
+    };
+    if (a === '--seconds') o.seconds = Number(v());
+    else if (a === '--sessions') o.sessions = Number(v());
+    else if (a === '--readme') o.readme = true;
+    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --readme)`);
+  }
+  if (!(o.seconds > 0 && o.seconds <= 10)) throw new Error('bench precision: --seconds in (0, 10]');
+  if (!(Number.isInteger(o.sessions) && o.sessions >= 1 && o.sessions <= 2000)) throw new Error('bench precision: --sessions in 1..2000');
+  return o;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const mono = (): number => Number(process.hrtime.bigint());
+
+// ------------------------------------------------------------ receiver --
+
+interface Receiver {
+  done: Promise<Buffer>;
+}
+
+async function startReceiver(tb: Testbed, bin: string, count: number, timeoutMs: number, peek: number): Promise<Receiver> {
+  const out = join(tmpdir(), `rf-prec-${process.pid}-${Date.now()}.bin`);
+  const child = tb.spawn('b', [bin, '--bind', tb.addr('b'), '--port', String(PORT), '--out', out, '--count', String(count), '--timeout-ms', String(timeoutMs), '--idle-ms', '700', '--peek', String(peek)]);
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      if (stdout.includes('"ready":true')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`recv_ts exited ${code}: ${stderr}`)));
+  });
+  return {
+    done: exited.then(() => {
+      const b = readFileSync(out);
+      rmSync(out, { force: true });
+      return b;
+    }),
+  };
+}
+
+function records(buf: Buffer): Array<{ rx: number; sport: number; peek: Buffer }> {
+  const out = [];
+  for (let o = 0; o + REC <= buf.length; o += REC) {
+    out.push({ rx: Number(buf.readBigInt64LE(o)), sport: buf.readUInt16LE(o + 8), peek: buf.subarray(o + 16, o + 32) });
+  }
+  return out;
+}
+
+// ------------------------------------------------- engine-paced senders --
+
+/** Packets of a scenario: (time, stream) pairs, produced window by window. */
+interface Plan {
+  name: string;
+  total: number;
+  /** the k-th packet's offset from the start (ns) and its stream (0..streams-1) */
+  at(k: number): number;
+  streams: number;
+}
+
+function plans(seconds: number): Plan[] {
+  const grid = 100_000;
+  return [
+    { name: 'stream-10kpps', streams: 1, total: Math.round((seconds * 1e9) / grid), at: (k) => k * grid },
+    { name: 'grid-100us', streams: 8, total: Math.round((seconds * 1e9) / grid) * 8, at: (k) => Math.floor(k / 8) * grid },
+    { name: 'bursts', streams: 1, total: Math.round((seconds * 1e9) / 2e6) * 64, at: (k) => Math.floor(k / 64) * 2e6 },
+  ];
+}
+
+/** Main thread, lane 0: every 5 ms one aggregate of the packets due in the next 20 ms; payload[0..8) = schedule. */
+async function runEnginePlan(lane: Lane, dests: number[], plan: Plan): Promise<void> {
+  const view = new DataView(lane.bytes.buffer);
+  const start = mono() + 50e6;
+  let k = 0;
+  while (k < plan.total) {
+    const horizon = mono() + 20e6;
+    const agg = new Aggregate(lane, { lateLimitMs: 1000 });
+    while (k < plan.total && start + plan.at(k) < horizon) {
+      const t = start + plan.at(k);
+      const slot = lane.allocSlot(1000);
+      const off = lane.payloadOffset(slot);
+      view.setBigUint64(off, BigInt(t), true);
+      view.setUint32(off + 8, k, true);
+      agg.addAt(slot, 200, dests[plan.streams === 1 ? 0 : k % plan.streams], 100 + (k % plan.streams), t);
+      k++;
+    }
+    agg.submit(1000);
+    await sleep(5);
+  }
+}
+
+// ----------------------------------------------- Node setTimeout sender --
+
+/** The child: paces `plan` with setTimeout and a dgram socket (run inside namespace a). */
+async function nodePacerChild(argv: string[]): Promise<void> {
+  const get = (n: string): string => argv[argv.indexOf(n) + 1];
+  const plan = plans(Number(get('--seconds'))).find((p) => p.name === get('--plan'))!;
+  const to = get('--to');
+  const socks = await Promise.all(
+    Array.from({ length: plan.streams }, async (_, i) => {
+      const s = createSocket('udp4');
+      await new Promise<void>((r) => s.bind(21000 + i, () => r()));
+      return s;
+    }),
+  );
+  const start = mono() + 50e6;
+  let k = 0;
+  const fire = (): void => {
+    const now = mono();
+    // send every packet that is due (setTimeout wakes late: catch up)
+    while (k < plan.total && start + plan.at(k) <= now) {
+      const b = Buffer.alloc(200);
+      b.writeBigUInt64LE(BigInt(Math.round(start + plan.at(k))), 0);
+      b.writeUInt32LE(k, 8);
+      socks[plan.streams === 1 ? 0 : k % plan.streams].send(b, PORT, to);
+      k++;
+    }
+    if (k < plan.total) setTimeout(fire, Math.max(0, (start + plan.at(k) - mono()) / 1e6));
+    else setTimeout(() => process.exit(0), 200);
+  };
+  setTimeout(fire, 50);
+}
+
+// ------------------------------------------------------------- stats --
+
+function pct(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function us(ns: number): string {
+  if (!Number.isFinite(ns)) return 'n/a';
+  const u = ns / 1e3;
+  return Math.abs(u) >= 1000 ? `${(u / 1000).toFixed(2)} ms` : `${u.toFixed(1)} us`;
+}
+
+function histPct(h: bigint[], p: number): string {
+  const total = h.reduce((a, b) => a + b, 0n);
+  if (total === 0n) return 'n/a';
+  let acc = 0n;
+  for (let i = 0; i < h.length; i++) {
+    acc += h[i];
+    if (Number(acc) >= (p / 100) * Number(total)) return i === h.length - 1 ? `> ${us(2 ** (i - 1) * 1e3)}` : `<= ${us(2 ** i * 1e3)}`;
+  }
+  return 'n/a';
+}
+
+// --------------------------------------------------------------- main --
+
+export async function main(args: string[] = []): Promise<void> {
+  const o = parseArgs(args);
+  const why = netnsUnavailable();
+  if (why) {
+    process.stdout.write(`bench precision: SKIPPED: ${why}\n`);
+    return;
+  }
+  const rx = compileC(ROOT, 'recv_ts');
+  if ('missing' in rx) {
+    process.stdout.write(`bench precision: SKIPPED: ${rx.missing}\n`);
+    return;
+  }
+  const unlock = await holdSharedLock('/tmp/rf-gyp.lock');
+  const tb = await Testbed.create(null, { hosts: ['a', 'b'], links: [['a', 'b']] });
+  const results: Result[] = [];
+  try {
+    const B = tb.addr('b');
+    const engine = new Engine({
+      interface: 'veth0',
+      netns: tb.ns('a'),
+      region: { lanes: 3, slotsPerLane: 8192, submitEntries: 4096, destsPerLane: 1024, maxStreams: 2048 },
+    });
+    await engine.start();
+    try {
+      const lane = engine.region.lane(0);
+      const hop = await resolveNextHop(B, { netns: tb.ns('a') });
+      const dests: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        dests.push(lane.destFirst + i);
+        lane.writeDest(lane.destFirst + i, destinationFromHop(parseEndpoint(`${B}:${PORT}`), hop, { srcPort: 20000 + i }));
+      }
+      for (const plan of plans(o.seconds)) {
+        for (const sender of ['engine', 'node setTimeout'] as const) {
+          const r = await startReceiver(tb, rx.bin, plan.total, o.seconds * 1000 + 5000, 0);
+          const h0 = engine.region.histogram(0);
+          if (sender === 'engine') await runEnginePlan(lane, dests, plan);
+          else await runNodePacer(tb, plan.name, o.seconds);
+          const recs = records(await r.done);
+          const dev = Float64Array.from(recs.map((x) => x.rx - Number(x.peek.readBigUInt64LE(0)))).sort();
+          const h1 = engine.region.histogram(0);
+          results.push({ scenario: plan.name, sender, expected: plan.total, received: recs.length, dev, engineHist: sender === 'engine' ? h1.map((v, i) => v - h0[i]) : undefined });
+          line(results[results.length - 1]);
+        }
+      }
+      results.push(await runSessions(tb, engine, rx.bin, o));
+      line(results[results.length - 1]);
+    } finally {
+      await engine.stop();
+    }
+  } finally {
+    await tb.destroy();
+    unlock();
+  }
+  const table = report(results);
+  process.stdout.write('\n' + table + '\n');
+  if (o.readme) {
+    const svg = plot(results);
+    mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+    writeFileSync(join(ROOT, 'bench', 'results', 'precision.svg'), svg);
+    writeReadme(table, args);
+  }
+}
+
+function line(r: Result): void {
+  process.stdout.write(
+    `  ${r.scenario.padEnd(14)} ${r.sender.padEnd(16)} ${r.received}/${r.expected}  p50 ${us(pct(r.dev, 50))}  p99 ${us(pct(r.dev, 99))}  p99.9 ${us(pct(r.dev, 99.9))}  max ${us(r.dev[r.dev.length - 1])}\n`,
+  );
+}
+
+async function runNodePacer(tb: Testbed, plan: string, seconds: number): Promise<void> {
+  const child = tb.spawn('a', [process.execPath, __filename, '--child-node-pacer', '--plan', plan, '--seconds', String(seconds), '--to', tb.addr('b')]);
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  await new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`node pacer exited ${code}: ${err}`)))));
+}
+
+/** 1,000 sessions of 2 Mbit/s: synthetic MPEG-TS with a PCR per datagram and a cell index in each cell. */
+async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options): Promise<Result> {
+  const dir = join(tmpdir(), `rf-prec-ts-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'two-mbit.ts');
+  const bitrate = 2_000_000;
+  const cellNs = (188 * 8 * 1e9) / bitrate;
+  const cells = Math.floor((o.seconds * 1e9) / cellNs / 7) * 7;
+  const buf = Buffer.alloc(cells * 188, 0xff);
+  for (let i = 0; i < cells; i++) {
+    const c = i * 188;
+    buf[c] = 0x47;
+    buf[c + 1] = 0x01;
+    buf[c + 2] = 0x00;
+    if (i % 7 === 0) {
+      // adaptation field with a PCR (27 MHz)
+      buf[c + 3] = 0x30 | (i & 0xf);
+      buf[c + 4] = 7;
+      buf[c + 5] = 0x10;
+      const pcr = Math.round((i * cellNs * 27) / 1000);
+      const base = Math.floor(pcr / 300);
+      const ext = pcr % 300;
+      buf[c + 6] = Math.floor(base / 2 ** 25) & 0xff;
+      buf[c + 7] = Math.floor(base / 2 ** 17) & 0xff;
+      buf[c + 8] = Math.floor(base / 2 ** 9) & 0xff;
+      buf[c + 9] = Math.floor(base / 2) & 0xff;
+      buf[c + 10] = ((base % 2) << 7) | 0x7e | ((ext >> 8) & 1);
+      buf[c + 11] = ext & 0xff;
+    } else buf[c + 3] = 0x10 | (i & 0xf);
+    buf.writeUInt32BE(i, c + 184);
+  }
+  writeFileSync(file, buf);
+  const ts = new TsFile(file, buf);
+  const n = o.sessions;
+  const total = n * ts.datagrams;
+  const r = await startReceiver(tb, bin, total, o.seconds * 1000 + 15_000, 184);
+  const hop = await resolveNextHop(tb.addr('b'), { netns: tb.ns('a') });
+  let next = 0;
+  const sessions = await SessionManager.create({
+    region: engine.region,
+    workers: 2,
+    resolveDestination: async (to) => destinationFromHop(to, hop, { srcPort: 30000 + next++ }),
+  });
+  const startAtBySport = new Map<number, number>();
+  const h0 = engine.region.histogram(0);
+  const rebases: number[] = [];
+  try {
+    const t0 = mono() + 1500e6; // every session starts together, after all start() calls
+    const interval = ts.datagramTime(1);
+    for (let i = 0; i < n; i++) {
+      const startAt = t0 + (i / n) * interval;
+      await sessions.start(`p${i}`, file, `${tb.addr('b')}:${PORT}`, 'mpegts', false, { startAt: BigInt(Math.round(startAt)) });
+      startAtBySport.set(30000 + i, startAt);
+    }
+    sessions.on('ended', (_name: string, s?: { worker: { rebases: number } }) => rebases.push(s?.worker.rebases ?? 0));
+    const recs = records(await r.done);
+    const dev = Float64Array.from(
+      recs.map((x) => x.rx - ((startAtBySport.get(x.sport) ?? NaN) + ts.datagramTime(Math.floor(x.peek.readUInt32BE(0) / 7)))),
+    ).sort();
+    const h1 = engine.region.histogram(0);
+    process.stdout.write(`  sessions: rebases ${rebases.reduce((a, b) => a + b, 0)} over ${rebases.length} ended sessions\n`);
+    return { scenario: `sessions-${n}`, sender: 'engine', expected: total, received: recs.length, dev, engineHist: h1.map((v, i) => v - h0[i]) };
+  } finally {
+    await sessions.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function report(results: Result[]): string {
+  const lines = [
+    '| scenario | sender | received | p50 | p99 | p99.9 | max | engine lateness p50 / p99 (its histogram) |',
+    '|---|---|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const r of results) {
+    lines.push(
+      `| ${r.scenario} | ${r.sender} | ${r.received}/${r.expected} | ${us(pct(r.dev, 50))} | ${us(pct(r.dev, 99))} | ${us(pct(r.dev, 99.9))} | ${us(r.dev[r.dev.length - 1])} | ${r.engineHist ? `${histPct(r.engineHist, 50)} / ${histPct(r.engineHist, 99)}` : '-'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** CDF of the deviation on a log axis (1 us .. 100 ms), one line per scenario and sender. */
+function plot(results: Result[]): string {
+  const W = 760;
+  const H = 420;
+  const L = 60;
+  const R = 220;
+  const T = 30;
+  const B = 50;
+  const pw = W - L - R;
+  const ph = H - T - B;
+  const lo = Math.log10(1e3);
+  const hi = Math.log10(1e8);
+  const x = (ns: number): number => L + ((Math.log10(Math.max(ns, 1e3)) - lo) / (hi - lo)) * pw;
+  const y = (f: number): number => T + (1 - f) * ph;
+  const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`);
+  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  out.push(`<text x="${L}" y="18" font-size="13">Receive time minus scheduled time (CDF), receiver in another namespace</text>`);
+  for (let e = 3; e <= 8; e++) {
+    const xv = x(10 ** e);
+    out.push(`<line x1="${xv}" y1="${T}" x2="${xv}" y2="${T + ph}" stroke="#ddd"/>`);
+    out.push(`<text x="${xv}" y="${T + ph + 15}" text-anchor="middle">${['1 us', '10 us', '100 us', '1 ms', '10 ms', '100 ms'][e - 3]}</text>`);
+  }
+  for (const f of [0, 0.5, 0.9, 0.99, 1]) {
+    out.push(`<line x1="${L}" y1="${y(f)}" x2="${L + pw}" y2="${y(f)}" stroke="#eee"/>`);
+    out.push(`<text x="${L - 5}" y="${y(f) + 4}" text-anchor="end">${f}</text>`);
+  }
+  out.push(`<rect x="${L}" y="${T}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
+  out.push(`<text x="${L + pw / 2}" y="${H - 12}" text-anchor="middle">deviation (log scale; values below 1 us drawn at 1 us)</text>`);
+  results.forEach((r, i) => {
+    const n = r.dev.length;
+    if (n === 0) return;
+    const pts: string[] = [];
+    const steps = Math.min(n, 400);
+    for (let s = 0; s <= steps; s++) {
+      const k = Math.min(n - 1, Math.floor((s / steps) * (n - 1)));
+      pts.push(`${x(r.dev[k]).toFixed(1)},${y((k + 1) / n).toFixed(1)}`);
+    }
+    const c = colors[i % colors.length];
+    const dash = r.sender === 'engine' ? '' : ' stroke-dasharray="5,3"';
+    out.push(`<polyline fill="none" stroke="${c}" stroke-width="1.8"${dash} points="${pts.join(' ')}"/>`);
+    out.push(`<line x1="${L + pw + 10}" y1="${T + 10 + i * 18}" x2="${L + pw + 30}" y2="${T + 10 + i * 18}" stroke="${c}" stroke-width="2"${dash}/>`);
+    out.push(`<text x="${L + pw + 35}" y="${T + 14 + i * 18}">${r.scenario} (${r.sender === 'engine' ? 'engine' : 'Node setTimeout'})</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+function writeReadme(table: string, args: string[]): void {
+  const file = join(ROOT, 'bench', 'README.md');
+  const text = readFileSync(file, 'utf8');
+  const begin = '<!-- precision-results:begin -->';
+  const end = '<!-- precision-results:end -->';
+  const cpu = cpus();
+  const body = [
+    begin,
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${hostname()}: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}, Node ${process.version}.`,
+    `Command: \`npm run bench -- precision${args.filter((a) => a !== '--readme').map((a) => ' ' + a).join('')}\``,
+    '',
+    table,
+    '',
+    '![lateness distribution](results/precision.svg)',
+    end,
+  ].join('\n');
+  const i = text.indexOf(begin);
+  const k = text.indexOf(end);
+  if (i < 0 || k < i) throw new Error(`bench/README.md has no ${begin} ... ${end} section`);
+  writeFileSync(file, text.slice(0, i) + body + text.slice(k + end.length));
+}
+
+if (require.main === module) {
+  const argv = process.argv.slice(2);
+  const run = argv[0] === '--child-node-pacer' ? nodePacerChild(argv) : main(argv);
+  run.catch((e: Error) => {
+    process.stderr.write(`${e.stack ?? e.message}\n`);
+    process.exit(1);
+  });
+}
