@@ -33,6 +33,7 @@ interface Sample {
   ctxPerPkt: number;
   syscallsPerPkt: number; // NaN when measured separately (strace pass)
   arrivedRatio: number; // packets counted by the sink / packets the sender reported
+  busiestPerM?: number[]; // engine: CPU s / Mpkt of its busiest threads (TX thread first)
 }
 
 interface Options {
@@ -125,7 +126,9 @@ async function runOnce(m: Method, c: Ctx, size: number): Promise<Sample> {
     : { cpu: r.rusage!.cpuUser + r.rusage!.cpuSys, ctx: r.rusage!.ctxVoluntary + r.rusage!.ctxInvoluntary };
   const totalPackets = self ? packets : Number.isFinite(num(j, 'totalPackets')) ? num(j, 'totalPackets') : packets;
   const syscalls = num(j, 'syscalls');
+  const threads = Array.isArray(j.threads) ? (j.threads as Array<{ user: number; sys: number }>) : [];
   return {
+    busiestPerM: threads.map((x) => (x.user + x.sys) / (packets / 1e6)),
     method: m,
     size,
     pps: packets / seconds,
@@ -259,6 +262,13 @@ function report(samples: Sample[], straced: Map<string, number>, o: Options, met
         `| ${size} B | ${m} | ${fmt(pps / 1e6, 3)} | ${ratio(pps, ring)} | ${ratio(pps, node)} | ${fmt(med(m, (s) => s.cpuPerM))} | ${ratio(med(m, (s) => s.cpuPerM), ringCpu)} | ${fmt(sc, 4)} | ${fmt(st, 4)} | ${fmt(med(m, (s) => s.ctxPerPkt), 4)} | ${fmt(med(m, (s) => s.arrivedRatio) * 100, 1)}% |`,
       );
     }
+  }
+  for (const size of o.sizes) {
+    const eng = samples.filter((s) => s.method === 'engine' && s.size === size && s.busiestPerM?.length);
+    if (eng.length === 0) continue;
+    const k = (i: number): string => fmt(median(eng.map((s) => s.busiestPerM![i] ?? 0)));
+    lines.push('');
+    lines.push(`Engine ${size} B, CPU s / Mpkt of its busiest threads (median): ${k(0)} (TX thread), ${k(1)} (worker), ${k(2)}, ${k(3)}.`);
   }
   return lines.join('\n');
 }

@@ -7,6 +7,7 @@
 // backend, in namespace NS) sends. Prints one JSON line for the D ms window:
 // frames the engine sent, its send system calls, process CPU (every thread:
 // engine, workers, main) and context switches.
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Piscina from 'piscina';
 import { Engine } from '../../src/engine/engine';
@@ -14,6 +15,25 @@ import { parseEndpoint } from '../../src/net/address';
 import { makeDestination } from '../../src/net/destination';
 import type { EngineBenchTask } from './engine-worker';
 import { straceSelf } from './measure';
+
+/** CPU seconds (user, system) of every thread of this process, by tid. */
+function threadCpu(): Map<string, { comm: string; user: number; sys: number }> {
+  const hz = 100; // USER_HZ: /proc reports clock ticks of 1/100 s on Linux
+  const out = new Map<string, { comm: string; user: number; sys: number }>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const close = st.lastIndexOf(')');
+      const comm = st.slice(st.indexOf('(') + 1, close);
+      const f = st.slice(close + 2).split(' ');
+      // fields 14 and 15 (utime, stime) are at 11 and 12 after "pid (comm) "
+      out.set(tid, { comm, user: Number(f[11]) / hz, sys: Number(f[12]) / hz });
+    } catch {
+      // the thread ended between readdir and read
+    }
+  }
+  return out;
+}
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -52,8 +72,16 @@ async function main(): Promise<void> {
   // --strace: count every thread's system calls over the window (slows the run: packets/s of such a run are not reported)
   const stopStrace = straced ? await straceSelf() : null;
   const a = snap();
+  const ta = threadCpu();
   await new Promise((r) => setTimeout(r, durationMs));
   const b = snap();
+  const tbusy = [...threadCpu()]
+    .map(([tid, v]) => {
+      const was = ta.get(tid) ?? { user: 0, sys: 0 };
+      return { tid: Number(tid), comm: v.comm, user: +(v.user - was.user).toFixed(2), sys: +(v.sys - was.sys).toFixed(2) };
+    })
+    .filter((x) => x.user + x.sys > 0)
+    .sort((x, y) => y.user + y.sys - (x.user + x.sys));
   const calls = stopStrace ? await stopStrace() : null;
   Atomics.store(new Int32Array(stop), 0, 1);
   const produced = (await Promise.all(runs)).reduce((s, r) => s + r.packets, 0);
@@ -71,6 +99,8 @@ async function main(): Promise<void> {
     flushes: Number(b.fl - a.fl),
     drops: Number(b.drops - a.drops),
     produced,
+    // CPU of the busiest threads over the window (engine TX thread: mostly sys; worker: mostly user)
+    threads: tbusy.slice(0, 4),
     ...(calls ? { straceCalls: calls } : {}),
     // every frame of the process's life (warm-up too), for the sink count
     totalPackets: Number(engine.region.counter(0, 'tx_packets')),
