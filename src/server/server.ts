@@ -79,7 +79,7 @@ export class Server {
     this.config = loadConfig(file);
     if (!this.opts.log) this.log = createLogger({ level: this.config.log.level });
     const c = this.config;
-    this.log.info('server starting', { config: file, version: this.opts.version, interface: c.engine.interface, netns: c.engine.netns });
+    this.log.info('server starting', { config: file, pid: process.pid, version: this.opts.version, interface: c.engine.interface, netns: c.engine.netns });
     this.deps = await this.opts.deps(c, this.log);
     this.state = new RunningState(this.deps, this.log);
     this.metrics = createMetrics(this.source(), { defaults: this.opts.processMetrics ?? true, version: this.opts.version });
