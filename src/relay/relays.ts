@@ -111,6 +111,8 @@ export class Relays {
   private nextRelayId = 1;
   private readonly hops = new Map<string, Promise<NextHop | null>>();
   private refresher: NodeJS.Timeout | null = null;
+  /** Last operation per relay/output key: operations on one key run in call order. */
+  private readonly chains = new Map<string, Promise<unknown>>();
   private started = false;
   private stopped = false;
 
@@ -241,7 +243,33 @@ export class Relays {
     }
   }
 
-  async addOutput(relayName: string, subscriber: Endpoint | string, opts: OutputOptions = {}): Promise<void> {
+  /** Run fn after every earlier operation on `key` settled (different keys run concurrently). */
+  private serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.chains.set(key, tail);
+    void tail.then(() => {
+      if (this.chains.get(key) === tail) this.chains.delete(key);
+    });
+    return next;
+  }
+
+  /** Add a subscriber; calls for the same relay and subscriber apply in call order. */
+  addOutput(relayName: string, subscriber: Endpoint | string, opts: OutputOptions = {}): Promise<void> {
+    return this.serial(`${String(relayName)} ${typeof subscriber === 'string' ? subscriber : formatEndpoint(subscriber)}`, () =>
+      this.addOutputNow(relayName, subscriber, opts),
+    );
+  }
+
+  /** Remove a subscriber; calls for the same relay and subscriber apply in call order. */
+  removeOutput(relayName: string, subscriber: Endpoint | string): Promise<void> {
+    return this.serial(`${String(relayName)} ${typeof subscriber === 'string' ? subscriber : formatEndpoint(subscriber)}`, () =>
+      this.removeOutputNow(relayName, subscriber),
+    );
+  }
+
+  private async addOutputNow(relayName: string, subscriber: Endpoint | string, opts: OutputOptions): Promise<void> {
     this.checkStarted('addOutput');
     const r = this.relayOf(relayName);
     const what = `relay "${r.name}" subscriber`;
@@ -286,7 +314,7 @@ export class Relays {
     }
   }
 
-  async removeOutput(relayName: string, subscriber: Endpoint | string): Promise<void> {
+  private async removeOutputNow(relayName: string, subscriber: Endpoint | string): Promise<void> {
     const r = this.relayOf(relayName);
     const to = toEndpoint(subscriber, `relay "${r.name}" subscriber`);
     const k = keyOf(to);

@@ -25,17 +25,19 @@ s.bind(from.port, from.address, () => {
   const t0 = process.hrtime.bigint();
   let seq = 0;
   let inflight = 0;
+  let errors = 0;
   const tick = (): void => {
     const due = Math.min(count, Math.floor((Number(process.hrtime.bigint() - t0) / 1e9) * pps) + 1);
     while (seq < due && inflight < 512) {
       inflight++;
-      s.send(makePayload(seq++, size), to.port, to.address, () => {
+      s.send(makePayload(seq++, size), to.port, to.address, (err) => {
         inflight--;
+        if (err) errors++;
       });
     }
     if (seq < count || inflight > 0) setTimeout(tick, 1);
     else {
-      process.stdout.write(JSON.stringify({ sent: seq }) + '\n');
+      process.stdout.write(JSON.stringify({ sent: seq, errors }) + '\n');
       s.close();
     }
   };
