@@ -5,6 +5,7 @@
 // sends; a plain UDP socket in namespace b must receive every packet, byte
 // for byte, over IPv4 and IPv6. The receiving kernel checks the IP and UDP
 // checksums, so a wrong header shows up as a missing packet.
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
@@ -13,6 +14,7 @@ import { parseEndpoint } from '../../src/net/address';
 import { makeDestination } from '../../src/net/destination';
 import { loadEngineApi } from '../helpers/engine-api';
 import type { EngineModule } from '../helpers/engine-api';
+import { compileFixture } from '../helpers/cc';
 import { startReceiver } from '../helpers/receiver';
 import { Testbed, skipUnlessRoot } from '../helpers/testbed';
 import { payloadHash, payloadLength } from '../fixtures/payload';
@@ -35,6 +37,27 @@ function skipWithoutEngine(t: Test): EngineModule | null {
 }
 
 if (!skipUnlessRoot(t)) {
+  t.test('control: the receiving kernel drops a datagram whose UDP checksum is wrong', async (t) => {
+    // the premise of "every packet arrived, so every checksum was right" below
+    const cc = compileFixture('raw_udp_send');
+    if ('missing' in cc) {
+      process.stderr.write(`# SKIP checksum control: ${cc.missing}\n`);
+      t.plan(0, cc.missing);
+      return;
+    }
+    const tb = await Testbed.create(t, { hosts: ['a', 'b'], links: [['a', 'b']] });
+    const rx = await startReceiver(tb, 'b', { bind: `${tb.addr('b')}:${PORT}`, count: 2, timeoutMs: 3000, idleMs: 500 });
+    const send = (payload: string, csum: 'good' | 'bad'): Promise<unknown> =>
+      tb.exec('a', [cc.bin, 'veth0', tb.mac('a'), tb.mac('b'), tb.addr('a'), tb.addr('b'), '5004', String(PORT), payload, csum]);
+    await send('bad checksum', 'bad');
+    await send('good checksum', 'good');
+    const r = await rx.result;
+    t.equal(r.received, 1, 'only the datagram with the right checksum was delivered');
+    t.same(r.hashes, [createHash('sha256').update('good checksum').digest('hex')]);
+    const nstat = (await tb.exec('b', ['nstat', '-az', 'UdpInCsumErrors'])).stdout;
+    t.match(nstat, /UdpInCsumErrors\s+1\s/, 'and counted it as a checksum error');
+  });
+
   t.test('worker-written packets leave the engine and arrive intact (IPv4 and IPv6)', async (t) => {
     const api = skipWithoutEngine(t);
     if (!api) return;
