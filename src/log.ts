@@ -14,6 +14,8 @@ export interface Logger {
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
   child(fields: LogFields): Logger;
+  /** Change the minimum level (config reloads); children made later inherit it. */
+  setLevel(level: LogLevel): void;
 }
 
 export interface LoggerOptions {
@@ -23,7 +25,8 @@ export interface LoggerOptions {
 }
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
-  const min = LEVELS[opts.level ?? 'info'];
+  let level: LogLevel = opts.level ?? 'info';
+  let min = LEVELS[level];
   const write = opts.write ?? ((line: string) => process.stderr.write(line));
   const base = opts.fields ?? {};
   const emit = (level: LogLevel, msg: string, fields?: LogFields): void => {
@@ -36,7 +39,11 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger({ ...opts, fields: { ...base, ...fields } }),
+    child: (fields) => createLogger({ ...opts, level, fields: { ...base, ...fields } }),
+    setLevel: (l) => {
+      level = l;
+      min = LEVELS[l];
+    },
   };
 }
 

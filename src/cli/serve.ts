@@ -10,8 +10,12 @@ import { version } from './version';
 import type { Io } from './main';
 
 export async function serve(file: string, io: Io): Promise<number> {
-  const log = createLogger({ level: (process.env.REFLECTOR_LOG_LEVEL as 'debug' | undefined) ?? 'info' });
-  const server = new Server({ configFile: file, deps: realDeps, log, version: version() });
+  const envLevel = process.env.REFLECTOR_LOG_LEVEL;
+  const levels = ['debug', 'info', 'warn', 'error'] as const;
+  const fixed = levels.find((l) => l === envLevel);
+  if (envLevel !== undefined && !fixed) io.err(`reflector: REFLECTOR_LOG_LEVEL="${envLevel}" is not one of ${levels.join(' | ')}; using log.level\n`);
+  const log = createLogger({ level: fixed ?? 'info' });
+  const server = new Server({ configFile: file, deps: realDeps, log, fixedLogLevel: fixed !== undefined, version: version() });
   let stopping = false;
   let resolveStopped!: (code: number) => void;
   const stopped = new Promise<number>((r) => (resolveStopped = r));

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig, ConfigError, formatProblem } from '../config/validate';
 import type { Config } from '../config/schema';
+import { diffConfig } from '../config/diff';
 import { createLogger, type Logger } from '../log';
 import { createMetrics, type MetricsSource, type ServerMetrics } from '../metrics/registry';
 import { MetricsHttp } from '../metrics/http';
@@ -26,6 +27,8 @@ export interface ServerOptions {
   version?: string;
   /** watch the config file (default true) */
   watch?: boolean;
+  /** keep the given logger's level (e.g. set from the environment) instead of log.level */
+  fixedLogLevel?: boolean;
   /** prom-client default process metrics (default true) */
   processMetrics?: boolean;
 }
@@ -78,6 +81,7 @@ export class Server {
     this.configText = readText(file);
     this.config = loadConfig(file);
     if (!this.opts.log) this.log = createLogger({ level: this.config.log.level });
+    else if (!this.opts.fixedLogLevel) this.log.setLevel(this.config.log.level);
     const c = this.config;
     this.log.info('server starting', { config: file, pid: process.pid, version: this.opts.version, interface: c.engine.interface, netns: c.engine.netns });
     this.deps = await this.opts.deps(c, this.log);
@@ -126,10 +130,13 @@ export class Server {
       const lines = err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message];
       return this.reloadFailed(reason, lines);
     }
+    // keys outside relays/sessions: compared with the file as last loaded
+    const outside = diffConfig(this.config, next);
     const report = await this.state.applyConfig(next);
-    if (report.diff.restartRequired.length) {
-      this.log.warn('config keys changed that take effect only after a restart', { keys: report.diff.restartRequired });
+    if (outside.restartRequired.length) {
+      this.log.warn('config keys changed that take effect only after a restart', { keys: outside.restartRequired });
     }
+    if (outside.logLevelChanged && !this.opts.fixedLogLevel) this.log.setLevel(next.log.level);
     this.configText = text;
     // what changes at run time is taken from the new file; the rest stays as started
     this.config = { ...this.config, relays: next.relays, sessions: next.sessions, log: next.log };

@@ -137,6 +137,15 @@ ${extra}`;
       t.equal((await scrape(port, '/readyz')).status, 200);
     });
 
+    await t.test('SIGHUP reloads', async (t) => {
+      fs.writeFileSync(file, config([6000, 6003]));
+      await server.waitLog((l) => l.msg === 'config reloaded' && l.reason === 'file changed', 10000, server.logs.length - 1).catch(() => undefined);
+      const before = server.logs.length;
+      server.child.kill('SIGHUP');
+      const line = await server.waitLog((l) => l.msg === 'config reloaded' && l.reason === 'SIGHUP', 10000, before);
+      t.same(line.relaysChanged, [], 'nothing changed');
+    });
+
     await t.test('SIGTERM exits 0 within the drain window', async (t) => {
       const r = await server.kill('SIGTERM');
       t.equal(r.code, 0, `exit code (stderr tail: ${server.stderrText.slice(-3).join(' | ')})`);

@@ -157,9 +157,27 @@ t.test('metrics and stats read the counters at scrape time', async (t) => {
   const c = await ControlClient.connect({ socket });
   const s = await c.stats();
   t.equal(s.engineRunning, true);
-  t.equal(s.configReloads, 4n);
+  t.equal(s.configReloads, 4n, 'applied reloads so far');
   t.match(s.counters.find((x) => x.name === 'relay_subscriber_packets' && x.labels.subscriber === '127.0.0.1:6900'), { value: 43n });
   c.close();
+});
+
+t.test('restart-only keys are reported, not applied; log.level applies live', async (t) => {
+  deps.take();
+  const good = fs.readFileSync(file, 'utf8');
+  fs.writeFileSync(file, good.replace('engine:\n', 'log:\n  level: warn\nengine:\n  workers: 4\n'));
+  logs.length = 0;
+  t.equal(await server.reload('SIGHUP'), 'applied');
+  t.same(deps.take(), [], 'nothing sent to the engine');
+  const warn = logs.find((l) => l.msg === 'config keys changed that take effect only after a restart');
+  t.same(warn?.keys, ['engine']);
+  t.notOk(logs.some((l) => l.msg === 'config reloaded'), 'info lines are off at level warn');
+  t.equal(server.currentConfig.engine.workers, 2, 'the running engine keeps its workers');
+  fs.writeFileSync(file, good);
+  t.equal(await server.reload('SIGHUP'), 'applied');
+  logs.length = 0;
+  t.equal(await server.reload('SIGHUP'), 'applied');
+  t.ok(logs.some((l) => l.msg === 'config reloaded'), 'level back to info');
 });
 
 t.test('stop: control closed, sessions stopped, drain, relays then engine stopped', async (t) => {
