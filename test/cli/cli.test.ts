@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { main } from '../../src/cli/main';
 
 const root = path.resolve(__dirname, '../../..');
 const bin = path.join(root, 'bin/reflector.js');
@@ -18,17 +19,27 @@ function run(...args: string[]): { code: number | null; out: string; err: string
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
+async function inProcess(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(args, { out: (s) => (out += s), err: (s) => (err += s) });
+  return { code, out, err };
+}
+
 t.test('--help and --version everywhere', async (t) => {
   const commands = [[], ['serve'], ['check-config'], ['ctl'], ...['list', 'subscribe', 'unsubscribe', 'add-relay', 'remove-relay', 'start-session', 'stop-session', 'stats'].map((c) => ['ctl', c])];
   for (const c of commands) {
-    const h = run(...c, '--help');
+    const h = await inProcess(...c, '--help');
     t.equal(h.code, 0, `${c.join(' ')} --help exits 0`);
     t.match(h.out, /Usage: reflector/, `${c.join(' ')} --help prints usage`);
-    const v = run(...c, '--version');
+    const v = await inProcess(...c, '--version');
     t.equal(v.code, 0, `${c.join(' ')} --version exits 0`);
     t.equal(v.out, `${version}\n`, `${c.join(' ')} --version prints the version`);
   }
-  t.match(run('ctl', 'add-relay', '--help').out, /--source PREFIX/, 'a command help names its options');
+  t.match((await inProcess('ctl', 'add-relay', '--help')).out, /--source PREFIX/, 'a command help names its options');
+  // and through the bin
+  t.match(run('--help').out, /Usage: reflector <command>/);
+  t.equal(run('ctl', 'stats', '--version').out, `${version}\n`);
 });
 
 t.test('check-config: valid file exits 0', async (t) => {
@@ -84,10 +95,13 @@ t.test('usage errors exit 2 with the problem named', async (t) => {
     [['ctl', '--tcp', '127.0.0.1:7400', 'list'], /--tcp needs --token/],
   ];
   for (const [args, re] of cases) {
-    const r = run(...args);
+    const r = await inProcess(...args);
     t.equal(r.code, 2, `${args.join(' ') || '(none)'} exits 2`);
     t.match(r.err, re, `${args.join(' ') || '(none)'}: ${r.err.trim().split('\n')[0]}`);
   }
+  const bin = run('frobnicate');
+  t.equal(bin.code, 2, 'the bin exits 2 too');
+  t.equal(bin.err, 'reflector: unknown command "frobnicate" (commands: serve, check-config, ctl; see reflector --help)\n');
 });
 
 t.test('ctl: unreachable server exits 3', async (t) => {
