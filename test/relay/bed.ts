@@ -35,9 +35,16 @@ export function cannotRun(t: Test): boolean {
   return false;
 }
 
+/**
+ * subscribers: hosts s1..sN on the segment. 0: a point-to-point veth from
+ * origin to relay instead of a bridge (a Linux bridge with br_netfilter
+ * drops IPv4 frames with bad headers, which the bad-input test must send).
+ */
 export async function makeBed(t: Test, opts: RelaysOptions = {}, subscribers = 2): Promise<Bed> {
   const subs = Array.from({ length: subscribers }, (_, i) => `s${i + 1}`);
-  const tb = await Testbed.create(t, { hosts: ['origin', 'relay', ...subs], segments: [['origin', 'relay', ...subs]] });
+  const tb = subscribers === 0
+    ? await Testbed.create(t, { hosts: ['origin', 'relay'], links: [['origin', 'relay']] })
+    : await Testbed.create(t, { hosts: ['origin', 'relay', ...subs], segments: [['origin', 'relay', ...subs]] });
   const engine = new Engine({ interface: tb.iface('relay').name, netns: tb.ns('relay'), backend: 'afpacket' });
   await engine.start();
   const relays = new Relays(engine, { refreshMs: 0, ...opts });
