@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <array>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -133,6 +134,58 @@ Napi::Error ErrorWithErrno(Napi::Env env, const std::string& msg, int err) {
 // reference goes, from whichever thread drops it.
 void UnmapRegion(void* data, size_t len, void*) { munmap(data, len); }
 
+// ----------------------------------------------------------- doorbells --
+
+// ring() writes an engine thread's doorbell eventfd. The header publishes the
+// engine's fd, but reading it there races with a stop: the engine may close
+// the fd between our load and our write, and the number may already name
+// another file. So the addon keeps its own dup() of every doorbell of a
+// running engine, keyed by region address, registered after start and
+// closed after stop: a write always reaches an eventfd (at worst one whose
+// engine has stopped, which is harmless). Process-wide because workers ring
+// engines that another thread's addon instance started; never destroyed,
+// since a worker may still ring while the process exits.
+struct Doorbells {
+  std::mutex mu;
+  std::map<const void*, std::array<int, RF_MAX_THREADS>> fds;
+};
+
+Doorbells& TheDoorbells() {
+  static Doorbells* d = new Doorbells();
+  return *d;
+}
+
+// Dup the doorbells the header publishes; called with d.mu held.
+void RegisterLocked(Doorbells& d, const void* region) {
+  const rf_region_hdr* h = static_cast<const rf_region_hdr*>(region);
+  std::array<int, RF_MAX_THREADS> fds;
+  for (uint32_t t = 0; t < RF_MAX_THREADS; t++) {
+    int fd = __atomic_load_n(&h->doorbell[t].fd, __ATOMIC_ACQUIRE);
+    fds[t] = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+  }
+  auto it = d.fds.find(region);
+  if (it != d.fds.end())
+    for (int fd : it->second)
+      if (fd >= 0) close(fd);
+  d.fds[region] = fds;
+}
+
+void RegisterDoorbells(const void* region) {
+  Doorbells& d = TheDoorbells();
+  std::lock_guard<std::mutex> lock(d.mu);
+  RegisterLocked(d, region);
+}
+
+void UnregisterDoorbells(const void* region) {
+  Doorbells& d = TheDoorbells();
+  std::lock_guard<std::mutex> lock(d.mu);
+  auto it = d.fds.find(region);
+  if (it == d.fds.end()) return;
+  for (int fd : it->second)
+    if (fd >= 0) close(fd);
+  d.fds.erase(it);
+}
+
 // ------------------------------------------------------------- engines --
 
 // One engine and what it needs alive. `mu` serialises create/start/stop/
@@ -192,6 +245,7 @@ void DestroyLocked(EngineSlot* s) {
   if (s->engine) {
     rf_engine_destroy(s->engine);  // stops (joins) first when running
     s->engine = nullptr;
+    UnregisterDoorbells(s->store->Data());
   }
   s->store.reset();
 }
@@ -354,6 +408,7 @@ class Reflector : public Napi::Addon<Reflector> {
   // ring(sab, thread): write the thread's doorbell eventfd. The caller has
   // stored its ring index and then read doorbell.sleeping != 0 (Atomics,
   // sequentially consistent): the Dekker pair with the engine's sleep path.
+  // Returns false when no engine runs on the region (nobody to wake).
   Napi::Value Ring(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Mem m = MemOf(info[0], "ring");
@@ -364,8 +419,19 @@ class Reflector : public Napi::Addon<Reflector> {
     if (m.len < sizeof(rf_region_hdr))
       throw Napi::RangeError::New(env, "ring: buffer is smaller than the region header");
     rf_doorbell* db = &reinterpret_cast<rf_region_hdr*>(m.data)->doorbell[t];
-    // fd is -1 while the engine is stopped: nobody to wake.
-    int fd = __atomic_load_n(&db->fd, __ATOMIC_ACQUIRE);
+    Doorbells& d = TheDoorbells();
+    std::lock_guard<std::mutex> lock(d.mu);
+    auto it = d.fds.find(m.data);
+    if (it == d.fds.end()) {
+      // Between rf_engine_start() publishing the doorbells and the start
+      // job registering them, a wake must not be lost. The header's fds
+      // cannot be closed meanwhile: stop waits for the start job (slot
+      // mutex), and after a stop the header says -1.
+      if (__atomic_load_n(&db->fd, __ATOMIC_ACQUIRE) < 0) return Napi::Boolean::New(env, false);
+      RegisterLocked(d, m.data);
+      it = d.fds.find(m.data);
+    }
+    int fd = it->second[t];
     if (fd < 0) return Napi::Boolean::New(env, false);
     __atomic_fetch_add(&db->rings, 1, __ATOMIC_RELAXED);
     uint64_t one = 1;
@@ -521,6 +587,7 @@ class Reflector : public Napi::Addon<Reflector> {
             *e = -r;
             return err[0] ? err : std::string("engine: start failed: ") + strerror(-r);
           }
+          RegisterDoorbells(s->store->Data());
           return "";
         },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
@@ -532,7 +599,10 @@ class Reflector : public Napi::Addon<Reflector> {
         info.Env(),
         [s](int*) -> std::string {
           std::lock_guard<std::mutex> lock(s->mu);
-          if (s->engine) rf_engine_stop(s->engine);
+          if (s->engine) {
+            rf_engine_stop(s->engine);
+            UnregisterDoorbells(s->store->Data());
+          }
           return "";
         },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });

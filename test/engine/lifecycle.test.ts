@@ -47,9 +47,11 @@ if (!native().engineAvailable()) {
     t.equal(e.running, true);
     t.equal(e.region.engineRunning, true, 'the engine published its state');
     await t.rejects(e.start(), { code: 'ERR_ENGINE_STATE', message: 'engine: start() while running (call stop() first)' });
+    t.equal(native().ring(e.region.sab, 0), true, 'the doorbell of a running engine rings');
     await e.stop();
     t.equal(e.running, false);
     t.equal(e.region.engineRunning, false);
+    t.equal(native().ring(e.region.sab, 0), false, 'a stopped engine has no doorbell to ring');
     await t.rejects(e.stop(), { code: 'ERR_ENGINE_STATE' });
     await e.start();
     t.equal(e.running, true);
