@@ -149,7 +149,9 @@ export function median(xs: number[]): number {
  * rebuild deletes build/Release/reflector.node under a running benchmark.
  */
 export async function holdSharedLock(path: string, timeoutMs = 120_000): Promise<() => void> {
-  const child = spawn('flock', ['-s', '-w', String(Math.ceil(timeoutMs / 1000)), path, '-c', 'echo locked; exec sleep 86400'], {
+  // -F: flock execs the command itself, so killing the child releases the
+  // lock (with a fork, the orphaned sleep kept it for a day)
+  const child = spawn('flock', ['-F', '-s', '-w', String(Math.ceil(timeoutMs / 1000)), path, '-c', 'echo locked; exec sleep 86400'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {
