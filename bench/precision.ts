@@ -40,6 +40,7 @@ interface Options {
   seconds: number;
   sessions: number;
   readme: boolean;
+  only: string | undefined;
 }
 
 interface Result {
@@ -52,7 +53,7 @@ interface Result {
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { seconds: 2, sessions: 1000, readme: false };
+  const o: Options = { seconds: 2, sessions: 1000, readme: false, only: undefined };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = (): string => {
@@ -62,7 +63,8 @@ function parseArgs(args: string[]): Options {
     if (a === '--seconds') o.seconds = Number(v());
     else if (a === '--sessions') o.sessions = Number(v());
     else if (a === '--readme') o.readme = true;
-    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --readme)`);
+    else if (a === '--only') o.only = v();
+    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --only SCENARIO, --readme)`);
   }
   if (!(o.seconds > 0 && o.seconds <= 10)) throw new Error('bench precision: --seconds in (0, 10]');
   if (!(Number.isInteger(o.sessions) && o.sessions >= 1 && o.sessions <= 2000)) throw new Error('bench precision: --sessions in 1..2000');
@@ -240,7 +242,7 @@ export async function main(args: string[] = []): Promise<void> {
         dests.push(lane.destFirst + i);
         lane.writeDest(lane.destFirst + i, destinationFromHop(parseEndpoint(`${B}:${PORT}`), hop, { srcPort: 20000 + i }));
       }
-      for (const plan of plans(o.seconds)) {
+      for (const plan of plans(o.seconds).filter((p) => o.only === undefined || p.name === o.only)) {
         for (const sender of ['engine', 'node setTimeout'] as const) {
           const r = await startReceiver(tb, rx.bin, plan.total, o.seconds * 1000 + 5000, 0);
           const h0 = engine.region.histogram(0);
@@ -253,8 +255,10 @@ export async function main(args: string[] = []): Promise<void> {
           line(results[results.length - 1]);
         }
       }
-      results.push(await runSessions(tb, engine, rx.bin, o));
-      line(results[results.length - 1]);
+      if (o.only === undefined || o.only === 'sessions') {
+        results.push(await runSessions(tb, engine, rx.bin, o));
+        line(results[results.length - 1]);
+      }
     } finally {
       await engine.stop();
     }
@@ -331,6 +335,7 @@ async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options)
   const startAtBySport = new Map<number, number>();
   const h0 = engine.region.histogram(0);
   const rebases: number[] = [];
+  const slotWaits: number[] = [];
   try {
     const t0 = mono() + 1500e6; // every session starts together, after all start() calls
     const interval = ts.datagramTime(1);
@@ -339,13 +344,19 @@ async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options)
       await sessions.start(`p${i}`, file, `${tb.addr('b')}:${PORT}`, 'mpegts', false, { startAt: BigInt(Math.round(startAt)) });
       startAtBySport.set(30000 + i, startAt);
     }
-    sessions.on('ended', (_name: string, s?: { worker: { rebases: number } }) => rebases.push(s?.worker.rebases ?? 0));
+    sessions.on('ended', (_name: string, s?: { worker: { rebases: number; slotWaits: number } }) => {
+      rebases.push(s?.worker.rebases ?? 0);
+      slotWaits.push(s?.worker.slotWaits ?? 0);
+    });
     const recs = records(await r.done);
     const dev = Float64Array.from(
       recs.map((x) => x.rx - ((startAtBySport.get(x.sport) ?? NaN) + ts.datagramTime(Math.floor(x.peek.readUInt32BE(0) / 7)))),
     ).sort();
     const h1 = engine.region.histogram(0);
-    process.stdout.write(`  sessions: rebases ${rebases.reduce((a, b) => a + b, 0)} over ${rebases.length} ended sessions\n`);
+    const c = (name: string): bigint => engine.region.counter(0, name);
+    process.stdout.write(
+      `  sessions: rebases ${rebases.reduce((a, b) => a + b, 0)}, slot waits ${slotWaits.reduce((a, b) => a + b, 0)} over ${rebases.length} ended sessions; engine tx_ring_full ${c('tx_ring_full')} drop_late ${c('drop_late')} flushes ${c('tx_flushes')} sleeps ${c('sleeps')}\n`,
+    );
     return { scenario: `sessions-${n}`, sender: 'engine', expected: total, received: recs.length, dev, engineHist: h1.map((v, i) => v - h0[i]) };
   } finally {
     await sessions.close();
@@ -439,7 +450,7 @@ function writeReadme(table: string, args: string[]): void {
 
 if (require.main === module) {
   const argv = process.argv.slice(2);
-  const run = argv[0] === '--child-node-pacer' ? nodePacerChild(argv) : main(argv);
+  const run = argv[0] === '--child-node-pacer' ? nodePacerChild(argv) : main(argv).then(() => process.exit(0));
   run.catch((e: Error) => {
     process.stderr.write(`${e.stack ?? e.message}\n`);
     process.exit(1);

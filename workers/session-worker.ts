@@ -54,6 +54,7 @@ export default async function sessionWorker(task: PumpTask): Promise<Record<stri
 
   const windowMs = task.windowMs;
   while (!stopping) {
+    const tickStart = Date.now();
     try {
       const r = pump.tick();
       for (const e of r.ended) post({ op: 'ended', name: e.name, counters: e.counters });
@@ -66,7 +67,8 @@ export default async function sessionWorker(task: PumpTask): Promise<Record<stri
     // sleep one window (or until a control request wakes us); messages are served meanwhile
     await new Promise<void>((resolve) => {
       wake = resolve;
-      timer = setTimeout(resolve, pump.size > 0 ? windowMs : windowMs * 5);
+      // one tick per window, however long the tick took (the lead covers the rest)
+      timer = setTimeout(resolve, pump.size > 0 ? Math.max(1, tickStart + windowMs - Date.now()) : windowMs * 5);
     });
     clearTimeout(timer);
     wake = undefined;
