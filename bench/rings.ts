@@ -55,11 +55,13 @@ export async function main(args: string[] = []): Promise<void> {
     { name: '2 workers, cursor', workers: 2, mode: 'cursor' },
     { name: '1 worker, submit(PacketDesc[])', workers: 1, mode: 'objects' },
   ];
-  const lanes = 1 + runs * configs.reduce((s, c) => s + c.workers, 0);
+  // lane 0, two warm-up lanes, then one lane per worker per run
+  const lanes = 3 + runs * configs.reduce((s, c) => s + c.workers, 0);
+  if (lanes > 64) throw new Error(`rings: --runs ${runs} needs ${lanes} lanes, a region has at most 64`);
   const engine = new Engine({
     interface: 'lo',
     backend: 'null',
-    region: { lanes: Math.min(lanes, 64), slotsPerLane: 4096, submitEntries: 4096, slotSize: 512, destsPerLane: 1 },
+    region: { lanes, slotsPerLane: 4096, submitEntries: 4096, slotSize: 512, destsPerLane: 1 },
   });
   const region = engine.region;
   await engine.start();
@@ -70,6 +72,10 @@ export async function main(args: string[] = []): Promise<void> {
     maxThreads: 2,
   });
   try {
+    // warm up the JIT on both paths before measuring anything
+    baseline(count, batch);
+    const warm: StressTask = { count: 200_000, batch, len: 64, stream: 1 };
+    await Promise.all([pool.run(warm), pool.run({ ...warm, mode: 'objects' })]);
     const base: number[] = [];
     for (let r = 0; r < runs; r++) base.push(baseline(count, batch));
     const b = median(base);

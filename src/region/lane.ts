@@ -83,6 +83,10 @@ export class Lane {
   private readonly iTxSleeping: number;
   /** Entries reserved by begin() and not yet committed. */
   private open = 0;
+  /** Ring index of the open batch's first entry, and the ring's geometry, for put(). */
+  private openFirst = 0;
+  private readonly ringData: number;
+  private readonly ringMask: number;
 
   constructor(region: LaneRegion, index: number) {
     const u32 = region.u32;
@@ -108,6 +112,11 @@ export class Lane {
     this.destOff = region.destOff;
     this.payloadSize = region.slotSize - SLOT_HEADROOM;
     this.ringEntries = this.submitRing.entries;
+    this.ringData = this.submitRing.data;
+    this.ringMask = this.submitRing.mask;
+    if (this.submitRing.entrySize !== DESC.size) {
+      throw new ReflectorError('ERR_LAYOUT_MISMATCH', `lane ${index}: submit ring entries are ${this.submitRing.entrySize} bytes, rf_desc is ${DESC.size}`);
+    }
     this.iTxSleeping = (HDR.doorbell + THREAD_TX * DOORBELL.size + DOORBELL.sleeping) >> 2;
   }
 
@@ -378,6 +387,7 @@ export class Lane {
     }
     this.waitRoom(n, timeoutMs);
     this.submitRing.reserve(n);
+    this.openFirst = this.submitRing.index(0);
     this.open = n;
   }
 
@@ -387,8 +397,9 @@ export class Lane {
    * so that no BigInt is made per packet.
    */
   put(k: number, slot: number, len: number, dest: number, stream: number, txTimeNs: number): void {
-    const off = this.submitRing.entryOffset(k);
-    const w = off >> 2;
+    const idx = (this.openFirst + k) >>> 0;
+    // rf_desc is 32 bytes: word index of the entry = byte offset / 4
+    const w = (this.ringData + (idx & this.ringMask) * DESC.size) >> 2;
     const u32 = this.u32;
     u32[w] = txTimeNs % 0x100000000;
     u32[w + 1] = Math.floor(txTimeNs / 0x100000000);
@@ -397,7 +408,7 @@ export class Lane {
     u32[w + (DESC.len >> 2)] = (len & 0xffff) | (k === this.open - 1 ? DESC_F_AGG_END << 16 : 0);
     u32[w + (DESC.dest >> 2)] = dest;
     u32[w + (DESC.stream >> 2)] = stream;
-    u32[w + (DESC.seq >> 2)] = this.submitRing.index(k);
+    u32[w + (DESC.seq >> 2)] = idx;
     u32[w + 7] = 0;
   }
 
