@@ -119,6 +119,10 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 		e->lanes[i].slot_count = l->slot_count;
 		e->lanes[i].dest_first = l->dest_first;
 		e->lanes[i].dest_count = l->dest_count;
+		/* TypeScript numbers descriptors by submit ring index, so the next
+		 * seq is the ring's consumer index, also for an engine created on
+		 * a region an earlier engine used */
+		e->lanes[i].next_seq = rf_load_acquire(&rf_ring_at(region, l->submit_off)->consumer);
 	}
 	*out = e;
 	return 0;

@@ -324,7 +324,9 @@ int main(void)
 
 	/* 8. a new engine on the same region: late packets dropped past 20 ms
 	 * (generous: the host pauses vCPUs for a few ms now and then) */
-	lane_seq[0] = lane_seq[1] = 0;
+	/* a new engine expects seq = submit ring index (what TypeScript sends) */
+	for (i = 0; i < 2; i++)
+		lane_seq[i] = rf_ring_at(mem, h->lanes[i].submit_off)->producer;
 	e = make_engine(20 * MS);
 	memset(rf_counters(mem, h, RF_THREAD_TX), 0, RF_COUNTERS_PER_BLOCK * 8);
 	s = (uint32_t)stream(9)->dropped;
@@ -335,6 +337,7 @@ int main(void)
 	CHECK(wait_ctr(RF_THREAD_TX, RF_C_DROP_LATE, 3), "3 late drops");
 	CHECK(wait_ctr(RF_THREAD_TX, RF_C_TX_PACKETS, 3), "3 on time");
 	CHECK(stream(9)->dropped == s + 3, "stream dropped");
+	CHECK(ctr(RF_THREAD_TX, RF_C_DESC_SEQ_GAP) == 0, "seq = ring index: no gap on a new engine");
 	sleep_ms(5);
 	CHECK(free_count(0) == 64, "late drops return their slots (%u)", free_count(0));
 	rf_engine_destroy(e);
@@ -342,7 +345,6 @@ int main(void)
 	/* 9. late but allowed: counted late, in a later histogram bucket */
 	e = make_engine(0);
 	memset(rf_counters(mem, h, RF_THREAD_TX), 0, RF_COUNTERS_PER_BLOCK * 8);
-	lane_seq[0] = 0;
 	t0 = rf_now_ns();
 	submit(0, alloc_slot(0), 0, 64, t0 - 5 * MS, 10);
 	publish(0);
