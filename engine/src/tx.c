@@ -236,10 +236,16 @@ static uint32_t send_due(struct tx_state *s)
 	sent = m ? e->ops->tx_burst(s->t->port, s->pkts, m) : 0;
 	if (rf_unlikely(sent < m))
 		rf_counter_add(&s->c[RF_C_TX_RING_FULL], 1); /* not a drop: retried */
-	if (sent) {
+	/* a full ring flushes too: frames a short send() left requested must
+	 * go out before any frame can be reused */
+	if (sent || m) {
+		uint64_t calls = rf_port_stats(s->t->port)->syscalls;
+
 		r = e->ops->flush(s->t->port);
-		rf_counter_add(&s->c[RF_C_TX_FLUSHES], 1);
-		(void)r; /* failures are counted by the port (tx_errors, retries) */
+		/* failures are counted by the port (tx_errors) and retried by it;
+		 * a flush is one that sent frames or made the system call */
+		if (r || rf_port_stats(s->t->port)->syscalls != calls)
+			rf_counter_add(&s->c[RF_C_TX_FLUSHES], 1);
 		rf_thread_port_stats(s->t);
 	}
 	for (i = 0; i < sent; i++) {
