@@ -471,6 +471,22 @@ int main(void)
 		CHECK(rf_port_afpacket.tx_burst(p, &pkt, 1) == 1 && rf_port_stats(p)->tx_errors == 1,
 		      "oversized frame refused and counted");
 		CHECK(rf_port_stats(p)->syscalls == 2, "one send() per flush");
+		/* the MTU shrinks under the port: the kernel marks the frame
+		 * TP_STATUS_WRONG_FORMAT and stops there; the port counts it,
+		 * unblocks the ring, and the next frames still leave */
+		CHECK(sh("ip -n %s link set %s mtu 1000", ns1, vb) == 0, "shrink the MTU");
+		pkt.payload_len = 1100;
+		CHECK(rf_port_afpacket.tx_burst(p, &pkt, 1) == 1, "queued a 1100-byte payload");
+		(void)rf_port_afpacket.flush(p);
+		CHECK(rf_port_stats(p)->tx_errors == 2, "TP_STATUS_WRONG_FORMAT counted (%llu)",
+		      (unsigned long long)rf_port_stats(p)->tx_errors);
+		pkt.payload_len = 8;
+		for (i = 0; i < 3; i++)
+			CHECK(rf_port_afpacket.tx_burst(p, &pkt, 1) == 1, "queued");
+		CHECK(rf_port_afpacket.flush(p) == 3, "flushed");
+		for (i = 0; i < 3; i++)
+			CHECK(recv(rx4, buf, sizeof(buf), 0) == 8, "frame %u after the refused one arrives", i);
+		sh("ip -n %s link set %s mtu 1500", ns1, vb);
 		rf_port_afpacket.close(p);
 	}
 	rf_engine_destroy(e);
