@@ -53,9 +53,12 @@ static inline void free_put(struct tx_state *s, uint32_t lane, uint32_t slot)
 	uint32_t idx;
 
 	/* the free ring holds every slot of the lane, so it is never full unless
-	 * the lane submitted one slot twice: then the duplicate is ignored */
-	if (rf_unlikely(!rf_ring_reserve(&ln->free, 1, &idx)))
+	 * the lane submitted one slot twice: the duplicate is not returned
+	 * (RF_C_DROP_BAD_SLOT counts it) */
+	if (rf_unlikely(!rf_ring_reserve(&ln->free, 1, &idx))) {
+		rf_counter_add(&s->c[RF_C_DROP_BAD_SLOT], 1);
 		return;
+	}
 	*(uint32_t *)rf_ring_entry(&ln->free, idx) = slot;
 	ln->free_pending++;
 	s->dirty_lanes |= 1ull << lane;

@@ -32,7 +32,11 @@ static struct rf_region_hdr *h;
 static struct rf_ring_cursor lane_sub[2], lane_free[2];
 static uint32_t lane_seq[2];
 
-static uint64_t ctr(enum rf_thread_id t, int c) { return rf_counters(mem, h, t)[c]; }
+/* atomic: the TX thread writes the counters concurrently */
+static uint64_t ctr(enum rf_thread_id t, int c)
+{
+	return __atomic_load_n(&rf_counters(mem, h, t)[c], __ATOMIC_RELAXED);
+}
 
 static struct rf_stream_counters *stream(uint32_t s)
 {
