@@ -34,6 +34,8 @@ if (!native().engineAvailable()) {
       workerData: { sab: region.sab },
       minThreads: WORKERS,
       maxThreads: WORKERS,
+      // no tap loader hooks in the workers
+      execArgv: [],
     });
     t.teardown(() => pool.destroy());
 

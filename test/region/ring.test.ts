@@ -24,7 +24,8 @@ function freshRing(start = 0): { sab: SharedArrayBuffer; off: number; u32: Uint3
 
 function peer(task: RingPeerTask): Promise<Record<string, number>> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(PEER, { workerData: task });
+    // execArgv []: no tap loader hooks in the worker (seconds of start-up under load)
+    const w = new Worker(PEER, { workerData: task, execArgv: [] });
     w.once('message', (m: Record<string, number>) => {
       resolve(m);
       void w.terminate();
@@ -110,9 +111,10 @@ t.test('backpressure: a blocked producer resumes when a consumer in another thre
   const released = peer({ sab, ringOff: off, role: 'consume', count: 6, delayMs: 150 });
   const t0 = Date.now();
   // blocks this thread on the native futex until the worker releases
-  p.waitFree(4, 10_000);
+  // (a timeout would throw ERR_RING_TIMEOUT: 30 s is only a bound for a stuck test)
+  p.waitFree(4, 30_000);
   const waited = Date.now() - t0;
-  t.ok(waited >= 100 && waited < 5000, `woke after the release (${waited} ms)`);
+  t.ok(waited >= 100, `woke after the release, not before (${waited} ms)`);
   t.same(await released, { released: 6 });
   t.equal(p.reserve(8), 6);
   t.equal(u32[(off + RING.producerWaiting) >> 2], 0, 'producer_waiting cleared');
@@ -123,7 +125,7 @@ t.test('a blocked consumer resumes when a producer in another thread submits', a
   const c = new RingConsumer(sab, off);
   t.throws(() => c.waitAvailable(40), { code: 'ERR_RING_TIMEOUT', message: 'ring empty after 40 ms' });
   const published = peer({ sab, ringOff: off, role: 'produce', count: 3, delayMs: 100 });
-  c.waitAvailable(10_000);
+  c.waitAvailable(30_000);
   t.equal(c.peek(8), 3);
   t.equal(u32[c.entryOffset(2) >> 2], 1002);
   t.same(await published, { published: 3 });
