@@ -20,7 +20,9 @@
  * bounds p50_us / p99_us / p999_us read from it.
  *
  * Prints one JSON line like txring_bench: CPU is the whole process (producer
- * and engine threads), syscalls is the engine's tx_syscalls counter.
+ * and engine threads), syscalls is the engine's tx_syscalls counter; then a
+ * second line with the engine threads' CPU alone per Mpkt (the process minus
+ * the producer thread, over the whole run).
  * Built by `make -C engine bench` (links the engine sources).
  */
 #ifndef _GNU_SOURCE
@@ -38,6 +40,7 @@
 #define USAGE "--ifname DEV|null --dst IPV4 --dst-mac MAC [--src IPV4] [--src-mac MAC] [--port 9] [--size 64] [--batch 64] [--count N] [--warmup-ms 200] [--duration-ms 1000]"
 
 static atomic_int stop;
+static double producer_cpu_s; /* CPU the producer (the lane) used, at its end */
 static uint8_t *mem;
 static struct rf_region_hdr *h;
 static struct bench_opts o;
@@ -91,6 +94,12 @@ static void *producer(void *arg)
 			if (fd >= 0)
 				(void)!write(fd, &one, sizeof(one));
 		}
+	}
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+		producer_cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	}
 	return NULL;
 }
@@ -176,10 +185,24 @@ int main(int argc, char **argv)
 		       (unsigned long long)c[RF_C_LATE_PACKETS], b[0], b[1], b[2],
 		       (unsigned long long)c[RF_C_SLEEPS], (unsigned long long)c[RF_C_WAKEUPS]);
 	}
-	bench_window_end(&w, null ? "engine-c-null" : "engine-c", &o, c[RF_C_TX_PACKETS],
-			 c[RF_C_TX_SYSCALLS], c[RF_C_TX_PACKETS]);
-	atomic_store(&stop, 1);
-	pthread_join(prod, NULL);
+	{
+		/* the engine threads' CPU alone: the process minus the producer
+		 * (which spins for free slots) over the whole run, per packet */
+		struct rusage ru;
+		double all;
+
+		bench_window_end(&w, null ? "engine-c-null" : "engine-c", &o, c[RF_C_TX_PACKETS],
+				 c[RF_C_TX_SYSCALLS], c[RF_C_TX_PACKETS]);
+		atomic_store(&stop, 1);
+		pthread_join(prod, NULL);
+		getrusage(RUSAGE_SELF, &ru);
+		all = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+		printf("{\"engine_threads_cpu_s_per_mpkt\":%.4f,\"producer_cpu_s\":%.3f,"
+		       "\"total_cpu_s\":%.3f,\"packets_all\":%llu}\n",
+		       (all - producer_cpu_s) / ((double)c[RF_C_TX_PACKETS] / 1e6), producer_cpu_s, all,
+		       (unsigned long long)c[RF_C_TX_PACKETS]);
+	}
 	rf_engine_destroy(e);
 	free(mem);
 	return 0;
