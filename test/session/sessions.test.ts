@@ -63,6 +63,11 @@ if (!skipUnlessRoot(t)) {
       t.comment(`delivery took ${(took / 1e9).toFixed(3)} s for ${(info.durationNs / 1e9).toFixed(3)} s of media`);
       t.ok(took >= 0.8 * last, 'paced: the delivery takes about the media duration, not a burst');
       t.ok(took <= 1.5 * info.durationNs, 'and not much longer');
+      const sc = engine.region.streamCounters(info.stream);
+      t.equal(sc.packets, BigInt(info.packetsPerPass), 'the engine counted every packet on the session\'s stream');
+      const framing = sc.bytes - BigInt(clipBytes.length);
+      t.ok(framing >= 0n && framing <= 64n * sc.packets, `and its bytes: every payload byte + ${framing / sc.packets} header bytes per frame`);
+      t.equal(sc.dropped, 0n, 'none dropped');
     });
 
     await t.test('RTP (PT 33, 90 kHz, consecutive sequence numbers) carries the same cells', async (t) => {
