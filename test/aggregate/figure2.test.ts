@@ -13,7 +13,8 @@ import { engineOrSkip, startCapture, type Captured } from './capture';
 
 const USERS = { U1: 7001, U2: 7002, U3: 7003 } as const;
 const VIDEOS = { V1: 11, V2: 12, V3: 13 } as const; // stream ids
-const GAP_TOLERANCE_MS = 5;
+// loose on purpose: the VM pauses 1-4 ms now and then, and tests run two at a time
+const GAP_TOLERANCE_MS = 8;
 
 // Figure 2: file F1 -> A B C (V1), F2 -> D E (V2), F3 -> F G (V3)
 const FIGURE2 = [

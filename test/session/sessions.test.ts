@@ -123,7 +123,7 @@ if (!skipUnlessRoot(t)) {
       t.same(got.map((p) => p.payload[0]), [1, 2, 3, 4, 5, 6, 7, 8], 'every packet, in order, rewritten to port 8100');
       const gaps = got.slice(1).map((p, i) => (p.timeNs - got[i].timeNs) / 1e6);
       t.comment(`gaps ms: ${gaps.map((g) => g.toFixed(2)).join(' ')}`);
-      gaps.forEach((g, i) => t.ok(Math.abs(g - gapsMs[i + 1]) < 5, `gap ${i}: ${g.toFixed(2)} ms ~ ${gapsMs[i + 1]} ms`));
+      gaps.forEach((g, i) => t.ok(Math.abs(g - gapsMs[i + 1]) < 8, `gap ${i}: ${g.toFixed(2)} ms ~ ${gapsMs[i + 1]} ms`));
     });
 
     await t.test('bad input: an error or the documented recovery for that session; the others go on', async (t) => {
