@@ -44,7 +44,8 @@ static inline void bench_parse(int argc, char **argv, struct bench_opts *o, cons
 	o->warmup_ms = 200;
 	o->duration_ms = 1000;
 	o->src = "0.0.0.0";
-	for (i = 1; i < argc; i++) {
+	/* --name value pairs */
+	for (i = 1; i < argc; i += 2) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!v)
@@ -75,7 +76,6 @@ static inline void bench_parse(int argc, char **argv, struct bench_opts *o, cons
 			o->interval_us = (unsigned)atoi(v);
 		else
 			bench_usage(argv[0], usage);
-		i++;
 	}
 	if (!o->dst || o->size < 1 || o->size > 1472 || o->batch < 1 || o->batch > 1024 ||
 	    o->port < 1 || o->port > 65535)
