@@ -30,6 +30,82 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	return rc;
 }
 
+static int is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+
+/* A ring header in the region: where it is, its sizes. */
+static int check_ring(const struct rf_engine *e, uint32_t off, uint32_t entry_size,
+		      const char *what, uint32_t lane, char *err, size_t errlen)
+{
+	const struct rf_ring *r = rf_ring_at(e->region, off);
+
+	if (off % RF_CACHELINE || (uint64_t)off + sizeof(*r) > e->hs.region_size)
+		return fail(err, errlen, -EINVAL,
+			    "engine: region %s ring (lane %u) at offset %u is outside the region",
+			    what, lane, off);
+	if (!is_pow2(r->entries) || r->mask != r->entries - 1 || r->entry_size != entry_size ||
+	    r->data_off != sizeof(*r) ||
+	    (uint64_t)off + r->data_off + (uint64_t)r->entries * entry_size > e->hs.region_size)
+		return fail(err, errlen, -EINVAL,
+			    "engine: region %s ring (lane %u) has a bad header (entries %u, "
+			    "entry_size %u, data_off %u)", what, lane, r->entries, r->entry_size,
+			    r->data_off);
+	return 0;
+}
+
+static int check_rings(const struct rf_engine *e, char *err, size_t errlen)
+{
+	uint32_t i;
+	int rc;
+
+	for (i = 0; i < e->hs.lane_count; i++) {
+		if ((rc = check_ring(e, e->hs.lanes[i].submit_off, sizeof(struct rf_desc), "submit", i,
+				     err, errlen)) ||
+		    (rc = check_ring(e, e->hs.lanes[i].free_off, 4, "free", i, err, errlen)))
+			return rc;
+	}
+	if ((rc = check_ring(e, e->hs.policy_off, sizeof(struct rf_policy_msg), "policy", 0, err,
+			     errlen)) ||
+	    (rc = check_ring(e, e->hs.event_off, sizeof(struct rf_event), "event", 0, err, errlen)))
+		return rc;
+	return 0;
+}
+
+/* Everything the engine indexes with must stay inside the region. */
+static int check_header(const struct rf_engine *e, char *err, size_t errlen)
+{
+	const struct rf_region_hdr *h = &e->hs;
+	uint64_t len = h->region_size;
+	uint32_t i;
+
+#define BAD(...) return fail(err, errlen, -EINVAL, "engine: region header: " __VA_ARGS__)
+	if (h->lane_count < 1 || h->lane_count > RF_MAX_LANES)
+		BAD("lane_count %u is outside 1..%u", h->lane_count, RF_MAX_LANES);
+	if (!is_pow2(h->slot_size) || h->slot_size < 512 || h->slot_size > 16384)
+		BAD("slot_size %u is not a power of two in 512..16384", h->slot_size);
+	if (h->pool_off + (uint64_t)h->slot_count * h->slot_size > len)
+		BAD("the pool (%u slots) ends outside the region", h->slot_count);
+	if (h->dest_off + (uint64_t)h->dest_count * sizeof(struct rf_dest) > len)
+		BAD("the destination table (%u entries) ends outside the region", h->dest_count);
+	if (h->max_streams < 1 ||
+	    h->stream_counters_off + (uint64_t)h->max_streams * sizeof(struct rf_stream_counters) > len)
+		BAD("the stream counters (%u) end outside the region", h->max_streams);
+	if (h->counters_off + (uint64_t)RF_MAX_THREADS * RF_COUNTERS_PER_BLOCK * 8 > len ||
+	    h->counters_off % 8)
+		BAD("the counter blocks end outside the region");
+	for (i = 0; i < h->lane_count; i++) {
+		const struct rf_lane *l = &h->lanes[i];
+
+		if ((uint64_t)l->slot_first + l->slot_count > h->slot_count)
+			BAD("lane %u slots %u..%u are outside the pool", i, l->slot_first,
+			    l->slot_first + l->slot_count);
+		if ((uint64_t)l->dest_first + l->dest_count > h->dest_count)
+			BAD("lane %u destinations %u..%u are outside the table", i, l->dest_first,
+			    l->dest_first + l->dest_count);
+	}
+#undef BAD
+	return check_rings(e, err, errlen);
+}
+
 void rf_engine_config_defaults(struct rf_engine_config *cfg)
 {
 	if (!cfg->tx_frames)
@@ -79,6 +155,14 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 	e->region = region;
 	e->region_len = region_len;
 	e->h = rf_hdr(region);
+	memcpy(&e->hs, region, sizeof(e->hs));
+	if (e->hs.region_size > region_len)
+		e->hs.region_size = (uint32_t)region_len;
+	rc = check_header(e, err, errlen);
+	if (rc) {
+		free(e);
+		return rc;
+	}
 	if (cfg.ifname)
 		snprintf(e->ifname, sizeof(e->ifname), "%s", cfg.ifname);
 	if (cfg.netns)
@@ -90,7 +174,7 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 		e->th[i].e = e;
 		e->th[i].id = (enum rf_thread_id)i;
 		e->th[i].efd = -1;
-		e->th[i].c = rf_counters(region, e->h, (enum rf_thread_id)i);
+		e->th[i].c = rf_counters(region, &e->hs, (enum rf_thread_id)i);
 	}
 	e->ops = rf_port_ops_for(cfg.backend);
 	if (!e->ops) {
@@ -106,10 +190,10 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 		goto out;
 	e->ops->info(e->th[RF_THREAD_TX].port, e->if_mac, &e->mtu, &e->ifindex);
 
-	rc = rf_wheel_init(&e->wheel, e->h->slot_count, rf_now_ns());
+	rc = rf_wheel_init(&e->wheel, e->hs.slot_count, rf_now_ns());
 	if (rc) {
 		fail(err, errlen, rc, "engine: out of memory for the timing wheel (%u entries)",
-		     e->h->slot_count);
+		     e->hs.slot_count);
 		goto out;
 	}
 	e->relay = rf_relay_create(region, e->if_mac, e->mtu);
@@ -117,8 +201,8 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 		rc = fail(err, errlen, -ENOMEM, "engine: cannot create the relay table");
 		goto out;
 	}
-	for (i = 0; i < e->h->lane_count; i++) {
-		const struct rf_lane *l = &e->h->lanes[i];
+	for (i = 0; i < e->hs.lane_count; i++) {
+		const struct rf_lane *l = &e->hs.lanes[i];
 
 		e->lanes[i].slot_first = l->slot_first;
 		e->lanes[i].slot_count = l->slot_count;
@@ -153,15 +237,20 @@ int rf_engine_start(struct rf_engine *e, char *err, size_t errlen)
 
 	if (e->running)
 		return 0;
-	for (i = 0; i < e->h->lane_count; i++) {
+	/* the ring headers are shared memory too: check them again before the
+	 * cursors copy their sizes */
+	rc = check_rings(e, err, errlen);
+	if (rc)
+		return rc;
+	for (i = 0; i < e->hs.lane_count; i++) {
 		struct rf_tx_lane *ln = &e->lanes[i];
 
-		rf_cursor_init_cons(&ln->submit, rf_ring_at(e->region, e->h->lanes[i].submit_off));
-		rf_cursor_init_prod(&ln->free, rf_ring_at(e->region, e->h->lanes[i].free_off));
+		rf_cursor_init_cons(&ln->submit, rf_ring_at(e->region, e->hs.lanes[i].submit_off));
+		rf_cursor_init_prod(&ln->free, rf_ring_at(e->region, e->hs.lanes[i].free_off));
 		ln->free_pending = 0;
 	}
-	rf_cursor_init_cons(&e->policy, rf_ring_at(e->region, e->h->policy_off));
-	rf_cursor_init_prod(&e->events, rf_ring_at(e->region, e->h->event_off));
+	rf_cursor_init_cons(&e->policy, rf_ring_at(e->region, e->hs.policy_off));
+	rf_cursor_init_prod(&e->events, rf_ring_at(e->region, e->hs.event_off));
 	atomic_store(&e->force_quit, 0);
 
 	for (i = 0; i < 2; i++) {
@@ -252,7 +341,7 @@ static void return_wheel_slots(struct rf_engine *e)
 		struct rf_ring_cursor c;
 		uint32_t idx;
 
-		rf_cursor_init_prod(&c, rf_ring_at(e->region, e->h->lanes[it.lane].free_off));
+		rf_cursor_init_prod(&c, rf_ring_at(e->region, e->hs.lanes[it.lane].free_off));
 		if (rf_ring_reserve(&c, 1, &idx)) {
 			*(uint32_t *)rf_ring_entry(&c, idx) = it.desc.slot;
 			rf_ring_submit(&c);

@@ -66,7 +66,10 @@ struct rf_thread {
 struct rf_engine {
 	void *region;
 	size_t region_len;
-	struct rf_region_hdr *h;
+	struct rf_region_hdr *h;  /* live header: doorbells and engine_state only */
+	/* the header as checked at create: TypeScript can write the shared
+	 * header at any time, so sizes and offsets are read from this copy */
+	struct rf_region_hdr hs;
 	struct rf_engine_config cfg;
 	char ifname[64];
 	char netns[256];

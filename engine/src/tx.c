@@ -138,7 +138,7 @@ static inline void take_desc(struct tx_state *s, uint32_t lane, const struct rf_
 static uint32_t drain_lanes(struct tx_state *s)
 {
 	struct rf_engine *e = s->e;
-	uint32_t lanes = e->h->lane_count, lane, total = 0;
+	uint32_t lanes = e->hs.lane_count, lane, total = 0;
 	uint64_t now = rf_now_ns();
 
 	for (lane = 0; lane < lanes; lane++) {
@@ -219,7 +219,7 @@ static uint32_t send_due(struct tx_state *s)
 		}
 		/* the IP id only has to differ between packets in flight */
 		hlen = rf_netpkt_build(s->hdrs[m], &s->dests[d->dest],
-				       rf_slot_data(e->region, e->h, d->slot), d->len, e->ip_id++);
+				       rf_slot_data(e->region, &e->hs, d->slot), d->len, e->ip_id++);
 		if (rf_unlikely(!hlen)) {
 			/* the entry was rewritten while in flight: RF_C_DROP_BAD_DEST */
 			rf_counter_add(&s->c[RF_C_DROP_BAD_DEST], 1);
@@ -229,7 +229,7 @@ static uint32_t send_due(struct tx_state *s)
 		}
 		s->pkts[m].hdr = s->hdrs[m];
 		s->pkts[m].hdr_len = (uint16_t)hlen;
-		s->pkts[m].payload = rf_slot_data(e->region, e->h, d->slot);
+		s->pkts[m].payload = rf_slot_data(e->region, &e->hs, d->slot);
 		s->pkts[m].payload_len = d->len;
 		/* keep pend[] aligned with pkts[] */
 		s->pend[m] = *it;
@@ -281,7 +281,7 @@ static int tx_has_work(struct rf_thread *t)
 	struct rf_engine *e = t->e;
 	uint32_t lane, idx;
 
-	for (lane = 0; lane < e->h->lane_count; lane++)
+	for (lane = 0; lane < e->hs.lane_count; lane++)
 		if (rf_ring_peek(&e->lanes[lane].submit, 1, &idx))
 			return 1;
 	return 0;
@@ -308,10 +308,10 @@ void *rf_tx_main(void *arg)
 	s->t = t;
 	s->e = e;
 	s->c = t->c;
-	s->dests = (struct rf_dest *)((uint8_t *)e->region + e->h->dest_off);
-	s->streams = (struct rf_stream_counters *)((uint8_t *)e->region + e->h->stream_counters_off);
-	s->max_streams = e->h->max_streams;
-	s->payload_max = e->h->slot_size - RF_SLOT_HEADROOM;
+	s->dests = (struct rf_dest *)((uint8_t *)e->region + e->hs.dest_off);
+	s->streams = (struct rf_stream_counters *)((uint8_t *)e->region + e->hs.stream_counters_off);
+	s->max_streams = e->hs.max_streams;
+	s->payload_max = e->hs.slot_size - RF_SLOT_HEADROOM;
 	s->burst = e->cfg.burst;
 	/* a sleeping thread's timeout may be extended by the timer slack (50 us
 	 * by default) to batch wakeups: this thread wakes for deadlines */

@@ -9,6 +9,7 @@
  * destroy.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -186,6 +187,23 @@ int main(void)
 		cfg.backend = RF_BACKEND_NULL;
 		CHECK(rf_engine_create(&e, mem, RF_PAGE - 1, &cfg, err, sizeof(err)) < 0,
 		      "short region refused: %s", err);
+		/* a damaged shared header is refused, naming what is wrong */
+		h->lane_count = 65;
+		CHECK(rf_engine_create(&e, mem, l.size, &cfg, err, sizeof(err)) == -EINVAL &&
+			      strstr(err, "lane_count"), "lane_count 65 refused: %s", err);
+		h->lane_count = 2;
+		h->lanes[1].dest_count = 1000;
+		CHECK(rf_engine_create(&e, mem, l.size, &cfg, err, sizeof(err)) == -EINVAL &&
+			      strstr(err, "lane 1 destinations"), "lane dest slice refused: %s", err);
+		h->lanes[1].dest_count = params.dests_per_lane;
+		rf_ring_at(mem, h->lanes[1].submit_off)->entries = 1u << 30;
+		CHECK(rf_engine_create(&e, mem, l.size, &cfg, err, sizeof(err)) == -EINVAL &&
+			      strstr(err, "submit ring (lane 1)"), "bad ring header refused: %s", err);
+		rf_ring_at(mem, h->lanes[1].submit_off)->entries = params.submit_entries;
+		h->slot_size = 3000;
+		CHECK(rf_engine_create(&e, mem, l.size, &cfg, err, sizeof(err)) == -EINVAL &&
+			      strstr(err, "slot_size"), "slot_size refused: %s", err);
+		h->slot_size = params.slot_size;
 	}
 
 	e = make_engine(0);
