@@ -12,6 +12,23 @@ if (why) {
   process.stderr.write(`# SKIP npm start: ${why}\n`);
   t.plan(0, why);
 } else {
+  t.test('start failures exit 1 with a log line naming the problem', async (t) => {
+    const fs2 = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = fs2.mkdtempSync(path.join(os.tmpdir(), 'rf-startfail-'));
+    t.teardown(() => fs2.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'r.yaml');
+    fs2.writeFileSync(file, 'engine:\n  interface: nosuchif0\nmetrics:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: ctl.sock\n');
+    const s = new ServerProcess(['serve', '--config', file]);
+    const e = await s.exited;
+    t.equal(e.code, 1);
+    const line = s.logs.find((l) => l.msg === 'server failed to start');
+    t.match(line, { level: 'error', code: 'ERR_ENGINE_START' });
+    t.match(JSON.stringify(line), /nosuchif0/, 'names the interface');
+    t.notOk(fs2.existsSync(path.join(dir, 'ctl.sock')), 'no socket left behind');
+  });
+
   t.test('npm start on the shipped config', { timeout: 90000 }, async (t) => {
     const sockets: Socket[] = [];
     const got = new Map<number, number>();
@@ -43,6 +60,7 @@ if (why) {
     origin.close();
     await sleep(1000);
     const m = await scrape(port);
+    t.comment(m.body.split('\n').filter((l) => /^reflector_(interface_drops|relay_subscriber_drops|engine_events)_total.* [1-9]/.test(l)).join('\n'));
     // the engine relayed each packet to both subscribers, counted exactly
     t.equal(metricValue(m.body, 'reflector_relay_subscriber_packets_total{relay="camera1",subscriber="127.0.0.1:6000"}'), 50);
     t.equal(metricValue(m.body, 'reflector_relay_subscriber_packets_total{relay="camera1",subscriber="127.0.0.1:6001"}'), 50);
