@@ -141,14 +141,14 @@ async function runEnginePlan(lane: Lane, dests: number[], plan: Plan): Promise<v
     const agg = new Aggregate(lane, { lateLimitMs: 1000 });
     while (k < plan.total && start + plan.at(k) < horizon) {
       const t = start + plan.at(k);
-      const slot = lane.allocSlot(1000);
+      const slot = lane.allocSlot(10_000);
       const off = lane.payloadOffset(slot);
       view.setBigUint64(off, BigInt(t), true);
       view.setUint32(off + 8, k, true);
       agg.addAt(slot, 200, dests[plan.streams === 1 ? 0 : k % plan.streams], 100 + (k % plan.streams), t);
       k++;
     }
-    agg.submit(1000);
+    agg.submit(10_000);
     await sleep(5);
   }
 }

@@ -9,7 +9,7 @@
 // Packet bytes never leave this thread except through the lane: the pump
 // writes them into pool slots and submits one aggregate per window.
 import { ReflectorError } from '../src/errors';
-import { clearMediaCache } from '../src/media/load';
+import { clearMediaCache, loadMediaAsync } from '../src/media/load';
 import { Region } from '../src/region/region';
 import type { ControlRequest, PumpTask, SessionCounters, WorkerMessage } from '../src/session/protocol';
 import { SessionPump } from '../src/session/pump';
@@ -24,11 +24,13 @@ export default async function sessionWorker(task: PumpTask): Promise<Record<stri
   let wake: (() => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
 
-  port.on('message', (req: ControlRequest) => {
+  port.on('message', async (req: ControlRequest) => {
     try {
       let result: unknown;
       switch (req.op) {
         case 'start':
+          // read the file off the thread first; start() then finds it parsed
+          await loadMediaAsync(req.file, req.format, { bitrate: req.bitrate, pace: req.pace });
           result = pump.start(req);
           break;
         case 'stop':

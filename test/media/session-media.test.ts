@@ -4,7 +4,7 @@ import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clearMediaCache, loadMedia } from '../../src/media/load';
+import { clearMediaCache, loadMedia, loadMediaAsync } from '../../src/media/load';
 import { TsFile } from '../../src/media/mpegts';
 import { parseRtpHeader, rtpState } from '../../src/media/rtp';
 import { SessionMedia } from '../../src/media/session-media';
@@ -61,4 +61,15 @@ t.test('loadMedia: missing file and wrong format name', async (t) => {
   t.equal(loadMedia(p, 'rtp'), a, 'parsed once per thread');
   clearMediaCache();
   t.not(loadMedia(p, 'mpegts'), a);
+});
+
+t.test('loadMediaAsync: same errors, same cache', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rf-media-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  await t.rejects(loadMediaAsync(join(dir, 'nope.ts'), 'mpegts'), { code: 'ERR_MEDIA', message: `${join(dir, 'nope.ts')}: byte offset 0: cannot read the file: ENOENT` });
+  await t.rejects(loadMediaAsync(dir, 'pcap'), { message: `${dir}: byte offset 0: not a regular file` });
+  const p = join(dir, 'b.ts');
+  writeFileSync(p, concat(stream(14, 7, MS)));
+  const a = await loadMediaAsync(p, 'mpegts');
+  t.equal(loadMedia(p, 'mpegts'), a, 'the sync loader finds it parsed');
 });
