@@ -134,7 +134,8 @@ export class ControlServer {
       (r) => r,
       (err: unknown): Result => {
         if (err instanceof ControlError) return { type: 'error', code: err.controlCode, message: err.message };
-        if (err instanceof ReflectorError && err.code === 'ERR_INVALID_ARG') return { type: 'error', code: 'ERR_INVALID_ARG', message: err.message };
+        // the pieces' typed errors keep their code (ERR_INVALID_ARG, ERR_MEDIA, ERR_NO_NEIGHBOUR, ERR_POLICY, ...)
+        if (err instanceof ReflectorError) return { type: 'error', code: err.code, message: err.message };
         this.opts.log.error('control command failed', { peer, command: req.command.type, err });
         return { type: 'error', code: 'ERR_INTERNAL', message: (err as Error)?.message ?? String(err) };
       },

@@ -12,6 +12,7 @@ import { ControlServer, type ControlHandler } from '../../src/control/server';
 import { ControlClient } from '../../src/control/client';
 import { ControlError, frame, type Command, type Result } from '../../src/control/protocol';
 import { createLogger, type LogFields } from '../../src/log';
+import { ReflectorError } from '../../src/errors';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-ctl-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -25,6 +26,7 @@ const handler: ControlHandler = {
     if (c.type === 'removeRelay' && c.name === 'slow') await new Promise<void>((r) => (gate = r));
     if (c.type === 'removeRelay' && c.name === 'missing') throw new ControlError('ERR_NOT_FOUND', 'no relay named "missing"');
     if (c.type === 'stopSession') throw new Error('boom');
+    if (c.type === 'startSession') throw new ReflectorError('ERR_MEDIA', `${c.file}: no MPEG-TS sync byte at offset 0`);
     return c.type === 'list' ? { type: 'list', relays: [], sessions: [] } : { type: 'ok' };
   },
 };
@@ -58,6 +60,9 @@ t.test('Unix socket: folder created, mode 0660, requests served', async (t) => {
   await t.resolveMatch(c.request({ type: 'subscribe', relay: 'a', subscriber: '127.0.0.1:1' }), { type: 'ok' });
   await t.rejects(c.request({ type: 'removeRelay', name: 'missing' }), { controlCode: 'ERR_NOT_FOUND', message: 'no relay named "missing"' });
   await t.rejects(c.request({ type: 'stopSession', name: 'x' }), { controlCode: 'ERR_INTERNAL', message: 'boom' });
+  await t.rejects(c.request({ type: 'startSession', name: 'm', file: '/x.ts', to: '127.0.0.1:1', format: 'mpegts', loop: false }), {
+    controlCode: 'ERR_MEDIA', message: '/x.ts: no MPEG-TS sync byte at offset 0',
+  }, 'a piece\'s typed error keeps its code');
   c.close();
 });
 
