@@ -320,6 +320,35 @@ static int test_split(void *region, int family, uint32_t nout)
 	return 0;
 }
 
+/* A datagram too big for the interface's MTU once rebuilt is dropped
+ * (RF_C_DROP_BAD_LEN + the output's drops), the next one still goes. */
+static int test_oversize(void *region)
+{
+	static struct rf_port port;
+	uint64_t c[RF_COUNTERS_PER_BLOCK] = { 0 };
+	struct rf_relay *r = rf_relay_create(region, IFMAC, 576);
+	uint8_t f[2048], pay[1400] = { 0 };
+	struct rf_rx_pkt rx;
+	uint32_t n;
+
+	CHECK(r);
+	memset(&port, 0, sizeof(port));
+	port.room = 100;
+	CHECK(add_relay(r, 1, RF_RELAY_NONE, 4, P4, 5000) == 0);
+	CHECK(allow(r, 1, 4, ORIGIN4, 32) == 0);
+	CHECK(add_out(r, 1, 40, 4, 10, 6000) == 0);
+	n = tp_build(f, 4, ORIGIN4, 5555, P4, 5000, pay, sizeof(pay), 0);
+	rx = (struct rf_rx_pkt){ .data = f, .len = n, .wire_len = n };
+	rf_relay_burst(r, &rx, 1, &fake_ops, &port, c);
+	CHECK(port.n == 0 && c[RF_C_DROP_BAD_LEN] == 1 && oc(region, 40)->drops == 1);
+	n = tp_build(f, 4, ORIGIN4, 5555, P4, 5000, pay, 576 - 28, 0);
+	rx.len = rx.wire_len = n;
+	rf_relay_burst(r, &rx, 1, &fake_ops, &port, c);
+	CHECK(port.n == 1 && c[RF_C_DROP_BAD_LEN] == 1);
+	rf_relay_destroy(r);
+	return 0;
+}
+
 /* Copy-on-write: a table held by a reader inside a burst is not reused
  * until the reader leaves; outputs present before and after stay. */
 static int test_epoch(void *region)
@@ -451,7 +480,7 @@ int main(void)
 		return 1;
 	if (test_rejections(region) || test_split(region, 4, 1) || test_split(region, 4, 8) ||
 	    test_split(region, 4, 64) || test_split(region, 6, 8) || test_split(region, 4, 300) ||
-	    test_epoch(region) || test_filter(region))
+	    test_epoch(region) || test_filter(region) || test_oversize(region))
 		return 1;
 	free(region);
 	printf("relay_table: ok\n");
