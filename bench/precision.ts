@@ -18,7 +18,7 @@
 // into bench/README.md and bench/results/.
 //   npm run bench -- precision [--seconds 2] [--sessions 1000] [--readme]
 import { createSocket } from 'node:dgram';
-import { cpus, hostname, release, tmpdir } from 'node:os';
+import { cpus, hostname, loadavg, release, tmpdir } from 'node:os';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Aggregate } from '../src/aggregate/aggregate';
@@ -434,7 +434,7 @@ function writeReadme(table: string, args: string[]): void {
   const cpu = cpus();
   const body = [
     begin,
-    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${hostname()}: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}, Node ${process.version}.`,
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${hostname()}: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}, Node ${process.version}; load average ${loadavg()[0].toFixed(1)} at the end (the host is shared by other jobs).`,
     `Command: \`npm run bench -- precision${args.filter((a) => a !== '--readme').map((a) => ' ' + a).join('')}\``,
     '',
     table,
