@@ -4,6 +4,7 @@
 // documents the same keys (test/config/shipped.test.ts checks that it names
 // every key in SCHEMA with its default).
 import type { Endpoint, Prefix } from '../net/address';
+import { DEFAULT_REGION_PARAMS as R } from '../region/params';
 
 export type FieldKind =
   | { t: 'string'; nonEmpty?: boolean }
@@ -62,14 +63,14 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
           kind: {
             t: 'map',
             fields: {
-              slots_per_lane: { kind: pow2(16, 1 << 20), default: 4096, doc: 'packet pool slots per lane (power of two)' },
-              slot_size: { kind: pow2(512, 65536), default: 2048, doc: 'bytes per slot (power of two, >= 512)' },
-              submit_entries: { kind: pow2(16, 1 << 20), default: 4096, doc: 'descriptors per lane ring (power of two)' },
-              dests_per_lane: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: 4096, doc: 'destination entries per lane' },
-              policy_entries: { kind: pow2(16, 65536), default: 1024, doc: 'policy ring entries (power of two)' },
-              event_entries: { kind: pow2(16, 65536), default: 1024, doc: 'event ring entries (power of two)' },
-              max_streams: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: 4096, doc: 'session stream counters' },
-              max_outputs: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: 4096, doc: 'relay output counters' },
+              slots_per_lane: { kind: pow2(16, 1 << 20), default: R.slotsPerLane, doc: 'packet pool slots per lane (power of two)' },
+              slot_size: { kind: pow2(512, 65536), default: R.slotSize, doc: 'bytes per slot (power of two, >= 512)' },
+              submit_entries: { kind: pow2(16, 1 << 20), default: R.submitEntries, doc: 'descriptors per lane ring (power of two)' },
+              dests_per_lane: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: R.destsPerLane, doc: 'destination entries per lane' },
+              policy_entries: { kind: pow2(16, 65536), default: R.policyEntries, doc: 'policy ring entries (power of two)' },
+              event_entries: { kind: pow2(16, 65536), default: R.eventEntries, doc: 'event ring entries (power of two)' },
+              max_streams: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: R.maxStreams, doc: 'session stream counters' },
+              max_outputs: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: R.maxOutputs, doc: 'relay output counters' },
             },
           },
           default: {},
