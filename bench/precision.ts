@@ -16,7 +16,7 @@
 // Prints p50/p99/p99.9/max per scenario, the engine's own lateness histogram,
 // and with --readme writes the table and an SVG plot of the distribution
 // into bench/README.md and bench/results/.
-//   npm run bench -- precision [--seconds 2] [--sessions 1000] [--readme]
+//   npm run bench -- precision [--seconds 2] [--sessions 200,1000] [--only SCENARIO] [--readme]
 import { createSocket } from 'node:dgram';
 import { cpus, hostname, loadavg, release, tmpdir } from 'node:os';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,7 +38,7 @@ const REC = 32;
 
 interface Options {
   seconds: number;
-  sessions: number;
+  sessions: number[];
   readme: boolean;
   only: string | undefined;
 }
@@ -53,7 +53,7 @@ interface Result {
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { seconds: 2, sessions: 1000, readme: false, only: undefined };
+  const o: Options = { seconds: 2, sessions: [200, 1000], readme: false, only: undefined };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = (): string => {
@@ -61,13 +61,13 @@ function parseArgs(args: string[]): Options {
       return args[++i];
     };
     if (a === '--seconds') o.seconds = Number(v());
-    else if (a === '--sessions') o.sessions = Number(v());
+    else if (a === '--sessions') o.sessions = v().split(',').map(Number);
     else if (a === '--readme') o.readme = true;
     else if (a === '--only') o.only = v();
     else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --only SCENARIO, --readme)`);
   }
   if (!(o.seconds > 0 && o.seconds <= 10)) throw new Error('bench precision: --seconds in (0, 10]');
-  if (!(Number.isInteger(o.sessions) && o.sessions >= 1 && o.sessions <= 2000)) throw new Error('bench precision: --sessions in 1..2000');
+  for (const n of o.sessions) if (!(Number.isInteger(n) && n >= 1 && n <= 2000)) throw new Error(`bench precision: --sessions ${n}: accepted 1..2000 (a comma-separated list)`);
   return o;
 }
 
@@ -231,7 +231,8 @@ export async function main(args: string[] = []): Promise<void> {
     const engine = new Engine({
       interface: 'veth0',
       netns: tb.ns('a'),
-      region: { lanes: 3, slotsPerLane: 8192, submitEntries: 4096, destsPerLane: 1024, maxStreams: 2048 },
+      // lane 0 for the plans, two worker lanes per sessions run (a lane is claimed for the region's life)
+      region: { lanes: 1 + 2 * o.sessions.length, slotsPerLane: 8192, submitEntries: 4096, destsPerLane: 1024, maxStreams: 4096 },
     });
     await engine.start();
     try {
@@ -256,8 +257,10 @@ export async function main(args: string[] = []): Promise<void> {
         }
       }
       if (o.only === undefined || o.only === 'sessions') {
-        results.push(await runSessions(tb, engine, rx.bin, o));
-        line(results[results.length - 1]);
+        for (const n of o.sessions) {
+          results.push(await runSessions(tb, engine, rx.bin, o, n));
+          line(results[results.length - 1]);
+        }
       }
     } finally {
       await engine.stop();
@@ -290,7 +293,7 @@ async function runNodePacer(tb: Testbed, plan: string, seconds: number): Promise
 }
 
 /** 1,000 sessions of 2 Mbit/s: synthetic MPEG-TS with a PCR per datagram and a cell index in each cell. */
-async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options): Promise<Result> {
+async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options, n: number): Promise<Result> {
   const dir = join(tmpdir(), `rf-prec-ts-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'two-mbit.ts');
@@ -322,7 +325,6 @@ async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options)
   }
   writeFileSync(file, buf);
   const ts = new TsFile(file, buf);
-  const n = o.sessions;
   const total = n * ts.datagrams;
   const r = await startReceiver(tb, bin, total, o.seconds * 1000 + 15_000, 184);
   const hop = await resolveNextHop(tb.addr('b'), { netns: tb.ns('a') });
