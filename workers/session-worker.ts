@@ -18,7 +18,7 @@ export default async function sessionWorker(task: PumpTask): Promise<Record<stri
   const { port } = task;
   const post = (m: WorkerMessage): void => port.postMessage(m);
   const region = Region.fromShared(task.sab);
-  const lane = region.claimWorkerLane();
+  const lane = task.lane !== undefined ? region.lane(task.lane) : region.claimWorkerLane();
   const pump = new SessionPump(lane, { leadMs: task.leadMs, startDelayMs: task.startDelayMs, lateLimitMs: task.lateLimitMs });
   let stopping = false;
   let wake: (() => void) | undefined;

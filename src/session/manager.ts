@@ -89,6 +89,11 @@ const WORKER_FILE = join(__dirname, '..', '..', 'workers', 'session-worker.js');
 const OPTION_KEYS = ['region', 'workers', 'windowMs', 'leadMs', 'startDelayMs', 'lateLimitMs', 'resolveDestination', 'destination', 'requestTimeoutMs'];
 const STREAM_QUARANTINE_MS = 2000;
 
+// Lanes are claimed for a region's life (rf_region_hdr.lane_claim only
+// grows): the lanes of a closed manager go back here, for the next manager
+// of the same region (an engine restart, a reload), after the quarantine.
+const idleLanes = new WeakMap<SharedArrayBuffer, { lanes: number[]; until: number }>();
+
 export class SessionManager extends EventEmitter {
   private readonly region: Region;
   private readonly opts: Required<Pick<SessionManagerOptions, 'workers' | 'windowMs' | 'leadMs' | 'startDelayMs' | 'lateLimitMs' | 'requestTimeoutMs'>>;
@@ -142,6 +147,10 @@ export class SessionManager extends EventEmitter {
 
   private async open(): Promise<void> {
     const n = this.opts.workers;
+    const idle = idleLanes.get(this.region.sab);
+    const reuse = idle ? idle.lanes.splice(0, n) : [];
+    // descriptors of the previous manager may still name these lanes' destinations
+    if (reuse.length > 0 && idle!.until > Date.now()) await new Promise((r) => setTimeout(r, idle!.until - Date.now()));
     this.pool = new Piscina({ filename: WORKER_FILE, minThreads: n, maxThreads: n, idleTimeout: Infinity, concurrentTasksPerWorker: 1 });
     const ready: Array<Promise<void>> = [];
     for (let i = 0; i < n; i++) {
@@ -149,6 +158,7 @@ export class SessionManager extends EventEmitter {
       const task: PumpTask = {
         sab: this.region.sab,
         port: port2 as unknown as PumpTask['port'],
+        lane: reuse[i],
         windowMs: this.opts.windowMs,
         leadMs: this.opts.leadMs,
         startDelayMs: this.opts.startDelayMs,
@@ -201,6 +211,13 @@ export class SessionManager extends EventEmitter {
     for (const w of this.workers) w.port.close();
     this.sessions.clear();
     await this.pool?.destroy();
+    const lanes = this.workers.filter((w) => w.lane >= 0).map((w) => w.lane);
+    if (lanes.length > 0) {
+      const idle = idleLanes.get(this.region.sab) ?? { lanes: [], until: 0 };
+      idle.lanes.push(...lanes);
+      idle.until = Date.now() + STREAM_QUARANTINE_MS;
+      idleLanes.set(this.region.sab, idle);
+    }
   }
 
   /** Names of the running sessions. */

@@ -80,6 +80,8 @@ export type WorkerMessage = ControlReply | WorkerEvent;
 export interface PumpTask {
   sab: SharedArrayBuffer;
   port: MessagePort;
+  /** a lane a closed manager of this region used (reused: lanes are claimed for the region's life); absent = claim one */
+  lane?: number;
   windowMs: number;
   leadMs: number;
   startDelayMs: number;

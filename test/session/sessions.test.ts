@@ -160,7 +160,20 @@ if (!skipUnlessRoot(t)) {
       t.ok(r.received > 0);
     });
 
-    await sessions.close();
+    await t.test('a new manager on the same engine reuses the lanes of a closed one', async (t) => {
+      await sessions.close();
+      // the region has 4 lanes: main + 2 workers; a second pair exists only by reuse
+      const again = await SessionManager.create({ region: engine.region, workers: 2, destination: { netns: tb.ns('a'), dev: 'veth0' } });
+      t.teardown(() => again.close());
+      const short = join(dir, 'short.ts');
+      const cap = await startCapture(tb, 'b', 'veth0', 'udp and port 8300', Math.ceil(readFileSync(short).length / 1316), 5000);
+      const info = await again.start('again', short, `${B}:8300`);
+      t.ok(info.lane >= 1 && info.lane <= 2, `lane ${info.lane} reused`);
+      const got = await cap.done;
+      t.equal(sha(Buffer.concat(got.map((p) => p.payload))), sha(readFileSync(short)), 'it delivers');
+      await again.close();
+    });
+
     t.equal(engine.region.counter(0, 'drop_bad_dest'), 0n, 'no descriptor named a bad destination');
     t.equal(engine.region.counter(0, 'drop_bad_slot'), 0n);
     await engine.stop();
