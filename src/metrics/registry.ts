@@ -22,6 +22,15 @@ export interface RelayOutputSample {
   drops: bigint;
 }
 
+export interface RelaySample {
+  relay: string;
+  /** packets that matched the relay's <address, port> from an allowed source */
+  packets: bigint;
+  bytes: bigint;
+  /** dropped: source outside the relay's prefixes */
+  notAllowed: bigint;
+}
+
 export interface SessionSample {
   session: string;
   packets: bigint;
@@ -41,6 +50,7 @@ export interface MetricsSource {
   /** null while the engine is not running */
   engine(): EngineCounterReader | null;
   relayOutputs(): RelayOutputSample[];
+  relays(): RelaySample[];
   sessions(): SessionSample[];
   rings(): RingSample[];
   pool(): { used: number; size: number } | null;
@@ -166,6 +176,15 @@ export function createMetrics(source: MetricsSource, opts: { defaults?: boolean;
 
   add(new ScrapeMetric('reflector_relay_packets_total', 'Packets sent by a relay (sum over its subscribers)', 'counter', () => sumBy(source.relayOutputs(), 'packets')));
   add(new ScrapeMetric('reflector_relay_bytes_total', 'Frame bytes (Ethernet, IP and UDP headers included) sent by a relay, sum over its subscribers', 'counter', () => sumBy(source.relayOutputs(), 'bytes')));
+  add(new ScrapeMetric('reflector_relay_received_packets_total', 'Packets that reached a relay\'s address and port from an allowed source', 'counter', () =>
+    source.relays().map((r) => ({ labels: { relay: r.relay }, value: num(r.packets) })),
+  ));
+  add(new ScrapeMetric('reflector_relay_received_bytes_total', 'Frame bytes of the packets that reached a relay from an allowed source', 'counter', () =>
+    source.relays().map((r) => ({ labels: { relay: r.relay }, value: num(r.bytes) })),
+  ));
+  add(new ScrapeMetric('reflector_relay_not_allowed_packets_total', 'Packets to a relay dropped because their source is outside its prefixes', 'counter', () =>
+    source.relays().map((r) => ({ labels: { relay: r.relay }, value: num(r.notAllowed) })),
+  ));
   add(new ScrapeMetric('reflector_relay_subscriber_packets_total', 'Packets sent to one subscriber of a relay', 'counter', () =>
     source.relayOutputs().map((o) => ({ labels: { relay: o.relay, subscriber: o.subscriber }, value: num(o.packets) })),
   ));

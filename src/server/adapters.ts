@@ -89,6 +89,7 @@ export async function realDeps(config: Config, log: Logger): Promise<ServerDeps>
       addOutput: (relay, sub) => relays.addOutput(relay, sub),
       removeOutput: (relay, sub) => relays.removeOutput(relay, sub),
       outputStats: (relay, sub) => relays.outputStats(relay, formatEndpoint(sub)),
+      relayStats: (relay) => relays.relayStats(relay),
       stop: () => relays.stop(),
     },
     sessions: {

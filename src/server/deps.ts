@@ -44,6 +44,8 @@ export interface RelayManagerLike {
   removeOutput(relay: string, subscriber: Endpoint): Promise<void>;
   /** counters of one output, null when unknown */
   outputStats(relay: string, subscriber: Endpoint): OutputStats | null;
+  /** packets matched by a relay and drops for sources outside its prefixes, null when unknown */
+  relayStats?(relay: string): { packets: bigint; bytes: bigint; notAllowed: bigint } | null;
   stop?(): Promise<void>;
 }
 

@@ -122,7 +122,10 @@ export class Server {
     } catch (err) {
       return this.reloadFailed(reason, [(err as Error).message]);
     }
-    if (text === this.configText && reason === 'file changed') return 'unchanged';
+    if (text === this.configText && reason === 'file changed') {
+      this.log.info('config file unchanged since the last applied load', { reason });
+      return 'unchanged';
+    }
     let next: Config;
     try {
       next = loadConfig(file);
@@ -234,6 +237,10 @@ export class Server {
       const labels = { relay: o.relay, subscriber: o.subscriber };
       counters.push({ name: 'relay_subscriber_packets', labels, value: o.packets }, { name: 'relay_subscriber_bytes', labels, value: o.bytes }, { name: 'relay_subscriber_drops', labels, value: o.drops });
     }
+    for (const r of src.relays()) {
+      const labels = { relay: r.relay };
+      counters.push({ name: 'relay_received_packets', labels, value: r.packets }, { name: 'relay_received_bytes', labels, value: r.bytes }, { name: 'relay_not_allowed_packets', labels, value: r.notAllowed });
+    }
     for (const s of src.sessions()) {
       const labels = { session: s.session };
       counters.push({ name: 'session_packets', labels, value: s.packets }, { name: 'session_bytes', labels, value: s.bytes }, { name: 'session_late', labels, value: s.late }, { name: 'session_dropped', labels, value: s.dropped });
@@ -252,6 +259,14 @@ export class Server {
             const c = this.deps?.relays.outputStats(r.name, s.endpoint);
             if (c) out.push({ relay: r.name, subscriber: k, ...c });
           }
+        }
+        return out;
+      },
+      relays: () => {
+        const out = [];
+        for (const name of this.state?.relays.keys() ?? []) {
+          const c = this.deps?.relays.relayStats?.(name);
+          if (c) out.push({ relay: name, ...c });
         }
         return out;
       },

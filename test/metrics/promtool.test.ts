@@ -20,6 +20,7 @@ const source: MetricsSource = {
     { relay: 'cam', subscriber: '198.18.0.1:6000', packets: 10n, bytes: 13160n, drops: 1n },
     { relay: 'cam', subscriber: '[2001:db8::1]:6000', packets: 5n, bytes: 6580n, drops: 0n },
   ],
+  relays: () => [{ relay: 'cam', packets: 15n, bytes: 19740n, notAllowed: 2n }],
   sessions: () => [{ session: 'movie "1"', packets: 3n, bytes: 3948n, late: 1n, dropped: 0n }],
   rings: () => [{ ring: 'policy', used: 1, size: 64 }, { ring: 'lane0.submit', used: 0, size: 1024 }],
   pool: () => ({ used: 2, size: 4096 }),
@@ -65,6 +66,7 @@ t.test('values are read at scrape time, exactly', async (t) => {
   const text = await get();
   t.match(text, /^reflector_relay_subscriber_packets_total\{relay="cam",subscriber="198\.18\.0\.1:6000"\} 12345678901$/m);
   t.match(text, /^reflector_relay_packets_total\{relay="cam"\} 12345678901$/m);
+  t.match(text, /^reflector_relay_not_allowed_packets_total\{relay="cam"\} 2$/m);
   t.match(text, /^reflector_interface_rx_packets_total\{interface="eth0"\} 1004$/m, 'both engine threads summed');
   t.match(text, /^reflector_interface_drops_total\{interface="eth0",reason="late"\} 1008$/m);
   t.match(text, /^reflector_lateness_seconds_bucket\{le="\+Inf"\} 24$/m, 'cumulative buckets');

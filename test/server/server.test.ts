@@ -152,6 +152,7 @@ t.test('metrics and stats read the counters at scrape time', async (t) => {
   t.equal(metric(m.body, 'reflector_session_packets_total{session="s1"}'), 7);
   t.equal(metric(m.body, 'reflector_lateness_seconds_bucket{le="0.000008"}'), 5);
   t.equal(metric(m.body, 'reflector_pool_used_slots'), 3);
+  t.equal(metric(m.body, 'reflector_relay_not_allowed_packets_total{relay="r"}'), 1);
   deps.outputPackets.set('r 127.0.0.1:6900', 43n);
   t.equal(metric((await scrape('/metrics')).body, 'reflector_relay_subscriber_packets_total{relay="r",subscriber="127.0.0.1:6900"}'), 43, 'new value at the next scrape');
   const c = await ControlClient.connect({ socket });
