@@ -110,6 +110,14 @@ t.test('ctl: unreachable server exits 3', async (t) => {
   t.match(r.err, /cannot connect to .*nobody\.sock: connect ENOENT/);
 });
 
+t.test('ctl --config takes the socket from the file (relative to its folder)', async (t) => {
+  fs.mkdirSync(path.join(dir, 'etc'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'etc/r.yaml'), 'control:\n  socket: ../run/ctl.sock\n');
+  const r = await inProcess('ctl', '--config', path.join(dir, 'etc/r.yaml'), 'list');
+  t.equal(r.code, 3);
+  t.match(r.err, `cannot connect to ${path.join(dir, 'run/ctl.sock')}`);
+});
+
 t.test('serve: an invalid config exits 1 with the problems', async (t) => {
   fs.writeFileSync(path.join(dir, 'bad-serve.yaml'), 'engine:\n  workers: 0\n');
   const r = run('serve', '--config', 'bad-serve.yaml');

@@ -112,6 +112,31 @@ t.test('an oversize frame gets an error and the connection is closed; the server
   again.close();
 });
 
+t.test('random frames never take the server down', async (t) => {
+  // deterministic xorshift so a failure can be replayed
+  let x = 0x2545f491;
+  const rnd = (n: number): number => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x % n;
+  };
+  for (let round = 0; round < 20; round++) {
+    const c = await ControlClient.connect({ socket });
+    for (let i = 0; i < 10; i++) {
+      const body = Buffer.alloc(rnd(64));
+      for (let k = 0; k < body.length; k++) body[k] = rnd(256);
+      c.writeRaw(frame(body));
+    }
+    c.close();
+  }
+  const c = await ControlClient.connect({ socket });
+  t.same(await c.list(), { relays: [], sessions: [] }, 'still serving after 200 random frames');
+  c.close();
+});
+
 t.test('a slow command times out on the server with ERR_TIMEOUT', async (t) => {
   const c = await ControlClient.connect({ socket });
   await t.rejects(c.request({ type: 'removeRelay', name: 'slow' }), { controlCode: 'ERR_TIMEOUT', message: /took longer than 300 ms/ });
