@@ -14,6 +14,9 @@ import {
   type Command, type Request, type Result,
 } from './protocol';
 
+/** How long a TCP client has to send its auth request. */
+export const AUTH_TIMEOUT_MS = 5000;
+
 export interface ControlHandler {
   /** Carry out one command (never 'auth'); throw ControlError for a typed error reply. */
   handle(command: Command): Promise<Result>;
@@ -79,7 +82,18 @@ export class ControlServer {
     const peer = transport === 'tcp' ? `${sock.remoteAddress}:${sock.remotePort}` : 'unix';
     const reader = new FrameReader(this.opts.maxFrameBytes ?? DEFAULT_MAX_FRAME);
     let authed = transport === 'unix';
-    sock.on('close', () => this.conns.delete(sock));
+    // a TCP peer that never authenticates does not keep a connection open
+    const authTimer = authed
+      ? null
+      : setTimeout(() => {
+          this.opts.onBadFrame?.('auth_timeout');
+          this.opts.log.warn('control connection closed: no auth request in time', { peer, ms: AUTH_TIMEOUT_MS });
+          sock.destroy();
+        }, AUTH_TIMEOUT_MS);
+    sock.on('close', () => {
+      if (authTimer) clearTimeout(authTimer);
+      this.conns.delete(sock);
+    });
     sock.on('error', (err) => this.opts.log.warn('control connection error', { peer, err }));
     const reply = (id: number, result: Result): void => {
       if (!sock.destroyed) sock.write(frame(encodeResponse({ id, result })));
@@ -114,6 +128,7 @@ export class ControlServer {
             return refuse('bad_token', 'ERR_UNAUTHENTICATED', 'wrong token', true, req.id);
           }
           authed = true;
+          if (authTimer) clearTimeout(authTimer);
           this.opts.onRequest?.('auth', 'ok');
           reply(req.id, { type: 'ok' });
           continue;

@@ -140,7 +140,8 @@ export class Server {
       this.log.warn('config keys changed that take effect only after a restart', { keys: outside.restartRequired });
     }
     if (outside.logLevelChanged && !this.opts.fixedLogLevel) this.log.setLevel(next.log.level);
-    this.configText = text;
+    // a partly failed apply is retried by the next change or SIGHUP
+    this.configText = report.errors.length ? '' : text;
     // what changes at run time is taken from the new file; the rest stays as started
     this.config = { ...this.config, relays: next.relays, sessions: next.sessions, log: next.log };
     const d = report.diff;
