@@ -28,6 +28,8 @@ export interface ControlServerOptions {
   token?: string | null;
   maxFrameBytes?: number;
   requestTimeoutMs?: number;
+  /** TCP: close a connection that sends no auth request within this (default AUTH_TIMEOUT_MS) */
+  authTimeoutMs?: number;
   handler: ControlHandler;
   log: Logger;
   /** hooks for metrics */
@@ -83,13 +85,14 @@ export class ControlServer {
     const reader = new FrameReader(this.opts.maxFrameBytes ?? DEFAULT_MAX_FRAME);
     let authed = transport === 'unix';
     // a TCP peer that never authenticates does not keep a connection open
+    const authMs = this.opts.authTimeoutMs ?? AUTH_TIMEOUT_MS;
     const authTimer = authed
       ? null
       : setTimeout(() => {
           this.opts.onBadFrame?.('auth_timeout');
-          this.opts.log.warn('control connection closed: no auth request in time', { peer, ms: AUTH_TIMEOUT_MS });
+          this.opts.log.warn('control connection closed: no auth request in time', { peer, ms: authMs });
           sock.destroy();
-        }, AUTH_TIMEOUT_MS);
+        }, authMs);
     sock.on('close', () => {
       if (authTimer) clearTimeout(authTimer);
       this.conns.delete(sock);

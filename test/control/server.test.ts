@@ -39,6 +39,7 @@ const server = new ControlServer({
   token: 'letmein',
   maxFrameBytes: 1024,
   requestTimeoutMs: 300,
+  authTimeoutMs: 200,
   handler,
   log,
   onBadFrame: (r) => badFrames.push(r),
@@ -90,6 +91,14 @@ t.test('TCP: a command before auth is refused and the connection closed', async 
   const data = await collect(sock);
   const res = decodeResponse(data.subarray(4));
   t.same(res, { id: 9, result: { type: 'error', code: 'ERR_UNAUTHENTICATED', message: 'the first frame on TCP must be an auth request' } });
+});
+
+t.test('TCP: a connection that never authenticates is closed', async (t) => {
+  const sock = net.connect(server.tcpAddress!.port, '127.0.0.1');
+  const t0 = Date.now();
+  await collect(sock);
+  t.ok(Date.now() - t0 >= 150, 'closed after the auth timeout');
+  t.ok(badFrames.includes('auth_timeout'));
 });
 
 t.test('malformed and unknown frames get error replies; the connection stays usable', async (t) => {
