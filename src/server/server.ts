@@ -97,6 +97,8 @@ export class Server {
     this.log.info('engine started', { interface: c.engine.interface, backend: c.engine.backend });
     const report = await this.state.applyConfig(c);
     if (report.errors.length) {
+      // the next file change retries what failed
+      this.configText = '';
       this.log.error('config applied with errors', { errors: report.errors.map((e) => `${e.what}: ${(e.err as Error)?.message ?? String(e.err)}`) });
     }
     this.applied = true;
