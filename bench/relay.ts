@@ -216,7 +216,7 @@ async function main(args: string[]): Promise<void> {
             };
             results.push(row);
             if (m === 'engine' && engine) {
-              const names = ['rx_packets', 'relay_in', 'relay_out', 'drop_tx_full', 'tx_ring_full', 'drop_malformed'];
+              const names = ['rx_packets', 'relay_in', 'relay_out', 'rx_unmatched', 'drop_not_allowed', 'drop_fragment', 'drop_tx_full', 'tx_ring_full', 'drop_malformed'];
               process.stdout.write(`  engine counters: ${names.map((n) => `${n}=${engine.region.counter(1, n)}`).join(' ')}\n`);
             }
             process.stdout.write(`${m} 1:${fanout} ${size}B: lossless ${Math.round(row.lossless)} pps/sub, ${fmt(row.usPerPkt)} us CPU/pkt, ` +
