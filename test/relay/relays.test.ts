@@ -11,7 +11,7 @@ import type { NextHop } from '../../src/net/neighbour';
 import { EVENT, EVENT_POLICY_ACK, HDR, POLICY_MSG } from '../../src/region/layout';
 import { Region } from '../../src/region/region';
 import { RingConsumer, RingProducer } from '../../src/region/ring';
-import { OP, OUT_F_DSCP, OUT_F_MAC_VALID, OUT_F_TTL, OUTPUT_ADD, RELAY_ADD, RELAY_ALLOW } from '../../src/relay/policy';
+import { OP, OUT_F_DSCP, OUT_F_MAC_VALID, OUT_F_TTL, OUTPUT_ADD, OUTPUT_MAC, RELAY_ADD, RELAY_ALLOW } from '../../src/relay/policy';
 import { Relays } from '../../src/relay/relays';
 
 interface Msg { op: number; seq: number; body: Buffer }
@@ -145,6 +145,29 @@ if (available) {
     ];
     for (const [p, re] of bad) await rejects(t, p, 'ERR_INVALID_ARG', re, re.source);
     t.same(relays.list(), [{ name: 'a', listen: '198.18.0.2:5000', sources: ['198.18.0.0/16'], subscribers: ['198.18.0.3:6000'] }], 'state unchanged by refused calls');
+  });
+
+  t.test('next hops: unresolved outputs drop until a refresh finds them, changed MACs are pushed', async (t) => {
+    let mac: string | null = null;
+    const { fake, relays } = await setup(t, (d) =>
+      mac === null ? Promise.reject(new ReflectorError('ERR_NO_NEIGHBOUR', `no answer from ${d}`)) : hop(d).then((h) => ({ ...h, mac: mac! })),
+    );
+    await relays.addRelay({ name: 'a', listen: '198.18.0.2:5000', sources: ['198.18.0.0/16'], subscribers: ['198.18.0.3:6000'] });
+    const add = fake.msgs.find((m) => m.op === OP.OUTPUT_ADD)!;
+    t.equal(add.body[OUTPUT_ADD.flags] & OUT_F_MAC_VALID, 0, 'added without a next hop: the engine drops and counts (no_neighbour)');
+    mac = '02:00:00:00:00:aa';
+    await relays.refreshNextHops();
+    let set = fake.msgs.filter((m) => m.op === OP.OUTPUT_SET_MAC);
+    t.equal(set.length, 1, 'the refresh pushed the MAC it found');
+    t.equal(set[0].body.subarray(OUTPUT_MAC.dstMac, OUTPUT_MAC.dstMac + 6).toString('hex'), '0200000000aa');
+    t.equal(set[0].body[OUTPUT_MAC.valid], 1);
+    await relays.refreshNextHops();
+    t.equal(fake.msgs.filter((m) => m.op === OP.OUTPUT_SET_MAC).length, 1, 'an unchanged MAC sends nothing');
+    mac = null;
+    await relays.refreshNextHops();
+    set = fake.msgs.filter((m) => m.op === OP.OUTPUT_SET_MAC);
+    t.equal(set.length, 2, 'a lost neighbour is pushed too');
+    t.equal(set[1].body[OUTPUT_MAC.valid], 0, 'as not valid');
   });
 
   t.test('a subscriber routed through another interface is refused', async (t) => {
