@@ -7,6 +7,7 @@ import type { Config } from '../config/schema';
 import { ReflectorError } from '../errors';
 import type { Logger } from '../log';
 import { formatEndpoint } from '../net/address';
+import { enableLoopbackDelivery } from '../net/loopback';
 import { COUNTER_NAMES } from '../region/layout';
 import type { SessionManager as SessionManagerType } from '../session/manager';
 import type { ServerDeps } from './deps';
@@ -57,6 +58,10 @@ export async function realDeps(config: Config, log: Logger): Promise<ServerDeps>
         return engine.running;
       },
       async start() {
+        if (e.interface === 'lo') {
+          const changed = await enableLoopbackDelivery(e.netns ?? undefined);
+          if (changed.length) log.info('turned on loopback delivery for the engine on lo', { sysctls: changed });
+        }
         await engine.start();
         try {
           await relays.start();
