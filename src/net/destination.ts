@@ -6,19 +6,10 @@ import { ReflectorError, invalidArg } from '../errors';
 import type { Endpoint } from './address';
 import { resolveNextHop } from './neighbour';
 import type { NextHop, NextHopOptions } from './neighbour';
+import type { Destination } from '../region/lane';
 
-/** The shape of src/region/lane.ts `Destination` (kept structurally identical). */
-export interface Destination {
-  family: 4 | 6;
-  srcAddr: string;
-  dstAddr: string;
-  srcPort: number;
-  dstPort: number;
-  srcMac: string;
-  dstMac: string;
-  ttl?: number;
-  dscp?: number;
-}
+// The shape Lane.writeDest takes has one owner, src/region/lane.ts.
+export type { Destination };
 
 export interface DestinationOptions extends NextHopOptions {
   /** UDP source port (default 5004). */
