@@ -48,6 +48,8 @@ struct rf_tx_lane {
 	uint32_t next_seq;
 	uint32_t seq_started;    /* a descriptor was seen: next_seq is meaningful */
 	uint32_t free_pending;   /* slots reserved on the free ring, not yet submitted */
+	uint32_t inflight;       /* slots taken from the submit ring, not yet returned:
+				  * 0 = no slot of this lane will come back on its own */
 };
 
 struct rf_engine;

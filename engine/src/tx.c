@@ -36,6 +36,7 @@ struct tx_state {
 	uint32_t burst;
 	uint64_t dirty_lanes;  /* lanes with slots reserved on their free ring */
 	uint32_t npend;        /* popped from the wheel, not yet sent (TX ring full) */
+	uint32_t unflushed;    /* frames queued on the port since the last flush */
 	struct rf_wheel_item pend[RF_BURST_MAX];
 	struct rf_tx_pkt pkts[RF_BURST_MAX];
 	uint8_t hdrs[RF_BURST_MAX][RF_HDR_MAX];
@@ -52,6 +53,8 @@ static inline void free_put(struct tx_state *s, uint32_t lane, uint32_t slot)
 	struct rf_tx_lane *ln = &s->e->lanes[lane];
 	uint32_t idx;
 
+	/* counted by take_desc() while it was ours */
+	ln->inflight--;
 	/* the free ring holds every slot of the lane, so it is never full unless
 	 * the lane submitted one slot twice: the duplicate is not returned
 	 * (RF_C_DROP_BAD_SLOT counts it) */
@@ -64,23 +67,40 @@ static inline void free_put(struct tx_state *s, uint32_t lane, uint32_t slot)
 	s->dirty_lanes |= 1ull << lane;
 }
 
+/*
+ * Publish the returned slots of every lane touched since the last call, and
+ * wake a lane that sleeps for slots once it has enough (region.h: its
+ * consumer_waiting word holds how many it wants, a low-water mark). Waking
+ * it for every flush cost a futex wait, a wake and two context switches per
+ * burst while a fast worker waits for slots; now that is once per
+ * `wanted` slots. A lane is also woken when none of its slots is left with
+ * us (inflight == 0): then no more will come back and it takes what there is.
+ */
 static void free_submit(struct tx_state *s)
 {
 	while (s->dirty_lanes) {
 		uint32_t lane = (uint32_t)__builtin_ctzll(s->dirty_lanes);
 		struct rf_tx_lane *ln = &s->e->lanes[lane];
 		struct rf_ring *r = ln->free.ring;
+		uint32_t wanted;
 
 		s->dirty_lanes &= s->dirty_lanes - 1;
 		ln->free_pending = 0;
 		/* release store of `producer`: the slot numbers are visible
 		 * before the index (pairs with the lane's Atomics.load) */
 		rf_ring_submit(&ln->free);
-		/* Dekker with a lane waiting for a slot: our index store before
-		 * its flag; pairs with the fence after it sets consumer_waiting */
+		/* Dekker with a lane waiting for slots: our index store before
+		 * its flag; pairs with the fence after it stores consumer_waiting
+		 * (then it re-reads `producer`, so one of us sees the other) */
 		rf_smp_mb();
-		if (rf_unlikely(rf_load_relaxed(&r->consumer_waiting)))
-			rf_futex_wake(&r->producer);
+		wanted = rf_load_relaxed(&r->consumer_waiting);
+		if (rf_unlikely(wanted)) {
+			/* ready as the lane sees it: our index minus its consumer */
+			uint32_t ready = ln->free.local - rf_load_relaxed(&r->consumer);
+
+			if (ready >= wanted || ln->inflight == 0)
+				rf_futex_wake(&r->producer);
+		}
 	}
 }
 
@@ -112,6 +132,8 @@ static inline void take_desc(struct tx_state *s, uint32_t lane, const struct rf_
 		rf_counter_add(&stream_of(s, d->stream)->dropped, 1);
 		return;
 	}
+	/* ours until free_put() gives it back (free_submit()'s wake rule) */
+	ln->inflight++;
 	dst = d->dest - ln->dest_first < ln->dest_count ? &s->dests[d->dest] : NULL;
 	if (rf_unlikely(!dst || !(dst->flags & RF_DEST_F_VALID) ||
 			!(hlen = rf_netpkt_hdr_len(dst)))) {
@@ -190,6 +212,39 @@ static inline uint32_t hist_bucket(uint64_t late_ns)
 	return b < RF_HIST_BUCKETS - 1 ? b : RF_HIST_BUCKETS - 1;
 }
 
+/*
+ * The payload was written by a worker on another core: its cache lines are
+ * there, and the checksum (then the copy into the TX ring) would wait for
+ * them one by one. Asking for the lines of the packets a few places ahead
+ * lets the transfers overlap with the work on the current one.
+ */
+#define RF_PREFETCH_AHEAD 2u
+
+static inline void prefetch_payload(struct tx_state *s, const struct rf_desc *d)
+{
+	const uint8_t *p = rf_slot_data(s->e->region, &s->e->hs, d->slot);
+	uint32_t off;
+
+	for (off = 0; off < d->len; off += 64)
+		__builtin_prefetch(p + off, 0, 3);
+}
+
+/* Send every frame queued on the port: one system call at most. */
+static void tx_flush(struct tx_state *s)
+{
+	struct rf_engine *e = s->e;
+	uint64_t calls = rf_port_stats(s->t->port)->syscalls;
+	int r;
+
+	s->unflushed = 0;
+	r = e->ops->flush(s->t->port);
+	/* failures are counted by the port (tx_errors) and retried by it; a
+	 * flush is one that sent frames or made the system call */
+	if (r || rf_port_stats(s->t->port)->syscalls != calls)
+		rf_counter_add(&s->c[RF_C_TX_FLUSHES], 1);
+	rf_thread_port_stats(s->t);
+}
+
 /* Send what is due: packets left over from a full TX ring first, else the
  * wheel's due packets, in one flush. Returns packets sent or dropped. */
 static uint32_t send_due(struct tx_state *s)
@@ -197,18 +252,22 @@ static uint32_t send_due(struct tx_state *s)
 	struct rf_engine *e = s->e;
 	uint64_t now = rf_now_ns();
 	uint32_t i, m = 0, sent, done = 0;
-	int r;
 
 	if (!s->npend)
 		s->npend = rf_wheel_pop_due(&e->wheel, now, s->pend, s->burst);
 	if (!s->npend)
 		return 0;
 
+	for (i = 0; i < RF_PREFETCH_AHEAD && i < s->npend; i++)
+		prefetch_payload(s, &s->pend[i].desc);
 	for (i = 0; i < s->npend; i++) {
 		struct rf_wheel_item *it = &s->pend[i];
 		const struct rf_desc *d = &it->desc;
 		uint64_t late = now > it->deadline ? now - it->deadline : 0;
 		uint32_t hlen;
+
+		if (i + RF_PREFETCH_AHEAD < s->npend)
+			prefetch_payload(s, &s->pend[i + RF_PREFETCH_AHEAD].desc);
 
 		if (rf_unlikely(e->cfg.late_drop_ns && late > e->cfg.late_drop_ns)) {
 			/* drop: RF_C_DROP_LATE (and the stream's `dropped`) */
@@ -237,20 +296,15 @@ static uint32_t send_due(struct tx_state *s)
 	}
 
 	sent = m ? e->ops->tx_burst(s->t->port, s->pkts, m) : 0;
+	s->unflushed += sent;
 	if (rf_unlikely(sent < m))
 		rf_counter_add(&s->c[RF_C_TX_RING_FULL], 1); /* not a drop: retried */
-	/* a full ring flushes too: frames a short send() left requested must
-	 * go out before any frame can be reused */
-	if (sent || m) {
-		uint64_t calls = rf_port_stats(s->t->port)->syscalls;
-
-		r = e->ops->flush(s->t->port);
-		/* failures are counted by the port (tx_errors) and retried by it;
-		 * a flush is one that sent frames or made the system call */
-		if (r || rf_port_stats(s->t->port)->syscalls != calls)
-			rf_counter_add(&s->c[RF_C_TX_FLUSHES], 1);
-		rf_thread_port_stats(s->t);
-	}
+	/* one send() per `burst` frames: a short pop (fewer due than a burst)
+	 * waits for the next round when that round brings more due packets,
+	 * see rf_tx_main(). A full ring flushes at once: frames a short send()
+	 * left requested must go out before any frame can be reused. */
+	if (s->unflushed >= s->burst || sent < m)
+		tx_flush(s);
 	for (i = 0; i < sent; i++) {
 		const struct rf_wheel_item *it = &s->pend[i];
 		struct rf_stream_counters *sc = stream_of(s, it->desc.stream);
@@ -322,10 +376,15 @@ void *rf_tx_main(void *arg)
 		uint32_t did = send_due(s);
 		uint64_t next, now;
 
-		if (took || did || s->npend)
-			continue;
 		next = rf_wheel_next(&e->wheel);
 		now = rf_now_ns();
+		/* frames short of a burst wait only while the next round has
+		 * due packets to add to them (the lanes brought new ones and the
+		 * wheel holds due ones); they never wait for a later deadline */
+		if (s->unflushed && !(took && next <= now))
+			tx_flush(s);
+		if (took || did || s->npend)
+			continue;
 		if (next <= now)
 			continue;
 		if (next - now > e->cfg.spin_ns)
@@ -334,6 +393,8 @@ void *rf_tx_main(void *arg)
 		else
 			cpu_relax();
 	}
+	if (s->unflushed)
+		tx_flush(s);
 	/* packets still pending (TX ring full at stop) go back to the wheel */
 	while (s->npend)
 		(void)rf_wheel_insert(&e->wheel, &s->pend[--s->npend]);

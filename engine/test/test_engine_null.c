@@ -6,12 +6,15 @@
  * len dropped and counted (slots still returned), timed packets not sent
  * early, late packets dropped past late_drop_ns, every sent packet in one
  * histogram bucket, policy messages acked, slots in the wheel returned at
- * destroy.
+ * destroy, a lane waiting for slots woken at its low-water mark.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,6 +78,44 @@ static void ring_doorbell(enum rf_thread_id t)
 	fd = (int)rf_load_acquire((uint32_t *)&h->doorbell[t].fd);
 	if (rf_load_relaxed(&h->doorbell[t].sleeping) && fd >= 0)
 		(void)!write(fd, &one, sizeof(one));
+}
+
+/* A lane's free ring consumer that sleeps for `want` slots the way
+ * ring.ts waitAvailable() does; records what it saw when woken. */
+struct waiter {
+	struct rf_ring *ring;
+	uint32_t want;
+	uint32_t ready;
+	uint64_t woke_ns;
+	int rc;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	struct timespec to = { 5, 0 };
+	int i;
+
+	w->rc = -1;
+	for (i = 0; i < 100; i++) {
+		uint32_t seen = rf_load_acquire(&w->ring->producer);
+
+		rf_store_relaxed(&w->ring->consumer_waiting, w->want);
+		/* announce, then re-check: pairs with the engine's fence between
+		 * its `producer` store and its consumer_waiting load */
+		rf_smp_mb();
+		w->ready = rf_ring_count(w->ring);
+		if (w->ready) {
+			w->rc = 0;
+			break;
+		}
+		if (syscall(SYS_futex, &w->ring->producer, FUTEX_WAIT_PRIVATE, seen, &to, NULL, 0) &&
+		    errno == ETIMEDOUT)
+			break;
+	}
+	w->woke_ns = rf_now_ns();
+	rf_store_relaxed(&w->ring->consumer_waiting, 0);
+	return NULL;
 }
 
 static uint32_t alloc_slot(int lane)
@@ -379,6 +420,60 @@ int main(void)
 		for (i = 0; i < 13; i++)
 			low += ctr(RF_THREAD_TX, RF_C_HIST_BASE + i);
 		CHECK(low == 0, "a 5 ms late packet is not in a bucket below 8 ms");
+	}
+	rf_engine_destroy(e);
+
+	/* 10. low-water wake (region.h consumer_waiting): a lane waiting for 16
+	 * slots is not woken for fewer while the engine still holds one of its
+	 * slots, is woken once none is left in flight, and is woken at 16
+	 * before the engine is done */
+	for (i = 0; i < 2; i++)
+		lane_seq[i] = rf_ring_at(mem, h->lanes[i].submit_off)->producer;
+	e = make_engine(0);
+	{
+		struct waiter w = { .ring = rf_ring_at(mem, h->lanes[1].free_off), .want = 16 };
+		uint32_t held[64], n = 0;
+		pthread_t th;
+
+		while (free_count(1))
+			held[n++] = alloc_slot(1);
+		REQUIRE(n == 64, "lane 1 took all its slots (%u)", n);
+		base = ctr(RF_THREAD_TX, RF_C_TX_PACKETS);
+		REQUIRE(pthread_create(&th, NULL, waiter_main, &w) == 0, "waiter thread");
+		while (!rf_load_acquire(&w.ring->consumer_waiting))
+			sleep_ms(1);
+		sleep_ms(5); /* asleep on the futex now */
+		t0 = rf_now_ns();
+		for (i = 0; i < 8; i++)
+			submit(1, held[--n], 8, 64, 0, 11);
+		submit(1, held[--n], 8, 64, t0 + 200 * MS, 11);
+		publish(1);
+		pthread_join(th, NULL);
+		CHECK(w.rc == 0, "waiter woken (rc %d)", w.rc);
+		CHECK(w.ready == 9, "woken with all 9 back, not at 8 (ready %u)", w.ready);
+		CHECK(w.woke_ns >= t0 + 200 * MS, "woken once the timed slot came back");
+		CHECK(ctr(RF_THREAD_TX, RF_C_TX_PACKETS) == base + 9, "9 sent");
+
+		/* give the 9 back to the cursor, then wait for 16 again */
+		rf_cursor_init_cons(&lane_free[1], w.ring);
+		while (free_count(1))
+			(void)alloc_slot(1);
+		w.rc = -1;
+		w.ready = 0;
+		REQUIRE(pthread_create(&th, NULL, waiter_main, &w) == 0, "waiter thread");
+		while (!rf_load_acquire(&w.ring->consumer_waiting))
+			sleep_ms(1);
+		sleep_ms(5);
+		t0 = rf_now_ns();
+		for (i = 0; i < 20; i++)
+			submit(1, held[--n], 8, 64, 0, 11);
+		submit(1, held[--n], 8, 64, t0 + 2000 * MS, 11);
+		publish(1);
+		pthread_join(th, NULL);
+		CHECK(w.rc == 0, "waiter woken (rc %d)", w.rc);
+		CHECK(w.ready >= 16, "woken at the low-water mark (ready %u)", w.ready);
+		CHECK(w.woke_ns < t0 + 2000 * MS, "before the engine was done with the lane");
+		CHECK(rf_load_relaxed(&w.ring->consumer_waiting) == 0, "consumer_waiting cleared");
 	}
 	rf_engine_destroy(e);
 	free(mem);

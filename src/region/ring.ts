@@ -15,8 +15,10 @@
 //
 // Waiting never burns a core: a producer on a full ring sets
 // producer_waiting and sleeps on the futex word `consumer`; a consumer of an
-// empty ring sets consumer_waiting and sleeps on `producer`; the peer (the
-// engine, or another TypeScript thread) futex-wakes it when the flag is set.
+// empty ring stores how many entries it wants (>= 1) in consumer_waiting and
+// sleeps on `producer`; the peer (the engine, or another TypeScript thread)
+// futex-wakes it when the word is non-zero: this file's producer at once,
+// the engine once that many are ready or none will come (region.h).
 // A futex wait blocks its thread, so the main thread uses the *Async waits
 // (timer backoff) instead.
 import { ReflectorError } from '../errors';
@@ -213,17 +215,29 @@ export class RingConsumer extends RingView {
   /**
    * Wait (blocking this thread on the native futex) until an entry is ready;
    * throws ERR_RING_TIMEOUT after timeoutMs. For worker threads.
+   *
+   * `want` (an integer >= 1, at most the ring's size) is how many entries the
+   * caller would like before it is woken: it goes into consumer_waiting
+   * (region.h), and a producer may hold the wake until that many are ready
+   * (the engine does, on the lanes' free rings), so a consumer that takes
+   * entries in bulk sleeps once per `want` entries, not once per submit.
+   * It returns as soon as it sees any entry ready, and after any wake: the
+   * producer also wakes it early when no more entries will come.
    */
-  waitAvailable(timeoutMs: number): void {
+  waitAvailable(timeoutMs: number, want = 1): void {
+    if (!Number.isInteger(want) || want < 1) {
+      throw new ReflectorError('ERR_INVALID_ARG', `ring: waitAvailable want = ${String(want)} is not an integer >= 1`);
+    }
     if (this.peek(1) > 0) return;
+    const wanted = want > this.entries ? this.entries : want;
     const deadline = Date.now() + timeoutMs;
     const n = native();
     for (;;) {
       const seen = Atomics.load(this.u32, this.iProducer);
-      // announce the sleep, then re-check: pairs with the producer's store
-      // of `producer` then load of consumer_waiting (RingProducer.submit and
-      // the engine's wake path)
-      Atomics.store(this.u32, this.iConsumerWaiting, 1);
+      // announce the sleep (with how many we want), then re-check: pairs
+      // with the producer's store of `producer` then load of
+      // consumer_waiting (RingProducer.submit and the engine's free_submit)
+      Atomics.store(this.u32, this.iConsumerWaiting, wanted);
       if (this.peek(1) > 0) break;
       const left = deadline - Date.now();
       if (left <= 0) {

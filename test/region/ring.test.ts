@@ -132,6 +132,38 @@ t.test('a blocked consumer resumes when a producer in another thread submits', a
   t.equal(u32[(off + RING.consumerWaiting) >> 2], 0, 'consumer_waiting cleared');
 });
 
+t.test('a blocked consumer publishes how many entries it wants (consumer_waiting), at most the ring size', async (t) => {
+  const { sab, off, u32 } = freshRing();
+  const c = new RingConsumer(sab, off);
+  t.throws(() => c.waitAvailable(10, 0), { code: 'ERR_INVALID_ARG', message: 'ring: waitAvailable want = 0 is not an integer >= 1' });
+  // a worker reads the word while this thread sleeps, then submits one entry
+  const code = `
+    const { workerData: d, parentPort } = require('node:worker_threads');
+    const { RingProducer } = require(d.ring);
+    const u32 = new Uint32Array(d.sab);
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    let w = 0;
+    for (let k = 0; k < 30000 && (w = Atomics.load(u32, d.word)) === 0; k++) Atomics.wait(nap, 0, 0, 1);
+    const p = new RingProducer(d.sab, d.off);
+    p.reserve(1);
+    u32[p.entryOffset(0) >> 2] = 7;
+    p.submit();
+    parentPort.postMessage(w);`;
+  const ring = join(__dirname, '..', '..', 'src', 'region', 'ring.js');
+  const seen = new Promise<number>((resolve, reject) => {
+    const w = new Worker(code, { eval: true, execArgv: [], workerData: { sab, off, ring, word: (off + RING.consumerWaiting) >> 2 } });
+    w.once('message', (m: number) => {
+      resolve(m);
+      void w.terminate();
+    });
+    w.once('error', reject);
+  });
+  c.waitAvailable(30_000, 100);
+  t.equal(await seen, 16, 'want 100 on a 16-entry ring is published as 16');
+  t.equal(c.peek(8), 1, 'a TypeScript producer wakes it at once: it takes what is there');
+  t.equal(u32[(off + RING.consumerWaiting) >> 2], 0, 'consumer_waiting cleared');
+});
+
 t.test('main-thread waits poll asynchronously and resume', async (t) => {
   const { sab, off } = freshRing();
   const p = new RingProducer(sab, off);

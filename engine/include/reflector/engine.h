@@ -24,7 +24,7 @@ struct rf_engine_config {
 	uint32_t tx_frames;      /* PACKET_TX_RING frames per thread, power of two */
 	uint32_t rx_block_size;  /* TPACKET_V3 block bytes, power of two multiple of the page */
 	uint32_t rx_blocks;
-	uint32_t burst;          /* frames per burst (default 32) */
+	uint32_t burst;          /* frames per burst and per TX flush (default 64) */
 	uint32_t mtu;            /* largest frame payload above Ethernet; 0 = the interface's */
 	uint64_t late_drop_ns;   /* packets later than this are dropped (RF_C_DROP_LATE); 0 = never */
 	uint64_t spin_ns;        /* the TX thread sleeps until this long before a deadline, then spins */

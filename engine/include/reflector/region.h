@@ -55,8 +55,11 @@ enum rf_thread_id {
  * Producer and consumer state sit on separate cache lines.
  *
  * Waiting (no side burns a core):
- * - consumer_waiting: the consumer sleeps on the futex word `producer`; the
- *   producer wakes it after publishing when the flag is set.
+ * - consumer_waiting: 0, or how many entries (>= 1) the consumer wants when
+ *   it sleeps on the futex word `producer` (a low-water mark). The producer
+ *   wakes it after publishing when the word is non-zero, at once or (the
+ *   engine on a lane's free ring) once that many entries are ready or no
+ *   more will come; the consumer takes whatever is ready after any wake.
  * - producer_waiting: the producer sleeps on the futex word `consumer` (ring
  *   full); the consumer wakes it after releasing when the flag is set.
  * The engine never sleeps on a ring futex (it serves many rings): it sleeps on
