@@ -2,7 +2,7 @@
 // The engine path of the TX benchmark, as its own process so its CPU and
 // context switches are measured like the baselines':
 //   node dist/bench/lib/engine-sender.js --netns NS --dev veth0 --to ADDR --port P \
-//     --size S --workers W --burst B --warmup-ms W --duration-ms D
+//     --size S --workers W --burst B --warmup-ms W --duration-ms D [--engine-burst N] [--tx-frames N]
 // Piscina workers produce into the shared region, the engine (afpacket
 // backend, in namespace NS) sends. Prints one JSON line for the D ms window:
 // frames the engine sent, its send system calls, process CPU (every thread:
@@ -51,10 +51,13 @@ async function main(): Promise<void> {
   const warmupMs = Number(arg('--warmup-ms', '200'));
   const durationMs = Number(arg('--duration-ms', '1000'));
   const cpuTx = Number(arg('--cpu-tx', '-1'));
+  // the engine's frames per send() and TX ring size (absent: the engine's defaults)
+  const engineBurst = process.argv.includes('--engine-burst') ? Number(arg('--engine-burst', '64')) : undefined;
+  const txFrames = process.argv.includes('--tx-frames') ? Number(arg('--tx-frames', '512')) : undefined;
   const straced = process.argv.includes('--strace');
 
   const dest = await makeDestination(parseEndpoint(to.includes(':') ? `[${to}]:${port}` : `${to}:${port}`), { netns, dev });
-  const engine = new Engine({ interface: dev, netns, backend: 'afpacket', cpuTx, region: { lanes: workers + 1 } });
+  const engine = new Engine({ interface: dev, netns, backend: 'afpacket', cpuTx, burst: engineBurst, txFrames, region: { lanes: workers + 1 } });
   await engine.start();
   const stop = new SharedArrayBuffer(4);
   const pool = new Piscina({ filename: join(__dirname, 'engine-worker.js'), minThreads: workers, maxThreads: workers });

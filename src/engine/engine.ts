@@ -27,9 +27,17 @@ export interface EngineOptions {
   /** CPUs to pin the TX / RX threads to. */
   cpuTx?: number;
   cpuRx?: number;
+  /** Frames per burst: descriptors taken per round and frames per send() (1..256, default 64). */
+  burst?: number;
+  /** Frames of each AF_PACKET TX ring: a power of two, at least 2 x burst, at most 65536 (default 512). */
+  txFrames?: number;
 }
 
-const OPTION_KEYS = ['interface', 'netns', 'backend', 'region', 'lateDropMs', 'spinUs', 'cpuTx', 'cpuRx'];
+const OPTION_KEYS = ['interface', 'netns', 'backend', 'region', 'lateDropMs', 'spinUs', 'cpuTx', 'cpuRx', 'burst', 'txFrames'];
+/** The engine's RF_BURST_MAX and its defaults (engine/src/engine.c). */
+export const BURST_MAX = 256;
+export const DEFAULT_BURST = 64;
+export const TX_FRAMES_MAX = 65536;
 const NETNS_DIR = '/run/netns';
 const NAME_RE = /^[A-Za-z0-9_.:@-]+$/;
 
@@ -76,6 +84,17 @@ export class Engine {
         throw invalidArg(`engine.${k}: ${String(v)} is not a CPU number (accepted: -1 = any, 0..1023)`);
       }
     }
+    if (opts.burst !== undefined && (typeof opts.burst !== 'number' || !Number.isInteger(opts.burst) || opts.burst < 1 || opts.burst > BURST_MAX)) {
+      throw invalidArg(`engine.burst: ${String(opts.burst)} is not an integer in 1..${BURST_MAX}`);
+    }
+    const burst = opts.burst ?? DEFAULT_BURST;
+    const tf = opts.txFrames;
+    if (
+      tf !== undefined &&
+      (typeof tf !== 'number' || !Number.isInteger(tf) || tf < 2 * burst || tf > TX_FRAMES_MAX || (tf & (tf - 1)) !== 0)
+    ) {
+      throw invalidArg(`engine.txFrames: ${String(tf)} is not a power of two in ${2 * burst}..${TX_FRAMES_MAX} (at least twice engine.burst = ${burst})`);
+    }
     this.interface = opts.interface;
     this.backend = backend;
     this.netnsPath = opts.netns === undefined ? undefined : `${NETNS_DIR}/${opts.netns}`;
@@ -87,6 +106,8 @@ export class Engine {
       spinNs: opts.spinUs === undefined ? undefined : opts.spinUs * 1000,
       cpuTx: opts.cpuTx ?? -1,
       cpuRx: opts.cpuRx ?? -1,
+      burst: opts.burst,
+      txFrames: tf,
     };
     this.region = Region.create(opts.region ?? {});
   }
