@@ -3,23 +3,11 @@
 // is context aware, so this works in the main thread and in every worker;
 // each thread gets its own addon instance (per-environment state).
 import * as path from 'node:path';
+import type { Layout } from './region/layout';
 import type { RegionParams } from './region/params';
 
-/** Layout computed by rf_region_layout(), names as in struct rf_region_layout. */
-export interface NativeLayout {
-  size: number;
-  headerSize: number;
-  countersOff: number;
-  lanesOff: number;
-  laneStride: number;
-  freeRel: number;
-  policyOff: number;
-  eventOff: number;
-  destOff: number;
-  streamCountersOff: number;
-  outputCountersOff: number;
-  poolOff: number;
-}
+/** Layout computed by rf_region_layout(): the same shape as the TypeScript mirror's. */
+export type NativeLayout = Layout;
 
 /** What the addon needs to create an engine (struct rf_engine_config). */
 export interface NativeEngineConfig {
