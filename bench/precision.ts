@@ -379,7 +379,7 @@ function report(results: Result[]): string {
   return lines.join('\n');
 }
 
-/** CDF of the deviation on a log axis (1 us .. 100 ms), one line per scenario and sender. */
+/** CDF of the deviation on a log axis (1 us .. 10 s), one line per scenario and sender. */
 function plot(results: Result[]): string {
   const W = 760;
   const H = 420;
@@ -390,18 +390,18 @@ function plot(results: Result[]): string {
   const pw = W - L - R;
   const ph = H - T - B;
   const lo = Math.log10(1e3);
-  const hi = Math.log10(1e8);
-  const x = (ns: number): number => L + ((Math.log10(Math.max(ns, 1e3)) - lo) / (hi - lo)) * pw;
+  const hi = Math.log10(1e10);
+  const x = (ns: number): number => L + ((Math.min(hi, Math.log10(Math.max(ns, 1e3))) - lo) / (hi - lo)) * pw;
   const y = (f: number): number => T + (1 - f) * ph;
   const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${L}" y="18" font-size="13">Receive time minus scheduled time (CDF), receiver in another namespace</text>`);
-  for (let e = 3; e <= 8; e++) {
+  for (let e = 3; e <= 10; e++) {
     const xv = x(10 ** e);
     out.push(`<line x1="${xv}" y1="${T}" x2="${xv}" y2="${T + ph}" stroke="#ddd"/>`);
-    out.push(`<text x="${xv}" y="${T + ph + 15}" text-anchor="middle">${['1 us', '10 us', '100 us', '1 ms', '10 ms', '100 ms'][e - 3]}</text>`);
+    out.push(`<text x="${xv}" y="${T + ph + 15}" text-anchor="middle">${['1 us', '10 us', '100 us', '1 ms', '10 ms', '100 ms', '1 s', '10 s'][e - 3]}</text>`);
   }
   for (const f of [0, 0.5, 0.9, 0.99, 1]) {
     out.push(`<line x1="${L}" y1="${y(f)}" x2="${L + pw}" y2="${y(f)}" stroke="#eee"/>`);
