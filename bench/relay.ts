@@ -2,13 +2,17 @@
 // Relay benchmark (issue #4): lossless delivered packets/s per subscriber
 // and relay CPU per packet for redirect (1:1) and split (1:8, 1:64 with
 // --fanouts 1,8,64), payloads 64 and 1316 bytes, side by side in one run:
-//   engine  the Reflector engine (AF_PACKET RX -> policy table -> TX ring)
-//   c       bench/c/mmsg_relay.c: recvmmsg/sendmmsg on a UDP socket
+//   engine    the Reflector engine (AF_PACKET RX -> policy table -> TX ring)
+//   afpacket  bench/c/afpacket_relay.c: the bare C AF_PACKET relay (TPACKET_V3
+//             RX ring, PACKET_TX_RING with qdisc bypass, one send() per burst)
+//   c         bench/c/mmsg_relay.c: recvmmsg/sendmmsg on a UDP socket
 //   node    a Node.js dgram proxy (the patent's user-level proxy, Figs. 3/5)
 //   nft     the kernel: nftables dnat (1:1) / netdev dup (1:N)
 // Topology: origin <-veth-> relay; the subscribers are ports 6000.. on the
 // origin host, whose veth ingress counts and drops them with nftables (no
-// socket, no IP processing). The origin is bench/c/relay_origin.c, paced.
+// socket, no IP processing). The origin is bench/c/relay_origin.c, paced;
+// by default it sends from a PACKET_TX_RING (--origin ring), several times
+// what its UDP socket does (--origin udp), so that the relay is the limit.
 //
 // For each method and case: one run at the origin's full speed, then paced
 // runs at falling fractions of what got through until one loses nothing
@@ -16,25 +20,27 @@
 // Overload: the origin at twice that rate; delivered must stay >= 90 % of
 // the lossless rate (no collapse).
 //   npm run bench -- relay [--runs 3] [--ms 500] [--sizes 64,1316]
-//                          [--fanouts 1,8] [--methods engine,c,node,nft] [--readme]
+//                          [--fanouts 1,8] [--methods engine,afpacket,c,node,nft]
+//                          [--origin ring|udp] [--readme]
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { compileC, holdSharedLock, median, runChild } from './lib/measure';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
 
 const ROOT = join(__dirname, '..', '..');
-const METHODS = ['engine', 'c', 'node', 'nft'] as const;
+const METHODS = ['engine', 'afpacket', 'c', 'node', 'nft'] as const;
+const LABEL: Record<Method, string> = { engine: 'engine', afpacket: 'bare C AF_PACKET', c: 'C mmsg relay', node: 'Node proxy', nft: 'nftables' };
 type Method = (typeof METHODS)[number];
 const P = 5000;
 const SUB0 = 6000;
 const CLK_TCK = 100;
 
-interface Options { runs: number; ms: number; sizes: number[]; fanouts: number[]; methods: Method[]; readme: boolean }
+interface Options { runs: number; ms: number; sizes: number[]; fanouts: number[]; methods: Method[]; origin: 'ring' | 'udp'; readme: boolean }
 
 function parse(args: string[]): Options {
-  const o: Options = { runs: 3, ms: 500, sizes: [64, 1316], fanouts: [1, 8], methods: [...METHODS], readme: false };
+  const o: Options = { runs: 3, ms: 500, sizes: [64, 1316], fanouts: [1, 8], methods: [...METHODS], origin: 'ring', readme: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = args[i + 1];
@@ -43,10 +49,12 @@ function parse(args: string[]): Options {
     else if (a === '--sizes') (o.sizes = v.split(',').map(Number)), i++;
     else if (a === '--fanouts') (o.fanouts = v.split(',').map(Number)), i++;
     else if (a === '--methods') (o.methods = v.split(',') as Method[]), i++;
+    else if (a === '--origin') o.origin = args[++i] as 'ring' | 'udp';
     else if (a === '--readme') o.readme = true;
-    else throw new Error(`bench relay: unknown option "${a}" (accepted: --runs, --ms, --sizes, --fanouts, --methods, --readme)`);
+    else throw new Error(`bench relay: unknown option "${a}" (accepted: --runs, --ms, --sizes, --fanouts, --methods, --origin, --readme)`);
   }
   for (const m of o.methods) if (!METHODS.includes(m)) throw new Error(`bench relay: --methods: "${m}" is not one of ${METHODS.join(', ')}`);
+  if (o.origin !== 'ring' && o.origin !== 'udp') throw new Error(`bench relay: --origin: "${String(o.origin)}" is not one of ring, udp`);
   return o;
 }
 
@@ -86,8 +94,10 @@ async function main(args: string[]): Promise<void> {
   const o = parse(args);
   const origin = compileC(ROOT, 'relay_origin');
   const mmsg = compileC(ROOT, 'mmsg_relay');
+  const afp = compileC(ROOT, 'afpacket_relay');
   if ('missing' in origin) throw new Error(origin.missing);
   if ('missing' in mmsg && o.methods.includes('c')) throw new Error(mmsg.missing);
+  if ('missing' in afp && o.methods.includes('afpacket')) throw new Error(afp.missing);
   const unlock = await holdSharedLock('/tmp/rf-gyp.lock');
   const tb = await Testbed.create(null, { hosts: ['origin', 'relay'], links: [['origin', 'relay']] });
   const results: Row[] = [];
@@ -128,10 +138,21 @@ async function main(args: string[]): Promise<void> {
           stop: () => relays!.removeRelay('bench'),
         };
       }
-      if (m === 'c' || m === 'node') {
+      if (m === 'c' || m === 'node' || m === 'afpacket') {
+        const to = subs(fanout).map(([a, p]) => `${a}:${p}`).join(',');
         const argv = m === 'c'
-          ? [(mmsg as { bin: string }).bin, '--listen', `${R}:${P}`, '--to', subs(fanout).map(([a, p]) => `${a}:${p}`).join(',')]
-          : [process.execPath, '-e', NODE_PROXY, JSON.stringify(subs(fanout)), R];
+          ? [(mmsg as { bin: string }).bin, '--listen', `${R}:${P}`, '--to', to]
+          : m === 'afpacket'
+            ? [(afp as { bin: string }).bin, '--ifname', dev, '--listen', `${R}:${P}`, '--to', to, '--dst-mac', tb.mac('origin')]
+            : [process.execPath, '-e', NODE_PROXY, JSON.stringify(subs(fanout)), R];
+        // afpacket: like the engine's guard (src/relay/nft.ts), keep the datagrams
+        // from the kernel stack (no ICMP port unreachable); ingress runs after the taps
+        if (m === 'afpacket') {
+          await tb.exec('relay', ['nft', '-f', '-'], {
+            input: `table netdev rfbench_guard {\n chain in { type filter hook ingress device "${dev}" priority 0; policy accept;\n` +
+              `  ip daddr ${R} udp dport ${P} drop\n }\n}\n`,
+          });
+        }
         const child = tb.spawn('relay', argv);
         await readyChild(child, `${m} relay`);
         const pid = child.pid!;
@@ -140,6 +161,7 @@ async function main(args: string[]): Promise<void> {
           stop: async () => {
             child.kill('SIGTERM');
             await new Promise((r) => child.once('exit', r));
+            if (m === 'afpacket') await tb.exec('relay', ['nft', 'delete', 'table', 'netdev', 'rfbench_guard']);
           },
         };
       }
@@ -168,9 +190,19 @@ async function main(args: string[]): Promise<void> {
     const measure = async (rut: RelayUnderTest, fanout: number, size: number, pps: number): Promise<Point> => {
       const d0 = await delivered();
       const c0 = rut.cpu();
-      const r = await runChild(['ip', 'netns', 'exec', tb.ns('origin'), origin.bin, '--dst', `${R}:${P}`, '--size', String(size), '--pps', String(pps), '--ms', String(o.ms)]);
-      await new Promise((res) => setTimeout(res, 100)); // the tail in flight
-      const got = (await delivered()) - d0;
+      const ring = o.origin === 'ring' ? ['--ifname', odev, '--src', `${O}:${P + 1}`, '--dst-mac', tb.mac('relay')] : [];
+      const r = await runChild(['ip', 'netns', 'exec', tb.ns('origin'), origin.bin, '--dst', `${R}:${P}`, '--size', String(size), '--pps', String(pps), '--ms', String(o.ms), ...ring]);
+      // the tail in flight: a relay that fell behind drains its RX ring (up to
+      // 16 MB) after the origin stopped; wait until the count stops moving so
+      // that none of it is credited to the next run
+      let last = await delivered();
+      for (let waited = 0; waited < 3000; waited += 50) {
+        await new Promise((res) => setTimeout(res, 50));
+        const now = await delivered();
+        if (now === last) break;
+        last = now;
+      }
+      const got = last - d0;
       const cpu = rut.cpu() - c0;
       const sent = Number(r.json.sent);
       const secs = Number(r.json.seconds);
@@ -235,7 +267,7 @@ async function main(args: string[]): Promise<void> {
   }
   const table = render(results, o);
   process.stdout.write('\n' + table + '\n');
-  if (o.readme) writeReadme(table, args);
+  if (o.readme) writeReadme(table, args, o);
 }
 
 interface Point { sentPps: number; perSub: number; loss: number; usPerPkt: number }
@@ -250,8 +282,8 @@ function fmt(x: number, d = 2): string {
 
 function render(rows: Row[], o: Options): string {
   const lines = [
-    '| case | method | lossless pps / subscriber | vs node | vs c | CPU us / delivered pkt | overload: offered pps | delivered / subscriber | vs lossless |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| case | method | lossless pps / subscriber | vs bare C AF_PACKET | vs Node proxy | vs C mmsg | CPU us / delivered pkt | overload: offered pps | delivered / subscriber | vs lossless |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const size of o.sizes) {
     for (const fanout of o.fanouts) {
@@ -259,8 +291,9 @@ function render(rows: Row[], o: Options): string {
       for (const r of rows.filter((x) => x.size === size && x.fanout === fanout)) {
         const node = of('node')?.lossless ?? NaN;
         const c = of('c')?.lossless ?? NaN;
+        const afp = of('afpacket')?.lossless ?? NaN;
         const over = r.originBound ? '- | - | - (origin-bound)' : `${Math.round(r.overOffered)} | ${Math.round(r.overPerSub)} | ${fmt(r.overPerSub / r.lossless)}x`;
-        lines.push(`| 1:${fanout} ${size} B | ${r.method} | ${r.originBound ? '>= ' : ''}${Math.round(r.lossless)} | ${fmt(r.lossless / node)}x | ${fmt(r.lossless / c)}x | ` +
+        lines.push(`| 1:${fanout} ${size} B | ${LABEL[r.method]} | ${r.originBound ? '>= ' : ''}${Math.round(r.lossless)} | ${fmt(r.lossless / afp)}x | ${fmt(r.lossless / node)}x | ${fmt(r.lossless / c)}x | ` +
           `${fmt(r.usPerPkt)} | ${over} |`);
       }
     }
@@ -268,13 +301,13 @@ function render(rows: Row[], o: Options): string {
   return lines.join('\n');
 }
 
-function writeReadme(table: string, args: string[]): void {
+function writeReadme(table: string, args: string[], o: Options): void {
   const file = join(ROOT, 'bench', 'README.md');
   const begin = '<!-- relay-results:begin -->';
   const end = '<!-- relay-results:end -->';
   let text = readFileSync(file, 'utf8');
   const block = `${begin}\nMeasured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ` +
-    `Linux ${release()}, Node ${process.version}.\nCommand: \`npm run bench -- relay${args.filter((a) => a !== '--readme').map((a) => ' ' + a).join('')}\`\n\n${table}\n${end}`;
+    `Linux ${release()}, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (1/5/15 min) at the end; origin: ${o.origin === 'ring' ? 'PACKET_TX_RING' : 'UDP sendmmsg'}.\nCommand: \`npm run bench -- relay${args.filter((a) => a !== '--readme').map((a) => ' ' + a).join('')}\`\n\n${table}\n${end}`;
   const i = text.indexOf(begin);
   const k = text.indexOf(end);
   if (i >= 0 && k > i) text = text.slice(0, i) + block + text.slice(k + end.length);

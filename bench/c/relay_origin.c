@@ -1,25 +1,43 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Paced origin for the relay benchmark (bench/relay.ts): sendmmsg() batches
- * of datagrams to one destination at a given rate (0 = as fast as possible)
- * for a given time, then prints {"sent":N,"seconds":S}.
+ * Paced origin for the relay benchmark (bench/relay.ts): batches of 32
+ * datagrams to one destination at a given rate (0 = as fast as possible)
+ * for a given time, then prints {"sent":N,"seconds":S,"mode":"udp"|"ring"}.
  *
  *   relay_origin --dst IPV4:PORT --size BYTES --pps RATE --ms DURATION
+ *                [--ifname DEV --src IPV4:PORT --dst-mac aa:bb:cc:dd:ee:ff]
+ *
+ * Default: sendmmsg() on a connected UDP socket. With --ifname (and --src,
+ * --dst-mac) the origin sends through a PACKET_TX_RING with qdisc bypass:
+ * every ring frame is written once with the same complete frame (IPv4 DF,
+ * full UDP checksum), and a batch costs one status store per frame and one
+ * send(). That is several times the UDP socket's rate on this host, so the
+ * relay under test, not the origin, is the limit (issue #4). Its frames
+ * carry a final checksum (as from a remote origin), not the veth's
+ * CHECKSUM_PARTIAL of a local UDP socket.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define BATCH 32
+#define RING_FRAME 2048u
+#define RING_FRAMES 1024u
 
 static uint64_t now_ns(void)
 {
@@ -29,17 +47,159 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static int parse_ep(const char *s, struct sockaddr_in *a)
+{
+	char host[64];
+	const char *c = strrchr(s, ':');
+
+	if (!c || (size_t)(c - s) >= sizeof(host))
+		return -1;
+	memcpy(host, s, (size_t)(c - s));
+	host[c - s] = 0;
+	memset(a, 0, sizeof(*a));
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)atoi(c + 1));
+	return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
+}
+
+static uint32_t sum16(uint32_t s, const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n; i += 2)
+		s += (uint32_t)p[i] << 8 | p[i + 1];
+	if (n & 1)
+		s += (uint32_t)p[n - 1] << 8;
+	return s;
+}
+
+static uint16_t csum(uint32_t s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+/* The one frame every ring slot carries: Ethernet + IPv4 + UDP + payload. */
+static unsigned build_frame(uint8_t *f, const uint8_t smac[6], const uint8_t dmac[6],
+			    const struct sockaddr_in *src, const struct sockaddr_in *dst,
+			    const uint8_t *payload, unsigned size)
+{
+	uint8_t *ip = f + 14, *udp = ip + 20;
+	unsigned ulen = 8 + size, tot = 20 + ulen;
+	uint16_t c;
+	uint32_t s;
+
+	memcpy(f, dmac, 6);
+	memcpy(f + 6, smac, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)(tot >> 8);
+	ip[3] = (uint8_t)tot;
+	ip[6] = 0x40; /* DF */
+	ip[8] = 64;
+	ip[9] = 17;
+	memcpy(ip + 12, &src->sin_addr, 4);
+	memcpy(ip + 16, &dst->sin_addr, 4);
+	c = csum(sum16(0, ip, 20));
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	memcpy(udp, &src->sin_port, 2);
+	memcpy(udp + 2, &dst->sin_port, 2);
+	udp[4] = (uint8_t)(ulen >> 8);
+	udp[5] = (uint8_t)ulen;
+	udp[6] = udp[7] = 0;
+	memcpy(udp + 8, payload, size);
+	/* pseudo-header + UDP header + payload */
+	s = sum16(0, ip + 12, 8) + 17u + ulen;
+	c = csum(sum16(s, udp, ulen));
+	c = c ? c : 0xffff;
+	udp[6] = (uint8_t)(c >> 8);
+	udp[7] = (uint8_t)c;
+	return 14 + tot;
+}
+
+struct ring {
+	int fd;
+	uint8_t *map;
+	unsigned head;
+};
+
+static int ring_open(struct ring *r, const char *ifname, const uint8_t dmac[6],
+		     const struct sockaddr_in *src, const struct sockaddr_in *dst,
+		     const uint8_t *payload, unsigned size)
+{
+	struct tpacket_req tq = { RING_FRAME * 2, RING_FRAMES / 2, RING_FRAME, RING_FRAMES };
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET };
+	struct ifreq ifr = { 0 };
+	int v2 = TPACKET_V2, one = 1, sndbuf = 16 << 20;
+	unsigned i, len;
+	uint8_t smac[6];
+
+	r->fd = socket(AF_PACKET, SOCK_RAW, 0);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (r->fd < 0 || ioctl(r->fd, SIOCGIFINDEX, &ifr))
+		return -1;
+	sll.sll_ifindex = ifr.ifr_ifindex;
+	if (ioctl(r->fd, SIOCGIFHWADDR, &ifr))
+		return -1;
+	memcpy(smac, ifr.ifr_hwaddr.sa_data, 6);
+	if (setsockopt(r->fd, SOL_PACKET, PACKET_VERSION, &v2, sizeof(v2)) ||
+	    setsockopt(r->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) ||
+	    setsockopt(r->fd, SOL_PACKET, PACKET_TX_RING, &tq, sizeof(tq)))
+		return -1;
+	setsockopt(r->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+	r->map = mmap(NULL, (size_t)RING_FRAME * RING_FRAMES, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      r->fd, 0);
+	if (r->map == MAP_FAILED || bind(r->fd, (struct sockaddr *)&sll, sizeof(sll)))
+		return -1;
+	for (i = 0; i < RING_FRAMES; i++) {
+		struct tpacket2_hdr *t = (void *)(r->map + (size_t)i * RING_FRAME);
+
+		len = build_frame((uint8_t *)t + TPACKET2_HDRLEN - sizeof(struct sockaddr_ll), smac,
+				  dmac, src, dst, payload, size);
+		t->tp_len = len;
+	}
+	r->head = 0;
+	return 0;
+}
+
+/* Request up to n frames (those the kernel has sent back) and send them. */
+static unsigned ring_send(struct ring *r, unsigned n)
+{
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		struct tpacket2_hdr *t = (void *)(r->map + (size_t)r->head * RING_FRAME);
+
+		/* ours again once sent: pairs with the kernel's status store */
+		if (__atomic_load_n(&t->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_AVAILABLE)
+			break;
+		/* the frame (written at open) before its status: pairs with the
+		 * kernel's smp_rmb in __packet_get_status */
+		__atomic_store_n(&t->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+		r->head = (r->head + 1) & (RING_FRAMES - 1);
+	}
+	if (send(r->fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS)
+		return 0;
+	return k;
+}
+
 int main(int argc, char **argv)
 {
 	static uint8_t payload[1500];
 	static struct mmsghdr msgs[BATCH];
 	static struct iovec iov[BATCH];
-	struct sockaddr_in to = { .sin_family = AF_INET };
-	const char *dst = NULL;
-	unsigned size = 64, ms = 1000, i;
+	struct sockaddr_in to, from;
+	const char *dst = NULL, *ifname = NULL, *src = NULL, *mac = NULL;
+	unsigned size = 64, ms = 1000, i, m[6];
+	uint8_t dmac[6];
 	double pps = 0;
 	uint64_t t0, end, sent = 0;
-	int fd, sndbuf = 4 << 20;
+	struct ring ring = { -1, NULL, 0 };
+	int fd = -1, sndbuf = 4 << 20;
 
 	for (i = 1; i + 1 < (unsigned)argc; i += 2) {
 		if (!strcmp(argv[i], "--dst"))
@@ -50,32 +210,42 @@ int main(int argc, char **argv)
 			pps = atof(argv[i + 1]);
 		else if (!strcmp(argv[i], "--ms"))
 			ms = (unsigned)atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--ifname"))
+			ifname = argv[i + 1];
+		else if (!strcmp(argv[i], "--src"))
+			src = argv[i + 1];
+		else if (!strcmp(argv[i], "--dst-mac"))
+			mac = argv[i + 1];
 	}
-	if (!dst || size < 8 || size > sizeof(payload) || !strchr(dst, ':')) {
-		fprintf(stderr, "usage: %s --dst IPV4:PORT --size BYTES --pps RATE --ms DURATION\n", argv[0]);
+	if (!dst || size < 8 || size > 1472 || parse_ep(dst, &to) ||
+	    (ifname && (!src || !mac || parse_ep(src, &from) ||
+			sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6))) {
+		fprintf(stderr, "usage: %s --dst IPV4:PORT --size BYTES --pps RATE --ms DURATION "
+			"[--ifname DEV --src IPV4:PORT --dst-mac aa:bb:cc:dd:ee:ff]\n", argv[0]);
 		return 2;
 	}
-	{
-		char host[64];
-		size_t hl = (size_t)(strrchr(dst, ':') - dst);
-
-		memcpy(host, dst, hl < 63 ? hl : 63);
-		host[hl < 63 ? hl : 63] = 0;
-		to.sin_port = htons((uint16_t)atoi(strrchr(dst, ':') + 1));
-		if (inet_pton(AF_INET, host, &to.sin_addr) != 1)
-			return 2;
-	}
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
-	if (connect(fd, (struct sockaddr *)&to, sizeof(to))) {
-		perror("relay_origin: connect");
-		return 1;
-	}
-	for (i = 0; i < BATCH; i++) {
-		iov[i].iov_base = payload;
-		iov[i].iov_len = size;
-		msgs[i].msg_hdr.msg_iov = &iov[i];
-		msgs[i].msg_hdr.msg_iovlen = 1;
+	for (i = 0; i < sizeof(payload); i++)
+		payload[i] = (uint8_t)i;
+	if (ifname) {
+		for (i = 0; i < 6; i++)
+			dmac[i] = (uint8_t)m[i];
+		if (ring_open(&ring, ifname, dmac, &from, &to, payload, size)) {
+			perror("relay_origin: TX ring");
+			return 1;
+		}
+	} else {
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
+		if (connect(fd, (struct sockaddr *)&to, sizeof(to))) {
+			perror("relay_origin: connect");
+			return 1;
+		}
+		for (i = 0; i < BATCH; i++) {
+			iov[i].iov_base = payload;
+			iov[i].iov_len = size;
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+		}
 	}
 	t0 = now_ns();
 	end = t0 + (uint64_t)ms * 1000000ull;
@@ -96,10 +266,11 @@ int main(int argc, char **argv)
 				continue;
 			}
 		}
-		n = sendmmsg(fd, msgs, BATCH, 0);
+		n = ifname ? (int)ring_send(&ring, BATCH) : sendmmsg(fd, msgs, BATCH, 0);
 		if (n > 0)
 			sent += (uint64_t)n;
 	}
-	printf("{\"sent\":%llu,\"seconds\":%.6f}\n", (unsigned long long)sent, (double)(now_ns() - t0) / 1e9);
+	printf("{\"sent\":%llu,\"seconds\":%.6f,\"mode\":\"%s\"}\n", (unsigned long long)sent,
+	       (double)(now_ns() - t0) / 1e9, ifname ? "ring" : "udp");
 	return 0;
 }
