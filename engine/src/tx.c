@@ -25,6 +25,9 @@
  * the others. */
 #define RF_LANE_QUOTA_BURSTS 4u
 
+/* "now" packets held outside the wheel (a power of two) */
+#define RF_NOWQ_SIZE 1024u
+
 struct tx_state {
 	struct rf_thread *t;
 	struct rf_engine *e;
@@ -37,6 +40,10 @@ struct tx_state {
 	uint64_t dirty_lanes;  /* lanes with slots reserved on their free ring */
 	uint32_t npend;        /* popped from the wheel, not yet sent (TX ring full) */
 	uint32_t unflushed;    /* frames queued on the port since the last flush */
+	/* "now" packets taken while the wheel was empty, in take order (their
+	 * deadlines, the take times, never decrease): see take_desc() */
+	uint32_t nowq_head, nowq_count;
+	struct rf_wheel_item nowq[RF_NOWQ_SIZE];
 	struct rf_wheel_item pend[RF_BURST_MAX];
 	struct rf_tx_pkt pkts[RF_BURST_MAX];
 	uint8_t hdrs[RF_BURST_MAX][RF_HDR_MAX];
@@ -147,12 +154,50 @@ static inline void take_desc(struct tx_state *s, uint32_t lane, const struct rf_
 		drop_desc(s, lane, d);
 		return;
 	}
+	/* A packet for now while the wheel is empty needs no timing: it joins
+	 * the FIFO of such packets, which leave before anything the wheel gets
+	 * later unless that is due earlier (send_due() merges by deadline).
+	 * That saves the wheel's insert and pop for the common unpaced case. */
+	if (!d->tx_time && !s->e->wheel.count && s->nowq_count < RF_NOWQ_SIZE) {
+		struct rf_wheel_item *q =
+			&s->nowq[(s->nowq_head + s->nowq_count++) & (RF_NOWQ_SIZE - 1)];
+
+		q->deadline = now;
+		q->desc = *d;
+		q->lane = lane;
+		return;
+	}
 	it.deadline = d->tx_time ? d->tx_time : now;
 	it.desc = *d;
 	it.lane = lane;
 	/* the wheel holds one entry per pool slot, so it fills only when a lane
 	 * submits a slot twice; the caller stops taking descriptors before */
 	(void)rf_wheel_insert(&s->e->wheel, &it);
+}
+
+/*
+ * Up to `max` due packets in deadline order into out[]: the "now" FIFO's
+ * head goes after every wheel packet due at or before its deadline.
+ */
+static uint32_t pop_due(struct tx_state *s, uint64_t now, struct rf_wheel_item *out, uint32_t max)
+{
+	struct rf_wheel *w = &s->e->wheel;
+	uint32_t n = 0;
+
+	while (n < max && s->nowq_count) {
+		const struct rf_wheel_item *q = &s->nowq[s->nowq_head];
+
+		if (w->count)
+			n += rf_wheel_pop_due(w, q->deadline, out + n, max - n);
+		if (n == max)
+			break;
+		out[n++] = *q;
+		s->nowq_head = (s->nowq_head + 1) & (RF_NOWQ_SIZE - 1);
+		s->nowq_count--;
+	}
+	if (n < max && w->count)
+		n += rf_wheel_pop_due(w, now, out + n, max - n);
+	return n;
 }
 
 /* Take descriptors from every lane into the wheel. Returns how many. */
@@ -167,7 +212,7 @@ static uint32_t drain_lanes(struct tx_state *s)
 		uint32_t taken = 0, rounds;
 
 		for (rounds = 0; rounds < RF_LANE_QUOTA_BURSTS; rounds++) {
-			uint32_t idx, n, k, room = e->wheel.cap - e->wheel.count;
+			uint32_t idx, n, k, room = e->wheel.cap - e->wheel.count - s->nowq_count;
 
 			n = rf_ring_peek(&ln->submit, s->burst, &idx);
 			if (n > room)
@@ -254,7 +299,7 @@ static uint32_t send_due(struct tx_state *s)
 	uint32_t i, m = 0, sent, done = 0;
 
 	if (!s->npend)
-		s->npend = rf_wheel_pop_due(&e->wheel, now, s->pend, s->burst);
+		s->npend = pop_due(s, now, s->pend, s->burst);
 	if (!s->npend)
 		return 0;
 
@@ -386,7 +431,7 @@ void *rf_tx_main(void *arg)
 		uint32_t did = send_due(s);
 		uint64_t next, now;
 
-		next = rf_wheel_next(&e->wheel);
+		next = s->nowq_count ? s->nowq[s->nowq_head].deadline : rf_wheel_next(&e->wheel);
 		now = rf_now_ns();
 		/* frames short of a burst wait only while the next round has
 		 * due packets to add to them (the lanes brought new ones and the
@@ -405,9 +450,15 @@ void *rf_tx_main(void *arg)
 	}
 	if (s->unflushed)
 		tx_flush(s);
-	/* packets still pending (TX ring full at stop) go back to the wheel */
+	/* packets still pending (TX ring full at stop) and "now" packets not
+	 * sent go back to the wheel: it survives a stop, and gives their slots
+	 * back at destroy */
 	while (s->npend)
 		(void)rf_wheel_insert(&e->wheel, &s->pend[--s->npend]);
+	for (; s->nowq_count; s->nowq_count--) {
+		(void)rf_wheel_insert(&e->wheel, &s->nowq[s->nowq_head]);
+		s->nowq_head = (s->nowq_head + 1) & (RF_NOWQ_SIZE - 1);
+	}
 	free_submit(s);
 	return NULL;
 }
