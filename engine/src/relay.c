@@ -125,11 +125,10 @@ void rf_relay_out_build(struct rf_relay_out *o, const struct rf_policy_output_ad
 void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v, uint8_t *hdr)
 {
 	uint8_t *ip = hdr + ETH_HLEN, *udp;
-	size_t al = v->family == 4 ? 4 : 16;
 	uint16_t ulen = (uint16_t)(v->payload_len + 8);
 	uint8_t tos = (o->flags & RF_OUT_F_DSCP) ? (uint8_t)(o->dscp << 2 | (v->tos & 3)) : v->tos;
 	uint32_t sum;
-	uint16_t m_old, csum;
+	uint16_t csum;
 
 	memcpy(hdr, o->hdr, o->hdr_len);
 	if (o->family == 4) {
@@ -165,12 +164,9 @@ void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v,
 		return;
 	}
 	/* the pseudo-header's length and protocol and the payload are unchanged:
-	 * only the addresses and ports differ */
-	sum = rf_relay_sum(0, v->src, al);
-	sum = rf_relay_sum(sum, v->dst, al);
-	sum = rf_relay_sum(sum, v->udp, 4);
-	m_old = rf_relay_fold(sum);
-	csum = rf_relay_csum_replace(v->udp_csum, m_old, o->udp_sum);
+	 * only the addresses and ports differ (their old sum: the parser's,
+	 * once per datagram) */
+	csum = rf_relay_csum_replace(v->udp_csum, v->addr_sum, o->udp_sum);
 	/* a computed zero is sent as all-ones (RFC 768): zero means "none" */
 	rf_put16(udp + 6, csum ? csum : 0xffff);
 }
@@ -233,6 +229,9 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 		const struct rf_relay_ent *e;
 		struct rf_pkt_view v;
 
+		/* the next frame's headers while this one is rewritten and copied */
+		if (i + 1 < n)
+			__builtin_prefetch(pkts[i + 1].data + 14);
 		switch (rf_relay_parse(p->data, p->len, p->wire_len, p->vlan_valid, &v)) {
 		case RF_PARSE_UDP:
 			break;

@@ -73,6 +73,8 @@ struct rf_pkt_view {
 	uint8_t df;             /* IPv4 don't-fragment bit was set */
 	uint16_t ip_id;         /* IPv4 identification (host order) */
 	uint16_t udp_csum;      /* as received (host order); 0 = none (IPv4 only) */
+	uint16_t addr_sum;      /* folded sum of the arriving addresses and ports (the
+				 * words each output replaces in the UDP checksum) */
 	uint8_t csum_partial;   /* set by the caller: udp_csum is not final (rf_rx_pkt.csum_partial) */
 	uint32_t payload_sum;   /* with csum_partial: unfolded sum of the payload, set by the caller */
 	const uint8_t *src;     /* source address, 4 or 16 bytes */

@@ -38,6 +38,7 @@
 static enum rf_parse_result parse_udp(const uint8_t *udp, uint32_t left, struct rf_pkt_view *v)
 {
 	uint16_t ulen;
+	size_t al;
 
 	if (left < 8)
 		return RF_PARSE_MALFORMED;
@@ -50,6 +51,10 @@ static enum rf_parse_result parse_udp(const uint8_t *udp, uint32_t left, struct 
 		return RF_PARSE_MALFORMED;
 	v->payload = udp + 8;
 	v->payload_len = (uint16_t)(ulen - 8);
+	/* once per datagram, not per output: the words every output replaces */
+	al = v->family == 4 ? 4 : 16;
+	v->addr_sum = rf_relay_fold(rf_relay_sum(rf_relay_sum(rf_relay_sum(0, v->src, al), v->dst, al),
+						 udp, 4));
 	return RF_PARSE_UDP;
 }
 
