@@ -18,6 +18,8 @@ import { ethernet, ipv4Udp, pcap, cell, concat, stream } from '../media/synth';
 import { ffmpegMissing, makeTs, startSaver } from './media-tools';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+// leadMs 100 / startDelayMs 200 (instead of 40 / 50): two test files run at once, and a stalled
+// worker must not turn a paced session into a rebased or late one
 
 if (!skipUnlessRoot(t)) {
   t.test('sessions through the engine', async (t) => {
@@ -33,7 +35,7 @@ if (!skipUnlessRoot(t)) {
     const engine = engineOrSkip(t, { interface: 'veth0', netns: tb.ns('a') });
     if (!engine) return;
     await engine.start();
-    const sessions = await SessionManager.create({ region: engine.region, workers: 2, destination: { netns: tb.ns('a'), dev: 'veth0' } });
+    const sessions = await SessionManager.create({ region: engine.region, workers: 2, leadMs: 100, startDelayMs: 200, destination: { netns: tb.ns('a'), dev: 'veth0' } });
     t.teardown(() => sessions.close());
     const clip = makeTs(dir, 'clip.ts', 2);
     const clipBytes = readFileSync(clip);
@@ -163,7 +165,7 @@ if (!skipUnlessRoot(t)) {
     await t.test('a new manager on the same engine reuses the lanes of a closed one', async (t) => {
       await sessions.close();
       // the region has 4 lanes: main + 2 workers; a second pair exists only by reuse
-      const again = await SessionManager.create({ region: engine.region, workers: 2, destination: { netns: tb.ns('a'), dev: 'veth0' } });
+      const again = await SessionManager.create({ region: engine.region, workers: 2, leadMs: 100, startDelayMs: 200, destination: { netns: tb.ns('a'), dev: 'veth0' } });
       t.teardown(() => again.close());
       const short = join(dir, 'short.ts');
       const cap = await startCapture(tb, 'b', 'veth0', 'udp and port 8300', Math.ceil(readFileSync(short).length / 1316), 5000);
