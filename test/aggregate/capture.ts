@@ -3,6 +3,7 @@
 // tcpdump capture in a testbed host, read back with Reflector's own pcap
 // reader. The capture's kernel timestamps and order are the wire's, which a
 // JS receiver per port could not give (its callbacks run late and apart).
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +37,16 @@ export function engineOrSkip(t: { plan(n: number, why?: string): void; teardown(
   const e = new Engine(opts);
   t.teardown(() => (e.running ? e.stop() : undefined));
   return e;
+}
+
+/** Why captures cannot run here, or null. */
+export function tcpdumpMissing(): string | null {
+  try {
+    execFileSync('tcpdump', ['--version'], { stdio: 'ignore' });
+    return null;
+  } catch {
+    return 'tcpdump is not installed (Debian package tcpdump): the wire order and timing are read from a capture';
+  }
 }
 
 /** Start tcpdump on `iface` in `host` for UDP packets matching `filter`; waits until it listens. */

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SessionManager } from '../../src/session/manager';
 import { Testbed, skipUnlessRoot } from '../helpers/testbed';
-import { engineOrSkip, startCapture } from '../aggregate/capture';
+import { engineOrSkip, startCapture, tcpdumpMissing } from '../aggregate/capture';
 import { ethernet, ipv4Udp, pcap, cell, concat, stream } from '../media/synth';
 import { ffmpegMissing, makeTs, startSaver } from './media-tools';
 
@@ -23,7 +23,7 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
 
 if (!skipUnlessRoot(t)) {
   t.test('sessions through the engine', async (t) => {
-    const missing = ffmpegMissing();
+    const missing = ffmpegMissing() ?? tcpdumpMissing();
     if (missing) {
       process.stderr.write(`# SKIP sessions: ${missing}\n`);
       t.plan(0, missing);
