@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadEngineApi } from '../helpers/engine-api';
+import { engineUnavailable } from '../helpers/engine-available';
 import type { Testbed } from '../helpers/testbed';
 import { Engine, type EngineOptions } from '../../src/engine/engine';
 
@@ -28,10 +28,10 @@ export interface Capture {
 
 /** An Engine, or null after a loud skip naming the reason. */
 export function engineOrSkip(t: { plan(n: number, why?: string): void; teardown(fn: () => unknown): void }, opts: EngineOptions): Engine | null {
-  const api = loadEngineApi();
-  if (typeof api === 'string') {
-    process.stderr.write(`# SKIP engine test: ${api}\n`);
-    t.plan(0, `engine not available: ${api}`);
+  const why = engineUnavailable();
+  if (why) {
+    process.stderr.write(`# SKIP engine test: ${why}\n`);
+    t.plan(0, `engine not available: ${why}`);
     return null;
   }
   const e = new Engine(opts);

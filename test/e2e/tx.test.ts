@@ -12,8 +12,8 @@ import type { Test } from 'tap';
 import Piscina from 'piscina';
 import { parseEndpoint } from '../../src/net/address';
 import { makeDestination } from '../../src/net/destination';
-import { loadEngineApi } from '../helpers/engine-api';
-import type { EngineModule } from '../helpers/engine-api';
+import { Engine } from '../../src/engine/engine';
+import { engineUnavailable } from '../helpers/engine-available';
 import { compileFixture } from '../helpers/cc';
 import { startReceiver } from '../helpers/receiver';
 import { Testbed, skipUnlessRoot } from '../helpers/testbed';
@@ -26,14 +26,15 @@ const WORKER = join(__dirname, '..', 'fixtures', 'tx-worker.js');
 const SIZES = [64, 1316, 200, 1000, 1472 - 8 - 40, 1]; // 1424 = largest IPv6 payload that fits a 1500 MTU
 const PORT = 6000;
 
-function skipWithoutEngine(t: Test): EngineModule | null {
-  const api = loadEngineApi();
-  if (typeof api === 'string') {
-    process.stderr.write(`# SKIP e2e tx: ${api}\n`);
-    t.plan(0, `engine not available: ${api}`);
-    return null;
+/** True after a loud skip when the engine cannot run here. */
+function skipWithoutEngine(t: Test): boolean {
+  const why = engineUnavailable();
+  if (why) {
+    process.stderr.write(`# SKIP e2e tx: ${why}\n`);
+    t.plan(0, `engine not available: ${why}`);
+    return true;
   }
-  return api;
+  return false;
 }
 
 if (!skipUnlessRoot(t)) {
@@ -59,11 +60,10 @@ if (!skipUnlessRoot(t)) {
   });
 
   t.test('worker-written packets leave the engine and arrive intact (IPv4 and IPv6)', async (t) => {
-    const api = skipWithoutEngine(t);
-    if (!api) return;
+    if (skipWithoutEngine(t)) return;
     const tb = await Testbed.create(t, { hosts: ['a', 'b'], links: [['a', 'b']] });
     const names = [tb.ns('a'), tb.ns('b')];
-    const engine = new api.Engine({ interface: 'veth0', netns: tb.ns('a'), backend: 'afpacket' });
+    const engine = new Engine({ interface: 'veth0', netns: tb.ns('a'), backend: 'afpacket' });
     t.teardown(() => (engine.running ? engine.stop() : undefined));
     await engine.start();
     t.ok(engine.running, 'engine running');
@@ -110,10 +110,9 @@ if (!skipUnlessRoot(t)) {
   });
 
   t.test('timed packets leave in time order', async (t) => {
-    const api = skipWithoutEngine(t);
-    if (!api) return;
+    if (skipWithoutEngine(t)) return;
     const tb = await Testbed.create(t, { hosts: ['a', 'b'], links: [['a', 'b']] });
-    const engine = new api.Engine({ interface: 'veth0', netns: tb.ns('a'), backend: 'afpacket' });
+    const engine = new Engine({ interface: 'veth0', netns: tb.ns('a'), backend: 'afpacket' });
     t.teardown(() => (engine.running ? engine.stop() : undefined));
     await engine.start();
     const count = 50;

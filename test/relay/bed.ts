@@ -7,8 +7,8 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { Engine } from '../../src/engine/engine';
-import { native } from '../../src/native';
 import { Relays, type RelaysOptions } from '../../src/relay/relays';
+import { engineUnavailable } from '../helpers/engine-available';
 import { Testbed, skipUnlessRoot } from '../helpers/testbed';
 import type { PortReceiverResult } from './port-receiver';
 
@@ -24,12 +24,10 @@ export interface Bed {
 /** null (and the test planned as skipped, loudly) when the host cannot run it. */
 export function cannotRun(t: Test): boolean {
   if (skipUnlessRoot(t)) return true;
-  try {
-    if (!native().engineAvailable()) throw new Error('the addon was built without the engine');
-  } catch (e) {
-    const why = `engine not available: ${(e as Error).message}`;
-    process.stderr.write(`# SKIP relay test: ${why}\n`);
-    t.plan(0, why);
+  const why = engineUnavailable();
+  if (why) {
+    process.stderr.write(`# SKIP relay test: engine not available: ${why}\n`);
+    t.plan(0, `engine not available: ${why}`);
     return true;
   }
   return false;
