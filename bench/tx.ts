@@ -11,9 +11,9 @@
 // For each: packets/s, CPU seconds per million packets (every thread of the
 // process), system calls per packet and context switches per packet; medians
 // of --runs runs, ratios against txring and node of the same run.
-//   npm run bench -- tx [--runs 3] [--duration-ms 1000] [--sizes 64,1316] [--methods ...] [--readme]
+//   npm run bench -- tx [--runs 3] [--duration-ms 1000] [--sizes 64,1316] [--methods ...] [--engine-burst N] [--readme]
 import { execFileSync } from 'node:child_process';
-import { cpus, hostname, release } from 'node:os';
+import { cpus, hostname, loadavg, release } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
@@ -28,12 +28,14 @@ type Method = (typeof METHODS)[number];
 interface Sample {
   method: Method;
   size: number;
+  run: number;
   pps: number;
   cpuPerM: number; // CPU seconds per million packets
   ctxPerPkt: number;
   syscallsPerPkt: number; // NaN when measured separately (strace pass)
   arrivedRatio: number; // packets counted by the sink / packets the sender reported
   busiestPerM?: number[]; // engine: CPU s / Mpkt of its busiest threads (TX thread first)
+  txSysShare?: number; // engine: system share of the TX thread's CPU
 }
 
 interface Options {
@@ -44,6 +46,8 @@ interface Options {
   methods: Method[];
   strace: boolean;
   readme: boolean;
+  /** engine: frames per burst / send() (EngineOptions.burst); absent = the engine's default */
+  engineBurst?: number;
 }
 
 function parseArgs(args: string[]): Options {
@@ -64,9 +68,13 @@ function parseArgs(args: string[]): Options {
       o.methods = m as Method[];
     } else if (a === '--no-strace') o.strace = false;
     else if (a === '--readme') o.readme = true;
-    else throw new Error(`bench tx: unknown option "${a}" (accepted: --runs, --duration-ms, --warmup-ms, --sizes, --methods, --no-strace, --readme)`);
+    else if (a === '--engine-burst') o.engineBurst = Number(v());
+    else throw new Error(`bench tx: unknown option "${a}" (accepted: --runs, --duration-ms, --warmup-ms, --sizes, --methods, --no-strace, --readme, --engine-burst)`);
   }
   if (!(o.runs >= 1 && o.durationMs >= 100)) throw new Error('bench tx: --runs >= 1 and --duration-ms >= 100');
+  if (o.engineBurst !== undefined && !(Number.isInteger(o.engineBurst) && o.engineBurst >= 1 && o.engineBurst <= 256)) {
+    throw new Error(`bench tx: --engine-burst ${o.engineBurst} is outside 1..256`);
+  }
   for (const s of o.sizes) if (!(Number.isInteger(s) && s >= 1 && s <= 1472)) throw new Error(`bench tx: size ${s} is outside 1..1472`);
   return o;
 }
@@ -96,7 +104,8 @@ function argvFor(m: Method, c: Ctx, size: number, durationMs: number): string[] 
     case 'node':
       return ['ip', 'netns', 'exec', a, process.execPath, join(__dirname, 'lib', 'node-udp-sender.js'), '--to', dst, '--port', String(PORT), ...common];
     case 'engine':
-      return [process.execPath, join(__dirname, 'lib', 'engine-sender.js'), '--netns', a, '--dev', 'veth0', '--to', dst, '--port', String(PORT), '--workers', '1', '--burst', '64', ...common];
+      return [process.execPath, join(__dirname, 'lib', 'engine-sender.js'), '--netns', a, '--dev', 'veth0', '--to', dst, '--port', String(PORT), '--workers', '1', '--burst', '64',
+        ...(c.o.engineBurst ? ['--engine-burst', String(c.o.engineBurst)] : []), ...common];
     case 'sendmmsg':
       return ['ip', 'netns', 'exec', a, c.bins.sendmmsg!, '--dst', dst, '--port', String(PORT), '--batch', '64', ...common];
     case 'txring':
@@ -110,7 +119,7 @@ function num(j: Record<string, unknown>, k: string): number {
   return typeof v === 'number' ? v : NaN;
 }
 
-async function runOnce(m: Method, c: Ctx, size: number): Promise<Sample> {
+async function runOnce(m: Method, c: Ctx, size: number, run: number): Promise<Sample> {
   const before = sinkCount(c.tb);
   // Node children measure their own window (process.resourceUsage covers every
   // thread); C baselines are timed whole by /usr/bin/time (their start-up is
@@ -129,8 +138,10 @@ async function runOnce(m: Method, c: Ctx, size: number): Promise<Sample> {
   const threads = Array.isArray(j.threads) ? (j.threads as Array<{ user: number; sys: number }>) : [];
   return {
     busiestPerM: threads.map((x) => (x.user + x.sys) / (packets / 1e6)),
+    txSysShare: threads.length ? threads[0].sys / (threads[0].user + threads[0].sys) : undefined,
     method: m,
     size,
+    run,
     pps: packets / seconds,
     cpuPerM: ru.cpu / (totalPackets / 1e6),
     ctxPerPkt: ru.ctx / totalPackets,
@@ -149,7 +160,10 @@ async function straceRun(m: Method, c: Ctx, size: number): Promise<number> {
     const r = await runChild([...argvFor(m, c, size, 500), '--strace']);
     const calls = r.json.straceCalls as Record<string, number> | undefined;
     if (!calls) throw new Error(`${m} reported no strace counts`);
-    return dataPathCalls(calls) / num(r.json, 'packets');
+    // the engine counts its packets over the traced span (attach to detach),
+    // which is longer than its measured window
+    const traced = num(r.json, 'stracePackets');
+    return dataPathCalls(calls) / (Number.isFinite(traced) ? traced : num(r.json, 'packets'));
   }
   const { json, calls } = await straceCounts(argvFor(m, c, size, 300));
   const packets = Number.isFinite(num(json, 'totalPackets')) ? num(json, 'totalPackets') : num(json, 'packets');
@@ -200,6 +214,7 @@ export async function main(args: string[] = []): Promise<void> {
   });
   for (const x of missing) process.stdout.write(`bench tx: method left out: ${x}\n`);
 
+  const loadAtStart = loadavg()[0];
   const tb = await Testbed.create(null, { hosts: ['a', 'b'], links: [['a', 'b']] });
   try {
     // a permanent neighbour: the sink drops ARP too, and the kernel-stack
@@ -216,7 +231,7 @@ export async function main(args: string[] = []): Promise<void> {
         // rotate the order each run so drift of the shared host hits every method alike
         const order = methods.map((_, k) => methods[(k + run) % methods.length]);
         for (const m of order) {
-          const s = await runOnce(m, c, size);
+          const s = await runOnce(m, c, size, run);
           samples.push(s);
           process.stdout.write(`  ${size} B run ${run + 1} ${m.padEnd(8)} ${fmt(s.pps / 1e6, 3)} Mpps  ${fmt(s.cpuPerM)} cpu-s/Mpkt  arrived ${fmt(s.arrivedRatio * 100, 1)}%\n`);
         }
@@ -238,7 +253,10 @@ export async function main(args: string[] = []): Promise<void> {
     }
     const table = report(samples, straced, o, methods);
     process.stdout.write('\n' + table + '\n');
-    if (o.readme) writeReadme(table, args, missing);
+    // the host is shared: its load says how much the numbers are worth
+    const load = `load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end`;
+    process.stdout.write(`bench tx: ${load}\n`);
+    if (o.readme) writeReadme(table, args, missing, load);
   } finally {
     await tb.destroy();
     unlock();
@@ -263,17 +281,33 @@ function report(samples: Sample[], straced: Map<string, number>, o: Options, met
       );
     }
   }
+  // the same ratio paired run by run (each run measures every method back to
+  // back, so drift of the shared host between runs cancels out)
+  if (methods.includes('engine') && methods.includes('txring')) {
+    lines.push('');
+    for (const size of o.sizes) {
+      const at = (m: Method, run: number): Sample | undefined => samples.find((s) => s.method === m && s.size === size && s.run === run);
+      const pairs: number[] = [];
+      for (let run = 0; run < o.runs; run++) {
+        const e = at('engine', run);
+        const r = at('txring', run);
+        if (e && r) pairs.push(e.pps / r.pps);
+      }
+      lines.push(`Engine ${size} B vs txring, paired by run: median ${ratio(median(pairs), 1)} (runs: ${pairs.map((x) => x.toFixed(2)).join(', ')}).`);
+    }
+  }
   for (const size of o.sizes) {
     const eng = samples.filter((s) => s.method === 'engine' && s.size === size && s.busiestPerM?.length);
     if (eng.length === 0) continue;
     const k = (i: number): string => fmt(median(eng.map((s) => s.busiestPerM![i] ?? 0)));
     lines.push('');
-    lines.push(`Engine ${size} B, CPU s / Mpkt of its busiest threads (median): ${k(0)} (TX thread), ${k(1)} (worker), ${k(2)}, ${k(3)}.`);
+    const sys = median(eng.map((s) => s.txSysShare ?? NaN).filter(Number.isFinite));
+    lines.push(`Engine ${size} B, CPU s / Mpkt of its busiest threads (median): ${k(0)} (TX thread, ${fmt(sys * 100, 0)}% of it in the kernel), ${k(1)} (worker), ${k(2)}, ${k(3)}.`);
   }
   return lines.join('\n');
 }
 
-function writeReadme(table: string, args: string[], missing: string[]): void {
+function writeReadme(table: string, args: string[], missing: string[], load: string): void {
   const file = join(ROOT, 'bench', 'README.md');
   const text = readFileSync(file, 'utf8');
   const begin = '<!-- tx-results:begin -->';
@@ -284,7 +318,7 @@ function writeReadme(table: string, args: string[], missing: string[]): void {
   const cpu = cpus();
   const body = [
     begin,
-    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${hostname()}: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}, Node ${process.version}.`,
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${hostname()}: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}, Node ${process.version}; ${load}.`,
     `Command: \`npm run bench -- tx${args.filter((a) => a !== '--readme').map((a) => ' ' + a).join('')}\``,
     ...(missing.length ? ['', ...missing.map((m) => `Left out: ${m}`)] : []),
     '',

@@ -73,6 +73,8 @@ async function main(): Promise<void> {
   });
   await new Promise((r) => setTimeout(r, warmupMs));
   // --strace: count every thread's system calls over the window (slows the run: packets/s of such a run are not reported)
+  // packets over the whole traced span (attach to detach), for strace's counts
+  const pkTraceStart = engine.region.counter(0, 'tx_packets');
   const stopStrace = straced ? await straceSelf() : null;
   const a = snap();
   const ta = threadCpu();
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
     .filter((x) => x.user + x.sys > 0)
     .sort((x, y) => y.user + y.sys - (x.user + x.sys));
   const calls = stopStrace ? await stopStrace() : null;
+  const stracePackets = Number(engine.region.counter(0, 'tx_packets') - pkTraceStart);
   Atomics.store(new Int32Array(stop), 0, 1);
   const produced = (await Promise.all(runs)).reduce((s, r) => s + r.packets, 0);
   await pool.destroy();
@@ -104,7 +107,7 @@ async function main(): Promise<void> {
     produced,
     // CPU of the busiest threads over the window (engine TX thread: mostly sys; worker: mostly user)
     threads: tbusy.slice(0, 4),
-    ...(calls ? { straceCalls: calls } : {}),
+    ...(calls ? { straceCalls: calls, stracePackets } : {}),
     // every frame of the process's life (warm-up too), for the sink count
     totalPackets: Number(engine.region.counter(0, 'tx_packets')),
   };
