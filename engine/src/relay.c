@@ -188,19 +188,24 @@ static void count_out(struct rf_relay *r, uint32_t id, uint64_t packets, uint64_
 		rf_counter_add(&oc->drops, drops);
 }
 
-/* Hand the batch to the port. When the TX ring is full in the middle of a
- * split, flush once (the kernel takes the queued frames) and retry; what
- * still does not fit is dropped (RF_C_DROP_TX_FULL + the output's drops). */
+/* Hand the batch to the port. A wide split (64 outputs x a 64-frame burst)
+ * can be larger than the TX ring: when the ring is full, flush (the kernel
+ * takes the queued frames) and go on with the rest, for as long as flushing
+ * makes room; what still does not fit is dropped (RF_C_DROP_TX_FULL + the
+ * output's drops). */
 static void send_batch(struct rf_relay *r, uint32_t n, const struct rf_port_ops *ops,
 		       struct rf_port *port, uint64_t *c)
 {
-	uint32_t done, i;
+	uint32_t done, got, i;
 
 	done = ops->tx_burst(port, r->tx, n);
-	if (rf_unlikely(done < n)) {
+	while (rf_unlikely(done < n)) {
 		rf_counter_add(&c[RF_C_TX_RING_FULL], 1);
 		ops->flush(port);
-		done += ops->tx_burst(port, r->tx + done, n - done);
+		got = ops->tx_burst(port, r->tx + done, n - done);
+		if (!got)
+			break;
+		done += got;
 	}
 	for (i = 0; i < n; i++) {
 		uint32_t bytes = (uint32_t)r->tx[i].hdr_len + r->tx[i].payload_len;

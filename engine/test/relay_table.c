@@ -20,6 +20,7 @@ static uint16_t be(uint16_t v) { return (uint16_t)(v >> 8 | v << 8); }
 
 struct rf_port {
 	uint32_t room;       /* frames tx_burst accepts before "ring full" */
+	uint32_t ring;       /* room a flush gives back (0: a flush frees nothing) */
 	uint32_t n;
 	uint32_t flushes;
 	struct rf_tx_pkt pkts[4096];
@@ -44,6 +45,8 @@ static uint32_t fake_tx(struct rf_port *p, const struct rf_tx_pkt *pkts, uint32_
 static int fake_flush(struct rf_port *p)
 {
 	p->flushes++;
+	if (p->ring)
+		p->room = p->ring;
 	return 0;
 }
 
@@ -315,6 +318,19 @@ static int test_split(void *region, int family, uint32_t nout)
 		rf_relay_burst(r, &rx, 1, &fake_ops, &port, c);
 		CHECK(port.n == 2 && port.flushes >= 1);
 		CHECK(c[RF_C_DROP_TX_FULL] - before == nout - 2);
+	}
+	/* a split wider than the TX ring: flush and go on while flushing makes
+	 * room, nothing dropped */
+	if (nout > 4) {
+		uint64_t before = c[RF_C_DROP_TX_FULL];
+
+		port.n = 0;
+		port.flushes = 0;
+		port.room = port.ring = 4;
+		rf_relay_burst(r, &rx, 1, &fake_ops, &port, c);
+		CHECK(port.n == nout && c[RF_C_DROP_TX_FULL] == before);
+		CHECK(port.flushes == (nout - 1) / 4);
+		port.ring = 0;
 	}
 	rf_relay_destroy(r);
 	return 0;
