@@ -17,8 +17,7 @@
 // the producer makes none unless it waits for a slot: futex, counted by
 // strace in the --strace pass); sendmmsg = its own count; node = strace.
 //   npm run bench -- aggregate [--runs 3] [--duration-ms 1000] [--size 1316] [--no-strace]
-import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, hostname, loadavg, release } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Aggregate } from '../src/aggregate/aggregate';
 import { Engine } from '../src/engine/engine';
@@ -26,6 +25,7 @@ import { parseEndpoint } from '../src/net/address';
 import { makeDestination } from '../src/net/destination';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
 import { compileC, dataPathCalls, holdSharedLock, median, runChild, straceSelf } from './lib/measure';
+import { commandOf, measuredOn, writeResults } from './lib/readme';
 
 const ROOT = join(__dirname, '..', '..');
 const PORT = 9;
@@ -138,23 +138,12 @@ export async function main(args: string[] = []): Promise<void> {
 }
 
 function writeReadme(table: string, args: string[]): void {
-  const file = join(ROOT, 'bench', 'README.md');
-  const text = readFileSync(file, 'utf8');
-  const begin = '<!-- aggregate-results:begin -->';
-  const end = '<!-- aggregate-results:end -->';
-  const i = text.indexOf(begin);
-  const k = text.indexOf(end);
-  if (i < 0 || k < i) throw new Error(`bench/README.md has no ${begin} ... ${end} section`);
-  const cpu = cpus();
-  const body = [
-    begin,
-    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${hostname()}: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}, Node ${process.version}; load average ${loadavg()[0].toFixed(1)} at the end (the host is shared).`,
-    `Command: \`npm run bench -- aggregate${args.filter((a) => a !== '--readme').map((a) => ' ' + a).join('')}\``,
+  writeResults('aggregate', [
+    `Measured ${measuredOn()}; load average ${loadavg()[0].toFixed(1)} at the end (the host is shared).`,
+    commandOf('aggregate', args),
     '',
     table,
-    end,
-  ].join('\n');
-  writeFileSync(file, text.slice(0, i) + body + text.slice(k + end.length));
+  ]);
 }
 
 /** The aggregate path as its own process, so its CPU and context switches are measured alone. */

@@ -18,7 +18,7 @@
 // into bench/README.md and bench/results/.
 //   npm run bench -- precision [--seconds 2] [--sessions 200,1000] [--only SCENARIO] [--readme]
 import { createSocket } from 'node:dgram';
-import { cpus, hostname, loadavg, release, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Aggregate } from '../src/aggregate/aggregate';
@@ -31,6 +31,7 @@ import type { Lane } from '../src/region/lane';
 import { SessionManager } from '../src/session/manager';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
 import { compileC, holdSharedLock } from './lib/measure';
+import { commandOf, measuredOn, writeResults } from './lib/readme';
 
 const ROOT = join(__dirname, '..', '..'); // dist/bench -> repo root
 const PORT = 7500;
@@ -429,25 +430,14 @@ function plot(results: Result[]): string {
 }
 
 function writeReadme(table: string, args: string[]): void {
-  const file = join(ROOT, 'bench', 'README.md');
-  const text = readFileSync(file, 'utf8');
-  const begin = '<!-- precision-results:begin -->';
-  const end = '<!-- precision-results:end -->';
-  const cpu = cpus();
-  const body = [
-    begin,
-    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${hostname()}: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}, Node ${process.version}; load average ${loadavg()[0].toFixed(1)} at the end (the host is shared by other jobs).`,
-    `Command: \`npm run bench -- precision${args.filter((a) => a !== '--readme').map((a) => ' ' + a).join('')}\``,
+  writeResults('precision', [
+    `Measured ${measuredOn()}; load average ${loadavg()[0].toFixed(1)} at the end (the host is shared by other jobs).`,
+    commandOf('precision', args),
     '',
     table,
     '',
     '![lateness distribution](results/precision.svg)',
-    end,
-  ].join('\n');
-  const i = text.indexOf(begin);
-  const k = text.indexOf(end);
-  if (i < 0 || k < i) throw new Error(`bench/README.md has no ${begin} ... ${end} section`);
-  writeFileSync(file, text.slice(0, i) + body + text.slice(k + end.length));
+  ]);
 }
 
 if (require.main === module) {

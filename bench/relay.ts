@@ -28,10 +28,11 @@
 //                          [--fanouts 1,8] [--methods engine,afpacket,c,node,nft]
 //                          [--origin ring|udp] [--readme]
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { compileC, holdSharedLock, median, runChild } from './lib/measure';
+import { commandOf, measuredOn, writeResults } from './lib/readme';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
 
 const ROOT = join(__dirname, '..', '..');
@@ -355,17 +356,12 @@ function render(rows: Row[], o: Options): string {
 }
 
 function writeReadme(table: string, args: string[], o: Options): void {
-  const file = join(ROOT, 'bench', 'README.md');
-  const begin = '<!-- relay-results:begin -->';
-  const end = '<!-- relay-results:end -->';
-  let text = readFileSync(file, 'utf8');
-  const block = `${begin}\nMeasured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ` +
-    `Linux ${release()}, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (1/5/15 min) at the end; origin: ${o.origin === 'ring' ? 'PACKET_TX_RING' : 'UDP sendmmsg'}.\nCommand: \`npm run bench -- relay${args.filter((a) => a !== '--readme').map((a) => ' ' + a).join('')}\`\n\n${table}\n${end}`;
-  const i = text.indexOf(begin);
-  const k = text.indexOf(end);
-  if (i >= 0 && k > i) text = text.slice(0, i) + block + text.slice(k + end.length);
-  else text = text.trimEnd() + `\n\n${RELAY_SECTION}\n\n${block}\n`;
-  writeFileSync(file, text);
+  writeResults('relay', [
+    `Measured ${measuredOn()}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (1/5/15 min) at the end; origin: ${o.origin === 'ring' ? 'PACKET_TX_RING' : 'UDP sendmmsg'}.`,
+    commandOf('relay', args),
+    '',
+    table,
+  ], RELAY_SECTION);
 }
 
 // only used when bench/README.md has no Relay section yet (it explains the columns)

@@ -13,12 +13,12 @@
 // of --runs runs, ratios against txring and node of the same run.
 //   npm run bench -- tx [--runs 3] [--duration-ms 1000] [--sizes 64,1316] [--methods ...] [--engine-burst N] [--readme]
 import { execFileSync } from 'node:child_process';
-import { cpus, hostname, loadavg, release } from 'node:os';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
 import { compileC, dataPathCalls, holdSharedLock, median, runChild, straceCounts } from './lib/measure';
 import type { ChildRun } from './lib/measure';
+import { commandOf, measuredOn, writeResults } from './lib/readme';
 
 const ROOT = join(__dirname, '..', '..'); // dist/bench -> repo root
 const PORT = 9;
@@ -308,24 +308,13 @@ function report(samples: Sample[], straced: Map<string, number>, o: Options, met
 }
 
 function writeReadme(table: string, args: string[], missing: string[], load: string): void {
-  const file = join(ROOT, 'bench', 'README.md');
-  const text = readFileSync(file, 'utf8');
-  const begin = '<!-- tx-results:begin -->';
-  const end = '<!-- tx-results:end -->';
-  const i = text.indexOf(begin);
-  const k = text.indexOf(end);
-  if (i < 0 || k < i) throw new Error(`bench/README.md has no ${begin} ... ${end} section`);
-  const cpu = cpus();
-  const body = [
-    begin,
-    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${hostname()}: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, Linux ${release()}, Node ${process.version}; ${load}.`,
-    `Command: \`npm run bench -- tx${args.filter((a) => a !== '--readme').map((a) => ' ' + a).join('')}\``,
+  writeResults('tx', [
+    `Measured ${measuredOn()}; ${load}.`,
+    commandOf('tx', args),
     ...(missing.length ? ['', ...missing.map((m) => `Left out: ${m}`)] : []),
     '',
     table,
-    end,
-  ].join('\n');
-  writeFileSync(file, text.slice(0, i) + body + text.slice(k + end.length));
+  ]);
 }
 
 if (require.main === module) {
