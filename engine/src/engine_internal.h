@@ -27,11 +27,13 @@
 /*
  * Every backend's struct rf_port starts with these, written by the port's
  * only user thread; the thread folds them into its counter block
- * (RF_C_TX_SYSCALLS, RF_C_DROP_TX_ERROR) after each flush.
+ * (RF_C_TX_SYSCALLS, RF_C_DROP_TX_ERROR, RF_C_DROP_RX_RING) after each
+ * flush.
  */
 struct rf_port_stats {
 	uint64_t syscalls;  /* send() calls made */
 	uint64_t tx_errors; /* frames the port refused (bad size, TP_STATUS_WRONG_FORMAT) */
+	uint64_t rx_drops;  /* frames the kernel dropped because the RX ring was full */
 };
 
 static inline struct rf_port_stats *rf_port_stats(struct rf_port *p)
@@ -117,6 +119,11 @@ static inline void rf_thread_port_stats(struct rf_thread *t)
 		/* drop: the port refused frames (RF_C_DROP_TX_ERROR) */
 		rf_counter_add(&t->c[RF_C_DROP_TX_ERROR], s->tx_errors - t->seen.tx_errors);
 		t->seen.tx_errors = s->tx_errors;
+	}
+	if (rf_unlikely(s->rx_drops != t->seen.rx_drops)) {
+		/* drop: the kernel found the RX ring full (RF_C_DROP_RX_RING) */
+		rf_counter_add(&t->c[RF_C_DROP_RX_RING], s->rx_drops - t->seen.rx_drops);
+		t->seen.rx_drops = s->rx_drops;
 	}
 }
 

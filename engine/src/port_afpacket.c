@@ -380,6 +380,21 @@ static inline struct tpacket_block_desc *rx_block(struct rf_port *p, uint32_t i)
 	return (struct tpacket_block_desc *)(p->rx_map + (size_t)i * p->rx_block_size);
 }
 
+/*
+ * The kernel marks a block TP_STATUS_LOSING when it dropped frames for want
+ * of ring space since PACKET_STATISTICS was last read (packet(7)); reading
+ * the statistics returns the drops and resets them, so this system call is
+ * made only while the ring overflows. Counted as RF_C_DROP_RX_RING.
+ */
+static void rx_read_drops(struct rf_port *p)
+{
+	struct tpacket_stats_v3 st;
+	socklen_t len = sizeof(st);
+
+	if (getsockopt(p->rx_fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0)
+		p->stats.rx_drops += st.tp_drops;
+}
+
 static uint32_t afp_rx_burst(struct rf_port *p, struct rf_rx_pkt *pkts, uint32_t n)
 {
 	uint32_t got = 0;
@@ -399,6 +414,8 @@ static uint32_t afp_rx_burst(struct rf_port *p, struct rf_rx_pkt *pkts, uint32_t
 			/* do not run into blocks not yet released */
 			if (p->rx_done == p->rx_blocks)
 				break;
+			if (rf_unlikely(b->hdr.bh1.block_status & TP_STATUS_LOSING))
+				rx_read_drops(p);
 			p->rx_left = b->hdr.bh1.num_pkts;
 			p->rx_next = (uint8_t *)b + b->hdr.bh1.offset_to_first_pkt;
 			if (rf_unlikely(p->rx_left == 0)) {

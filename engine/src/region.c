@@ -261,4 +261,5 @@ const char *const rf_counter_names[RF_C_COUNT_USED] = {
 	[RF_C_DROP_NO_NEIGHBOUR] = "drop_no_neighbour",
 	[RF_C_DROP_TX_FULL] = "drop_tx_full",
 	[RF_C_RX_UNMATCHED] = "rx_unmatched",
+	[RF_C_DROP_RX_RING] = "drop_rx_ring",
 };

@@ -11,7 +11,7 @@ import type { Native } from '../native';
 import type { RegionParams } from './params';
 
 export const VERSION_MAJOR = 1;
-export const VERSION_MINOR = 0;
+export const VERSION_MINOR = 1;
 export const REGION_MAGIC = 0x58464c52; // "RLFX" as little-endian bytes
 export const CACHELINE = 64;
 export const PAGE = 4096;
@@ -166,6 +166,7 @@ export const COUNTER_NAMES = [
   'drop_no_neighbour',
   'drop_tx_full',
   'rx_unmatched',
+  'drop_rx_ring',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 

@@ -18,6 +18,9 @@ import {
 import { DEFAULT_REGION_PARAMS } from '../../src/region/params';
 import { Region } from '../../src/region/region';
 
+// the version this build speaks, as the messages print it
+const V = `${VERSION_MAJOR}.${VERSION_MINOR}`;
+
 t.test('the mirror equals what the addon publishes, key by key', async (t) => {
   const engine = native().regionFields();
   t.same(mirrorFields(), engine);
@@ -63,7 +66,7 @@ t.test('a region with a bumped major version is refused naming both versions', a
     message: `region layout mismatch: TypeScript mirror ${VERSION_MAJOR}.${VERSION_MINOR} vs engine ${VERSION_MAJOR + 1}.3: the region was written by major version ${VERSION_MAJOR + 1}, the mirror reads major version ${VERSION_MAJOR}`,
   });
   // the engine refuses it too
-  t.throws(() => native().regionCheck(r.sab), { message: /version 2\.3, this engine speaks 1\.0/ });
+  t.throws(() => native().regionCheck(r.sab), { message: `region: version ${VERSION_MAJOR + 1}.3, this engine speaks ${V}` });
   // a newer minor version is fine: additions older readers can ignore
   Atomics.store(u32, HDR.version >> 2, (VERSION_MAJOR << 16) | (VERSION_MINOR + 1));
   t.doesNotThrow(() => Region.fromShared(r.sab));
@@ -86,19 +89,19 @@ t.test('a tampered field table is refused naming the field and both versions', a
     },
     counterNames: () => n.counterNames(),
   });
-  t.throws(() => checkLayout(tampered((f) => { f['rf_desc.seq'] = 28; f['version.minor'] = 1; })), {
+  t.throws(() => checkLayout(tampered((f) => { f['rf_desc.seq'] = 28; f['version.minor'] = VERSION_MINOR + 1; })), {
     code: 'ERR_LAYOUT_MISMATCH',
-    message: 'region layout mismatch: TypeScript mirror 1.0 vs engine 1.1: version.minor is 0 in TypeScript, 1 in the engine',
+    message: `region layout mismatch: TypeScript mirror ${V} vs engine ${VERSION_MAJOR}.${VERSION_MINOR + 1}: version.minor is ${VERSION_MINOR} in TypeScript, ${VERSION_MINOR + 1} in the engine`,
   });
   t.throws(() => checkLayout(tampered((f) => { f['rf_desc.seq'] = 28; })), {
     code: 'ERR_LAYOUT_MISMATCH',
-    message: 'region layout mismatch: TypeScript mirror 1.0 vs engine 1.0: rf_desc.seq is 24 in TypeScript, 28 in the engine',
+    message: `region layout mismatch: TypeScript mirror ${V} vs engine ${V}: rf_desc.seq is 24 in TypeScript, 28 in the engine`,
   });
   t.throws(() => checkLayout(tampered((f) => { delete f['rf_dest.ttl']; })), {
-    message: 'region layout mismatch: TypeScript mirror 1.0 vs engine 1.0: rf_dest.ttl is 1 in TypeScript, missing in the engine',
+    message: `region layout mismatch: TypeScript mirror ${V} vs engine ${V}: rf_dest.ttl is 1 in TypeScript, missing in the engine`,
   });
   t.throws(() => checkLayout(tampered((f) => { f['rf_desc.deadline'] = 32; })), {
-    message: 'region layout mismatch: TypeScript mirror 1.0 vs engine 1.0: rf_desc.deadline is 32 in the engine, missing in TypeScript',
+    message: `region layout mismatch: TypeScript mirror ${V} vs engine ${V}: rf_desc.deadline is 32 in the engine, missing in TypeScript`,
   });
   t.throws(
     () => checkLayout({ regionFields: () => n.regionFields(), counterNames: () => [...n.counterNames().slice(0, 3), 'tx_drops'] }),

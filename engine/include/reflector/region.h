@@ -31,7 +31,7 @@
 
 #define RF_REGION_MAGIC   0x58464c52u /* "RLFX" read as little-endian bytes */
 #define RF_VERSION_MAJOR  1u
-#define RF_VERSION_MINOR  0u
+#define RF_VERSION_MINOR  1u
 #define RF_CACHELINE      64u
 #define RF_PAGE           4096u
 
@@ -194,6 +194,7 @@ enum rf_counter {
 	RF_C_DROP_NO_NEIGHBOUR,  /* dropped: output has no next-hop address */
 	RF_C_DROP_TX_FULL,       /* dropped: port TX ring full on the relay path */
 	RF_C_RX_UNMATCHED,       /* frames no relay matched (left to the kernel) */
+	RF_C_DROP_RX_RING,       /* dropped by the kernel: the RX ring was full (PACKET_STATISTICS tp_drops); since 1.1 */
 	RF_C_COUNT_USED,
 	RF_C_HIST_BASE = 32,     /* lateness histogram buckets, see RF_HIST_* */
 	RF_COUNTERS_PER_BLOCK = 64,
