@@ -24,7 +24,7 @@ import { Engine } from '../src/engine/engine';
 import { parseEndpoint } from '../src/net/address';
 import { makeDestination } from '../src/net/destination';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
-import { compileC, dataPathCalls, holdSharedLock, median, runChild, straceSelf } from './lib/measure';
+import { compileC, dataPathCalls, holdSharedLock, median, runChild, straceSelf, usageBetween, usageMark } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
 
 const ROOT = join(__dirname, '..', '..');
@@ -183,21 +183,17 @@ async function aggregateChild(argv: string[]): Promise<void> {
   };
   produce(warmupMs);
   const stopStrace = argv.includes('--strace') ? await straceSelf() : null;
-  const a = { t: process.hrtime.bigint(), ru: process.resourceUsage(), pk: c('tx_packets'), sc: c('tx_syscalls') };
+  const a = { ...usageMark(), pk: c('tx_packets'), sc: c('tx_syscalls') };
   produce(durationMs);
   // the engine drains what is still queued: count it in the window too
   await new Promise((r) => setTimeout(r, 20));
-  const b = { t: process.hrtime.bigint(), ru: process.resourceUsage(), pk: c('tx_packets'), sc: c('tx_syscalls') };
+  const b = { ...usageMark(), pk: c('tx_packets'), sc: c('tx_syscalls') };
   const calls = stopStrace ? await stopStrace() : null;
   await engine.stop();
   const out = {
     method: 'aggregate',
     packets: Number(b.pk - a.pk),
-    seconds: Number(b.t - a.t) / 1e9,
-    cpuUser: (b.ru.userCPUTime - a.ru.userCPUTime) / 1e6,
-    cpuSys: (b.ru.systemCPUTime - a.ru.systemCPUTime) / 1e6,
-    ctxVoluntary: b.ru.voluntaryContextSwitches - a.ru.voluntaryContextSwitches,
-    ctxInvoluntary: b.ru.involuntaryContextSwitches - a.ru.involuntaryContextSwitches,
+    ...usageBetween(a, b),
     syscalls: Number(b.sc - a.sc),
     drops: ['drop_bad_slot', 'drop_bad_dest', 'drop_bad_len', 'drop_tx_error', 'drop_late'].reduce((s, n) => s + Number(c(n)), 0),
     ...(calls ? { straceCalls: calls } : {}),

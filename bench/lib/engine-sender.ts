@@ -14,7 +14,7 @@ import { Engine } from '../../src/engine/engine';
 import { parseEndpoint } from '../../src/net/address';
 import { makeDestination } from '../../src/net/destination';
 import type { EngineBenchTask } from './engine-worker';
-import { straceSelf } from './measure';
+import { straceSelf, usageBetween, usageMark, type UsageMark } from './measure';
 
 /** CPU seconds (user, system) of every thread of this process, by tid. */
 function threadCpu(): Map<string, { comm: string; user: number; sys: number }> {
@@ -63,9 +63,8 @@ async function main(): Promise<void> {
   const pool = new Piscina({ filename: join(__dirname, 'engine-worker.js'), minThreads: workers, maxThreads: workers });
   const task: EngineBenchTask = { sab: engine.region.sab, stop, dest, size, burst };
   const runs = Array.from({ length: workers }, () => pool.run(task) as Promise<{ packets: number }>);
-  const snap = (): { t: bigint; ru: NodeJS.ResourceUsage; pk: bigint; sc: bigint; fl: bigint; drops: bigint } => ({
-    t: process.hrtime.bigint(),
-    ru: process.resourceUsage(),
+  const snap = (): UsageMark & { pk: bigint; sc: bigint; fl: bigint; drops: bigint } => ({
+    ...usageMark(),
     pk: engine.region.counter(0, 'tx_packets'),
     sc: engine.region.counter(0, 'tx_syscalls'),
     fl: engine.region.counter(0, 'tx_flushes'),
@@ -96,11 +95,7 @@ async function main(): Promise<void> {
   const out = {
     method: 'engine',
     packets: Number(b.pk - a.pk),
-    seconds: Number(b.t - a.t) / 1e9,
-    cpuUser: (b.ru.userCPUTime - a.ru.userCPUTime) / 1e6,
-    cpuSys: (b.ru.systemCPUTime - a.ru.systemCPUTime) / 1e6,
-    ctxVoluntary: b.ru.voluntaryContextSwitches - a.ru.voluntaryContextSwitches,
-    ctxInvoluntary: b.ru.involuntaryContextSwitches - a.ru.involuntaryContextSwitches,
+    ...usageBetween(a, b),
     syscalls: Number(b.sc - a.sc),
     flushes: Number(b.fl - a.fl),
     drops: Number(b.drops - a.drops),

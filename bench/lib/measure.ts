@@ -163,3 +163,30 @@ export async function holdSharedLock(path: string, timeoutMs = 120_000): Promise
     child.kill('SIGTERM');
   };
 }
+
+/** A point in time of this process: the clock and its resource usage. */
+export interface UsageMark {
+  t: bigint;
+  ru: NodeJS.ResourceUsage;
+}
+
+export function usageMark(): UsageMark {
+  return { t: process.hrtime.bigint(), ru: process.resourceUsage() };
+}
+
+/** Seconds, CPU seconds and context switches of this process between two marks. */
+export function usageBetween(a: UsageMark, b: UsageMark): {
+  seconds: number;
+  cpuUser: number;
+  cpuSys: number;
+  ctxVoluntary: number;
+  ctxInvoluntary: number;
+} {
+  return {
+    seconds: Number(b.t - a.t) / 1e9,
+    cpuUser: (b.ru.userCPUTime - a.ru.userCPUTime) / 1e6,
+    cpuSys: (b.ru.systemCPUTime - a.ru.systemCPUTime) / 1e6,
+    ctxVoluntary: b.ru.voluntaryContextSwitches - a.ru.voluntaryContextSwitches,
+    ctxInvoluntary: b.ru.involuntaryContextSwitches - a.ru.involuntaryContextSwitches,
+  };
+}

@@ -6,7 +6,7 @@
 // packets sent, seconds, process CPU (every thread) and context switches.
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { straceSelf } from './measure';
+import { straceSelf, usageBetween, usageMark } from './measure';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -28,7 +28,7 @@ const payload = Buffer.alloc(size, 0x5a);
 let inflight = 0;
 let done = 0;
 let phase: 'warmup' | 'window' | 'stop' = 'warmup';
-let mark = { done: 0, t: 0n, ru: process.resourceUsage() };
+let mark = { done: 0, ...usageMark() };
 
 const onSent = (err: Error | null): void => {
   inflight--;
@@ -55,21 +55,16 @@ sock.connect(port, to, () => {
   setTimeout(async () => {
     const stopStrace = straced ? await straceSelf() : null;
     phase = 'window';
-    mark = { done, t: process.hrtime.bigint(), ru: process.resourceUsage() };
+    mark = { done, ...usageMark() };
     setTimeout(async () => {
-      const t = process.hrtime.bigint();
-      const ru = process.resourceUsage();
+      const end = usageMark();
       const packets = done - mark.done;
       phase = 'stop';
       const calls = stopStrace ? await stopStrace() : null;
       const out = {
         method: 'node-dgram',
         packets,
-        seconds: Number(t - mark.t) / 1e9,
-        cpuUser: (ru.userCPUTime - mark.ru.userCPUTime) / 1e6,
-        cpuSys: (ru.systemCPUTime - mark.ru.systemCPUTime) / 1e6,
-        ctxVoluntary: ru.voluntaryContextSwitches - mark.ru.voluntaryContextSwitches,
-        ctxInvoluntary: ru.involuntaryContextSwitches - mark.ru.involuntaryContextSwitches,
+        ...usageBetween(mark, end),
         // every packet of the process's life (warm-up too), for strace and the sink count
         totalPackets: done,
         ...(calls ? { straceCalls: calls } : {}),
