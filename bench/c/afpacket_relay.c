@@ -44,6 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "relay_common.h"
+
 #define MAX_SUBS   64
 #define RX_BLOCK   (1u << 16)
 #define RX_BLOCKS  256u
@@ -66,41 +68,21 @@ struct sub {
 	uint32_t udp_sum;     /* folded sum of the new addresses and ports */
 };
 
-static inline uint32_t sum16(uint32_t s, const uint8_t *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)p[i] << 8 | p[i + 1];
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	return s;
-}
-
-static inline uint16_t fold(uint32_t s)
-{
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
-
 static inline void put16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)(v >> 8);
 	p[1] = (uint8_t)v;
 }
 
-static int parse_ep(const char *s, uint8_t addr[4], uint16_t *port)
+static int parse_ep_bytes(const char *s, uint8_t addr[4], uint16_t *port)
 {
-	char host[64];
-	const char *c = strrchr(s, ':');
+	struct sockaddr_in a;
 
-	if (!c || (size_t)(c - s) >= sizeof(host))
+	if (parse_ep(s, &a))
 		return -1;
-	memcpy(host, s, (size_t)(c - s));
-	host[c - s] = 0;
-	*port = (uint16_t)atoi(c + 1);
-	return inet_pton(AF_INET, host, addr) == 1 && *port ? 0 : -1;
+	memcpy(addr, &a.sin_addr, 4);
+	*port = ntohs(a.sin_port);
+	return *port ? 0 : -1;
 }
 
 static int parse_mac(const char *s, uint8_t m[6])
@@ -144,7 +126,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--seconds"))
 			seconds = (unsigned)atoi(argv[i + 1]);
 	}
-	if (!ifname || !listen_s || !to_s || !mac_s || parse_ep(listen_s, laddr, &lport) ||
+	if (!ifname || !listen_s || !to_s || !mac_s || parse_ep_bytes(listen_s, laddr, &lport) ||
 	    parse_mac(mac_s, dst_mac)) {
 		fprintf(stderr, "usage: %s --ifname DEV --listen IPV4:PORT --to IPV4:PORT[,...] "
 			"--dst-mac aa:bb:cc:dd:ee:ff [--seconds N]\n", argv[0]);
@@ -177,7 +159,7 @@ int main(int argc, char **argv)
 		uint8_t *h = s->hdr, *ip = h + 14, *udp = ip + 20, daddr[4];
 		uint16_t dport;
 
-		if (parse_ep(tok, daddr, &dport)) {
+		if (parse_ep_bytes(tok, daddr, &dport)) {
 			fprintf(stderr, "afpacket_relay: bad subscriber %s\n", tok);
 			return 2;
 		}

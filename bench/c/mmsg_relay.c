@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "relay_common.h"
+
 #define BATCH 64
 #define MAX_SUBS 64
 
@@ -33,21 +35,6 @@ static void on_term(int sig)
 {
 	(void)sig;
 	stop = 1;
-}
-
-static int parse_ep(const char *s, struct sockaddr_in *a)
-{
-	char host[64];
-	const char *c = strrchr(s, ':');
-
-	if (!c || (size_t)(c - s) >= sizeof(host))
-		return -1;
-	memcpy(host, s, (size_t)(c - s));
-	host[c - s] = 0;
-	memset(a, 0, sizeof(*a));
-	a->sin_family = AF_INET;
-	a->sin_port = htons((uint16_t)atoi(c + 1));
-	return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
 }
 
 int main(int argc, char **argv)

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "relay_common.h"
+
 #define BATCH 32
 #define RING_FRAME 2048u
 #define RING_FRAMES 1024u
@@ -47,37 +49,9 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int parse_ep(const char *s, struct sockaddr_in *a)
-{
-	char host[64];
-	const char *c = strrchr(s, ':');
-
-	if (!c || (size_t)(c - s) >= sizeof(host))
-		return -1;
-	memcpy(host, s, (size_t)(c - s));
-	host[c - s] = 0;
-	memset(a, 0, sizeof(*a));
-	a->sin_family = AF_INET;
-	a->sin_port = htons((uint16_t)atoi(c + 1));
-	return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
-}
-
-static uint32_t sum16(uint32_t s, const uint8_t *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)p[i] << 8 | p[i + 1];
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	return s;
-}
-
 static uint16_t csum(uint32_t s)
 {
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
+	return (uint16_t)~fold(s);
 }
 
 /* The one frame every ring slot carries: Ethernet + IPv4 + UDP + payload. */
