@@ -24,10 +24,9 @@ import { Engine } from '../src/engine/engine';
 import { parseEndpoint } from '../src/net/address';
 import { makeDestination } from '../src/net/destination';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
-import { compileC, dataPathCalls, holdSharedLock, median, runChild, straceSelf, usageBetween, usageMark } from './lib/measure';
+import { compileBench, dataPathCalls, holdSharedLock, median, runChild, straceSelf, usageBetween, usageMark } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
 
-const ROOT = join(__dirname, '..', '..');
 const PORT = 9;
 const METHODS = ['node', 'sendmmsg', 'aggregate'] as const;
 type Method = (typeof METHODS)[number];
@@ -68,7 +67,7 @@ export async function main(args: string[] = []): Promise<void> {
     process.stdout.write(`bench aggregate: SKIPPED: ${why}\n`);
     return;
   }
-  const mm = compileC(ROOT, 'sendmmsg_bench');
+  const mm = compileBench('sendmmsg_bench');
   const methods = METHODS.filter((m) => m !== 'sendmmsg' || !('missing' in mm));
   if ('missing' in mm) process.stdout.write(`bench aggregate: sendmmsg left out: ${mm.missing}\n`);
   const unlock = await holdSharedLock('/tmp/rf-gyp.lock');

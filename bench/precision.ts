@@ -30,7 +30,7 @@ import { resolveNextHop } from '../src/net/neighbour';
 import type { Lane } from '../src/region/lane';
 import { SessionManager } from '../src/session/manager';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
-import { compileC, holdSharedLock } from './lib/measure';
+import { compileBench, holdSharedLock } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
 
 const ROOT = join(__dirname, '..', '..'); // dist/bench -> repo root
@@ -219,7 +219,7 @@ export async function main(args: string[] = []): Promise<void> {
     process.stdout.write(`bench precision: SKIPPED: ${why}\n`);
     return;
   }
-  const rx = compileC(ROOT, 'recv_ts');
+  const rx = compileBench('recv_ts');
   if ('missing' in rx) {
     process.stdout.write(`bench precision: SKIPPED: ${rx.missing}\n`);
     return;

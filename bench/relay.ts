@@ -30,12 +30,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
-import { compileC, holdSharedLock, median, runChild } from './lib/measure';
+import { compileBench, holdSharedLock, median, runChild } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
 
-const ROOT = join(__dirname, '..', '..');
 const METHODS = ['engine', 'afpacket', 'c', 'node', 'nft'] as const;
 const LABEL: Record<Method, string> = { engine: 'engine', afpacket: 'bare C AF_PACKET', c: 'C mmsg relay', node: 'Node proxy', nft: 'nftables' };
 type Method = (typeof METHODS)[number];
@@ -106,9 +104,9 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   const o = parse(args);
-  const origin = compileC(ROOT, 'relay_origin');
-  const mmsg = compileC(ROOT, 'mmsg_relay');
-  const afp = compileC(ROOT, 'afpacket_relay');
+  const origin = compileBench('relay_origin');
+  const mmsg = compileBench('mmsg_relay');
+  const afp = compileBench('afpacket_relay');
   if ('missing' in origin) throw new Error(origin.missing);
   if ('missing' in mmsg && o.methods.includes('c')) throw new Error(mmsg.missing);
   if ('missing' in afp && o.methods.includes('afpacket')) throw new Error(afp.missing);

@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
-import { compileC, dataPathCalls, holdSharedLock, median, runChild, straceCounts } from './lib/measure';
+import { compileBench, dataPathCalls, holdSharedLock, median, runChild, straceCounts } from './lib/measure';
 import type { ChildRun } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
 
@@ -193,7 +193,7 @@ export async function main(args: string[] = []): Promise<void> {
   const missing: string[] = [];
   const methods = o.methods.filter((m) => {
     if (m === 'sendmmsg' || m === 'txring') {
-      const r = compileC(ROOT, m === 'txring' ? 'txring_bench' : 'sendmmsg_bench');
+      const r = compileBench(m === 'txring' ? 'txring_bench' : 'sendmmsg_bench');
       if ('missing' in r) {
         missing.push(`${m}: ${r.missing}`);
         return false;

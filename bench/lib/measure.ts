@@ -3,10 +3,11 @@
 // wrap it in /usr/bin/time for CPU and context switches (wait4 rusage of
 // every thread), count its system calls with strace -c -f, compile C
 // baselines with gcc, and take medians.
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { compileC } from '../../test/helpers/cc';
 
 export interface Rusage {
   cpuUser: number;
@@ -114,26 +115,9 @@ export function dataPathCalls(calls: Record<string, number>): number {
   return DATA_PATH_SYSCALLS.reduce((s, n) => s + (calls[n] ?? 0), 0);
 }
 
-/**
- * Compile bench/c/NAME.c into engine/out/NAME when the binary is older than
- * the source. Returns the binary, or a reason it cannot be built.
- */
-export function compileC(root: string, name: string, extra: string[] = []): { bin: string } | { missing: string } {
-  const src = join(root, 'bench', 'c', `${name}.c`);
-  if (!existsSync(src)) return { missing: `bench/c/${name}.c does not exist` };
-  const outDir = join(root, 'engine', 'out');
-  mkdirSync(outDir, { recursive: true });
-  const bin = join(outDir, name);
-  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return { bin };
-  try {
-    execFileSync('gcc', ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-I', join(root, 'engine', 'include'), '-o', bin, src, ...extra], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  } catch (e) {
-    const err = e as { stderr?: Buffer };
-    return { missing: `gcc failed on bench/c/${name}.c: ${err.stderr?.toString().trim().split('\n').slice(0, 3).join(' ') ?? ''}` };
-  }
-  return { bin };
+/** Compile bench/c/NAME.c into engine/out/NAME when the binary is older than the source. */
+export function compileBench(name: string, extra: string[] = []): { bin: string } | { missing: string } {
+  return compileC('bench/c', name, extra);
 }
 
 export function median(xs: number[]): number {
