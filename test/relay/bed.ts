@@ -3,12 +3,12 @@
 // origin, relay and two subscriber hosts; the engine owns the relay host's
 // interface (AF_PACKET) and a Relays manager drives it. Fixture processes
 // (origin-sender, port-receiver) print JSON lines; helpers read them.
-import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { Engine } from '../../src/engine/engine';
 import { Relays, type RelaysOptions } from '../../src/relay/relays';
 import { engineUnavailable } from '../helpers/engine-available';
+import { followFixture } from '../helpers/fixture-process';
 import { Testbed, skipUnlessRoot } from '../helpers/testbed';
 import type { PortReceiverResult } from './port-receiver';
 
@@ -55,49 +55,21 @@ export async function makeBed(t: Test, opts: RelaysOptions = {}, subscribers = 2
   return { tb, engine, relays };
 }
 
-/** Collect a fixture's stdout lines; resolves with the first line matching `ready` (if given). */
-export function jsonLines(child: ChildProcess, what: string): { ready: Promise<void>; done: Promise<unknown> } {
-  let out = '';
-  let err = '';
-  let onReady: (() => void) | null = null;
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
-    if (onReady && out.includes('"ready":true')) onReady();
-  });
-  const done = new Promise<unknown>((resolve, reject) => {
-    child.on('exit', (code) => {
-      const lines = out.trim().split('\n').filter((l) => l && !l.includes('"ready":true'));
-      if (code !== 0 || lines.length === 0) reject(new Error(`${what} exited ${String(code)}: ${err.trim()}`));
-      else resolve(JSON.parse(lines[lines.length - 1]));
-    });
-  });
-  done.catch(() => undefined);
-  const ready = new Promise<void>((resolve, reject) => {
-    onReady = resolve;
-    done.catch(reject);
-    setTimeout(() => reject(new Error(`${what}: not ready after 5 s: ${err}`)), 5000).unref();
-  });
-  // only receivers announce readiness; nobody awaits a sender's
-  ready.catch(() => undefined);
-  return { ready, done };
-}
-
 export async function startPorts(
   bed: Bed, host: string, addr: string, ports: number[], count: number, timeoutMs: number, idleMs = 1500,
 ): Promise<{ result: Promise<PortReceiverResult> }> {
   const child = bed.tb.spawn(host, [process.execPath, RECEIVER, '--addr', addr, '--ports', ports.join(','),
     '--count', String(count), '--timeout-ms', String(timeoutMs), '--idle-ms', String(idleMs)]);
-  const j = jsonLines(child, `port-receiver in ${host}`);
-  await j.ready;
+  const f = followFixture<PortReceiverResult>(child, `port-receiver in ${host}`);
+  await f.ready;
   // wrapped: an async function returning a promise would wait for it
-  return { result: j.done as Promise<PortReceiverResult> };
+  return { result: f.result };
 }
 
 export async function send(bed: Bed, from: string, to: string, count: number, pps: number, size: number): Promise<{ sent: number }> {
   const child = bed.tb.spawn('origin', [process.execPath, SENDER, '--from', from, '--to', to, '--count', String(count),
     '--pps', String(pps), '--size', String(size)]);
-  return jsonLines(child, 'origin-sender').done as Promise<{ sent: number }>;
+  return followFixture<{ sent: number }>(child, 'origin-sender').result;
 }
 
 export function endpoint(addr: string, port: number): string {

@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { cannotRun, endpoint, jsonLines, makeBed } from './bed';
+import { followFixture } from '../helpers/fixture-process';
+import { cannotRun, endpoint, makeBed } from './bed';
 
 const CAPTURE = join(__dirname, 'ts-capture.js');
 const missing = ['ffmpeg', 'ffprobe'].filter((b) => spawnSync(b, ['-version']).status !== 0);
@@ -23,9 +24,10 @@ if (!cannotRun(t)) {
     await relays.addRelay({ name: 'tv', listen, sources: [`${tb.addr('origin')}/32`], subscribers: [endpoint(tb.addr('s1'), 6000), endpoint(tb.addr('s2'), 6000)] });
     const caps = await Promise.all(['s1', 's2'].map(async (h) => {
       const file = join(dir, `${h}.ts`);
-      const j = jsonLines(tb.spawn(h, [process.execPath, CAPTURE, tb.addr(h), '6000', file, '1500', '20000']), `ts-capture in ${h}`);
-      await j.ready;
-      return { file, done: j.done as Promise<{ datagrams: number; bytes: number }> };
+      const f = followFixture<{ datagrams: number; bytes: number }>(
+        tb.spawn(h, [process.execPath, CAPTURE, tb.addr(h), '6000', file, '1500', '20000']), `ts-capture in ${h}`);
+      await f.ready;
+      return { file, done: f.result };
     }));
     const ff = await tb.exec('origin', ['ffmpeg', '-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25',
       '-t', '3', '-c:v', 'mpeg2video', '-f', 'mpegts', `udp://${tb.addr('relay')}:5000?pkt_size=1316&localaddr=${tb.addr('origin')}`], { timeoutMs: 20000 });

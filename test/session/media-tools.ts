@@ -3,6 +3,7 @@
 // (test/fixtures/media/save-receiver) started in a testbed host.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { followFixture } from '../helpers/fixture-process';
 import type { Testbed } from '../helpers/testbed';
 import type { SaveResult } from '../fixtures/media/save-receiver';
 
@@ -39,28 +40,7 @@ export interface Saving {
 export async function startSaver(tb: Testbed, host: string, bind: string, out: string, opts: { rtp?: boolean; timeoutMs: number; idleMs: number }): Promise<Saving> {
   const argv = [process.execPath, SAVE_JS, '--bind', bind, '--out', out, '--timeout-ms', String(opts.timeoutMs), '--idle-ms', String(opts.idleMs)];
   if (opts.rtp) argv.push('--rtp');
-  const child = tb.spawn(host, argv);
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  let ready: (() => void) | undefined;
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-    if (stdout.includes('"ready":true')) ready?.();
-  });
-  const result = new Promise<SaveResult>((resolve, reject) => {
-    child.on('exit', (code) => {
-      const line = stdout.split('\n').find((l) => l.startsWith('{"received"'));
-      if (code !== 0 || !line) reject(new Error(`save-receiver exited ${code}: ${stderr} ${stdout}`));
-      else resolve(JSON.parse(line) as SaveResult);
-    });
-  });
-  result.catch(() => undefined);
-  await new Promise<void>((resolve, reject) => {
-    ready = resolve;
-    if (stdout.includes('"ready":true')) resolve();
-    result.catch(reject);
-    setTimeout(() => reject(new Error(`save-receiver not ready: ${stderr}`)), 5000).unref();
-  });
-  return { result };
+  const f = followFixture<SaveResult>(tb.spawn(host, argv), `save-receiver in ${host}`);
+  await f.ready;
+  return { result: f.result };
 }
