@@ -35,6 +35,27 @@ static uint32_t bit_scan(const uint64_t *bits, uint32_t from)
 	return RF_WHEEL_SIZE;
 }
 
+static inline void list_clear(struct rf_wheel_list *l)
+{
+	l->head = l->tail = RF_WHEEL_NIL;
+	l->min = UINT64_MAX;
+}
+
+/* Append entry i to an unsorted list, keeping its earliest deadline. */
+static inline void list_append(struct rf_wheel *w, struct rf_wheel_list *l, uint32_t i)
+{
+	uint64_t d = w->e[i].item.deadline;
+
+	w->e[i].next = RF_WHEEL_NIL;
+	if (l->head == RF_WHEEL_NIL)
+		l->head = i;
+	else
+		w->e[l->tail].next = i;
+	l->tail = i;
+	if (d < l->min)
+		l->min = d;
+}
+
 int rf_wheel_init(struct rf_wheel *w, uint32_t cap, uint64_t now)
 {
 	uint32_t i;
@@ -48,11 +69,11 @@ int rf_wheel_init(struct rf_wheel *w, uint32_t cap, uint64_t now)
 		w->e[i].next = i + 1 < cap ? i + 1 : RF_WHEEL_NIL;
 	w->free_head = cap ? 0 : RF_WHEEL_NIL;
 	for (i = 0; i < RF_WHEEL_SIZE; i++) {
-		w->l0[i].head = w->l0[i].tail = RF_WHEEL_NIL;
-		w->l1[i].head = w->l1[i].tail = RF_WHEEL_NIL;
+		list_clear(&w->l0[i]);
+		list_clear(&w->l1[i]);
 	}
-	w->ovf.head = w->ovf.tail = RF_WHEEL_NIL;
-	w->ovf_min = UINT64_MAX;
+	list_clear(&w->ovf);
+	list_clear(&w->due);
 	w->cur = tick_of(now);
 	return 0;
 }
@@ -63,7 +84,7 @@ void rf_wheel_free(struct rf_wheel *w)
 	w->e = NULL;
 }
 
-/* Link entry i into list l in deadline order (see wheel.h). */
+/* Link entry i into level-0 list l in deadline order (see wheel.h). */
 static void list_insert(struct rf_wheel *w, struct rf_wheel_list *l, uint32_t i)
 {
 	uint64_t d = w->e[i].item.deadline;
@@ -99,9 +120,11 @@ static void place(struct rf_wheel *w, uint32_t i)
 	uint64_t t = tick_of(w->e[i].item.deadline);
 	uint64_t c1 = w->cur >> RF_WHEEL_BITS, t1 = t >> RF_WHEEL_BITS;
 
-	if (t < w->cur)
-		t = w->cur; /* late: due now, in the cursor's bucket */
-	if (t - w->cur < RF_WHEEL_SIZE) {
+	if (t < w->cur) {
+		/* late: due at once, in arrival order */
+		list_append(w, &w->due, i);
+		w->due_count++;
+	} else if (t - w->cur < RF_WHEEL_SIZE) {
 		uint32_t b = (uint32_t)(t & RF_WHEEL_MASK);
 
 		list_insert(w, &w->l0[b], i);
@@ -110,13 +133,11 @@ static void place(struct rf_wheel *w, uint32_t i)
 	} else if (t1 - c1 < RF_WHEEL_SIZE) {
 		uint32_t b = (uint32_t)(t1 & RF_WHEEL_MASK);
 
-		list_insert(w, &w->l1[b], i);
+		list_append(w, &w->l1[b], i);
 		bit_set(w->l1_bits, b);
 		w->l1_count++;
 	} else {
-		list_insert(w, &w->ovf, i);
-		if (w->e[i].item.deadline < w->ovf_min)
-			w->ovf_min = w->e[i].item.deadline;
+		list_append(w, &w->ovf, i);
 		w->ovf_count++;
 	}
 }
@@ -142,37 +163,35 @@ static void cascade(struct rf_wheel *w)
 	struct rf_wheel_list *l = &w->l1[b];
 	uint32_t i, next;
 
-	for (i = l->head; i != RF_WHEEL_NIL; i = next) {
+	i = l->head;
+	list_clear(l);
+	bit_clear(w->l1_bits, b);
+	for (; i != RF_WHEEL_NIL; i = next) {
 		next = w->e[i].next;
 		w->l1_count--;
 		place(w, i);
 	}
-	l->head = l->tail = RF_WHEEL_NIL;
-	bit_clear(w->l1_bits, b);
 
-	if (w->ovf_count && tick_of(w->ovf_min) >> RF_WHEEL_BITS <
+	/* the overflow list is unsorted: when its earliest entry fits the
+	 * level-1 horizon, walk it once (entries > 17 s ahead: rare) */
+	if (w->ovf_count && tick_of(w->ovf.min) >> RF_WHEEL_BITS <
 				    (w->cur >> RF_WHEEL_BITS) + RF_WHEEL_SIZE) {
-		uint32_t keep = RF_WHEEL_NIL, keep_tail = RF_WHEEL_NIL;
-
-		/* the overflow list is in deadline order: the head part fits */
-		w->ovf_min = UINT64_MAX;
-		for (i = w->ovf.head; i != RF_WHEEL_NIL; i = next) {
+		i = w->ovf.head;
+		list_clear(&w->ovf);
+		for (; i != RF_WHEEL_NIL; i = next) {
 			uint64_t t1 = tick_of(w->e[i].item.deadline) >> RF_WHEEL_BITS;
 
 			next = w->e[i].next;
-			/* late entries (t1 below the cursor) fit too */
+			/* late entries (t1 below the cursor) fit too; place()
+			 * may put an entry back on the overflow list only if
+			 * it does not fit, which this test rules out */
 			if (t1 < (w->cur >> RF_WHEEL_BITS) + RF_WHEEL_SIZE) {
 				w->ovf_count--;
 				place(w, i);
 			} else {
-				keep = i;
-				keep_tail = w->ovf.tail;
-				w->ovf_min = w->e[i].item.deadline;
-				break;
+				list_append(w, &w->ovf, i);
 			}
 		}
-		w->ovf.head = keep;
-		w->ovf.tail = keep_tail;
 	}
 }
 
@@ -181,6 +200,8 @@ uint64_t rf_wheel_next(struct rf_wheel *w)
 	uint64_t best = UINT64_MAX;
 	uint32_t d;
 
+	if (w->due_count)
+		return w->due.min;
 	/* level 0 holds the cursor's level-1 period and part of the next one,
 	 * level 1 may hold earlier entries of that next period (inserted before
 	 * the cursor moved): look at both. Overflow entries are always later
@@ -193,12 +214,12 @@ uint64_t rf_wheel_next(struct rf_wheel *w)
 		uint64_t c1 = w->cur >> RF_WHEEL_BITS, h;
 
 		d = bit_scan(w->l1_bits, (uint32_t)(c1 & RF_WHEEL_MASK));
-		h = w->e[w->l1[(c1 + d) & RF_WHEEL_MASK].head].item.deadline;
+		h = w->l1[(c1 + d) & RF_WHEEL_MASK].min;
 		if (h < best)
 			best = h;
 	}
 	if (best == UINT64_MAX && w->ovf_count)
-		best = w->ovf_min;
+		best = w->ovf.min;
 	return best;
 }
 
@@ -213,6 +234,25 @@ uint32_t rf_wheel_pop_due(struct rf_wheel *w, uint64_t now, struct rf_wheel_item
 		struct rf_wheel_list *l = &w->l0[b];
 		uint64_t next_l1, target;
 		uint32_t d;
+
+		/* late entries first: every one is earlier than the cursor's
+		 * bucket (the deadline test matters only for a `now` older
+		 * than the cursor, which the TX thread's merge with its "now"
+		 * FIFO passes); a cascade below may add some */
+		while (w->due_count && n < max && w->e[w->due.head].item.deadline <= now) {
+			uint32_t i = w->due.head;
+
+			out[n++] = w->e[i].item;
+			w->due.head = w->e[i].next;
+			w->e[i].next = w->free_head;
+			w->free_head = i;
+			w->due_count--;
+			w->count--;
+		}
+		if (!w->due_count)
+			list_clear(&w->due);
+		if (n == max || w->due_count)
+			return n;
 
 		while (l->head != RF_WHEEL_NIL && n < max &&
 		       w->e[l->head].item.deadline <= now) {
@@ -239,7 +279,7 @@ uint32_t rf_wheel_pop_due(struct rf_wheel *w, uint64_t now, struct rf_wheel_item
 			w->cur = now_tick;
 			if (w->ovf_count)
 				cascade(w);
-			if (!w->l0_count)
+			if (!w->l0_count && !w->due_count)
 				return n;
 			continue;
 		}

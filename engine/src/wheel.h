@@ -8,11 +8,19 @@
  * new level-1 bucket, that bucket cascades into level 0. Entries live in one
  * array allocated at init and are linked by index: no malloc after init.
  *
- * A bucket's list is kept in deadline order so packets leave in time order.
- * Insert appends at the tail when the deadline is not before the tail's (the
- * usual case: an aggregate is written in time order), prepends when it is
- * before the head (late packets), and walks the list only otherwise.
- * Deadlines earlier than the cursor go to the cursor's bucket: they are due.
+ * Every insert is O(1) but for a walk within one level-0 bucket, whatever
+ * order the deadlines come in (a worker's aggregate holds its sessions one
+ * after the other, so its deadlines interleave; 1,000 sessions put ~3,000
+ * entries in one level-1 bucket):
+ * - a level-0 bucket's list is kept in deadline order, so packets leave in
+ *   time order; insert appends at the tail when the deadline is not before
+ *   the tail's (the usual case), prepends before the head, and walks the
+ *   bucket (16 us of traffic: a few entries) otherwise;
+ * - level-1 buckets and the overflow list are unsorted, appended to, with
+ *   their earliest deadline kept beside them; they are sorted into level 0
+ *   when they cascade;
+ * - deadlines before the cursor's bucket are due: they go to the `due` FIFO,
+ *   which pop_due empties first, in arrival order (all of them are late).
  */
 #ifndef REFLECTOR_WHEEL_H
 #define REFLECTOR_WHEEL_H
@@ -42,6 +50,7 @@ struct rf_wheel_entry {
 struct rf_wheel_list {
 	uint32_t head;
 	uint32_t tail;
+	uint64_t min; /* earliest deadline of an unsorted list (level 1, overflow, due) */
 };
 
 struct rf_wheel {
@@ -52,11 +61,12 @@ struct rf_wheel {
 	uint32_t l0_count;
 	uint32_t l1_count;
 	uint32_t ovf_count;
+	uint32_t due_count;
 	uint64_t cur;          /* level-0 tick of the cursor (deadline >> TICK_SH) */
-	uint64_t ovf_min;      /* earliest deadline on the overflow list */
-	struct rf_wheel_list l0[RF_WHEEL_SIZE];
-	struct rf_wheel_list l1[RF_WHEEL_SIZE];
-	struct rf_wheel_list ovf;
+	struct rf_wheel_list l0[RF_WHEEL_SIZE]; /* sorted */
+	struct rf_wheel_list l1[RF_WHEEL_SIZE]; /* unsorted, with min */
+	struct rf_wheel_list ovf;               /* unsorted, with min */
+	struct rf_wheel_list due;               /* FIFO of late entries, with min */
 	uint64_t l0_bits[RF_WHEEL_SIZE / 64]; /* non-empty level-0 buckets */
 	uint64_t l1_bits[RF_WHEEL_SIZE / 64];
 };
@@ -67,14 +77,15 @@ void rf_wheel_free(struct rf_wheel *w);
 
 static inline int rf_wheel_full(const struct rf_wheel *w) { return w->free_head == RF_WHEEL_NIL; }
 
-/* O(1) in the usual case (see above). Returns 0, or -1 when full. */
+/* O(1) but for the walk of one level-0 bucket (see above). Returns 0, or -1 when full. */
 int rf_wheel_insert(struct rf_wheel *w, const struct rf_wheel_item *it);
 
 /* Earliest deadline held, UINT64_MAX when empty. */
 uint64_t rf_wheel_next(struct rf_wheel *w);
 
 /* Move up to `max` entries due at `now` (deadline <= now) to out[], earliest
- * first. Returns how many. */
+ * first (late entries, those before the cursor's bucket, first and in arrival
+ * order). Returns how many. */
 uint32_t rf_wheel_pop_due(struct rf_wheel *w, uint64_t now, struct rf_wheel_item *out,
 			  uint32_t max);
 
