@@ -11,14 +11,21 @@
 //   grid-100us       8 streams whose packets fall on the same 100 us grid
 //   bursts           64 packets due at the same instant, every 2 ms
 //   sessions-1000    1,000 MPEG-TS sessions of 2 Mbit/s each (SessionManager,
-//                    2 Piscina workers, PCR-paced), starts staggered over one
-//                    datagram interval
+//                    2 Piscina workers, PCR-paced), starts spread over
+//                    --ramp-ms (1 s), each --seconds + ramp long so all run
+//                    together for --seconds; the receiver reads the veth's
+//                    frames from an AF_PACKET ring (--sessions-receiver)
 // Prints p50/p99/p99.9/max per scenario, the engine's own lateness histogram,
 // and with --readme writes the table and an SVG plot of the distribution
 // into bench/README.md and bench/results/.
 //   npm run bench -- precision [--seconds 2] [--sessions 200,1000] [--only SCENARIO] [--readme]
+//                              [--ramp-ms 1000] [--lead-ms 40] [--sessions-receiver ring|socket]
+//                              [--no-pin] [--rps]
+// Pinned (default on 2+ CPUs): the engine's TX thread and the Node pacer on
+// CPU 0, this process, its workers and the receiver on CPU 1.
+import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Aggregate } from '../src/aggregate/aggregate';
@@ -42,7 +49,21 @@ interface Options {
   sessions: number[];
   readme: boolean;
   only: string | undefined;
+  /** sender on CPU 0 (engine TX thread, Node pacer), everything else and the receiver's stack on CPU 1 */
+  pin: boolean;
+  /** the sessions start spread over this long */
+  rampMs: number;
+  /** SessionManager leadMs: how far ahead the workers hand packets over */
+  leadMs: number;
+  /** RPS moves the receiving veth's stack off the sender's CPU */
+  rps: boolean;
+  /** the receiver of the sessions scenarios (the others use the socket) */
+  sessionsReceiver: ReceiverMode;
 }
+
+/** CPU of the senders (engine TX thread, Node pacer) and of everything else when pinned. */
+const SEND_CPU = 0;
+const REST_CPU = 1;
 
 interface Result {
   scenario: string;
@@ -54,7 +75,7 @@ interface Result {
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { seconds: 2, sessions: [200, 1000], readme: false, only: undefined };
+  const o: Options = { seconds: 2, sessions: [200, 1000], readme: false, only: undefined, pin: cpus().length >= 2, sessionsReceiver: 'ring', rampMs: 1000, leadMs: 40, rps: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = (): string => {
@@ -65,9 +86,20 @@ function parseArgs(args: string[]): Options {
     else if (a === '--sessions') o.sessions = v().split(',').map(Number);
     else if (a === '--readme') o.readme = true;
     else if (a === '--only') o.only = v();
-    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --only SCENARIO, --readme)`);
+    else if (a === '--no-pin') o.pin = false;
+    else if (a === '--ramp-ms') o.rampMs = Number(v());
+    else if (a === '--lead-ms') o.leadMs = Number(v());
+    else if (a === '--rps') o.rps = true;
+    else if (a === '--sessions-receiver') {
+      const m = v();
+      if (m !== 'socket' && m !== 'ring') throw new Error(`bench precision: --sessions-receiver ${m}: accepted socket, ring`);
+      o.sessionsReceiver = m;
+    }
+    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --only SCENARIO, --no-pin, --sessions-receiver socket|ring, --ramp-ms MS, --lead-ms MS, --rps, --readme)`);
   }
   if (!(o.seconds > 0 && o.seconds <= 10)) throw new Error('bench precision: --seconds in (0, 10]');
+  if (!(Number.isInteger(o.leadMs) && o.leadMs >= 20 && o.leadMs <= 10_000)) throw new Error(`bench precision: --lead-ms ${o.leadMs}: accepted 20..10000`);
+  if (!(Number.isInteger(o.rampMs) && o.rampMs >= 0 && o.rampMs <= 10_000)) throw new Error(`bench precision: --ramp-ms ${o.rampMs}: accepted 0..10000`);
   for (const n of o.sessions) if (!(Number.isInteger(n) && n >= 1 && n <= 2000)) throw new Error(`bench precision: --sessions ${n}: accepted 1..2000 (a comma-separated list)`);
   return o;
 }
@@ -81,9 +113,23 @@ interface Receiver {
   done: Promise<Buffer>;
 }
 
-async function startReceiver(tb: Testbed, bin: string, count: number, timeoutMs: number, peek: number): Promise<Receiver> {
+/**
+ * How the receiver reads: 'socket' = a UDP socket with SO_TIMESTAMPNS;
+ * 'ring' = an AF_PACKET ring on the receiving veth with the same stamp
+ * (netif_rx's skb->tstamp), the frames then dropped by an nftables netdev
+ * ingress rule so no UDP stack runs (recv_ts.c says why).
+ */
+type ReceiverMode = 'socket' | 'ring';
+
+const DROP_TABLE = 'rfprec';
+
+async function startReceiver(tb: Testbed, bin: string, count: number, timeoutMs: number, peek: number, mode: ReceiverMode): Promise<Receiver> {
   const out = join(tmpdir(), `rf-prec-${process.pid}-${Date.now()}.bin`);
-  const child = tb.spawn('b', [bin, '--bind', tb.addr('b'), '--port', String(PORT), '--out', out, '--count', String(count), '--timeout-ms', String(timeoutMs), '--idle-ms', '700', '--peek', String(peek)]);
+  if (mode === 'ring') {
+    await tb.exec('b', ['nft', `add table netdev ${DROP_TABLE}; add chain netdev ${DROP_TABLE} in { type filter hook ingress device veth0 priority 0; }; add rule netdev ${DROP_TABLE} in udp dport ${PORT} counter drop`]);
+  }
+  const ring = mode === 'ring' ? ['--ring', 'veth0'] : [];
+  const child = tb.spawn('b', [bin, '--bind', tb.addr('b'), '--port', String(PORT), '--out', out, '--count', String(count), '--timeout-ms', String(timeoutMs), '--idle-ms', '700', '--peek', String(peek), ...ring]);
   let stdout = '';
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -96,7 +142,11 @@ async function startReceiver(tb: Testbed, bin: string, count: number, timeoutMs:
     child.on('exit', (code) => reject(new Error(`recv_ts exited ${code}: ${stderr}`)));
   });
   return {
-    done: exited.then(() => {
+    done: exited.then(async () => {
+      if (mode === 'ring') {
+        await tb.exec('b', ['nft', `delete table netdev ${DROP_TABLE}`]);
+        process.stdout.write(`  receiver (ring): ${stdout.trim().split('\n').pop() ?? ''}\n`);
+      }
       const b = readFileSync(out);
       rmSync(out, { force: true });
       return b;
@@ -229,11 +279,25 @@ export async function main(args: string[] = []): Promise<void> {
   const results: Result[] = [];
   try {
     const B = tb.addr('b');
+    if (o.pin) {
+      // This process (main thread, Piscina workers) and the receiver go to
+      // REST_CPU; the engine's TX thread pins itself to SEND_CPU (cpuTx).
+      // A veth runs the receiving namespace's stack in the sender's softirq;
+      // --rps moves it to REST_CPU too (the stamp is taken before RPS hands
+      // the frame over, in netif_rx). Off by default: at 190 kpps the IPIs
+      // RPS sends cost the sender's CPU more than the receiving tap and
+      // drop it saves (perf: native_write_msr 15 % of the TX thread; 1,000
+      // sessions p50 ~100 ms late with RPS, 3-18 us without).
+      if (o.rps) await tb.exec('b', ['sh', '-c', `echo ${(1 << REST_CPU).toString(16)} > /sys/class/net/veth0/queues/rx-0/rps_cpus`]);
+      execFileSync('taskset', ['-a', '-p', '-c', String(REST_CPU), String(process.pid)], { stdio: 'ignore' });
+    }
     const engine = new Engine({
       interface: 'veth0',
       netns: tb.ns('a'),
+      cpuTx: o.pin ? SEND_CPU : undefined,
+      txFrames: 4096,
       // lane 0 for the plans, two worker lanes per sessions run (a lane is claimed for the region's life)
-      region: { lanes: 1 + 2 * o.sessions.length, slotsPerLane: 8192, submitEntries: 4096, destsPerLane: 1024, maxStreams: 4096 },
+      region: { lanes: 1 + 2 * o.sessions.length, slotsPerLane: 32768, submitEntries: 4096, destsPerLane: 1024, maxStreams: 4096 },
     });
     await engine.start();
     try {
@@ -246,10 +310,10 @@ export async function main(args: string[] = []): Promise<void> {
       }
       for (const plan of plans(o.seconds).filter((p) => o.only === undefined || p.name === o.only)) {
         for (const sender of ['engine', 'node setTimeout'] as const) {
-          const r = await startReceiver(tb, rx.bin, plan.total, o.seconds * 1000 + 5000, 0);
+          const r = await startReceiver(tb, rx.bin, plan.total, o.seconds * 1000 + 5000, 0, 'socket');
           const h0 = engine.region.histogram(0);
           if (sender === 'engine') await runEnginePlan(lane, dests, plan);
-          else await runNodePacer(tb, plan.name, o.seconds);
+          else await runNodePacer(tb, plan.name, o.seconds, o.pin);
           const recs = records(await r.done);
           const dev = Float64Array.from(recs.map((x) => x.rx - Number(x.peek.readBigUInt64LE(0)))).sort();
           const h1 = engine.region.histogram(0);
@@ -286,8 +350,10 @@ function line(r: Result): void {
   );
 }
 
-async function runNodePacer(tb: Testbed, plan: string, seconds: number): Promise<void> {
-  const child = tb.spawn('a', [process.execPath, __filename, '--child-node-pacer', '--plan', plan, '--seconds', String(seconds), '--to', tb.addr('b')]);
+async function runNodePacer(tb: Testbed, plan: string, seconds: number, pinned: boolean): Promise<void> {
+  // the Node pacer gets the sender's CPU, like the engine's TX thread
+  const pin = pinned ? ['taskset', '-c', String(SEND_CPU)] : [];
+  const child = tb.spawn('a', [...pin, process.execPath, __filename, '--child-node-pacer', '--plan', plan, '--seconds', String(seconds), '--to', tb.addr('b')]);
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   await new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`node pacer exited ${code}: ${err}`)))));
@@ -300,7 +366,7 @@ async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options,
   const file = join(dir, 'two-mbit.ts');
   const bitrate = 2_000_000;
   const cellNs = (188 * 8 * 1e9) / bitrate;
-  const cells = Math.floor((o.seconds * 1e9) / cellNs / 7) * 7;
+  const cells = Math.floor(((o.seconds + o.rampMs / 1000) * 1e9) / cellNs / 7) * 7;
   const buf = Buffer.alloc(cells * 188, 0xff);
   for (let i = 0; i < cells; i++) {
     const c = i * 188;
@@ -327,12 +393,13 @@ async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options,
   writeFileSync(file, buf);
   const ts = new TsFile(file, buf);
   const total = n * ts.datagrams;
-  const r = await startReceiver(tb, bin, total, o.seconds * 1000 + 15_000, 184);
+  const r = await startReceiver(tb, bin, total, o.seconds * 1000 + o.rampMs + 15_000, 184, o.sessionsReceiver);
   const hop = await resolveNextHop(tb.addr('b'), { netns: tb.ns('a') });
   let next = 0;
   const sessions = await SessionManager.create({
     region: engine.region,
     workers: 2,
+    leadMs: o.leadMs,
     resolveDestination: async (to) => destinationFromHop(to, hop, { srcPort: 30000 + next++ }),
   });
   const startAtBySport = new Map<number, number>();
@@ -343,18 +410,30 @@ async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options,
     const t0 = mono() + 1500e6; // every session starts together, after all start() calls
     const interval = ts.datagramTime(1);
     for (let i = 0; i < n; i++) {
-      const startAt = t0 + (i / n) * interval;
+      // starts spread over the ramp (like viewers arriving), each on its own
+      // point of the datagram interval
+      const startAt = t0 + Math.floor((i / n) * (o.rampMs * 1e6) / interval) * interval + (i / n) * interval;
       await sessions.start(`p${i}`, file, `${tb.addr('b')}:${PORT}`, 'mpegts', false, { startAt: BigInt(Math.round(startAt)) });
       startAtBySport.set(30000 + i, startAt);
     }
+    process.stdout.write(`  sessions: ${n} started, the last ${((t0 - mono()) / 1e6).toFixed(0)} ms before the first's start time\n`);
     sessions.on('ended', (_name: string, s?: { worker: { rebases: number; slotWaits: number } }) => {
       rebases.push(s?.worker.rebases ?? 0);
       slotWaits.push(s?.worker.slotWaits ?? 0);
     });
     const recs = records(await r.done);
-    const dev = Float64Array.from(
-      recs.map((x) => x.rx - ((startAtBySport.get(x.sport) ?? NaN) + ts.datagramTime(Math.floor(x.peek.readUInt32BE(0) / 7)))),
-    ).sort();
+    const sched = recs.map((x) => (startAtBySport.get(x.sport) ?? NaN) + ts.datagramTime(Math.floor(x.peek.readUInt32BE(0) / 7)));
+    const dev = Float64Array.from(recs.map((x, i) => x.rx - sched[i]));
+    // how the deviation moves over the run: its median per 250 ms of schedule
+    const spans = new Map<number, number[]>();
+    dev.forEach((d, i) => {
+      const k = Math.floor((sched[i] - t0) / 250e6);
+      if (!spans.has(k)) spans.set(k, []);
+      spans.get(k)!.push(d);
+    });
+    const byTime = [...spans.entries()].sort((a, b) => a[0] - b[0]).map(([k, v]) => `${k * 250}ms:${us(v.sort((a, b) => a - b)[v.length >> 1])}`);
+    process.stdout.write(`  sessions: median deviation per 250 ms of schedule: ${byTime.join(' ')}\n`);
+    dev.sort();
     const h1 = engine.region.histogram(0);
     const c = (name: string): bigint => engine.region.counter(0, name);
     process.stdout.write(
