@@ -23,6 +23,7 @@ export interface NativeEngineConfig {
   spinNs?: number;
   cpuTx?: number;
   cpuRx?: number;
+  txPriority?: number;
 }
 
 export interface InterfaceInfo {

@@ -547,6 +547,8 @@ class Reflector : public Napi::Addon<Reflector> {
     s->cfg.cpu_tx = cpu.IsNumber() ? cpu.As<Napi::Number>().Int32Value() : -1;
     cpu = o.Get("cpuRx");
     s->cfg.cpu_rx = cpu.IsNumber() ? cpu.As<Napi::Number>().Int32Value() : -1;
+    Napi::Value prio = o.Get("txPriority");
+    s->cfg.tx_priority = prio.IsNumber() ? prio.As<Napi::Number>().Int32Value() : 0;
     rf_engine_config_defaults(&s->cfg);
     s->store = sab->GetBackingStore();
 

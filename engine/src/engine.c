@@ -278,11 +278,26 @@ int rf_engine_start(struct rf_engine *e, char *err, size_t errlen)
 			CPU_SET(cpu, &set);
 			pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
 		}
+		if (i == RF_THREAD_TX && e->cfg.tx_priority > 0) {
+			/* a real-time TX thread preempts every ordinary task at
+			 * once when its deadline comes (an ordinary thread waits
+			 * for the running one's slice: 100s of us); it spins only
+			 * spin_ns before a deadline, and the kernel's RT
+			 * throttling keeps 5 % of its CPU for the rest */
+			struct sched_param sp = { .sched_priority = e->cfg.tx_priority };
+
+			pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+			pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+			pthread_attr_setschedparam(&attr, &sp);
+		}
 		rc = -pthread_create(&t->tid, &attr, i == RF_THREAD_TX ? rf_tx_main : rf_rx_main, t);
 		pthread_attr_destroy(&attr);
 		if (rc) {
-			fail(err, errlen, rc, "engine: cannot start the %s thread%s: %s",
+			fail(err, errlen, rc, "engine: cannot start the %s thread%s%s: %s",
 			     i == RF_THREAD_TX ? "TX" : "RX", cpu >= 0 ? " (check cpu_tx/cpu_rx)" : "",
+			     i == RF_THREAD_TX && e->cfg.tx_priority > 0
+				     ? " with SCHED_FIFO priority (needs CAP_SYS_NICE or an RLIMIT_RTPRIO)"
+				     : "",
 			     strerror(-rc));
 			break;
 		}

@@ -59,6 +59,9 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
         workers: { kind: { t: 'int', min: 1, max: 63 }, default: 2, doc: 'Piscina pool size (one region lane each)' },
         lateness_limit_ms: { kind: { t: 'int', min: 0, max: 60000 }, default: 50, doc: 'packets later than this are dropped and counted; 0 = never' },
         drain_ms: { kind: { t: 'int', min: 0, max: 60000 }, default: 500, doc: 'on SIGTERM, packets due within this window still go out' },
+        cpu_tx: { kind: { t: 'int', min: -1, max: 1023 }, default: -1, doc: 'CPU the TX thread is pinned to; -1 = any' },
+        cpu_rx: { kind: { t: 'int', min: -1, max: 1023 }, default: -1, doc: 'CPU the RX (relay) thread is pinned to; -1 = any' },
+        tx_priority: { kind: { t: 'int', min: 0, max: 99 }, default: 0, doc: 'SCHED_FIFO priority of the TX thread (1..99); 0 = ordinary scheduling' },
         region: {
           kind: {
             t: 'map',
@@ -178,6 +181,9 @@ export interface Config {
     workers: number;
     latenessLimitMs: number;
     drainMs: number;
+    cpuTx: number;
+    cpuRx: number;
+    txPriority: number;
     region: RegionSizes;
   };
   metrics: { listen: Endpoint | null };

@@ -275,6 +275,9 @@ class Validator {
         workers: e.workers as number,
         latenessLimitMs: e.lateness_limit_ms as number,
         drainMs: e.drain_ms as number,
+        cpuTx: e.cpu_tx as number,
+        cpuRx: e.cpu_rx as number,
+        txPriority: e.tx_priority as number,
         region: {
           slotsPerLane: r.slots_per_lane as number,
           slotSize: r.slot_size as number,

@@ -27,13 +27,19 @@ export interface EngineOptions {
   /** CPUs to pin the TX / RX threads to. */
   cpuTx?: number;
   cpuRx?: number;
+  /**
+   * SCHED_FIFO priority of the TX thread (1..99; 0 or absent = ordinary
+   * scheduling). Wakes it on time however busy its CPU is; needs
+   * CAP_SYS_NICE (root has it). Best with cpuTx on a CPU of its own.
+   */
+  txPriority?: number;
   /** Frames per burst: descriptors taken per round and frames per send() (1..256, default 64). */
   burst?: number;
   /** Frames of each AF_PACKET TX ring: a power of two, at least 2 x burst, at most 65536 (default 512). */
   txFrames?: number;
 }
 
-const OPTION_KEYS = ['interface', 'netns', 'backend', 'region', 'lateDropMs', 'spinUs', 'cpuTx', 'cpuRx', 'burst', 'txFrames'];
+const OPTION_KEYS = ['interface', 'netns', 'backend', 'region', 'lateDropMs', 'spinUs', 'cpuTx', 'cpuRx', 'txPriority', 'burst', 'txFrames'];
 /** The engine's RF_BURST_MAX and its defaults (engine/src/engine.c). */
 export const BURST_MAX = 256;
 export const DEFAULT_BURST = 64;
@@ -84,6 +90,10 @@ export class Engine {
         throw invalidArg(`engine.${k}: ${String(v)} is not a CPU number (accepted: -1 = any, 0..1023)`);
       }
     }
+    const tp = opts.txPriority;
+    if (tp !== undefined && (typeof tp !== 'number' || !Number.isInteger(tp) || tp < 0 || tp > 99)) {
+      throw invalidArg(`engine.txPriority: ${String(tp)} is not a SCHED_FIFO priority (accepted: 0 = ordinary scheduling, 1..99)`);
+    }
     if (opts.burst !== undefined && (typeof opts.burst !== 'number' || !Number.isInteger(opts.burst) || opts.burst < 1 || opts.burst > BURST_MAX)) {
       throw invalidArg(`engine.burst: ${String(opts.burst)} is not an integer in 1..${BURST_MAX}`);
     }
@@ -106,6 +116,7 @@ export class Engine {
       spinNs: opts.spinUs === undefined ? undefined : opts.spinUs * 1000,
       cpuTx: opts.cpuTx ?? -1,
       cpuRx: opts.cpuRx ?? -1,
+      txPriority: opts.txPriority ?? 0,
       burst: opts.burst,
       txFrames: tf,
     };

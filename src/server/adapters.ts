@@ -44,6 +44,9 @@ export async function realDeps(config: Config, log: Logger): Promise<ServerDeps>
     // lane 0 is the main thread's, one lane per session worker
     region: { ...e.region, lanes: e.workers + 1 },
     lateDropMs: e.latenessLimitMs,
+    cpuTx: e.cpuTx,
+    cpuRx: e.cpuRx,
+    txPriority: e.txPriority,
   });
   const relays = new Relays(engine);
   let sessions: SessionManagerType | null = null;

@@ -171,7 +171,18 @@ t.test('an empty file is valid and takes every default', async (t) => {
   t.same(r.config!.metrics.listen, { family: 4, address: '127.0.0.1', port: 9464 });
   t.equal(r.config!.control.socket, '/run/reflector/control.sock');
   t.equal(r.config!.engine.drainMs, 500);
+  t.equal(r.config!.engine.cpuTx, -1);
+  t.equal(r.config!.engine.txPriority, 0);
   t.same(r.config!.relays, []);
+});
+
+t.test('the TX thread\'s scheduling keys are read and bounded', async (t) => {
+  const ok = parseConfig('engine:\n  cpu_tx: 0\n  cpu_rx: 1\n  tx_priority: 50\n', file);
+  t.ok(ok.config, ok.problems.map(formatProblem).join('\n'));
+  t.same([ok.config!.engine.cpuTx, ok.config!.engine.cpuRx, ok.config!.engine.txPriority], [0, 1, 50]);
+  const bad = parseConfig('engine:\n  tx_priority: 100\n', file);
+  t.equal(bad.config, null);
+  t.same(bad.problems.map((p) => p.path), ['engine.tx_priority']);
 });
 
 t.test('relative paths are relative to the config file folder', async (t) => {

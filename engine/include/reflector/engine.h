@@ -30,6 +30,7 @@ struct rf_engine_config {
 	uint64_t spin_ns;        /* the TX thread sleeps until this long before a deadline, then spins */
 	int cpu_tx;              /* CPU to pin the TX thread to, -1 = none */
 	int cpu_rx;
+	int tx_priority;         /* SCHED_FIFO priority (1..99) of the TX thread, 0 = SCHED_OTHER */
 };
 
 /* Fill in defaults for every zero field. */
