@@ -20,9 +20,12 @@
 // into bench/README.md and bench/results/.
 //   npm run bench -- precision [--seconds 2] [--sessions 200,1000] [--only SCENARIO] [--readme]
 //                              [--ramp-ms 1000] [--lead-ms 40] [--sessions-receiver ring|socket]
-//                              [--no-pin] [--rps]
+//                              [--no-pin] [--rps] [--tx-priority 0]
 // Pinned (default on 2+ CPUs): the engine's TX thread and the Node pacer on
 // CPU 0, this process, its workers and the receiver on CPU 1.
+// --tx-priority N runs the TX thread SCHED_FIFO (EngineOptions.txPriority);
+// off by default: on this veth testbed it made the tails worse (the
+// receiving side's softirq, deferred to ksoftirqd, waits behind it).
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -57,6 +60,8 @@ interface Options {
   leadMs: number;
   /** RPS moves the receiving veth's stack off the sender's CPU */
   rps: boolean;
+  /** EngineOptions.txPriority (SCHED_FIFO) of the engine's TX thread */
+  txPriority: number;
   /** the receiver of the sessions scenarios (the others use the socket) */
   sessionsReceiver: ReceiverMode;
 }
@@ -75,7 +80,7 @@ interface Result {
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { seconds: 2, sessions: [200, 1000], readme: false, only: undefined, pin: cpus().length >= 2, sessionsReceiver: 'ring', rampMs: 1000, leadMs: 40, rps: false };
+  const o: Options = { seconds: 2, sessions: [200, 1000], readme: false, only: undefined, pin: cpus().length >= 2, sessionsReceiver: 'ring', rampMs: 1000, leadMs: 40, rps: false, txPriority: 0 };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = (): string => {
@@ -90,12 +95,13 @@ function parseArgs(args: string[]): Options {
     else if (a === '--ramp-ms') o.rampMs = Number(v());
     else if (a === '--lead-ms') o.leadMs = Number(v());
     else if (a === '--rps') o.rps = true;
+    else if (a === '--tx-priority') o.txPriority = Number(v());
     else if (a === '--sessions-receiver') {
       const m = v();
       if (m !== 'socket' && m !== 'ring') throw new Error(`bench precision: --sessions-receiver ${m}: accepted socket, ring`);
       o.sessionsReceiver = m;
     }
-    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --only SCENARIO, --no-pin, --sessions-receiver socket|ring, --ramp-ms MS, --lead-ms MS, --rps, --readme)`);
+    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --only SCENARIO, --no-pin, --sessions-receiver socket|ring, --ramp-ms MS, --lead-ms MS, --rps, --tx-priority N, --readme)`);
   }
   if (!(o.seconds > 0 && o.seconds <= 10)) throw new Error('bench precision: --seconds in (0, 10]');
   if (!(Number.isInteger(o.leadMs) && o.leadMs >= 20 && o.leadMs <= 10_000)) throw new Error(`bench precision: --lead-ms ${o.leadMs}: accepted 20..10000`);
@@ -295,6 +301,7 @@ export async function main(args: string[] = []): Promise<void> {
       interface: 'veth0',
       netns: tb.ns('a'),
       cpuTx: o.pin ? SEND_CPU : undefined,
+      txPriority: o.txPriority,
       txFrames: 4096,
       // lane 0 for the plans, two worker lanes per sessions run (a lane is claimed for the region's life)
       region: { lanes: 1 + 2 * o.sessions.length, slotsPerLane: 32768, submitEntries: 4096, destsPerLane: 1024, maxStreams: 4096 },
