@@ -20,7 +20,7 @@
 // into bench/README.md and bench/results/.
 //   npm run bench -- precision [--seconds 2] [--sessions 200,1000] [--only SCENARIO] [--readme]
 //                              [--ramp-ms 1000] [--lead-ms 40] [--sessions-receiver ring|socket]
-//                              [--no-pin] [--rps] [--tx-priority 0]
+//                              [--no-pin] [--rps] [--tx-priority 0] [--tx-window-us 0]
 // Pinned (default on 2+ CPUs): the engine's TX thread and the Node pacer on
 // CPU 0, this process, its workers and the receiver on CPU 1.
 // --tx-priority N runs the TX thread SCHED_FIFO (EngineOptions.txPriority);
@@ -62,6 +62,8 @@ interface Options {
   rps: boolean;
   /** EngineOptions.txPriority (SCHED_FIFO) of the engine's TX thread */
   txPriority: number;
+  /** EngineOptions.txWindowUs: packets due this soon join a due packet's flush */
+  txWindowUs: number;
   /** the receiver of the sessions scenarios (the others use the socket) */
   sessionsReceiver: ReceiverMode;
 }
@@ -80,7 +82,7 @@ interface Result {
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { seconds: 2, sessions: [200, 1000], readme: false, only: undefined, pin: cpus().length >= 2, sessionsReceiver: 'ring', rampMs: 1000, leadMs: 40, rps: false, txPriority: 0 };
+  const o: Options = { seconds: 2, sessions: [200, 1000], readme: false, only: undefined, pin: cpus().length >= 2, sessionsReceiver: 'ring', rampMs: 1000, leadMs: 40, rps: false, txPriority: 0, txWindowUs: 0 };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = (): string => {
@@ -96,12 +98,13 @@ function parseArgs(args: string[]): Options {
     else if (a === '--lead-ms') o.leadMs = Number(v());
     else if (a === '--rps') o.rps = true;
     else if (a === '--tx-priority') o.txPriority = Number(v());
+    else if (a === '--tx-window-us') o.txWindowUs = Number(v());
     else if (a === '--sessions-receiver') {
       const m = v();
       if (m !== 'socket' && m !== 'ring') throw new Error(`bench precision: --sessions-receiver ${m}: accepted socket, ring`);
       o.sessionsReceiver = m;
     }
-    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --only SCENARIO, --no-pin, --sessions-receiver socket|ring, --ramp-ms MS, --lead-ms MS, --rps, --tx-priority N, --readme)`);
+    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --only SCENARIO, --no-pin, --sessions-receiver socket|ring, --ramp-ms MS, --lead-ms MS, --rps, --tx-priority N, --tx-window-us US, --readme)`);
   }
   if (!(o.seconds > 0 && o.seconds <= 10)) throw new Error('bench precision: --seconds in (0, 10]');
   if (!(Number.isInteger(o.leadMs) && o.leadMs >= 20 && o.leadMs <= 10_000)) throw new Error(`bench precision: --lead-ms ${o.leadMs}: accepted 20..10000`);
@@ -244,6 +247,11 @@ async function nodePacerChild(argv: string[]): Promise<void> {
 
 // ------------------------------------------------------------- stats --
 
+/** |receive - scheduled|, sorted: early (a flush window) counts as much as late. */
+function absSorted(dev: Float64Array): Float64Array {
+  return dev.map(Math.abs).sort();
+}
+
 function pct(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -302,6 +310,7 @@ export async function main(args: string[] = []): Promise<void> {
       netns: tb.ns('a'),
       cpuTx: o.pin ? SEND_CPU : undefined,
       txPriority: o.txPriority,
+      txWindowUs: o.txWindowUs,
       txFrames: 4096,
       // lane 0 for the plans, two worker lanes per sessions run (a lane is claimed for the region's life)
       region: { lanes: 1 + 2 * o.sessions.length, slotsPerLane: 32768, submitEntries: 4096, destsPerLane: 1024, maxStreams: 4096 },
@@ -322,7 +331,7 @@ export async function main(args: string[] = []): Promise<void> {
           if (sender === 'engine') await runEnginePlan(lane, dests, plan);
           else await runNodePacer(tb, plan.name, o.seconds, o.pin);
           const recs = records(await r.done);
-          const dev = Float64Array.from(recs.map((x) => x.rx - Number(x.peek.readBigUInt64LE(0)))).sort();
+          const dev = absSorted(Float64Array.from(recs.map((x) => x.rx - Number(x.peek.readBigUInt64LE(0)))));
           const h1 = engine.region.histogram(0);
           results.push({ scenario: plan.name, sender, expected: plan.total, received: recs.length, dev, engineHist: sender === 'engine' ? h1.map((v, i) => v - h0[i]) : undefined });
           line(results[results.length - 1]);
@@ -440,13 +449,15 @@ async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options,
     });
     const byTime = [...spans.entries()].sort((a, b) => a[0] - b[0]).map(([k, v]) => `${k * 250}ms:${us(v.sort((a, b) => a - b)[v.length >> 1])}`);
     process.stdout.write(`  sessions: median deviation per 250 ms of schedule: ${byTime.join(' ')}\n`);
-    dev.sort();
+    const early = dev.filter((d) => d < 0);
+    if (early.length) process.stdout.write(`  sessions: ${early.length} arrived before their time (earliest ${us(Math.min(...early))})\n`);
+    const devAbs = absSorted(dev);
     const h1 = engine.region.histogram(0);
     const c = (name: string): bigint => engine.region.counter(0, name);
     process.stdout.write(
       `  sessions: rebases ${rebases.reduce((a, b) => a + b, 0)}, slot waits ${slotWaits.reduce((a, b) => a + b, 0)} over ${rebases.length} ended sessions; engine tx_ring_full ${c('tx_ring_full')} drop_late ${c('drop_late')} flushes ${c('tx_flushes')} sleeps ${c('sleeps')}\n`,
     );
-    return { scenario: `sessions-${n}`, sender: 'engine', expected: total, received: recs.length, dev, engineHist: h1.map((v, i) => v - h0[i]) };
+    return { scenario: `sessions-${n}`, sender: 'engine', expected: total, received: recs.length, dev: devAbs, engineHist: h1.map((v, i) => v - h0[i]) };
   } finally {
     await sessions.close();
     rmSync(dir, { recursive: true, force: true });

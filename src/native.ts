@@ -24,6 +24,7 @@ export interface NativeEngineConfig {
   cpuTx?: number;
   cpuRx?: number;
   txPriority?: number;
+  txWindowNs?: number;
 }
 
 export interface InterfaceInfo {

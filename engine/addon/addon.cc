@@ -543,6 +543,11 @@ class Reflector : public Napi::Addon<Reflector> {
       if (!spin.IsNumber()) throw Napi::TypeError::New(env, "spinNs: expected a number");
       s->cfg.spin_ns = static_cast<uint64_t>(spin.As<Napi::Number>().DoubleValue());
     }
+    Napi::Value win = o.Get("txWindowNs");
+    if (!win.IsUndefined()) {
+      if (!win.IsNumber()) throw Napi::TypeError::New(env, "txWindowNs: expected a number");
+      s->cfg.tx_window_ns = static_cast<uint64_t>(win.As<Napi::Number>().DoubleValue());
+    }
     Napi::Value cpu = o.Get("cpuTx");
     s->cfg.cpu_tx = cpu.IsNumber() ? cpu.As<Napi::Number>().Int32Value() : -1;
     cpu = o.Get("cpuRx");

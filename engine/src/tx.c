@@ -8,6 +8,12 @@
  * rf_unlikely(), counters written by this thread only. Between deadlines the
  * thread sleeps on its doorbell until spin_ns before the next one (wakeups
  * come 20-50 us late), then spins to the deadline.
+ *
+ * tx_window_ns trades precision for system calls: when a packet is due, its
+ * flush also takes the packets due within the window after now (they leave
+ * up to that early).
+ * Packets evenly spread in time (1,000 sessions started at random points)
+ * otherwise each get a send() of their own when the thread keeps up.
  */
 #include <stdatomic.h>
 #include <string.h>
@@ -300,8 +306,15 @@ static uint32_t send_due(struct tx_state *s)
 	uint64_t now = rf_now_ns();
 	uint32_t i, m = 0, sent, done = 0;
 
-	if (!s->npend)
-		s->npend = pop_due(s, now, s->pend, s->burst);
+	if (!s->npend) {
+		uint64_t upto = now;
+
+		/* once a packet is due, the ones due within the window join it */
+		if (e->cfg.tx_window_ns &&
+		    (s->nowq_count ? s->nowq[s->nowq_head].deadline : rf_wheel_next(&e->wheel)) <= now)
+			upto = now + e->cfg.tx_window_ns;
+		s->npend = pop_due(s, upto, s->pend, s->burst);
+	}
 	if (!s->npend)
 		return 0;
 

@@ -24,6 +24,7 @@
 #include "testlib.h"
 
 #define MS 1000000ull
+#define US 1000ull
 
 static const struct rf_region_params params = {
 	.lanes = 2, .slots_per_lane = 64, .slot_size = 2048, .submit_entries = 128,
@@ -178,7 +179,7 @@ static void write_dests(void)
 	dests[7].flags = 0; /* lane 0's dest 7 is not valid */
 }
 
-static struct rf_engine *make_engine(uint64_t late_drop_ns)
+static struct rf_engine *make_engine(uint64_t late_drop_ns, uint64_t tx_window_ns)
 {
 	struct rf_engine_config cfg;
 	struct rf_engine *e = NULL;
@@ -190,6 +191,7 @@ static struct rf_engine *make_engine(uint64_t late_drop_ns)
 	cfg.ifname = "null0";
 	cfg.cpu_tx = cfg.cpu_rx = -1;
 	cfg.late_drop_ns = late_drop_ns;
+	cfg.tx_window_ns = tx_window_ns;
 	REQUIRE(rf_engine_create(&e, mem, h->region_size, &cfg, err, sizeof(err)) == 0,
 		"create: %s", err);
 	REQUIRE(rf_engine_start(e, err, sizeof(err)) == 0, "start: %s", err);
@@ -247,7 +249,7 @@ int main(void)
 		h->slot_size = params.slot_size;
 	}
 
-	e = make_engine(0);
+	e = make_engine(0, 0);
 	CHECK(rf_engine_running(e), "running");
 	CHECK(h->engine_state == RF_STATE_RUNNING, "engine_state RUNNING");
 	CHECK(h->doorbell[RF_THREAD_TX].fd >= 0 && h->doorbell[RF_THREAD_RX].fd >= 0,
@@ -390,7 +392,7 @@ int main(void)
 	/* a new engine expects seq = submit ring index (what TypeScript sends) */
 	for (i = 0; i < 2; i++)
 		lane_seq[i] = rf_ring_at(mem, h->lanes[i].submit_off)->producer;
-	e = make_engine(20 * MS);
+	e = make_engine(20 * MS, 0);
 	memset(rf_counters(mem, h, RF_THREAD_TX), 0, RF_COUNTERS_PER_BLOCK * 8);
 	s = (uint32_t)stream(9)->dropped;
 	t0 = rf_now_ns();
@@ -406,7 +408,7 @@ int main(void)
 	rf_engine_destroy(e);
 
 	/* 9. late but allowed: counted late, in a later histogram bucket */
-	e = make_engine(0);
+	e = make_engine(0, 0);
 	memset(rf_counters(mem, h, RF_THREAD_TX), 0, RF_COUNTERS_PER_BLOCK * 8);
 	t0 = rf_now_ns();
 	submit(0, alloc_slot(0), 0, 64, t0 - 5 * MS, 10);
@@ -423,13 +425,33 @@ int main(void)
 	}
 	rf_engine_destroy(e);
 
+	/* 9b. tx_window_ns: a packet due 30 us after another leaves in the
+	 * other's flush with a 100 us window (both within the window, one flush),
+	 * and a packet 50 ms later still waits for its time (one more flush) */
+	e = make_engine(0, 100 * US);
+	memset(rf_counters(mem, h, RF_THREAD_TX), 0, RF_COUNTERS_PER_BLOCK * 8);
+	t0 = rf_now_ns() + 20 * MS;
+	submit(0, alloc_slot(0), 0, 64, t0, 11);
+	submit(0, alloc_slot(0), 1, 64, t0 + 30 * US, 11);
+	submit(0, alloc_slot(0), 2, 64, t0 + 50 * MS, 11);
+	publish(0);
+	CHECK(wait_ctr(RF_THREAD_TX, RF_C_TX_PACKETS, 2), "window: the first two sent");
+	CHECK(ctr(RF_THREAD_TX, RF_C_TX_FLUSHES) == 1, "window: in one flush (%llu)",
+	      (unsigned long long)ctr(RF_THREAD_TX, RF_C_TX_FLUSHES));
+	CHECK(rf_now_ns() < t0 + 50 * MS - 100 * US && ctr(RF_THREAD_TX, RF_C_TX_PACKETS) == 2,
+	      "window: the third is not sent 50 ms early");
+	CHECK(wait_ctr(RF_THREAD_TX, RF_C_TX_PACKETS, 3), "window: the third sent at its time");
+	CHECK(rf_now_ns() >= t0 + 50 * MS - 100 * US, "window: not earlier than the window");
+	CHECK(ctr(RF_THREAD_TX, RF_C_TX_FLUSHES) == 2, "window: a flush of its own");
+	rf_engine_destroy(e);
+
 	/* 10. low-water wake (region.h consumer_waiting): a lane waiting for 16
 	 * slots is not woken for fewer while the engine still holds one of its
 	 * slots, is woken once none is left in flight, and is woken at 16
 	 * before the engine is done */
 	for (i = 0; i < 2; i++)
 		lane_seq[i] = rf_ring_at(mem, h->lanes[i].submit_off)->producer;
-	e = make_engine(0);
+	e = make_engine(0, 0);
 	{
 		struct waiter w = { .ring = rf_ring_at(mem, h->lanes[1].free_off), .want = 16 };
 		uint32_t held[64], n = 0;

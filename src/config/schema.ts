@@ -61,6 +61,7 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
         drain_ms: { kind: { t: 'int', min: 0, max: 60000 }, default: 500, doc: 'on SIGTERM, packets due within this window still go out' },
         cpu_tx: { kind: { t: 'int', min: -1, max: 1023 }, default: -1, doc: 'CPU the TX thread is pinned to; -1 = any' },
         cpu_rx: { kind: { t: 'int', min: -1, max: 1023 }, default: -1, doc: 'CPU the RX (relay) thread is pinned to; -1 = any' },
+        tx_window_us: { kind: { t: 'int', min: 0, max: 1000 }, default: 0, doc: 'a flush also takes packets due within this many us (they leave up to that early); 0 = each at its time' },
         tx_priority: { kind: { t: 'int', min: 0, max: 99 }, default: 0, doc: 'SCHED_FIFO priority of the TX thread (1..99); 0 = ordinary scheduling' },
         region: {
           kind: {
@@ -184,6 +185,7 @@ export interface Config {
     cpuTx: number;
     cpuRx: number;
     txPriority: number;
+    txWindowUs: number;
     region: RegionSizes;
   };
   metrics: { listen: Endpoint | null };

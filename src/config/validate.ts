@@ -278,6 +278,7 @@ class Validator {
         cpuTx: e.cpu_tx as number,
         cpuRx: e.cpu_rx as number,
         txPriority: e.tx_priority as number,
+        txWindowUs: e.tx_window_us as number,
         region: {
           slotsPerLane: r.slots_per_lane as number,
           slotSize: r.slot_size as number,

@@ -33,13 +33,20 @@ export interface EngineOptions {
    * CAP_SYS_NICE (root has it). Best with cpuTx on a CPU of its own.
    */
   txPriority?: number;
+  /**
+   * A flush also takes the packets due within this many microseconds after
+   * now: they leave up to that early, in one send() with the due ones
+   * (0..1000, default 0 = each packet at its own time). Cuts system calls
+   * when packets are spread evenly in time (many sessions).
+   */
+  txWindowUs?: number;
   /** Frames per burst: descriptors taken per round and frames per send() (1..256, default 64). */
   burst?: number;
   /** Frames of each AF_PACKET TX ring: a power of two, at least 2 x burst, at most 65536 (default 512). */
   txFrames?: number;
 }
 
-const OPTION_KEYS = ['interface', 'netns', 'backend', 'region', 'lateDropMs', 'spinUs', 'cpuTx', 'cpuRx', 'txPriority', 'burst', 'txFrames'];
+const OPTION_KEYS = ['interface', 'netns', 'backend', 'region', 'lateDropMs', 'spinUs', 'cpuTx', 'cpuRx', 'txPriority', 'txWindowUs', 'burst', 'txFrames'];
 /** The engine's RF_BURST_MAX and its defaults (engine/src/engine.c). */
 export const BURST_MAX = 256;
 export const DEFAULT_BURST = 64;
@@ -90,6 +97,10 @@ export class Engine {
         throw invalidArg(`engine.${k}: ${String(v)} is not a CPU number (accepted: -1 = any, 0..1023)`);
       }
     }
+    const tw = opts.txWindowUs;
+    if (tw !== undefined && (typeof tw !== 'number' || !Number.isFinite(tw) || tw < 0 || tw > 1000)) {
+      throw invalidArg(`engine.txWindowUs: ${String(tw)} is not in 0..1000 (microseconds; 0 = each packet at its own time)`);
+    }
     const tp = opts.txPriority;
     if (tp !== undefined && (typeof tp !== 'number' || !Number.isInteger(tp) || tp < 0 || tp > 99)) {
       throw invalidArg(`engine.txPriority: ${String(tp)} is not a SCHED_FIFO priority (accepted: 0 = ordinary scheduling, 1..99)`);
@@ -117,6 +128,7 @@ export class Engine {
       cpuTx: opts.cpuTx ?? -1,
       cpuRx: opts.cpuRx ?? -1,
       txPriority: opts.txPriority ?? 0,
+      txWindowNs: Math.round((opts.txWindowUs ?? 0) * 1000),
       burst: opts.burst,
       txFrames: tf,
     };

@@ -47,6 +47,7 @@ export async function realDeps(config: Config, log: Logger): Promise<ServerDeps>
     cpuTx: e.cpuTx,
     cpuRx: e.cpuRx,
     txPriority: e.txPriority,
+    txWindowUs: e.txWindowUs,
   });
   const relays = new Relays(engine);
   let sessions: SessionManagerType | null = null;

@@ -26,6 +26,7 @@ t.test('options are validated with messages naming the key and the accepted valu
   bad({ interface: 'lo', netns: '../etc' }, /^engine\.netns: "\.\.\/etc" is not a namespace name/);
   bad({ interface: 'lo', lateDropMs: -1 }, 'engine.lateDropMs: -1 is not in 0..3600000 (0 = never drop late packets)');
   bad({ interface: 'lo', cpuTx: 1.5 }, 'engine.cpuTx: 1.5 is not a CPU number (accepted: -1 = any, 0..1023)');
+  bad({ interface: 'lo', txWindowUs: 2000 }, 'engine.txWindowUs: 2000 is not in 0..1000 (microseconds; 0 = each packet at its own time)');
   bad({ interface: 'lo', txPriority: 100 }, 'engine.txPriority: 100 is not a SCHED_FIFO priority (accepted: 0 = ordinary scheduling, 1..99)');
   bad({ interface: 'lo', txPriority: -1 }, 'engine.txPriority: -1 is not a SCHED_FIFO priority (accepted: 0 = ordinary scheduling, 1..99)');
   bad({ interface: 'lo', burst: 0 }, 'engine.burst: 0 is not an integer in 1..256');

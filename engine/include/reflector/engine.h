@@ -28,6 +28,8 @@ struct rf_engine_config {
 	uint32_t mtu;            /* largest frame payload above Ethernet; 0 = the interface's */
 	uint64_t late_drop_ns;   /* packets later than this are dropped (RF_C_DROP_LATE); 0 = never */
 	uint64_t spin_ns;        /* the TX thread sleeps until this long before a deadline, then spins */
+	uint64_t tx_window_ns;   /* when a packet is due, those due within this after now join its
+				  * flush (up to this early); 0 = each at its own time */
 	int cpu_tx;              /* CPU to pin the TX thread to, -1 = none */
 	int cpu_rx;
 	int tx_priority;         /* SCHED_FIFO priority (1..99) of the TX thread, 0 = SCHED_OTHER */
