@@ -21,6 +21,7 @@
 //   npm run bench -- precision [--seconds 2] [--sessions 200,1000] [--only SCENARIO] [--readme]
 //                              [--ramp-ms 1000] [--lead-ms 40] [--sessions-receiver ring|socket]
 //                              [--no-pin] [--rps] [--tx-priority 0] [--tx-window-us 0]
+//                              [--backend afpacket]
 // Pinned (default on 2+ CPUs): the engine's TX thread and the Node pacer on
 // CPU 0, this process, its workers and the receiver on CPU 1.
 // --tx-priority N runs the TX thread SCHED_FIFO (EngineOptions.txPriority);
@@ -32,7 +33,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Aggregate } from '../src/aggregate/aggregate';
-import { Engine } from '../src/engine/engine';
+import { Engine, type EngineOptions } from '../src/engine/engine';
 import { TsFile } from '../src/media/mpegts';
 import { parseEndpoint } from '../src/net/address';
 import { destinationFromHop } from '../src/net/destination';
@@ -64,6 +65,8 @@ interface Options {
   txPriority: number;
   /** EngineOptions.txWindowUs: packets due this soon join a due packet's flush */
   txWindowUs: number;
+  /** EngineOptions.backend (the Engine validates it) */
+  backend: string;
   /** the receiver of the sessions scenarios (the others use the socket) */
   sessionsReceiver: ReceiverMode;
 }
@@ -82,7 +85,7 @@ interface Result {
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { seconds: 2, sessions: [200, 1000], readme: false, only: undefined, pin: cpus().length >= 2, sessionsReceiver: 'ring', rampMs: 1000, leadMs: 40, rps: false, txPriority: 0, txWindowUs: 0 };
+  const o: Options = { seconds: 2, sessions: [200, 1000], readme: false, only: undefined, pin: cpus().length >= 2, sessionsReceiver: 'ring', rampMs: 1000, leadMs: 40, rps: false, txPriority: 0, txWindowUs: 0, backend: 'afpacket' };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = (): string => {
@@ -99,12 +102,13 @@ function parseArgs(args: string[]): Options {
     else if (a === '--rps') o.rps = true;
     else if (a === '--tx-priority') o.txPriority = Number(v());
     else if (a === '--tx-window-us') o.txWindowUs = Number(v());
+    else if (a === '--backend') o.backend = v();
     else if (a === '--sessions-receiver') {
       const m = v();
       if (m !== 'socket' && m !== 'ring') throw new Error(`bench precision: --sessions-receiver ${m}: accepted socket, ring`);
       o.sessionsReceiver = m;
     }
-    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --only SCENARIO, --no-pin, --sessions-receiver socket|ring, --ramp-ms MS, --lead-ms MS, --rps, --tx-priority N, --tx-window-us US, --readme)`);
+    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --only SCENARIO, --no-pin, --sessions-receiver socket|ring, --ramp-ms MS, --lead-ms MS, --rps, --tx-priority N, --tx-window-us US, --backend NAME, --readme)`);
   }
   if (!(o.seconds > 0 && o.seconds <= 10)) throw new Error('bench precision: --seconds in (0, 10]');
   if (!(Number.isInteger(o.leadMs) && o.leadMs >= 20 && o.leadMs <= 10_000)) throw new Error(`bench precision: --lead-ms ${o.leadMs}: accepted 20..10000`);
@@ -308,6 +312,7 @@ export async function main(args: string[] = []): Promise<void> {
     const engine = new Engine({
       interface: 'veth0',
       netns: tb.ns('a'),
+      backend: o.backend as EngineOptions['backend'],
       cpuTx: o.pin ? SEND_CPU : undefined,
       txPriority: o.txPriority,
       txWindowUs: o.txWindowUs,
