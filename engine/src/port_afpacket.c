@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "engine_internal.h"
+#include "netpkt.h"
 
 #define RX_FRAME_SIZE     2048u /* V3 needs a nominal frame size; blocks hold any size */
 #define RX_RETIRE_MS      1u    /* a block with packets reaches us within 1 ms */
@@ -486,6 +487,13 @@ static uint32_t afp_tx_burst(struct rf_port *p, const struct rf_tx_pkt *pkts, ui
 		data = (uint8_t *)f + p->tx_data_off;
 		memcpy(data, pkts[i].hdr, pkts[i].hdr_len);
 		memcpy(data + pkts[i].hdr_len, pkts[i].payload, pkts[i].payload_len);
+		/* sum the payload where it is now hot, in the frame we just wrote:
+		 * summing it in the pool first took the misses on lines the worker
+		 * wrote on the other core, then the copy read them again (see
+		 * bench/README.md, tx) */
+		if (pkts[i].csum_off)
+			rf_csum_complete(data + pkts[i].csum_off,
+					 rf_csum_partial(data + pkts[i].hdr_len, pkts[i].payload_len, 0));
 		f->tp_len = len;
 		/* ensure the frame's bytes are visible before the kernel sees it
 		 * requested: pairs with the kernel's smp_rmb in __packet_get_status */

@@ -412,6 +412,7 @@ int main(void)
 		pkt.hdr = hdr;
 		pkt.hdr_len = (uint16_t)rf_netpkt_build(hdr, d, payload, 50, 9);
 		pkt.payload = payload;
+		pkt.csum_off = 0; /* the header is final */
 		pkt.payload_len = 50;
 		CHECK(rf_port_afpacket.tx_burst(p, &pkt, 1) == 1 &&
 			      rf_port_afpacket.tx_burst(p, &pkt, 1) == 1 &&
@@ -504,6 +505,7 @@ int main(void)
 		pkt.hdr = hdr;
 		pkt.hdr_len = (uint16_t)hl;
 		pkt.payload = payload;
+		pkt.csum_off = 0; /* the header is final */
 		pkt.payload_len = 8;
 		CHECK(rf_port_afpacket.tx_burst(p, &pkt, 1) == 1, "queued");
 		CHECK(rf_port_afpacket.flush(p) == 1, "flushed");
