@@ -40,6 +40,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -205,6 +206,19 @@ static int make_sockets(struct rf_port *p, const struct rf_engine_config *cfg, i
 		return -e_;                                                               \
 	} while (0)
 
+/* tpacket_snd() reads a virtio_net_hdr in front of each frame from Linux
+ * 4.11 on; before, PACKET_VNET_HDR is accepted but only packet_snd() honours
+ * it, and the header would go out as frame bytes. */
+static int kernel_tx_vnet_ok(void)
+{
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+
+	if (uname(&u) || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+		return 0;
+	return major > 4 || (major == 4 && minor >= 11);
+}
+
 static int setup_tx(struct rf_port *p, const struct rf_engine_config *cfg, const char *where,
 		    char *err, size_t errlen)
 {
@@ -225,8 +239,9 @@ static int setup_tx(struct rf_port *p, const struct rf_engine_config *cfg, const
 	if (setsockopt(p->tx_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)))
 		SYSFAIL("PACKET_QDISC_BYPASS");
 	/* before the ring: the kernel refuses PACKET_VNET_HDR once it exists */
-	p->tx_vnet = setsockopt(p->tx_fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) ? 0 :
-		     (uint32_t)sizeof(struct virtio_net_hdr);
+	p->tx_vnet = !kernel_tx_vnet_ok() ||
+			     setsockopt(p->tx_fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) ?
+		     0 : (uint32_t)sizeof(struct virtio_net_hdr);
 	p->tx_data_off = TPACKET_ALIGN(sizeof(struct tpacket2_hdr)) + p->tx_vnet;
 	p->tx_frame_size = pow2_at_least(p->tx_data_off + p->max_frame);
 	block = p->tx_frame_size < RF_PAGE ? RF_PAGE : p->tx_frame_size;
