@@ -17,6 +17,7 @@ struct bench_opts {
 	unsigned long long count;  /* packets in the measured window, 0 = until duration */
 	unsigned warmup_ms, duration_ms;
 	unsigned interval_us;       /* engine_tx_bench: pace packets this far apart, 0 = as fast as possible */
+	unsigned vnet;              /* txring_bench: 1 = frames behind a virtio_net_hdr (the engine's kernel path) */
 };
 
 static inline uint64_t bench_now_ns(void)
@@ -74,6 +75,8 @@ static inline void bench_parse(int argc, char **argv, struct bench_opts *o, cons
 			o->duration_ms = (unsigned)atoi(v);
 		else if (!strcmp(a, "--interval-us"))
 			o->interval_us = (unsigned)atoi(v);
+		else if (!strcmp(a, "--vnet"))
+			o->vnet = (unsigned)atoi(v);
 		else
 			bench_usage(argv[0], usage);
 	}

@@ -16,18 +16,39 @@ import { makeDestination } from '../../src/net/destination';
 import type { EngineBenchTask } from './engine-worker';
 import { straceSelf, usageBetween, usageMark, type UsageMark } from './measure';
 
-/** CPU seconds (user, system) of every thread of this process, by tid. */
-function threadCpu(): Map<string, { comm: string; user: number; sys: number }> {
+interface ThreadCpu {
+  comm: string;
+  user: number;
+  sys: number;
+  /** exact run time (s) from /proc/.../sched (user + sys ticks are 10 ms coarse) */
+  run: number;
+  migrations: number;
+  voluntary: number;
+  involuntary: number;
+}
+
+/** CPU seconds (user, system, exact run time) and scheduler events of every thread of this process, by tid. */
+function threadCpu(): Map<string, ThreadCpu> {
   const hz = 100; // USER_HZ: /proc reports clock ticks of 1/100 s on Linux
-  const out = new Map<string, { comm: string; user: number; sys: number }>();
+  const out = new Map<string, ThreadCpu>();
   for (const tid of readdirSync('/proc/self/task')) {
     try {
       const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
       const close = st.lastIndexOf(')');
       const comm = st.slice(st.indexOf('(') + 1, close);
       const f = st.slice(close + 2).split(' ');
+      const sched = readFileSync(`/proc/self/task/${tid}/sched`, 'utf8');
+      const field = (k: string): number => Number(new RegExp(`^${k.replace('.', '\\.')}\\s*:\\s*([0-9.]+)`, 'm').exec(sched)?.[1] ?? NaN);
       // fields 14 and 15 (utime, stime) are at 11 and 12 after "pid (comm) "
-      out.set(tid, { comm, user: Number(f[11]) / hz, sys: Number(f[12]) / hz });
+      out.set(tid, {
+        comm,
+        user: Number(f[11]) / hz,
+        sys: Number(f[12]) / hz,
+        run: field('se.sum_exec_runtime') / 1e3, // ms in the file
+        migrations: field('se.nr_migrations'),
+        voluntary: field('nr_voluntary_switches'),
+        involuntary: field('nr_involuntary_switches'),
+      });
     } catch {
       // the thread ended between readdir and read
     }
@@ -81,11 +102,20 @@ async function main(): Promise<void> {
   const b = snap();
   const tbusy = [...threadCpu()]
     .map(([tid, v]) => {
-      const was = ta.get(tid) ?? { user: 0, sys: 0 };
-      return { tid: Number(tid), comm: v.comm, user: +(v.user - was.user).toFixed(2), sys: +(v.sys - was.sys).toFixed(2) };
+      const was = ta.get(tid) ?? { user: 0, sys: 0, run: 0, migrations: 0, voluntary: 0, involuntary: 0 };
+      return {
+        tid: Number(tid),
+        comm: v.comm,
+        user: +(v.user - was.user).toFixed(2),
+        sys: +(v.sys - was.sys).toFixed(2),
+        run: +(v.run - was.run).toFixed(4),
+        migrations: v.migrations - was.migrations,
+        voluntary: v.voluntary - was.voluntary,
+        involuntary: v.involuntary - was.involuntary,
+      };
     })
-    .filter((x) => x.user + x.sys > 0)
-    .sort((x, y) => y.user + y.sys - (x.user + x.sys));
+    .filter((x) => x.run > 0)
+    .sort((x, y) => y.run - x.run);
   const calls = stopStrace ? await stopStrace() : null;
   const stracePackets = Number(engine.region.counter(0, 'tx_packets') - pkTraceStart);
   Atomics.store(new Int32Array(stop), 0, 1);

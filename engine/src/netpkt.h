@@ -63,6 +63,26 @@ void rf_csum_replace16(uint16_t *csum, const uint8_t from[16], const uint8_t to[
 /* A computed UDP checksum of 0 is sent as 0xffff (RFC 768; 0 means none). */
 static inline uint16_t rf_udp_csum_fixup(uint16_t c) { return c ? c : 0xffff; }
 
+/*
+ * Complete a UDP checksum built with payload_sum 0 (rf_netpkt_build_sum):
+ * `field` points at it (in the frame), payload_sum is rf_csum_partial() of
+ * the payload. The result equals what rf_netpkt_build() writes.
+ */
+static inline void rf_csum_complete(uint8_t *field, uint32_t payload_sum)
+{
+	uint16_t c;
+	uint64_t sum;
+
+	memcpy(&c, field, 2);
+	/* ~c is the folded sum of everything but the payload; 0xffff and 0
+	 * (the fixup) are the same one's complement zero, so either adds alike */
+	sum = (uint64_t)(uint16_t)~c + payload_sum;
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	c = rf_udp_csum_fixup(rf_csum_fold((uint32_t)sum));
+	memcpy(field, &c, 2);
+}
+
 /* Header length for a destination: RF_HDR_V4, RF_HDR_V6, or 0 if the family
  * is neither 4 nor 6. */
 static inline uint32_t rf_netpkt_hdr_len(const struct rf_dest *d)

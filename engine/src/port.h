@@ -43,6 +43,11 @@ struct rf_tx_pkt {
 	const uint8_t *payload;
 	uint16_t hdr_len;
 	uint16_t payload_len;
+	/* 0: hdr is final. Else the offset in hdr of a UDP checksum summed
+	 * without the payload (rf_netpkt_build_sum with payload_sum 0): a port
+	 * that copies the payload completes it from the copy (rf_csum_complete);
+	 * one that sends nothing (null) ignores it */
+	uint16_t csum_off;
 };
 
 struct rf_port;

@@ -9,6 +9,21 @@
  * carries a classic BPF filter (IPv4/IPv6 UDP, VLAN-tagged too) that the
  * relay replaces with its own, and ignores outgoing frames so ours never
  * come back. The TX socket is bound with protocol 0: it receives nothing.
+ *
+ * TX frames start with a virtio_net_hdr (PACKET_VNET_HDR, Linux >= 4.11)
+ * whose hdr_len is the whole frame: the kernel then copies each frame into
+ * the head of its skb instead of attaching the ring's page as a zero-copy
+ * fragment. A veth (and lo, or a bridge to a local namespace) must copy such
+ * a fragment into a newly allocated page before it passes the packet on, and
+ * that page allocation, copy and free cost more than the copy into the head:
+ * the bare TX ring loop sends 1.4x the packets per CPU second on a veth this
+ * way (bench/README.md, tx). No offload is asked for (flags 0, GSO none):
+ * the engine's checksums stay final. Without the option (older kernels) the
+ * frames go out plain.
+ * With the header the kernel no longer refuses frames above the interface's
+ * MTU (it did so with TP_STATUS_WRONG_FORMAT, see tx_recover()), so the TX
+ * path re-reads the MTU every RF_TX_MTU_RECHECK_NS and refuses (counts)
+ * longer frames itself: an MTU lowered after start is seen within 100 ms.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +31,7 @@
 #include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/virtio_net.h>
 #include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
@@ -24,14 +40,18 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "engine_internal.h"
+#include "netpkt.h"
 
 #define RX_FRAME_SIZE     2048u /* V3 needs a nominal frame size; blocks hold any size */
 #define RX_RETIRE_MS      1u    /* a block with packets reaches us within 1 ms */
 #define TX_MTU_CAP        9000u /* lo's 65536 would need 128 KiB frames */
 #define TX_LOCAL_ETHERTYPE 0x88b5u /* IEEE 802 local experimental, see tx_recover() */
+#define RF_TX_MTU_RECHECK_NS 100000000ull /* 100 ms: one ioctl, see the top of this file */
 
 struct rf_port {
 	struct rf_port_stats stats; /* first: see engine_internal.h */
@@ -40,7 +60,11 @@ struct rf_port {
 	uint8_t *tx_map;
 	size_t tx_map_len;
 	uint32_t tx_frames, tx_frame_size, tx_head, tx_queued, tx_retry;
-	uint32_t tx_data_off;
+	uint32_t tx_data_off;       /* where the frame starts: after the vnet header if any */
+	uint32_t tx_vnet;           /* bytes of virtio_net_hdr before each frame, 0 = none */
+	uint32_t tx_max_frame;      /* longest frame taken now: max_frame, less if the MTU shrank */
+	uint64_t tx_mtu_at;         /* when the MTU was last read (tx_vnet only) */
+	char ifname[IFNAMSIZ];
 	uint32_t max_frame;         /* Ethernet header + mtu */
 	uint64_t tx_queued_bytes;
 	/* RX ring, TPACKET_V3 */
@@ -182,6 +206,19 @@ static int make_sockets(struct rf_port *p, const struct rf_engine_config *cfg, i
 		return -e_;                                                               \
 	} while (0)
 
+/* tpacket_snd() reads a virtio_net_hdr in front of each frame from Linux
+ * 4.11 on; before, PACKET_VNET_HDR is accepted but only packet_snd() honours
+ * it, and the header would go out as frame bytes. */
+static int kernel_tx_vnet_ok(void)
+{
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+
+	if (uname(&u) || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+		return 0;
+	return major > 4 || (major == 4 && minor >= 11);
+}
+
 static int setup_tx(struct rf_port *p, const struct rf_engine_config *cfg, const char *where,
 		    char *err, size_t errlen)
 {
@@ -201,7 +238,11 @@ static int setup_tx(struct rf_port *p, const struct rf_engine_config *cfg, const
 	/* the engine paces packets itself: skip the qdisc layer */
 	if (setsockopt(p->tx_fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)))
 		SYSFAIL("PACKET_QDISC_BYPASS");
-	p->tx_data_off = TPACKET_ALIGN(sizeof(struct tpacket2_hdr));
+	/* before the ring: the kernel refuses PACKET_VNET_HDR once it exists */
+	p->tx_vnet = !kernel_tx_vnet_ok() ||
+			     setsockopt(p->tx_fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) ?
+		     0 : (uint32_t)sizeof(struct virtio_net_hdr);
+	p->tx_data_off = TPACKET_ALIGN(sizeof(struct tpacket2_hdr)) + p->tx_vnet;
 	p->tx_frame_size = pow2_at_least(p->tx_data_off + p->max_frame);
 	block = p->tx_frame_size < RF_PAGE ? RF_PAGE : p->tx_frame_size;
 	p->tx_frames = cfg->tx_frames;
@@ -362,6 +403,8 @@ static int afp_open(struct rf_port **out, const struct rf_engine_config *cfg, in
 		p->mtu = (uint32_t)ifr.ifr_mtu < TX_MTU_CAP ? (uint32_t)ifr.ifr_mtu : TX_MTU_CAP;
 	}
 	p->max_frame = 14u + p->mtu;
+	p->tx_max_frame = p->max_frame;
+	memcpy(p->ifname, cfg->ifname, strlen(cfg->ifname) + 1);
 	if (p->tx_fd >= 0 && (rc = setup_tx(p, cfg, where, err, errlen)))
 		goto fail;
 	if (p->rx_fd >= 0 && (rc = setup_rx(p, cfg, where, err, errlen)))
@@ -464,18 +507,61 @@ static inline struct tpacket2_hdr *tx_frame(struct rf_port *p, uint32_t i)
 	return (struct tpacket2_hdr *)(p->tx_map + (size_t)i * p->tx_frame_size);
 }
 
+/*
+ * The frame's virtio_net_hdr: no offload, and a header length of the whole
+ * frame, so the kernel copies it all into the skb's head (see the top of
+ * this file). The kernel reads hdr_len in native byte order here
+ * (__virtio16 with the legacy endianness of packet sockets).
+ */
+static inline uint32_t tx_put_vnet(const struct rf_port *p, uint8_t *frame, uint32_t len)
+{
+	struct virtio_net_hdr vh;
+
+	if (!p->tx_vnet)
+		return len;
+	memset(&vh, 0, sizeof(vh));
+	vh.gso_type = VIRTIO_NET_HDR_GSO_NONE;
+	vh.hdr_len = (uint16_t)len;
+	memcpy(frame - p->tx_vnet, &vh, sizeof(vh));
+	return len + p->tx_vnet;
+}
+
+/* The interface's MTU now (tx_vnet: the kernel does not check it for us). A
+ * failed read keeps the last value. */
+static void tx_recheck_mtu(struct rf_port *p, uint64_t now)
+{
+	struct ifreq ifr;
+
+	p->tx_mtu_at = now;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, p->ifname, sizeof(p->ifname));
+	if (ioctl(p->tx_fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0) {
+		uint32_t m = 14u + (uint32_t)ifr.ifr_mtu;
+
+		p->tx_max_frame = m < p->max_frame ? m : p->max_frame;
+	}
+}
+
 static uint32_t afp_tx_burst(struct rf_port *p, const struct rf_tx_pkt *pkts, uint32_t n)
 {
 	uint32_t i;
+
+	if (p->tx_vnet) {
+		uint64_t now = rf_now_ns();
+
+		if (rf_unlikely(now - p->tx_mtu_at >= RF_TX_MTU_RECHECK_NS))
+			tx_recheck_mtu(p, now);
+	}
 
 	for (i = 0; i < n; i++) {
 		uint32_t len = (uint32_t)pkts[i].hdr_len + pkts[i].payload_len;
 		struct tpacket2_hdr *f = tx_frame(p, p->tx_head);
 		uint8_t *data;
 
-		if (rf_unlikely(len < 14u || len > p->max_frame)) {
+		if (rf_unlikely(len < 14u || len > p->tx_max_frame)) {
 			/* drop: the kernel would mark it TP_STATUS_WRONG_FORMAT and
-			 * stop the ring there (RF_C_DROP_TX_ERROR via tx_errors) */
+			 * stop the ring there, or (tx_vnet) send it past the MTU
+			 * (RF_C_DROP_TX_ERROR via tx_errors) */
 			p->stats.tx_errors++;
 			continue;
 		}
@@ -486,7 +572,14 @@ static uint32_t afp_tx_burst(struct rf_port *p, const struct rf_tx_pkt *pkts, ui
 		data = (uint8_t *)f + p->tx_data_off;
 		memcpy(data, pkts[i].hdr, pkts[i].hdr_len);
 		memcpy(data + pkts[i].hdr_len, pkts[i].payload, pkts[i].payload_len);
-		f->tp_len = len;
+		/* sum the payload where it is now hot, in the frame we just wrote:
+		 * summing it in the pool first took the misses on lines the worker
+		 * wrote on the other core, then the copy read them again (see
+		 * bench/README.md, tx) */
+		if (pkts[i].csum_off)
+			rf_csum_complete(data + pkts[i].csum_off,
+					 rf_csum_partial(data + pkts[i].hdr_len, pkts[i].payload_len, 0));
+		f->tp_len = tx_put_vnet(p, data, len);
 		/* ensure the frame's bytes are visible before the kernel sees it
 		 * requested: pairs with the kernel's smp_rmb in __packet_get_status */
 		__atomic_store_n(&f->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
@@ -521,7 +614,7 @@ static int tx_recover(struct rf_port *p)
 		memcpy(data + 6, p->mac, 6);
 		data[12] = TX_LOCAL_ETHERTYPE >> 8;
 		data[13] = TX_LOCAL_ETHERTYPE & 0xff;
-		f->tp_len = 14u;
+		f->tp_len = tx_put_vnet(p, data, 14u);
 		__atomic_store_n(&f->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
 	}
 	return (int)found;

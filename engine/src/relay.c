@@ -297,6 +297,8 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 			/* the arriving payload, shared by every output of this frame */
 			tx->payload = v.payload;
 			tx->payload_len = v.payload_len;
+			/* rf_relay_rewrite() wrote the final checksum */
+			tx->csum_off = 0;
 			r->tx_out[ntx] = o->id;
 			if (++ntx == RF_RELAY_TX_BATCH) {
 				send_batch(r, ntx, ops, port, c);

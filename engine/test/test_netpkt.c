@@ -169,6 +169,23 @@ int main(void)
 		rf_netpkt_build_sum(h2, &d, 333, rf_csum_partial(payload, 333, 0), 7);
 		CHECK(memcmp(hdr, h2, 62) == 0, "build_sum == build");
 	}
+	/* the TX path's split: header summed without the payload, completed
+	 * from the payload afterwards (rf_tx_pkt.csum_off) == build */
+	for (i = 0; i < 4000; i++) {
+		uint8_t h2[RF_HDR_MAX], ones[1472];
+		uint16_t plen = (uint16_t)(i < 40 ? i : rnd() % 1473);
+		const uint8_t *p = i % 5 == 4 ? ones : payload + (i % 7);
+		uint32_t hl, hl2;
+
+		memset(ones, 0xff, sizeof(ones));
+		fill_dest(&d, i & 1 ? 6 : 4);
+		d.src_port = (uint16_t)rnd();
+		hl = rf_netpkt_build(hdr, &d, p, plen, (uint16_t)i);
+		hl2 = rf_netpkt_build_sum(h2, &d, plen, 0, (uint16_t)i);
+		rf_csum_complete(h2 + hl2 - 2, rf_csum_partial(p, plen, 0));
+		CHECK(hl == hl2 && memcmp(hdr, h2, hl) == 0, "build_sum(0) + complete == build (len %u)",
+		      plen);
+	}
 	/* a computed checksum of 0 is sent as 0xffff: force it by search */
 	{
 		int found = 0;
@@ -180,7 +197,13 @@ int main(void)
 			d.src_port = (uint16_t)(i >> 3);
 			rf_netpkt_build(hdr, &d, p, 2, 0);
 			if (get16(hdr + 40) == 0xffff) {
+				uint8_t h2[RF_HDR_MAX];
+
 				verify(hdr, 42, &d, p, 2, 0);
+				/* completing gives the same 0xffff */
+				rf_netpkt_build_sum(h2, &d, 2, 0, 0);
+				rf_csum_complete(h2 + 40, rf_csum_partial(p, 2, 0));
+				CHECK(memcmp(hdr, h2, 42) == 0, "complete keeps the 0xffff fixup");
 				found = 1;
 			}
 		}
