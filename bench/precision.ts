@@ -460,7 +460,7 @@ async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options,
     const h1 = engine.region.histogram(0);
     const c = (name: string): bigint => engine.region.counter(0, name);
     process.stdout.write(
-      `  sessions: rebases ${rebases.reduce((a, b) => a + b, 0)}, slot waits ${slotWaits.reduce((a, b) => a + b, 0)} over ${rebases.length} ended sessions; engine tx_ring_full ${c('tx_ring_full')} drop_late ${c('drop_late')} flushes ${c('tx_flushes')} sleeps ${c('sleeps')}\n`,
+      `  sessions: rebases ${rebases.reduce((a, b) => a + b, 0)}, slot waits ${slotWaits.reduce((a, b) => a + b, 0)} over ${rebases.length} ended sessions; engine tx_ring_full ${c('tx_ring_full')} drop_late ${c('drop_late')} flushes ${c('tx_flushes')} send() ${c('tx_syscalls')} drop_tx_error ${c('drop_tx_error')} sleeps ${c('sleeps')}\n`,
     );
     return { scenario: `sessions-${n}`, sender: 'engine', expected: total, received: recs.length, dev: devAbs, engineHist: h1.map((v, i) => v - h0[i]) };
   } finally {
