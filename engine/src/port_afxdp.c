@@ -515,11 +515,15 @@ static int xsk_flush(struct rf_port *p)
 		else
 			e = 0;
 		left = tx_pending(p);
-		/* EAGAIN (budget spent, send buffer or completion ring full),
-		 * EBUSY (the driver was busy or dropped one frame: its own
-		 * tx_dropped counts it), ENOBUFS (no memory for an skb): what
-		 * the kernel did not take stays in the TX ring for the next
-		 * flush. Nothing is lost here. */
+		/* drop: EBUSY says the device refused the last frame taken
+		 * (NET_XMIT_DROP, e.g. no carrier; its frame is completed, not
+		 * sent): RF_C_DROP_TX_ERROR via tx_errors */
+		if (rf_unlikely(e == EBUSY))
+			p->stats.tx_errors++;
+		/* EAGAIN (budget spent, send buffer or completion ring full,
+		 * driver busy), EBUSY, ENOBUFS (no memory for an skb),
+		 * ENETDOWN: what the kernel did not take stays in the TX ring
+		 * for the next flush */
 		if (left == before || (e && e != EAGAIN))
 			break;
 		if (kicks > p->frames / XSK_DEFAULT_BUDGET)

@@ -13,7 +13,9 @@
  * one sendto() per flush; a UMEM smaller than the traffic fills (tx_burst
  * takes what fits, nothing is lost, frames come back through the
  * completion ring); a kick that fails (interface down) leaves the frames
- * queued for the next flush; sizes the kernel would refuse are counted;
+ * queued for the next flush; without carrier the device's refusal of one
+ * frame is counted and the rest wait; sizes the kernel would refuse are
+ * counted;
  * the whole engine on backend afxdp sends IPv4 and IPv6 and keeps its
  * AF_PACKET RX port; open errors name the interface, namespace and step.
  */
@@ -476,6 +478,27 @@ int main(void)
 	CHECK(got == 5 && bad == 0, "the 5 frames arrived once the interface was up (%u)", got);
 	CHECK(recv(rx4, payload, sizeof(payload), MSG_DONTWAIT) < 0, "and not one more");
 	free_pkts(pk, 5);
+
+	/* 4b. no carrier (the peer is down): the device refuses the frame the
+	 * kick took (EBUSY: counted as a TX error), the others stay queued
+	 * and leave once the carrier is back */
+	pk = make_pkts(&d4, 3100, 3, len_small);
+	CHECK(sh("ip -n %s link set %s down", ns2, va) == 0, "peer down");
+	usleep(50000);
+	CHECK(rf_port_afxdp.tx_burst(p, pk, 3) == 3, "3 queued");
+	rc = rf_port_afxdp.flush(p);
+	CHECK(rc == -EBUSY && rf_port_stats(p)->tx_errors == 1,
+	      "no carrier: %d (%s), tx_errors %llu", rc, strerror(-rc),
+	      (unsigned long long)rf_port_stats(p)->tx_errors);
+	/* (down removed the IPv6 address: section 5 needs it back) */
+	CHECK(sh("ip -n %s link set %s up && ip -n %s addr replace 2001:db8:0:78::1/64 dev %s nodad",
+		 ns2, va, ns2, va) == 0, "peer up");
+	usleep(100000);
+	(void)rf_port_afxdp.flush(p);
+	bad = 0;
+	got = receive(rx4, 3, &bad);
+	CHECK(got == 2 && bad == 0, "the 2 frames after the refused one arrived (%u)", got);
+	free_pkts(pk, 3);
 	rf_port_afxdp.close(p);
 
 	/* 5. the whole engine on backend afxdp: IPv4 and IPv6 from the region */
