@@ -448,8 +448,10 @@ static uint32_t xsk_tx_burst(struct rf_port *p, const struct rf_tx_pkt *pkts, ui
 		uint64_t addr;
 
 		if (rf_unlikely(len < 14u || len > p->max_frame)) {
-			/* drop: the kernel would skip the descriptor and never
-			 * complete its frame (RF_C_DROP_TX_ERROR via tx_errors) */
+			/* drop: a descriptor longer than its frame is skipped by
+			 * the kernel without a completion (the frame would be
+			 * lost), and no device sends a runt
+			 * (RF_C_DROP_TX_ERROR via tx_errors) */
 			p->stats.tx_errors++;
 			continue;
 		}
