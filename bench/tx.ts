@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT
 // Benchmark for issue #2 (aggregate transmit): packets per second sent on a
 // veth pair into a namespace that drops them at ingress, for 64- and
-// 1316-byte UDP payloads, by four senders measured side by side in ONE run:
+// 1316-byte UDP payloads, by six senders measured side by side in ONE run:
 //
-//   node      Node.js dgram send loop (one system call per packet)
-//   sendmmsg  C sendmmsg() loop, batches of 64 (bench/c/sendmmsg_bench.c)
-//   txring    bare C PACKET_TX_RING loop, one send() per 64 frames (bench/c/txring_bench.c)
-//   txring-vnet  the same loop on the engine's kernel path: frames behind a
-//             virtio_net_hdr, copied into the skb head (txring_bench --vnet 1)
-//   engine    Piscina worker -> lane ring -> engine TX thread -> AF_PACKET TX ring
+//   node          Node.js dgram send loop (one system call per packet)
+//   sendmmsg      C sendmmsg() loop, batches of 64 (bench/c/sendmmsg_bench.c)
+//   txring        bare C PACKET_TX_RING loop, one send() per 64 frames (bench/c/txring_bench.c)
+//   txring-vnet   the same loop on the engine's kernel path: frames behind a
+//                 virtio_net_hdr, copied into the skb head (txring_bench --vnet 1)
+//   xsk           bare C AF_XDP TX loop (copy mode), one sendto() per 64 frames (bench/c/xsk_tx_bench.c)
+//   engine        Piscina worker -> lane ring -> engine TX thread -> AF_PACKET TX ring
+//   engine-afxdp  the same with backend afxdp: TX thread -> AF_XDP socket (copy mode)
 //
 // For each: packets/s, CPU seconds per million packets (every thread of the
 // process), system calls per packet and context switches per packet; medians
@@ -25,7 +27,7 @@ import { commandOf, measuredOn, writeResults } from './lib/readme';
 
 const ROOT = join(__dirname, '..', '..'); // dist/bench -> repo root
 const PORT = 9;
-const METHODS = ['node', 'sendmmsg', 'txring', 'txring-vnet', 'engine'] as const;
+const METHODS = ['node', 'sendmmsg', 'txring', 'txring-vnet', 'xsk', 'engine', 'engine-afxdp'] as const;
 type Method = (typeof METHODS)[number];
 
 interface Sample {
@@ -125,12 +127,14 @@ function argvFor(m: Method, c: Ctx, size: number, durationMs: number): string[] 
     case 'node':
       return ['ip', 'netns', 'exec', a, process.execPath, join(__dirname, 'lib', 'node-udp-sender.js'), '--to', dst, '--port', String(PORT), ...common];
     case 'engine':
+    case 'engine-afxdp':
       return [process.execPath, join(__dirname, 'lib', 'engine-sender.js'), '--netns', a, '--dev', 'veth0', '--to', dst, '--port', String(PORT), '--workers', '1', '--burst', '64',
-        ...(c.o.engineBurst ? ['--engine-burst', String(c.o.engineBurst)] : []), ...common];
+        '--backend', m === 'engine' ? 'afpacket' : 'afxdp', ...(c.o.engineBurst ? ['--engine-burst', String(c.o.engineBurst)] : []), ...common];
     case 'sendmmsg':
       return ['ip', 'netns', 'exec', a, c.bins.sendmmsg!, '--dst', dst, '--port', String(PORT), '--batch', '64', ...common];
     case 'txring':
     case 'txring-vnet':
+    case 'xsk':
       return ['ip', 'netns', 'exec', a, c.bins[m]!, '--ifname', 'veth0', '--src', src, '--dst', dst, '--port', String(PORT),
         '--src-mac', c.srcMac, '--dst-mac', c.dstMac, '--batch', '64', ...(m === 'txring-vnet' ? ['--vnet', '1'] : []), ...common];
   }
@@ -187,7 +191,7 @@ async function runOnce(m: Method, c: Ctx, size: number, run: number): Promise<Sa
  * C baselines are traced whole (their start-up is a few dozen calls).
  */
 async function straceRun(m: Method, c: Ctx, size: number): Promise<number> {
-  if (m === 'node' || m === 'engine') {
+  if (m === 'node' || m === 'engine' || m === 'engine-afxdp') {
     const r = await runChild([...argvFor(m, c, size, 500), '--strace']);
     const calls = r.json.straceCalls as Record<string, number> | undefined;
     if (!calls) throw new Error(`${m} reported no strace counts`);
@@ -219,19 +223,19 @@ export async function main(args: string[] = []): Promise<void> {
     return;
   }
   // no addon rebuild (flock -x on the same file) while the engine path runs
-  const unlock = o.methods.includes('engine') ? await holdSharedLock('/tmp/rf-gyp.lock') : () => undefined;
+  const unlock = o.methods.some((m) => m.startsWith('engine')) ? await holdSharedLock('/tmp/rf-gyp.lock') : () => undefined;
   const bins: Partial<Record<Method, string>> = {};
   const missing: string[] = [];
   const methods = o.methods.filter((m) => {
-    if (m === 'sendmmsg' || m === 'txring' || m === 'txring-vnet') {
-      const r = compileBench(m === 'sendmmsg' ? 'sendmmsg_bench' : 'txring_bench');
+    if (m === 'sendmmsg' || m === 'txring' || m === 'txring-vnet' || m === 'xsk') {
+      const r = compileBench(m === 'sendmmsg' ? 'sendmmsg_bench' : m === 'xsk' ? 'xsk_tx_bench' : 'txring_bench');
       if ('missing' in r) {
         missing.push(`${m}: ${r.missing}`);
         return false;
       }
       bins[m] = r.bin;
     }
-    if (m === 'engine') {
+    if (m === 'engine' || m === 'engine-afxdp') {
       try {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const n = require(join(ROOT, 'dist', 'src', 'native.js')) as { native(): { engineAvailable(): boolean } };
@@ -270,7 +274,7 @@ export async function main(args: string[] = []): Promise<void> {
             s = await runOnce(m, c, size, run);
           }
           samples.push(s);
-          process.stdout.write(`  ${size} B run ${run + 1} ${m.padEnd(8)} ${fmt(s.pps / 1e6, 3)} Mpps  ${fmt(s.cpuPerM)} cpu-s/Mpkt  arrived ${fmt(s.arrivedRatio * 100, 1)}%\n`);
+          process.stdout.write(`  ${size} B run ${run + 1} ${m.padEnd(12)} ${fmt(s.pps / 1e6, 3)} Mpps  ${fmt(s.cpuPerM)} cpu-s/Mpkt  arrived ${fmt(s.arrivedRatio * 100, 1)}%\n`);
         }
       }
     }
@@ -322,27 +326,36 @@ function report(samples: Sample[], straced: Map<string, number>, o: Options, met
   }
   // the same ratio paired run by run (each run measures every method back to
   // back, so drift of the shared host between runs cancels out)
-  for (const base of ['txring', 'txring-vnet'] as const) {
-    if (!methods.includes('engine') || !methods.includes(base)) continue;
+  const PAIRS: Array<[Method, Method, string]> = [
+    ['engine', 'txring', 'Engine'],
+    ['engine', 'txring-vnet', 'Engine'],
+    ['engine-afxdp', 'xsk', 'Engine-afxdp'],
+    ['engine-afxdp', 'engine', 'Engine-afxdp'],
+    ['xsk', 'txring', 'Xsk'],
+  ];
+  for (const [x, y, name] of PAIRS) {
+    if (!methods.includes(x) || !methods.includes(y)) continue;
     lines.push('');
     for (const size of o.sizes) {
       const at = (m: Method, run: number): Sample | undefined => samples.find((s) => s.method === m && s.size === size && s.run === run);
       const pairs: number[] = [];
       for (let run = 0; run < o.runs; run++) {
-        const e = at('engine', run);
-        const r = at(base, run);
+        const e = at(x, run);
+        const r = at(y, run);
         if (e && r) pairs.push(e.pps / r.pps);
       }
-      lines.push(`Engine ${size} B vs ${base}, paired by run: median ${ratio(median(pairs), 1)} (runs: ${pairs.map((x) => x.toFixed(2)).join(', ')}).`);
+      lines.push(`${name} ${size} B vs ${y}, paired by run: median ${ratio(median(pairs), 1)} (runs: ${pairs.map((v) => v.toFixed(2)).join(', ')}).`);
     }
   }
-  for (const size of o.sizes) {
-    const eng = samples.filter((s) => s.method === 'engine' && s.size === size && s.busiestPerM?.length);
-    if (eng.length === 0) continue;
-    const k = (i: number): string => fmt(median(eng.map((s) => s.busiestPerM![i] ?? 0)));
-    lines.push('');
-    const sys = median(eng.map((s) => s.txSysShare ?? NaN).filter(Number.isFinite));
-    lines.push(`Engine ${size} B, CPU s / Mpkt of its busiest threads (median): ${k(0)} (TX thread, ${fmt(sys * 100, 0)}% of it in the kernel), ${k(1)} (worker), ${k(2)}, ${k(3)}.`);
+  for (const [m, name] of [['engine', 'Engine'], ['engine-afxdp', 'Engine-afxdp']] as const) {
+    for (const size of o.sizes) {
+      const eng = samples.filter((s) => s.method === m && s.size === size && s.busiestPerM?.length);
+      if (eng.length === 0) continue;
+      const k = (i: number): string => fmt(median(eng.map((s) => s.busiestPerM![i] ?? 0)));
+      lines.push('');
+      const sys = median(eng.map((s) => s.txSysShare ?? NaN).filter(Number.isFinite));
+      lines.push(`${name} ${size} B, CPU s / Mpkt of its busiest threads (median): ${k(0)} (TX thread, ${fmt(sys * 100, 0)}% of it in the kernel), ${k(1)} (worker), ${k(2)}, ${k(3)}.`);
+    }
   }
   return lines.join('\n');
 }

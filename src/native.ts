@@ -11,7 +11,7 @@ export type NativeLayout = Layout;
 
 /** What the addon needs to create an engine (struct rf_engine_config). */
 export interface NativeEngineConfig {
-  backend: 'afpacket' | 'null';
+  backend: 'afpacket' | 'afxdp' | 'null';
   ifname: string;
   netns?: string; // full path, e.g. /run/netns/NAME
   txFrames?: number;

@@ -3,8 +3,9 @@
 // context switches are measured like the baselines':
 //   node dist/bench/lib/engine-sender.js --netns NS --dev veth0 --to ADDR --port P \
 //     --size S --workers W --burst B --warmup-ms W --duration-ms D [--engine-burst N] [--tx-frames N]
+//     [--backend afpacket|afxdp]
 // Piscina workers produce into the shared region, the engine (afpacket
-// backend, in namespace NS) sends. Prints one JSON line for the D ms window:
+// backend unless --backend says otherwise, in namespace NS) sends. Prints one JSON line for the D ms window:
 // frames the engine sent, its send system calls, process CPU (every thread:
 // engine, workers, main) and context switches.
 import { readFileSync, readdirSync } from 'node:fs';
@@ -76,9 +77,11 @@ async function main(): Promise<void> {
   const engineBurst = process.argv.includes('--engine-burst') ? Number(arg('--engine-burst', '64')) : undefined;
   const txFrames = process.argv.includes('--tx-frames') ? Number(arg('--tx-frames', '512')) : undefined;
   const straced = process.argv.includes('--strace');
+  const backend = arg('--backend', 'afpacket');
+  if (backend !== 'afpacket' && backend !== 'afxdp') throw new Error(`--backend ${backend}: accepted afpacket, afxdp`);
 
   const dest = await makeDestination(parseEndpoint(to.includes(':') ? `[${to}]:${port}` : `${to}:${port}`), { netns, dev });
-  const engine = new Engine({ interface: dev, netns, backend: 'afpacket', cpuTx, burst: engineBurst, txFrames, region: { lanes: workers + 1 } });
+  const engine = new Engine({ interface: dev, netns, backend, cpuTx, burst: engineBurst, txFrames, region: { lanes: workers + 1 } });
   await engine.start();
   const stop = new SharedArrayBuffer(4);
   const pool = new Piscina({ filename: join(__dirname, 'engine-worker.js'), minThreads: workers, maxThreads: workers });
@@ -123,7 +126,7 @@ async function main(): Promise<void> {
   await pool.destroy();
   await engine.stop();
   const out = {
-    method: 'engine',
+    method: backend === 'afpacket' ? 'engine' : `engine-${backend}`,
     packets: Number(b.pk - a.pk),
     ...usageBetween(a, b),
     syscalls: Number(b.sc - a.sc),

@@ -519,10 +519,12 @@ class Reflector : public Napi::Addon<Reflector> {
     std::string backend = o.Get("backend").ToString().Utf8Value();
     if (backend == "afpacket")
       s->cfg.backend = RF_BACKEND_AFPACKET;
+    else if (backend == "afxdp")
+      s->cfg.backend = RF_BACKEND_AFXDP;
     else if (backend == "null")
       s->cfg.backend = RF_BACKEND_NULL;
     else
-      throw Napi::Error::New(env, "backend: \"" + backend + "\" is not one of afpacket, null");
+      throw Napi::Error::New(env, "backend: \"" + backend + "\" is not one of afpacket, afxdp, null");
     s->ifname = o.Get("ifname").ToString().Utf8Value();
     Napi::Value ns = o.Get("netns");
     if (!ns.IsUndefined() && !ns.IsNull()) s->netns = ns.ToString().Utf8Value();

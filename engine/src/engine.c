@@ -181,8 +181,9 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 	}
 	e->ops = rf_port_ops_for(cfg.backend);
 	if (!e->ops) {
-		rc = fail(err, errlen, -EINVAL, "engine: backend %d is invalid (accepted: %d afpacket, %d null)",
-			  (int)cfg.backend, RF_BACKEND_AFPACKET, RF_BACKEND_NULL);
+		rc = fail(err, errlen, -EINVAL,
+			  "engine: backend %d is invalid (accepted: %d afpacket, %d null, %d afxdp)",
+			  (int)cfg.backend, RF_BACKEND_AFPACKET, RF_BACKEND_NULL, RF_BACKEND_AFXDP);
 		goto out;
 	}
 	rc = e->ops->open(&e->th[RF_THREAD_TX].port, &e->cfg, RF_PORT_TX, err, errlen);

@@ -9,6 +9,8 @@ const struct rf_port_ops *rf_port_ops_for(enum rf_backend b)
 		return &rf_port_afpacket;
 	case RF_BACKEND_NULL:
 		return &rf_port_null;
+	case RF_BACKEND_AFXDP:
+		return &rf_port_afxdp;
 	}
 	return NULL;
 }

@@ -6,11 +6,16 @@
  *
  * TX takes a gather list: a per-destination header in front of a payload
  * that may be shared by many packets (split). A backend that can chain
- * buffers (DPDK indirect mbufs, AF_XDP multi-buffer) sends the payload
- * without copying it; AF_PACKET's TX ring needs one contiguous frame per
- * packet, so it copies header and payload into the frame (one payload copy
- * per frame). Frames are queued by tx_burst and leave at flush: one system
- * call per flush, never one per packet.
+ * buffers (DPDK indirect mbufs, AF_XDP multi-buffer in zero-copy mode)
+ * could send the payload without copying it. Copies per backend today:
+ *   afpacket  header and payload copied into the TX ring frame (one payload
+ *             copy per frame); the kernel builds its skb from the frame
+ *   afxdp     header and payload copied into a UMEM frame (one payload copy
+ *             per frame, as afpacket); in copy mode (XDP_COPY, the only mode
+ *             of veth) the kernel copies the frame into an skb again
+ *   null      none: frames are counted and discarded
+ * Frames are queued by tx_burst and leave at flush: one system call per
+ * flush, never one per packet.
  */
 #ifndef REFLECTOR_PORT_H
 #define REFLECTOR_PORT_H
@@ -76,6 +81,7 @@ struct rf_port_ops {
 
 extern const struct rf_port_ops rf_port_afpacket;
 extern const struct rf_port_ops rf_port_null;
+extern const struct rf_port_ops rf_port_afxdp;
 
 const struct rf_port_ops *rf_port_ops_for(enum rf_backend b);
 

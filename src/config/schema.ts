@@ -55,7 +55,7 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
       fields: {
         interface: { kind: { t: 'string', nonEmpty: true }, default: 'lo', doc: 'the NIC the engine owns' },
         netns: { kind: { t: 'string', nonEmpty: true }, nullable: true, default: null, doc: 'network namespace name (under /run/netns), null = current' },
-        backend: { kind: { t: 'enum', values: ['afpacket', 'null'] }, default: 'afpacket', doc: 'afpacket | null (discards every frame)' },
+        backend: { kind: { t: 'enum', values: ['afpacket', 'afxdp', 'null'] }, default: 'afpacket', doc: 'afpacket | afxdp (TX thread on an AF_XDP socket, copy mode) | null (discards every frame)' },
         workers: { kind: { t: 'int', min: 1, max: 63 }, default: 2, doc: 'Piscina pool size (one region lane each)' },
         lateness_limit_ms: { kind: { t: 'int', min: 0, max: 60000 }, default: 50, doc: 'packets later than this are dropped and counted; 0 = never' },
         drain_ms: { kind: { t: 'int', min: 0, max: 60000 }, default: 500, doc: 'on SIGTERM, packets due within this window still go out' },
@@ -178,7 +178,7 @@ export interface Config {
   engine: {
     interface: string;
     netns: string | null;
-    backend: 'afpacket' | 'null';
+    backend: 'afpacket' | 'afxdp' | 'null';
     workers: number;
     latenessLimitMs: number;
     drainMs: number;

@@ -271,7 +271,7 @@ class Validator {
       engine: {
         interface: e.interface as string,
         netns: e.netns as string | null,
-        backend: e.backend as 'afpacket' | 'null',
+        backend: e.backend as 'afpacket' | 'afxdp' | 'null',
         workers: e.workers as number,
         latenessLimitMs: e.lateness_limit_ms as number,
         drainMs: e.drain_ms as number,

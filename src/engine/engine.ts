@@ -9,15 +9,19 @@ import { ReflectorError, invalidArg } from '../errors';
 import { native, type NativeEngineConfig } from '../native';
 import { Region, type RegionParams } from '../region/region';
 
-export type Backend = 'afpacket' | 'null';
-export const BACKENDS: readonly Backend[] = ['afpacket', 'null'];
+export type Backend = 'afpacket' | 'afxdp' | 'null';
+export const BACKENDS: readonly Backend[] = ['afpacket', 'afxdp', 'null'];
 
 export interface EngineOptions {
   /** Interface the engine owns, e.g. "eth0". */
   interface: string;
   /** Network namespace name under /run/netns (as `ip netns` names it). */
   netns?: string;
-  /** Default afpacket; null discards every frame (tests, benches). */
+  /**
+   * Default afpacket (AF_PACKET TX and RX rings); afxdp sends from the TX
+   * thread through an AF_XDP socket (copy mode, queue 0; RX as afpacket);
+   * null discards every frame (tests, benches).
+   */
   backend?: Backend;
   region?: Partial<RegionParams>;
   /** Packets later than this are dropped (counter drop_late); 0 or absent = never. */
@@ -42,7 +46,7 @@ export interface EngineOptions {
   txWindowUs?: number;
   /** Frames per burst: descriptors taken per round and frames per send() (1..256, default 64). */
   burst?: number;
-  /** Frames of each AF_PACKET TX ring: a power of two, at least 2 x burst, at most 65536 (default 512). */
+  /** Frames of each AF_PACKET TX ring (afxdp: of the UMEM): a power of two, at least 2 x burst, at most 65536 (default 512). */
   txFrames?: number;
 }
 

@@ -22,7 +22,7 @@ t.test('options are validated with messages naming the key and the accepted valu
   };
   bad({}, 'engine.interface: expected the name of a network interface, e.g. "eth0" (got undefined)');
   bad({ interface: 'a/b' }, 'engine.interface: "a/b" is not an interface name (1..15 characters, no "/" or spaces)');
-  bad({ interface: 'lo', backend: 'dpdk' }, 'engine.backend: "dpdk" is not a backend (accepted: afpacket, null)');
+  bad({ interface: 'lo', backend: 'dpdk' }, 'engine.backend: "dpdk" is not a backend (accepted: afpacket, afxdp, null)');
   bad({ interface: 'lo', netns: '../etc' }, /^engine\.netns: "\.\.\/etc" is not a namespace name/);
   bad({ interface: 'lo', lateDropMs: -1 }, 'engine.lateDropMs: -1 is not in 0..3600000 (0 = never drop late packets)');
   bad({ interface: 'lo', cpuTx: 1.5 }, 'engine.cpuTx: 1.5 is not a CPU number (accepted: -1 = any, 0..1023)');
@@ -69,6 +69,22 @@ if (!native().engineAvailable()) {
     t.equal(e.running, false);
     // and the engine is usable afterwards: nothing was left half-open
     await t.rejects(e.start(), { code: 'ERR_ENGINE_START' });
+  });
+
+  t.test('backend afxdp on a missing interface fails start() naming the backend and the interface', { skip: isRoot ? false : 'needs root (CAP_NET_RAW) to get past the socket to the interface lookup' }, async (t) => {
+    const e = new Engine({ interface: 'no-such-if0', backend: 'afxdp', region: { lanes: 1 } });
+    const err = await e.start().then(
+      () => null,
+      (x: Error & { code?: string }) => x,
+    );
+    if (err && /socket\(AF_XDP\) failed/.test(err.message)) {
+      t.plan(0, `no AF_XDP sockets here: ${err.message}`);
+      return;
+    }
+    t.ok(err, 'start() rejected');
+    t.equal(err?.code, 'ERR_ENGINE_START');
+    t.match(err?.message, /afxdp interface no-such-if0: no such interface/);
+    t.equal(e.running, false);
   });
 
   const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));

@@ -5,7 +5,7 @@
 // (origin-sender, port-receiver) print JSON lines; helpers read them.
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { Engine } from '../../src/engine/engine';
+import { Engine, type Backend } from '../../src/engine/engine';
 import { Relays, type RelaysOptions } from '../../src/relay/relays';
 import { engineUnavailable } from '../helpers/engine-available';
 import { followFixture } from '../helpers/fixture-process';
@@ -37,13 +37,14 @@ export function cannotRun(t: Test): boolean {
  * subscribers: hosts s1..sN on the segment. 0: a point-to-point veth from
  * origin to relay instead of a bridge (a Linux bridge with br_netfilter
  * drops IPv4 frames with bad headers, which the bad-input test must send).
+ * backend: the engine's (the relay's RX thread is on AF_PACKET with both).
  */
-export async function makeBed(t: Test, opts: RelaysOptions = {}, subscribers = 2): Promise<Bed> {
+export async function makeBed(t: Test, opts: RelaysOptions = {}, subscribers = 2, backend: Backend = 'afpacket'): Promise<Bed> {
   const subs = Array.from({ length: subscribers }, (_, i) => `s${i + 1}`);
   const tb = subscribers === 0
     ? await Testbed.create(t, { hosts: ['origin', 'relay'], links: [['origin', 'relay']] })
     : await Testbed.create(t, { hosts: ['origin', 'relay', ...subs], segments: [['origin', 'relay', ...subs]] });
-  const engine = new Engine({ interface: tb.iface('relay').name, netns: tb.ns('relay'), backend: 'afpacket' });
+  const engine = new Engine({ interface: tb.iface('relay').name, netns: tb.ns('relay'), backend });
   await engine.start();
   const relays = new Relays(engine, { refreshMs: 0, ...opts });
   // teardown runs in reverse order of registration: relays, then the engine

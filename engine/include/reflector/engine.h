@@ -15,13 +15,14 @@ struct rf_engine;
 enum rf_backend {
 	RF_BACKEND_AFPACKET = 0, /* PACKET_RX_RING (TPACKET_V3) + PACKET_TX_RING */
 	RF_BACKEND_NULL = 1,     /* discards every frame: ring and scheduler tests, benches */
+	RF_BACKEND_AFXDP = 2,    /* TX thread: AF_XDP socket (copy mode, queue 0); RX: as afpacket */
 };
 
 struct rf_engine_config {
 	enum rf_backend backend;
 	const char *ifname;      /* interface the engine owns */
 	const char *netns;       /* path of a network namespace to open the port in, or NULL */
-	uint32_t tx_frames;      /* PACKET_TX_RING frames per thread, power of two */
+	uint32_t tx_frames;      /* PACKET_TX_RING (afxdp: UMEM) frames per thread, power of two */
 	uint32_t rx_block_size;  /* TPACKET_V3 block bytes, power of two multiple of the page */
 	uint32_t rx_blocks;
 	uint32_t burst;          /* frames per burst and per TX flush (default 64) */
