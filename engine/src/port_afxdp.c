@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "engine_internal.h"
+#include "netpkt.h"
 
 #ifndef AF_XDP
 #define AF_XDP 44
@@ -464,6 +465,11 @@ static uint32_t xsk_tx_burst(struct rf_port *p, const struct rf_tx_pkt *pkts, ui
 		data = p->umem + addr;
 		memcpy(data, pkts[i].hdr, pkts[i].hdr_len);
 		memcpy(data + pkts[i].hdr_len, pkts[i].payload, pkts[i].payload_len);
+		/* the UDP checksum's payload part, summed in the frame where the
+		 * copy left it hot (port.h: csum_off) */
+		if (pkts[i].csum_off)
+			rf_csum_complete(data + pkts[i].csum_off,
+					 rf_csum_partial(data + pkts[i].hdr_len, pkts[i].payload_len, 0));
 		d = &ring[p->tx_head & p->tx.mask];
 		d->addr = addr;
 		d->len = len;
