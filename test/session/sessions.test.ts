@@ -125,7 +125,16 @@ if (!skipUnlessRoot(t)) {
       t.same(got.map((p) => p.payload[0]), [1, 2, 3, 4, 5, 6, 7, 8], 'every packet, in order, rewritten to port 8100');
       const gaps = got.slice(1).map((p, i) => (p.timeNs - got[i].timeNs) / 1e6);
       t.comment(`gaps ms: ${gaps.map((g) => g.toFixed(2)).join(' ')}`);
-      gaps.forEach((g, i) => t.ok(Math.abs(g - gapsMs[i + 1]) < 8, `gap ${i}: ${g.toFixed(2)} ms ~ ${gapsMs[i + 1]} ms`));
+      // Timing kept: the whole replay spans the capture's 90 ms, and nearly
+      // every gap is its original one. One packet held back by a host pause
+      // (this shared 2-vCPU machine stalls a thread for milliseconds now and
+      // then) stretches one gap and shrinks the next, so two may miss; a
+      // replay that ignored the timing (a burst) misses them all.
+      const span = (got[got.length - 1].timeNs - got[0].timeNs) / 1e6;
+      const total = gapsMs.reduce((a, b) => a + b, 0);
+      t.ok(Math.abs(span - total) < 8, `replay spans ${span.toFixed(2)} ms ~ ${total} ms`);
+      const kept = gaps.filter((g, i) => Math.abs(g - gapsMs[i + 1]) < 3).length;
+      t.ok(kept >= gaps.length - 2, `${kept} of ${gaps.length} gaps within 3 ms of the capture's`);
     });
 
     await t.test('bad input: an error or the documented recovery for that session; the others go on', async (t) => {
