@@ -455,7 +455,7 @@ async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options,
     const byTime = [...spans.entries()].sort((a, b) => a[0] - b[0]).map(([k, v]) => `${k * 250}ms:${us(v.sort((a, b) => a - b)[v.length >> 1])}`);
     process.stdout.write(`  sessions: median deviation per 250 ms of schedule: ${byTime.join(' ')}\n`);
     const early = dev.filter((d) => d < 0);
-    if (early.length) process.stdout.write(`  sessions: ${early.length} arrived before their time (earliest ${us(Math.min(...early))})\n`);
+    if (early.length) process.stdout.write(`  sessions: ${early.length} arrived before their time (earliest ${us(early.reduce((a, b) => Math.min(a, b), 0))})\n`);
     const devAbs = absSorted(dev);
     const h1 = engine.region.histogram(0);
     const c = (name: string): bigint => engine.region.counter(0, name);
