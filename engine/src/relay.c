@@ -101,7 +101,7 @@ void rf_relay_out_build(struct rf_relay_out *o, const struct rf_policy_output_ad
 		memcpy(ip + 12, b->src_addr, 4);
 		memcpy(ip + 16, b->dst_addr, 4);
 		udp = ip + 20;
-		o->ip_sum = rf_relay_fold(rf_relay_sum(0, ip, 20));
+		o->ip_sum = rf_csum_fold16(rf_csum_partial_be(ip, 20, 0));
 	} else {
 		rf_put16(h + 12, 0x86dd);
 		ip[0] = 0x60;
@@ -115,10 +115,10 @@ void rf_relay_out_build(struct rf_relay_out *o, const struct rf_policy_output_ad
 	memcpy(udp, &b->src_port, 2);
 	memcpy(udp + 2, &b->dst_port, 2);
 	o->hdr_len = (uint16_t)(udp + 8 - h);
-	sum = rf_relay_sum(0, b->src_addr, al);
-	sum = rf_relay_sum(sum, b->dst_addr, al);
-	sum = rf_relay_sum(sum, udp, 4);
-	o->udp_sum = rf_relay_fold(sum);
+	sum = rf_csum_partial_be(b->src_addr, al, 0);
+	sum = rf_csum_partial_be(b->dst_addr, al, sum);
+	sum = rf_csum_partial_be(udp, 4, sum);
+	o->udp_sum = rf_csum_fold16(sum);
 	o->dscp = b->dscp;
 }
 
@@ -141,7 +141,7 @@ void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v,
 		rf_put16(ip + 6, frag);
 		/* the template's sum had these words zero: add their new values */
 		sum = (uint32_t)o->ip_sum + tos + tot + v->ip_id + frag;
-		rf_put16(ip + 10, (uint16_t)~rf_relay_fold(sum));
+		rf_put16(ip + 10, (uint16_t)~rf_csum_fold16(sum));
 		udp = ip + 20;
 	} else {
 		ip[0] = (uint8_t)(0x60 | tos >> 4);
@@ -154,7 +154,7 @@ void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v,
 		/* pseudo-header (addresses, protocol, length) + UDP header (ports,
 		 * length, checksum 0) + payload */
 		sum = (uint32_t)o->udp_sum + 17u + ulen + ulen + v->payload_sum;
-		csum = (uint16_t)~rf_relay_fold(sum);
+		csum = (uint16_t)~rf_csum_fold16(sum);
 		rf_put16(udp + 6, csum ? csum : 0xffff);
 		return;
 	}
@@ -166,7 +166,7 @@ void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v,
 	/* the pseudo-header's length and protocol and the payload are unchanged:
 	 * only the addresses and ports differ (their old sum: the parser's,
 	 * once per datagram) */
-	csum = rf_relay_csum_replace(v->udp_csum, v->addr_sum, o->udp_sum);
+	csum = rf_csum_update(v->udp_csum, v->addr_sum, o->udp_sum);
 	/* a computed zero is sent as all-ones (RFC 768): zero means "none" */
 	rf_put16(udp + 6, csum ? csum : 0xffff);
 }
@@ -264,7 +264,7 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 		}
 		if (rf_unlikely(p->csum_partial)) {
 			v.csum_partial = 1;
-			v.payload_sum = rf_relay_sum(0, v.payload, v.payload_len);
+			v.payload_sum = rf_csum_partial_be(v.payload, v.payload_len, 0);
 		}
 		in++;
 		if (rf_unlikely(!rf_relay_allowed(e, &v))) {
