@@ -32,8 +32,7 @@
  */
 struct rf_port_stats {
 	uint64_t syscalls;  /* send() calls made */
-	uint64_t tx_errors; /* frames the port or the device refused (bad size,
-			     * TP_STATUS_WRONG_FORMAT, ENOBUFS) */
+	uint64_t tx_errors; /* frames the port refused (bad size, TP_STATUS_WRONG_FORMAT) */
 	uint64_t rx_drops;  /* frames the kernel dropped because the RX ring was full */
 };
 

@@ -540,14 +540,10 @@ static int afp_flush(struct rf_port *p)
 	if (rf_unlikely(r < 0)) {
 		int e = errno;
 
-		/* ENOBUFS: the device dropped the frame being sent (NET_XMIT_DROP,
-		 * e.g. a veth peer's backlog full; with qdisc bypass nothing
-		 * queues it) and the kernel gave it back to us AVAILABLE; the
-		 * send stopped there. Counted as RF_C_DROP_TX_ERROR. (Also
-		 * returned when no skb could be allocated; that frame stays
-		 * requested and goes out later, counted all the same: rare.) */
-		if (e == ENOBUFS)
-			p->stats.tx_errors++;
+		/* ENOBUFS: the device refused the frame being sent (NET_XMIT_DROP,
+		 * e.g. a veth peer's backlog full); the kernel marked that frame
+		 * SEND_REQUEST again and stopped there (tpacket_snd's out_status),
+		 * so it goes out with the next send: backpressure, not a drop. */
 		if (e != EAGAIN && e != ENOBUFS && e != EINTR && tx_recover(p)) {
 			r = send(p->tx_fd, NULL, 0, MSG_DONTWAIT);
 			p->stats.syscalls++;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "reflector/barrier.h"
 #include "relay_int.h"
 
@@ -191,21 +192,43 @@ static void count_out(struct rf_relay *r, uint32_t id, uint64_t packets, uint64_
 /* Hand the batch to the port. A wide split (64 outputs x a 64-frame burst)
  * can be larger than the TX ring: when the ring is full, flush (the kernel
  * takes the queued frames) and go on with the rest, for as long as flushing
- * makes room; what still does not fit is dropped (RF_C_DROP_TX_FULL + the
- * output's drops). */
+ * makes room. When it makes none, the device is refusing frames (AF_PACKET:
+ * send() fails with ENOBUFS and keeps the frame requested, e.g. a veth
+ * peer's backlog is full while its CPU is busy): retry for up to
+ * RELAY_TX_WAIT_NS, every RELAY_TX_RETRY_NS, before dropping, so that a
+ * moment's backpressure holds the RX ring (which buffers it, and drops at
+ * the input if it lasts: RF_C_DROP_RX_RING) instead of discarding whole
+ * batches already built. What still does not fit is dropped
+ * (RF_C_DROP_TX_FULL + the output's drops). */
+#define RELAY_TX_WAIT_NS  1000000ull
+#define RELAY_TX_RETRY_NS 20000ull
+
 static void send_batch(struct rf_relay *r, uint32_t n, const struct rf_port_ops *ops,
 		       struct rf_port *port, uint64_t *c)
 {
 	uint32_t done, got, i;
+	uint64_t until = 0;
 
 	done = ops->tx_burst(port, r->tx, n);
 	while (rf_unlikely(done < n)) {
 		rf_counter_add(&c[RF_C_TX_RING_FULL], 1);
 		ops->flush(port);
 		got = ops->tx_burst(port, r->tx + done, n - done);
-		if (!got)
-			break;
-		done += got;
+		if (got) {
+			done += got;
+			continue;
+		}
+		{
+			uint64_t now = rf_now_ns(), next = now + RELAY_TX_RETRY_NS;
+
+			if (!until)
+				until = now + RELAY_TX_WAIT_NS;
+			else if (now >= until)
+				break;
+			/* a short spin: the device's consumer runs on another CPU */
+			while (rf_now_ns() < next)
+				;
+		}
 	}
 	for (i = 0; i < n; i++) {
 		uint32_t bytes = (uint32_t)r->tx[i].hdr_len + r->tx[i].payload_len;

@@ -180,7 +180,7 @@ enum rf_counter {
 	RF_C_DROP_BAD_DEST,      /* dropped: dest index outside the lane's slice or entry not valid */
 	RF_C_DROP_BAD_LEN,       /* dropped: payload longer than the slot or the MTU allows */
 	RF_C_DROP_LATE,          /* dropped: later than the lateness limit */
-	RF_C_DROP_TX_ERROR,      /* dropped: the port or the device refused the frame (AF_PACKET: bad size, ENOBUFS) */
+	RF_C_DROP_TX_ERROR,      /* dropped: the port refused the frame */
 	RF_C_LATE_PACKETS,       /* sent after their time (any amount) */
 	RF_C_WAKEUPS,            /* doorbell wakeups */
 	RF_C_SLEEPS,             /* times the thread slept */
