@@ -22,8 +22,11 @@
 // lost, and delivered within ~150 ms of the origin's end), up by doubling if
 // the first already does, one step halfway to the rate that lost: the
 // lossless rate, confirmed as the median of --runs runs.
-// Overload: the origin at twice that rate; delivered must stay >= 90 % of
-// the lossless rate (no collapse).
+// Overload: the origin at twice that rate, median of --runs runs; delivered
+// must stay >= 90 % of the lossless rate (no collapse). Every run records
+// where its lost frames were counted (softnet_stat per CPU, veth drops, the
+// engine's drop counters) and each CPU's usr/sys/softirq/idle split; the
+// summary line of a case prints them, RF_BENCH_DEBUG=1 for every run.
 //   npm run bench -- relay [--runs 3] [--ms 500] [--sizes 64,1316]
 //                          [--fanouts 1,8] [--methods engine,afpacket,c,node,nft]
 //                          [--origin ring|udp] [--rate PPS] [--readme]
