@@ -22,11 +22,15 @@
 // lost, and delivered within ~150 ms of the origin's end), up by doubling if
 // the first already does, one step halfway to the rate that lost: the
 // lossless rate, confirmed as the median of --runs runs.
-// Overload: the origin at twice that rate; delivered must stay >= 90 % of
-// the lossless rate (no collapse).
+// Overload: the origin at twice that rate, median of --runs runs; delivered
+// must stay >= 90 % of the lossless rate (no collapse). Every run records
+// where its lost frames were counted (softnet_stat per CPU, veth drops, the
+// engine's drop counters) and each CPU's usr/sys/softirq/idle split; the
+// summary line of a case prints them, RF_BENCH_DEBUG=1 for every run.
 //   npm run bench -- relay [--runs 3] [--ms 500] [--sizes 64,1316]
 //                          [--fanouts 1,8] [--methods engine,afpacket,c,node,nft]
-//                          [--origin ring|udp] [--readme]
+//                          [--origin ring|udp] [--rate PPS] [--readme]
+// --rate: no search, PPS is taken as the lossless rate (iterating on overload)
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -49,10 +53,10 @@ const ORIGIN_CPU = 0;
 const TX_FRAMES = 8192;
 const RELAY_CPU = 1;
 
-interface Options { runs: number; ms: number; sizes: number[]; fanouts: number[]; methods: Method[]; origin: 'ring' | 'udp'; readme: boolean }
+interface Options { rate: number; runs: number; ms: number; sizes: number[]; fanouts: number[]; methods: Method[]; origin: 'ring' | 'udp'; readme: boolean }
 
 function parse(args: string[]): Options {
-  const o: Options = { runs: 3, ms: 500, sizes: [64, 1316], fanouts: [1, 8], methods: [...METHODS], origin: 'ring', readme: false };
+  const o: Options = { rate: 0, runs: 3, ms: 500, sizes: [64, 1316], fanouts: [1, 8], methods: [...METHODS], origin: 'ring', readme: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = args[i + 1];
@@ -61,9 +65,10 @@ function parse(args: string[]): Options {
     else if (a === '--sizes') (o.sizes = v.split(',').map(Number)), i++;
     else if (a === '--fanouts') (o.fanouts = v.split(',').map(Number)), i++;
     else if (a === '--methods') (o.methods = v.split(',') as Method[]), i++;
-    else if (a === '--origin') o.origin = args[++i] as 'ring' | 'udp';
+    else if (a === '--origin') o.origin = args[++i] as Options['origin'];
+    else if (a === '--rate') o.rate = Number(args[++i]);
     else if (a === '--readme') o.readme = true;
-    else throw new Error(`bench relay: unknown option "${a}" (accepted: --runs, --ms, --sizes, --fanouts, --methods, --origin, --readme)`);
+    else throw new Error(`bench relay: unknown option "${a}" (accepted: --runs, --rate, --ms, --sizes, --fanouts, --methods, --origin, --readme)`);
   }
   for (const m of o.methods) if (!METHODS.includes(m)) throw new Error(`bench relay: --methods: "${m}" is not one of ${METHODS.join(', ')}`);
   if (o.origin !== 'ring' && o.origin !== 'udp') throw new Error(`bench relay: --origin: "${String(o.origin)}" is not one of ring, udp`);
@@ -131,6 +136,15 @@ async function main(args: string[]): Promise<void> {
       input: `table netdev rfbench_sink {\n chain in { type filter hook ingress device "${odev}" priority 0; policy accept;\n` +
         `  udp dport ${SUB0}-${SUB0 + 63} counter drop\n }\n}\n`,
     });
+    // where frames die: each CPU's backlog (softnet_stat: processed, dropped,
+    // time_squeeze), each veth end's drop counters, the engine's own counters
+    const softnet = (): number[][] => readFileSync('/proc/net/softnet_stat', 'utf8').trim().split('\n')
+      .map((l) => l.trim().split(/\s+/).slice(0, 3).map((x) => parseInt(x, 16)));
+    const linkDrops = async (host: string, name: string): Promise<[number, number]> => {
+      const r = await tb.exec(host, ['ip', '-s', '-j', 'link', 'show', name]);
+      const st = (JSON.parse(r.stdout) as Array<{ stats64: { rx: { dropped: number }; tx: { dropped: number } } }>)[0].stats64;
+      return [st.rx.dropped, st.tx.dropped];
+    };
     const delivered = async (): Promise<number> => {
       const r = await tb.exec('origin', ['nft', 'list', 'chain', 'netdev', 'rfbench_sink', 'in']);
       return Number(/counter packets (\d+)/.exec(r.stdout)?.[1] ?? NaN);
@@ -144,6 +158,16 @@ async function main(args: string[]): Promise<void> {
       await engine.start();
       await relays.start();
     }
+    // per CPU: user+nice, system, softirq, idle (USER_HZ ticks)
+    const cpuStat = (): number[][] => readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l))
+      .map((l) => { const f = l.split(/\s+/).slice(1).map(Number); return [f[0] + f[1], f[2], f[6], f[3] + f[4]]; });
+    const snapshot = async (): Promise<Snap> => ({
+      cpu: cpuStat(),
+      softnet: softnet(),
+      relayLink: await linkDrops('relay', dev),
+      originLink: await linkDrops('origin', odev),
+      engine: engine ? ENGINE_COUNTERS.map((n) => Number(engine.region.counter(1, n))) : [],
+    });
     const subs = (n: number): Array<[string, number]> => Array.from({ length: n }, (_, i) => [O, SUB0 + i]);
 
     const start = async (m: Method, fanout: number): Promise<RelayUnderTest> => {
@@ -209,6 +233,7 @@ async function main(args: string[]): Promise<void> {
     // one measured run: offered rate (0 = full speed) -> per-subscriber delivered pps, loss, CPU/packet
     const measure = async (rut: RelayUnderTest, fanout: number, size: number, pps: number, ms = o.ms): Promise<Point> => {
       const d0 = await delivered();
+      const s0 = await snapshot();
       const c0 = rut.cpu();
       const ring = o.origin === 'ring' ? ['--ifname', odev, '--src', `${O}:${P + 1}`, '--dst-mac', tb.mac('relay')] : [];
       const r = await runChild(['ip', 'netns', 'exec', tb.ns('origin'), ...(PIN ? ['taskset', '-c', String(ORIGIN_CPU)] : []), origin.bin, '--dst', `${R}:${P}`, '--size', String(size), '--pps', String(pps), '--ms', String(ms), ...ring]);
@@ -225,15 +250,20 @@ async function main(args: string[]): Promise<void> {
       }
       const got = last - d0;
       const cpu = rut.cpu() - c0;
+      const s1 = await snapshot();
       const sent = Number(r.json.sent);
+      // frames that did not arrive, then where the counters saw them die (a
+      // baseline relay's own RX ring drops are not visible here)
+      const counted = dropsWhere(s0, s1);
+      const where = `lost ${Math.max(0, sent * fanout - got)}${counted ? `: ${counted}` : ''}`;
       // delivered over the time it took, drain included (the settle loop's last 50 ms saw nothing)
       const secs = Number(r.json.seconds) + Math.max(0, waited - 50) / 1000;
-      if (process.env.RF_BENCH_DEBUG) process.stdout.write(`  run pps=${pps}: sent ${sent}, delivered ${got} (${d0} before)\n`);
+      if (process.env.RF_BENCH_DEBUG) process.stdout.write(`  run pps=${pps}: sent ${sent}, delivered ${got} (${d0} before); ${where}; usr/sys/si/idle % ${cpuWhere(s0, s1)}\n`);
       // lossless means kept up: nothing lost AND delivered within ~150 ms of the
       // origin's end (a socket buffer or RX ring that absorbs a short run and
       // drains for seconds afterwards is not a rate the relay sustains)
       const loss = sent ? 1 - got / (sent * fanout) : 1;
-      return { sentPps: sent / Number(r.json.seconds), perSub: got / fanout / secs, loss, keptUp: loss < 0.001 && waited <= 100, usPerPkt: got ? (cpu / got) * 1e6 : NaN };
+      return { where, sentPps: sent / Number(r.json.seconds), perSub: got / fanout / secs, loss, keptUp: loss < 0.001 && waited <= 100, usPerPkt: got ? (cpu / got) * 1e6 : NaN };
     };
 
     for (const size of o.sizes) {
@@ -246,8 +276,12 @@ async function main(args: string[]): Promise<void> {
             let lossless: Point | null = null;
             let rate = 0;
             // the relay kept up with all the origin could send: origin-bound
-            const originBound = full.keptUp;
-            if (originBound) {
+            const originBound = !o.rate && full.keptUp;
+            if (o.rate) {
+              // given: no search (to iterate on one rate and its overload)
+              rate = o.rate;
+              lossless = await measure(rut, fanout, size, rate);
+            } else if (originBound) {
               lossless = full;
             } else {
               // what got through at full speed is only a starting point: a relay
@@ -284,7 +318,11 @@ async function main(args: string[]): Promise<void> {
             }
             const confirm: Point[] = lossless ? [lossless] : [];
             for (let k = 1; k < o.runs && lossless; k++) confirm.push(await measure(rut, fanout, size, rate));
-            const over = lossless && !originBound ? await measure(rut, fanout, size, rate * 2) : null;
+            // overload: twice the lossless rate, median of --runs runs (one
+            // run moves by 2x on this host)
+            const overs: Point[] = [];
+            for (let k = 0; k < o.runs && lossless && !originBound; k++) overs.push(await measure(rut, fanout, size, rate * 2));
+            const over = overs.length ? overs.slice().sort((a, b) => a.perSub - b.perSub)[overs.length >> 1] : null;
             const row: Row = {
               method: m, size, fanout,
               lossless: lossless ? median(confirm.map((p) => p.perSub)) : 0,
@@ -294,14 +332,16 @@ async function main(args: string[]): Promise<void> {
               originBound,
               overOffered: over ? over.sentPps : 0,
               overPerSub: over ? over.perSub : 0,
+              overWhere: over ? over.where : '',
             };
             results.push(row);
             if (m === 'engine' && engine) {
-              const names = ['rx_packets', 'relay_in', 'relay_out', 'rx_unmatched', 'drop_not_allowed', 'drop_fragment', 'drop_tx_full', 'tx_ring_full', 'drop_malformed'];
+              const names = ['rx_packets', 'relay_in', 'relay_out', 'rx_unmatched', 'drop_not_allowed', 'drop_fragment', 'drop_rx_ring', 'drop_tx_full', 'drop_tx_error', 'tx_ring_full', 'drop_malformed'];
               process.stdout.write(`  engine counters: ${names.map((n) => `${n}=${engine.region.counter(1, n)}`).join(' ')}\n`);
             }
             process.stdout.write(`${m} 1:${fanout} ${size}B: lossless ${Math.round(row.lossless)} pps/sub, ${fmt(row.usPerPkt)} us CPU/pkt, ` +
-              `full speed ${Math.round(full.perSub)} pps/sub (origin ${Math.round(full.sentPps)} pps), overload (${Math.round(row.overOffered)} offered) ${Math.round(row.overPerSub)} pps/sub\n`);
+              `full speed ${Math.round(full.perSub)} pps/sub (origin ${Math.round(full.sentPps)} pps), overload (${Math.round(row.overOffered)} offered) ${Math.round(row.overPerSub)} pps/sub\n` +
+              `  full speed: ${full.where}; overload: ${row.overWhere || '-'}\n`);
           } finally {
             await rut.stop();
           }
@@ -319,10 +359,44 @@ async function main(args: string[]): Promise<void> {
   if (o.readme) writeReadme(table, args, o);
 }
 
-interface Point { sentPps: number; perSub: number; loss: number; keptUp: boolean; usPerPkt: number }
+const ENGINE_COUNTERS = ['rx_packets', 'relay_out', 'drop_rx_ring', 'drop_tx_full', 'drop_tx_error', 'tx_ring_full'] as const;
+interface Snap { cpu: number[][]; softnet: number[][]; relayLink: [number, number]; originLink: [number, number]; engine: number[] }
+
+/** Where the frames of one run died: a short text (empty: nowhere). */
+function dropsWhere(a: Snap, b: Snap): string {
+  const parts: string[] = [];
+  b.softnet.forEach((row, cpu) => {
+    const d = row[1] - (a.softnet[cpu]?.[1] ?? 0);
+    const sq = row[2] - (a.softnet[cpu]?.[2] ?? 0);
+    if (d) parts.push(`cpu${cpu} backlog ${d}`);
+    if (sq) parts.push(`cpu${cpu} squeezed ${sq}`);
+  });
+  const link = (name: string, x: [number, number], y: [number, number]): void => {
+    if (y[0] - x[0]) parts.push(`${name} rx_dropped ${y[0] - x[0]}`);
+    if (y[1] - x[1]) parts.push(`${name} tx_dropped ${y[1] - x[1]}`);
+  };
+  link('relay veth', a.relayLink, b.relayLink);
+  link('origin veth', a.originLink, b.originLink);
+  ENGINE_COUNTERS.forEach((n, i) => {
+    const d = (b.engine[i] ?? 0) - (a.engine[i] ?? 0);
+    if (d && n !== 'rx_packets' && n !== 'relay_out') parts.push(`engine ${n} ${d}`);
+  });
+  return parts.join(', ');
+}
+
+/** Each CPU's time in a run: user/system/softirq/idle percent. */
+function cpuWhere(a: Snap, b: Snap): string {
+  return b.cpu.map((row, cpu) => {
+    const d = row.map((x, i) => x - (a.cpu[cpu]?.[i] ?? 0));
+    const t = d.reduce((x, y) => x + y, 0) || 1;
+    return `cpu${cpu} ${d.map((x) => Math.round((x / t) * 100)).join('/')}`;
+  }).join(' ');
+}
+
+interface Point { where: string; sentPps: number; perSub: number; loss: number; keptUp: boolean; usPerPkt: number }
 interface Row {
   method: Method; size: number; fanout: number; lossless: number; losslessLoss: number; usPerPkt: number;
-  fullPerSub: number; overOffered: number; overPerSub: number; originBound: boolean;
+  fullPerSub: number; overOffered: number; overPerSub: number; overWhere: string; originBound: boolean;
 }
 
 function fmt(x: number, d = 2): string {

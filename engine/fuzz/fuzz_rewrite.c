@@ -103,10 +103,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint16_t ulen = (uint16_t)(v.payload_len + 8);
 
 		size_t al = v.family == 4 ? 4 : 16;
-		uint32_t sum = rf_relay_sum(rf_relay_sum(17u + ulen, v.src, al), v.dst, al);
+		uint32_t sum = rf_csum_partial_be(v.dst, al, rf_csum_partial_be(v.src, al, 17u + ulen));
 
 		/* a datagram summed with its own checksum folds to all-ones when valid */
-		port.check = rf_relay_fold(rf_relay_sum(sum, v.udp, ulen)) == 0xffff;
+		port.check = rf_csum_fold16(rf_csum_partial_be(v.udp, ulen, sum)) == 0xffff;
 	}
 	rf_relay_burst(r, &rx, 1, &fake_ops, &port, c);
 	/* as a local sender with checksum offload hands it: the relay sums the

@@ -55,7 +55,7 @@ int main(int argc, char **argv)
 	memcpy(g + 42, f + 34, n - 34);
 	rf_put16(g + 16, (uint16_t)(n - 14 + 8));
 	rf_put16(g + 24, 0);
-	rf_put16(g + 24, (uint16_t)~rf_relay_fold(rf_relay_sum(0, g + 14, 28)));
+	rf_put16(g + 24, (uint16_t)~rf_csum_fold16(rf_csum_partial_be(g + 14, 28, 0)));
 	put(argv[1], g, n + 8, 0, pfx);
 	/* VLAN-tagged */
 	memcpy(g, f, 12);
@@ -77,7 +77,7 @@ int main(int argc, char **argv)
 	n = tp_build(f, 4, O4, 4000, P4, 5000, pay, 100, 0);
 	rf_put16(f + 20, 0x2000);
 	rf_put16(f + 24, 0);
-	rf_put16(f + 24, (uint16_t)~rf_relay_fold(rf_relay_sum(0, f + 14, 20)));
+	rf_put16(f + 24, (uint16_t)~rf_csum_fold16(rf_csum_partial_be(f + 14, 20, 0)));
 	put(argv[1], f, n, 0, pfx);
 	/* truncated by the ring */
 	n = tp_build(f, 4, O4, 4000, P4, 5000, pay, 100, 0);

@@ -11,8 +11,8 @@ secs="${1:-60}"
 here="$(cd "$(dirname "$0")" && pwd)"
 eng="$here/.."
 out="$eng/out/fuzz"
-cflags=(-std=c11 -g -O1 -Wall -Wextra -Werror -I"$eng/include" -I"$eng/src")
-srcs=("$eng"/src/relay.c "$eng"/src/relay_parse.c "$eng"/src/relay_table.c "$eng"/src/relay_filter.c "$eng"/src/region.c)
+cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -I"$eng/include" -I"$eng/src")
+srcs=("$eng"/src/netpkt.c "$eng"/src/relay.c "$eng"/src/relay_parse.c "$eng"/src/relay_table.c "$eng"/src/relay_filter.c "$eng"/src/region.c)
 command -v clang >/dev/null || { echo "fuzz: clang not found (apt-get install clang)"; exit 77; }
 status=0
 for target in parse rewrite; do

@@ -12,6 +12,7 @@
 #ifndef REFLECTOR_NETPKT_H
 #define REFLECTOR_NETPKT_H
 
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,38 @@ static inline uint16_t rf_csum_fold(uint32_t sum)
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return (uint16_t)~sum;
+}
+
+/* Fold a partial sum to 16 bits, not inverted: the folded sum of some words
+ * (in the byte order they were summed in), for RFC 1624 updates. */
+static inline uint16_t rf_csum_fold16(uint32_t sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/*
+ * The same sum in host order of big-endian words, for code that adds header
+ * fields as numbers (the relay's rewriter: tot_len, id, ports): `sum` plus
+ * the folded sum of `len` bytes at p read as big-endian 16-bit words (an odd
+ * trailing byte padded with zero). Not folded. It is rf_csum_partial's sum
+ * byte-swapped: a one's complement sum commutes with swapping the bytes of
+ * every word (RFC 1071 section 2(B)).
+ */
+static inline uint32_t rf_csum_partial_be(const void *p, size_t len, uint32_t sum)
+{
+	return sum + ntohs(rf_csum_fold16(rf_csum_partial(p, len, 0)));
+}
+
+/* RFC 1624 eqn. 3 on values: HC' = ~(~HC + ~m + m'), where m and m' are the
+ * folded sums of the old and the new values of the changed words; all three
+ * in one byte order (either). */
+static inline uint16_t rf_csum_update(uint16_t hc, uint16_t m_old, uint16_t m_new)
+{
+	uint32_t sum = (uint32_t)(uint16_t)~hc + (uint16_t)~m_old + m_new;
+
+	return (uint16_t)~rf_csum_fold16(sum);
 }
 
 /* Add two partial sums (one's complement addition). */

@@ -633,6 +633,10 @@ static int afp_flush(struct rf_port *p)
 	if (rf_unlikely(r < 0)) {
 		int e = errno;
 
+		/* ENOBUFS: the device refused the frame being sent (NET_XMIT_DROP,
+		 * e.g. a veth peer's backlog full); the kernel marked that frame
+		 * SEND_REQUEST again and stopped there (tpacket_snd's out_status),
+		 * so it goes out with the next send: backpressure, not a drop. */
 		if (e != EAGAIN && e != ENOBUFS && e != EINTR && tx_recover(p)) {
 			r = send(p->tx_fd, NULL, 0, MSG_DONTWAIT);
 			p->stats.syscalls++;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "reflector/barrier.h"
 #include "relay_int.h"
 
@@ -101,7 +102,7 @@ void rf_relay_out_build(struct rf_relay_out *o, const struct rf_policy_output_ad
 		memcpy(ip + 12, b->src_addr, 4);
 		memcpy(ip + 16, b->dst_addr, 4);
 		udp = ip + 20;
-		o->ip_sum = rf_relay_fold(rf_relay_sum(0, ip, 20));
+		o->ip_sum = rf_csum_fold16(rf_csum_partial_be(ip, 20, 0));
 	} else {
 		rf_put16(h + 12, 0x86dd);
 		ip[0] = 0x60;
@@ -115,10 +116,10 @@ void rf_relay_out_build(struct rf_relay_out *o, const struct rf_policy_output_ad
 	memcpy(udp, &b->src_port, 2);
 	memcpy(udp + 2, &b->dst_port, 2);
 	o->hdr_len = (uint16_t)(udp + 8 - h);
-	sum = rf_relay_sum(0, b->src_addr, al);
-	sum = rf_relay_sum(sum, b->dst_addr, al);
-	sum = rf_relay_sum(sum, udp, 4);
-	o->udp_sum = rf_relay_fold(sum);
+	sum = rf_csum_partial_be(b->src_addr, al, 0);
+	sum = rf_csum_partial_be(b->dst_addr, al, sum);
+	sum = rf_csum_partial_be(udp, 4, sum);
+	o->udp_sum = rf_csum_fold16(sum);
 	o->dscp = b->dscp;
 }
 
@@ -141,7 +142,7 @@ void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v,
 		rf_put16(ip + 6, frag);
 		/* the template's sum had these words zero: add their new values */
 		sum = (uint32_t)o->ip_sum + tos + tot + v->ip_id + frag;
-		rf_put16(ip + 10, (uint16_t)~rf_relay_fold(sum));
+		rf_put16(ip + 10, (uint16_t)~rf_csum_fold16(sum));
 		udp = ip + 20;
 	} else {
 		ip[0] = (uint8_t)(0x60 | tos >> 4);
@@ -154,7 +155,7 @@ void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v,
 		/* pseudo-header (addresses, protocol, length) + UDP header (ports,
 		 * length, checksum 0) + payload */
 		sum = (uint32_t)o->udp_sum + 17u + ulen + ulen + v->payload_sum;
-		csum = (uint16_t)~rf_relay_fold(sum);
+		csum = (uint16_t)~rf_csum_fold16(sum);
 		rf_put16(udp + 6, csum ? csum : 0xffff);
 		return;
 	}
@@ -166,7 +167,7 @@ void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v,
 	/* the pseudo-header's length and protocol and the payload are unchanged:
 	 * only the addresses and ports differ (their old sum: the parser's,
 	 * once per datagram) */
-	csum = rf_relay_csum_replace(v->udp_csum, v->addr_sum, o->udp_sum);
+	csum = rf_csum_update(v->udp_csum, v->addr_sum, o->udp_sum);
 	/* a computed zero is sent as all-ones (RFC 768): zero means "none" */
 	rf_put16(udp + 6, csum ? csum : 0xffff);
 }
@@ -191,21 +192,43 @@ static void count_out(struct rf_relay *r, uint32_t id, uint64_t packets, uint64_
 /* Hand the batch to the port. A wide split (64 outputs x a 64-frame burst)
  * can be larger than the TX ring: when the ring is full, flush (the kernel
  * takes the queued frames) and go on with the rest, for as long as flushing
- * makes room; what still does not fit is dropped (RF_C_DROP_TX_FULL + the
- * output's drops). */
+ * makes room. When it makes none, the device is refusing frames (AF_PACKET:
+ * send() fails with ENOBUFS and keeps the frame requested, e.g. a veth
+ * peer's backlog is full while its CPU is busy): retry for up to
+ * RELAY_TX_WAIT_NS, every RELAY_TX_RETRY_NS, before dropping, so that a
+ * moment's backpressure holds the RX ring (which buffers it, and drops at
+ * the input if it lasts: RF_C_DROP_RX_RING) instead of discarding whole
+ * batches already built. What still does not fit is dropped
+ * (RF_C_DROP_TX_FULL + the output's drops). */
+#define RELAY_TX_WAIT_NS  1000000ull
+#define RELAY_TX_RETRY_NS 20000ull
+
 static void send_batch(struct rf_relay *r, uint32_t n, const struct rf_port_ops *ops,
 		       struct rf_port *port, uint64_t *c)
 {
 	uint32_t done, got, i;
+	uint64_t until = 0;
 
 	done = ops->tx_burst(port, r->tx, n);
 	while (rf_unlikely(done < n)) {
 		rf_counter_add(&c[RF_C_TX_RING_FULL], 1);
 		ops->flush(port);
 		got = ops->tx_burst(port, r->tx + done, n - done);
-		if (!got)
-			break;
-		done += got;
+		if (got) {
+			done += got;
+			continue;
+		}
+		{
+			uint64_t now = rf_now_ns(), next = now + RELAY_TX_RETRY_NS;
+
+			if (!until)
+				until = now + RELAY_TX_WAIT_NS;
+			else if (now >= until)
+				break;
+			/* a short spin: the device's consumer runs on another CPU */
+			while (rf_now_ns() < next)
+				;
+		}
 	}
 	for (i = 0; i < n; i++) {
 		uint32_t bytes = (uint32_t)r->tx[i].hdr_len + r->tx[i].payload_len;
@@ -264,7 +287,7 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 		}
 		if (rf_unlikely(p->csum_partial)) {
 			v.csum_partial = 1;
-			v.payload_sum = rf_relay_sum(0, v.payload, v.payload_len);
+			v.payload_sum = rf_csum_partial_be(v.payload, v.payload_len, 0);
 		}
 		in++;
 		if (rf_unlikely(!rf_relay_allowed(e, &v))) {

@@ -11,43 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netpkt.h"
 #include "relay.h"
 
 /* ---------------------------------------------------------- checksums -- */
 
-/* The relay sums big-endian words in host order (netpkt.h keeps sums in
- * memory order for the TX thread's builder): its per-output checksum state
- * is precomputed once per output in this form and tested against full sums
- * in engine/test/relay_rewrite.c. Named rf_relay_* to stay apart. */
-
-/* One's complement sum of big-endian 16-bit words (RFC 1071); an odd
- * trailing byte is padded with zero. Returns an unfolded 32-bit sum. */
-static inline uint32_t rf_relay_sum(uint32_t sum, const uint8_t *p, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)p[i] << 8 | p[i + 1];
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-static inline uint16_t rf_relay_fold(uint32_t sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
-
-/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), where m and m' are the folded
- * sums of the old and the new values of the changed words. */
-static inline uint16_t rf_relay_csum_replace(uint16_t hc, uint16_t m_old, uint16_t m_new)
-{
-	uint32_t sum = (uint32_t)(uint16_t)~hc + (uint16_t)~m_old + m_new;
-
-	return (uint16_t)~rf_relay_fold(sum);
-}
+/* The relay keeps its checksum state as host-order sums of big-endian words
+ * (it adds header fields as numbers): rf_csum_partial_be, rf_csum_fold16 and
+ * rf_csum_update of netpkt.h, the TX thread's helpers viewed in that order;
+ * tested against full sums in engine/test/relay_rewrite.c. */
 
 static inline uint16_t rf_get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static inline void rf_put16(uint8_t *p, uint16_t v)

@@ -53,8 +53,8 @@ static enum rf_parse_result parse_udp(const uint8_t *udp, uint32_t left, struct 
 	v->payload_len = (uint16_t)(ulen - 8);
 	/* once per datagram, not per output: the words every output replaces */
 	al = v->family == 4 ? 4 : 16;
-	v->addr_sum = rf_relay_fold(rf_relay_sum(rf_relay_sum(rf_relay_sum(0, v->src, al), v->dst, al),
-						 udp, 4));
+	v->addr_sum = rf_csum_fold16(rf_csum_partial_be(
+		udp, 4, rf_csum_partial_be(v->dst, al, rf_csum_partial_be(v->src, al, 0))));
 	return RF_PARSE_UDP;
 }
 
@@ -72,7 +72,7 @@ static enum rf_parse_result parse_ipv4(const uint8_t *ip, uint32_t avail, struct
 		return RF_PARSE_MALFORMED;
 	/* a header that does not sum to all-ones was corrupted: its addresses
 	 * cannot be trusted, and we are about to rebuild it */
-	if (rf_relay_fold(rf_relay_sum(0, ip, ihl)) != 0xffff)
+	if (rf_csum_fold16(rf_csum_partial_be(ip, ihl, 0)) != 0xffff)
 		return RF_PARSE_MALFORMED;
 	tot = rf_get16(ip + 2);
 	if (tot < ihl || tot > avail)

@@ -18,7 +18,7 @@ static void fix_ip4_csum(uint8_t *ip)
 	uint32_t ihl = (ip[0] & 15u) * 4;
 
 	rf_put16(ip + 10, 0);
-	rf_put16(ip + 10, (uint16_t)~rf_relay_fold(rf_relay_sum(0, ip, ihl)));
+	rf_put16(ip + 10, (uint16_t)~rf_csum_fold16(rf_csum_partial_be(ip, ihl, 0)));
 }
 
 static int test_ipv4(void)

@@ -44,14 +44,14 @@ static int one(int family, int csum_zero)
 	if (rnd() & 1)
 		f[family == 4 ? 15 : 15] = (uint8_t)rnd(); /* vary TOS/traffic class */
 	if (family == 4)
-		rf_put16(f + 24, 0), rf_put16(f + 24, (uint16_t)~rf_relay_fold(rf_relay_sum(0, f + 14, 20)));
+		rf_put16(f + 24, 0), rf_put16(f + 24, (uint16_t)~rf_csum_fold16(rf_csum_partial_be(f + 14, 20, 0)));
 	CHECK(rf_relay_parse(f, n, n, 0, &v) == RF_PARSE_UDP);
 	if (!csum_zero && rnd() % 3 == 0) {
 		/* checksum offload (CHECKSUM_PARTIAL): the field is not final, the
 		 * relay sums the payload itself */
 		v.udp_csum = (uint16_t)(rnd() | 1);
 		v.csum_partial = 1;
-		v.payload_sum = rf_relay_sum(0, v.payload, v.payload_len);
+		v.payload_sum = rf_csum_partial_be(v.payload, v.payload_len, 0);
 	}
 
 	memset(&b, 0, sizeof(b));

@@ -282,7 +282,7 @@ static int test_split(void *region, int family, uint32_t nout)
 	if (family == 4) {
 		rf_put16(f + 20, 0x2000);
 		rf_put16(f + 24, 0);
-		rf_put16(f + 24, (uint16_t)~rf_relay_fold(rf_relay_sum(0, f + 14, 20)));
+		rf_put16(f + 24, (uint16_t)~rf_csum_fold16(rf_csum_partial_be(f + 14, 20, 0)));
 	} else {
 		f[20] = 44;
 	}

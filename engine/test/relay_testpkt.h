@@ -25,12 +25,12 @@ static inline uint16_t tp_udp_csum(int family, const uint8_t *src, const uint8_t
 				   const uint8_t *udp, uint16_t ulen)
 {
 	size_t al = family == 4 ? 4 : 16;
-	uint32_t sum = rf_relay_sum(0, src, al);
+	uint32_t sum = rf_csum_partial_be(src, al, 0);
 
-	sum = rf_relay_sum(sum, dst, al);
+	sum = rf_csum_partial_be(dst, al, sum);
 	sum += 17 + ulen;
-	sum = rf_relay_sum(sum, udp, ulen);
-	return (uint16_t)~rf_relay_fold(sum);
+	sum = rf_csum_partial_be(udp, ulen, sum);
+	return (uint16_t)~rf_csum_fold16(sum);
 }
 
 /*
@@ -58,7 +58,7 @@ static inline uint32_t tp_build(uint8_t *f, int family, const uint8_t *src, uint
 		ip[9] = 17;
 		memcpy(ip + 12, src, 4);
 		memcpy(ip + 16, dst, 4);
-		rf_put16(ip + 10, (uint16_t)~rf_relay_fold(rf_relay_sum(0, ip, 20)));
+		rf_put16(ip + 10, (uint16_t)~rf_csum_fold16(rf_csum_partial_be(ip, 20, 0)));
 		udp = ip + 20;
 	} else {
 		rf_put16(f + 12, 0x86dd);
@@ -98,7 +98,7 @@ static inline int tp_valid(const uint8_t *hdr, uint16_t hdr_len, const uint8_t *
 	memcpy(f + hdr_len, payload, plen);
 	family = rf_get16(f + 12) == 0x0800 ? 4 : 6;
 	if (family == 4) {
-		if (rf_relay_fold(rf_relay_sum(0, ip, 20)) != 0xffff)
+		if (rf_csum_fold16(rf_csum_partial_be(ip, 20, 0)) != 0xffff)
 			return 0;
 		udp = ip + 20;
 	} else {
@@ -112,11 +112,11 @@ static inline int tp_valid(const uint8_t *hdr, uint16_t hdr_len, const uint8_t *
 		return 1;
 	if (family == 6 && got == 0)
 		return 0;
-	sum = rf_relay_sum(0, family == 4 ? ip + 12 : ip + 8, family == 4 ? 4 : 16);
-	sum = rf_relay_sum(sum, family == 4 ? ip + 16 : ip + 24, family == 4 ? 4 : 16);
+	sum = rf_csum_partial_be(family == 4 ? ip + 12 : ip + 8, family == 4 ? 4 : 16, 0);
+	sum = rf_csum_partial_be(family == 4 ? ip + 16 : ip + 24, family == 4 ? 4 : 16, sum);
 	sum += 17 + ulen;
-	sum = rf_relay_sum(sum, udp, ulen);
-	return rf_relay_fold(sum) == 0xffff;
+	sum = rf_csum_partial_be(udp, ulen, sum);
+	return rf_csum_fold16(sum) == 0xffff;
 }
 
 #endif

@@ -48,13 +48,25 @@ export interface EngineOptions {
   burst?: number;
   /** Frames of each AF_PACKET TX ring (afxdp: of the UMEM): a power of two, at least 2 x burst, at most 65536 (default 512). */
   txFrames?: number;
+  /**
+   * The AF_PACKET RX ring (TPACKET_V3): rxBlocks blocks of rxBlockSize bytes (a power of
+   * two, 4096..67108864, above the interface's MTU; 2..4096 blocks; default 256 x 65536).
+   * A block is handed over when full or 1 ms after its first frame, so below a few
+   * 10 kpps the ring holds ~rxBlocks ms of traffic whatever the block size.
+   */
+  rxBlocks?: number;
+  rxBlockSize?: number;
 }
 
-const OPTION_KEYS = ['interface', 'netns', 'backend', 'region', 'lateDropMs', 'spinUs', 'cpuTx', 'cpuRx', 'txPriority', 'txWindowUs', 'burst', 'txFrames'];
+const OPTION_KEYS = ['interface', 'netns', 'backend', 'region', 'lateDropMs', 'spinUs', 'cpuTx', 'cpuRx', 'txPriority', 'txWindowUs', 'burst', 'txFrames', 'rxBlocks', 'rxBlockSize'];
 /** The engine's RF_BURST_MAX and its defaults (engine/src/engine.c). */
 export const BURST_MAX = 256;
 export const DEFAULT_BURST = 64;
 export const TX_FRAMES_MAX = 65536;
+/** The AF_PACKET port's accepted RX ring geometry (engine/src/port_afpacket.c). */
+export const RX_BLOCKS_MAX = 4096;
+export const RX_BLOCK_SIZE_MIN = 4096;
+export const RX_BLOCK_SIZE_MAX = 1 << 26;
 const NETNS_DIR = '/run/netns';
 const NAME_RE = /^[A-Za-z0-9_.:@-]+$/;
 
@@ -120,6 +132,17 @@ export class Engine {
     ) {
       throw invalidArg(`engine.txFrames: ${String(tf)} is not a power of two in ${2 * burst}..${TX_FRAMES_MAX} (at least twice engine.burst = ${burst})`);
     }
+    const rb = opts.rxBlocks;
+    if (rb !== undefined && (typeof rb !== 'number' || !Number.isInteger(rb) || rb < 2 || rb > RX_BLOCKS_MAX)) {
+      throw invalidArg(`engine.rxBlocks: ${String(rb)} is not an integer in 2..${RX_BLOCKS_MAX}`);
+    }
+    const rbs = opts.rxBlockSize;
+    if (
+      rbs !== undefined &&
+      (typeof rbs !== 'number' || !Number.isInteger(rbs) || rbs < RX_BLOCK_SIZE_MIN || rbs > RX_BLOCK_SIZE_MAX || (rbs & (rbs - 1)) !== 0)
+    ) {
+      throw invalidArg(`engine.rxBlockSize: ${String(rbs)} is not a power of two in ${RX_BLOCK_SIZE_MIN}..${RX_BLOCK_SIZE_MAX}`);
+    }
     this.interface = opts.interface;
     this.backend = backend;
     this.netnsPath = opts.netns === undefined ? undefined : `${NETNS_DIR}/${opts.netns}`;
@@ -135,6 +158,8 @@ export class Engine {
       txWindowNs: Math.round((opts.txWindowUs ?? 0) * 1000),
       burst: opts.burst,
       txFrames: tf,
+      rxBlocks: rb,
+      rxBlockSize: rbs,
     };
     this.region = Region.create(opts.region ?? {});
   }

@@ -34,6 +34,10 @@ t.test('options are validated with messages naming the key and the accepted valu
   bad({ interface: 'lo', txFrames: 100 }, 'engine.txFrames: 100 is not a power of two in 128..65536 (at least twice engine.burst = 64)');
   bad({ interface: 'lo', burst: 128, txFrames: 128 }, 'engine.txFrames: 128 is not a power of two in 256..65536 (at least twice engine.burst = 128)');
   bad({ interface: 'lo', txFrames: 131072 }, 'engine.txFrames: 131072 is not a power of two in 128..65536 (at least twice engine.burst = 64)');
+  bad({ interface: 'lo', rxBlocks: 1 }, 'engine.rxBlocks: 1 is not an integer in 2..4096');
+  bad({ interface: 'lo', rxBlocks: 5000 }, 'engine.rxBlocks: 5000 is not an integer in 2..4096');
+  bad({ interface: 'lo', rxBlockSize: 5000 }, 'engine.rxBlockSize: 5000 is not a power of two in 4096..67108864');
+  bad({ interface: 'lo', rxBlockSize: 2048 }, 'engine.rxBlockSize: 2048 is not a power of two in 4096..67108864');
   bad({ interface: 'lo', iface: 'x' }, /^engine\.iface is not an engine option \(accepted: interface, netns, backend, /);
 });
 

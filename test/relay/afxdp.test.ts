@@ -15,7 +15,7 @@ if (!cannotRun(t)) {
   t.test('split 1:8 (IPv4) with the engine on backend afxdp', async (t) => {
     let bed;
     try {
-      bed = await makeBed(t, {}, 2, 'afxdp');
+      bed = await makeBed(t, {}, 2, { backend: 'afxdp' });
     } catch (e) {
       const m = (e as Error).message;
       if (/socket\(AF_XDP\) failed/.test(m)) {

@@ -5,8 +5,9 @@
 // (origin-sender, port-receiver) print JSON lines; helpers read them.
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { Engine, type Backend } from '../../src/engine/engine';
+import { Engine, type EngineOptions } from '../../src/engine/engine';
 import { Relays, type RelaysOptions } from '../../src/relay/relays';
+import { compileFixture } from '../helpers/cc';
 import { engineUnavailable } from '../helpers/engine-available';
 import { followFixture } from '../helpers/fixture-process';
 import { Testbed, skipUnlessRoot } from '../helpers/testbed';
@@ -39,12 +40,14 @@ export function cannotRun(t: Test): boolean {
  * drops IPv4 frames with bad headers, which the bad-input test must send).
  * backend: the engine's (the relay's RX thread is on AF_PACKET with both).
  */
-export async function makeBed(t: Test, opts: RelaysOptions = {}, subscribers = 2, backend: Backend = 'afpacket'): Promise<Bed> {
+export async function makeBed(
+  t: Test, opts: RelaysOptions = {}, subscribers = 2, engineOpts: Pick<EngineOptions, 'backend' | 'rxBlocks' | 'rxBlockSize'> = {},
+): Promise<Bed> {
   const subs = Array.from({ length: subscribers }, (_, i) => `s${i + 1}`);
   const tb = subscribers === 0
     ? await Testbed.create(t, { hosts: ['origin', 'relay'], links: [['origin', 'relay']] })
     : await Testbed.create(t, { hosts: ['origin', 'relay', ...subs], segments: [['origin', 'relay', ...subs]] });
-  const engine = new Engine({ interface: tb.iface('relay').name, netns: tb.ns('relay'), backend });
+  const engine = new Engine({ interface: tb.iface('relay').name, netns: tb.ns('relay'), backend: 'afpacket', ...engineOpts });
   await engine.start();
   const relays = new Relays(engine, { refreshMs: 0, ...opts });
   // teardown runs in reverse order of registration: relays, then the engine
@@ -67,10 +70,10 @@ export async function startPorts(
   return { result: f.result };
 }
 
-export async function send(bed: Bed, from: string, to: string, count: number, pps: number, size: number): Promise<{ sent: number }> {
+export async function send(bed: Bed, from: string, to: string, count: number, pps: number, size: number): Promise<{ sent: number; errors: number }> {
   const child = bed.tb.spawn('origin', [process.execPath, SENDER, '--from', from, '--to', to, '--count', String(count),
     '--pps', String(pps), '--size', String(size)]);
-  return followFixture<{ sent: number }>(child, 'origin-sender').result;
+  return followFixture<{ sent: number; errors: number }>(child, 'origin-sender').result;
 }
 
 export function endpoint(addr: string, port: number): string {
@@ -81,4 +84,31 @@ export function endpoint(addr: string, port: number): string {
 export async function until(fn: () => boolean, ms = 2000): Promise<void> {
   const end = Date.now() + ms;
   while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+}
+
+/**
+ * The C sender and receiver of test/fixtures/seq_udp.c (same payloads and
+ * result lines as origin-sender and port-receiver, a fraction of their CPU),
+ * or the reason they cannot be built.
+ */
+export function seqUdp(bed: Bed): { missing: string } | {
+  startPorts(host: string, addr: string, ports: number[], count: number, timeoutMs: number, idleMs?: number): Promise<{ result: Promise<PortReceiverResult> }>;
+  send(from: string, to: string, count: number, pps: number, size: number): Promise<{ sent: number; errors: number }>;
+} {
+  const cc = compileFixture('seq_udp');
+  if ('missing' in cc) return cc;
+  return {
+    async startPorts(host, addr, ports, count, timeoutMs, idleMs = 1500) {
+      const child = bed.tb.spawn(host, [cc.bin, 'recv', '--addr', addr, '--ports', ports.join(','), '--count', String(count),
+        '--timeout-ms', String(timeoutMs), '--idle-ms', String(idleMs)]);
+      const f = followFixture<PortReceiverResult>(child, `seq_udp recv in ${host}`);
+      await f.ready;
+      return { result: f.result };
+    },
+    send(from, to, count, pps, size) {
+      const child = bed.tb.spawn('origin', [cc.bin, 'send', '--from', from, '--to', to, '--count', String(count),
+        '--pps', String(pps), '--size', String(size)]);
+      return followFixture<{ sent: number; errors: number }>(child, 'seq_udp send').result;
+    },
+  };
 }
