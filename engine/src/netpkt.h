@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "reflector/region.h"
 
