@@ -68,6 +68,8 @@ interface Options {
   sizes: number[];
   methods: Method[];
   strace: boolean;
+  /** region slotsPerLane for the engine methods (absent: the region's default, 1024) */
+  slotsPerLane?: number;
   readme: boolean;
   /** engine: frames per burst / send() (EngineOptions.burst); absent = the engine's default */
   engineBurst?: number;
@@ -90,9 +92,13 @@ function parseArgs(args: string[]): Options {
       for (const x of m) if (!(METHODS as readonly string[]).includes(x)) throw new Error(`bench tx: method "${x}" unknown (accepted: ${METHODS.join(', ')})`);
       o.methods = m as Method[];
     } else if (a === '--no-strace') o.strace = false;
-    else if (a === '--readme') o.readme = true;
+    else if (a === '--slots-per-lane') {
+      const n = Number(v());
+      if (!Number.isInteger(n) || n < 64 || (n & (n - 1)) !== 0) throw new Error(`bench tx: --slots-per-lane ${n}: accepted a power of two >= 64`);
+      o.slotsPerLane = n;
+    } else if (a === '--readme') o.readme = true;
     else if (a === '--engine-burst') o.engineBurst = Number(v());
-    else throw new Error(`bench tx: unknown option "${a}" (accepted: --runs, --duration-ms, --warmup-ms, --sizes, --methods, --no-strace, --readme, --engine-burst)`);
+    else throw new Error(`bench tx: unknown option "${a}" (accepted: --runs, --duration-ms, --warmup-ms, --sizes, --methods, --no-strace, --readme, --engine-burst, --slots-per-lane)`);
   }
   if (!(o.runs >= 1 && o.durationMs >= 100)) throw new Error('bench tx: --runs >= 1 and --duration-ms >= 100');
   if (o.engineBurst !== undefined && !(Number.isInteger(o.engineBurst) && o.engineBurst >= 1 && o.engineBurst <= 256)) {
@@ -129,7 +135,8 @@ function argvFor(m: Method, c: Ctx, size: number, durationMs: number): string[] 
     case 'engine':
     case 'engine-afxdp':
       return [process.execPath, join(__dirname, 'lib', 'engine-sender.js'), '--netns', a, '--dev', 'veth0', '--to', dst, '--port', String(PORT), '--workers', '1', '--burst', '64',
-        '--backend', m === 'engine' ? 'afpacket' : 'afxdp', ...(c.o.engineBurst ? ['--engine-burst', String(c.o.engineBurst)] : []), ...common];
+        '--backend', m === 'engine' ? 'afpacket' : 'afxdp', ...(c.o.engineBurst ? ['--engine-burst', String(c.o.engineBurst)] : []),
+        ...(c.o.slotsPerLane ? ['--slots-per-lane', String(c.o.slotsPerLane)] : []), ...common];
     case 'sendmmsg':
       return ['ip', 'netns', 'exec', a, c.bins.sendmmsg!, '--dst', dst, '--port', String(PORT), '--batch', '64', ...common];
     case 'txring':
@@ -198,7 +205,12 @@ async function straceRun(m: Method, c: Ctx, size: number): Promise<number> {
     // the engine counts its packets over the traced span (attach to detach),
     // which is longer than its measured window
     const traced = num(r.json, 'stracePackets');
-    return dataPathCalls(calls) / (Number.isFinite(traced) ? traced : num(r.json, 'packets'));
+    const pk = Number.isFinite(traced) ? traced : num(r.json, 'packets');
+    if (process.env.RF_BENCH_DEBUG) {
+      const per = Object.entries(calls).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${(n / pk).toFixed(4)}`).join(', ');
+      process.stdout.write(`bench tx: strace ${m} ${size} B, calls per packet: ${per}\n`);
+    }
+    return dataPathCalls(calls) / pk;
   }
   const { json, calls } = await straceCounts(argvFor(m, c, size, 300));
   const packets = Number.isFinite(num(json, 'totalPackets')) ? num(json, 'totalPackets') : num(json, 'packets');

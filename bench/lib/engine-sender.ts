@@ -76,12 +76,15 @@ async function main(): Promise<void> {
   // the engine's frames per send() and TX ring size (absent: the engine's defaults)
   const engineBurst = process.argv.includes('--engine-burst') ? Number(arg('--engine-burst', '64')) : undefined;
   const txFrames = process.argv.includes('--tx-frames') ? Number(arg('--tx-frames', '512')) : undefined;
+  // pool slots per lane (absent: the region's default); a worker that waits
+  // for slots sleeps until a quarter of them is back (Lane.lowWater)
+  const slotsPerLane = process.argv.includes('--slots-per-lane') ? Number(arg('--slots-per-lane', '1024')) : undefined;
   const straced = process.argv.includes('--strace');
   const backend = arg('--backend', 'afpacket');
   if (backend !== 'afpacket' && backend !== 'afxdp') throw new Error(`--backend ${backend}: accepted afpacket, afxdp`);
 
   const dest = await makeDestination(parseEndpoint(to.includes(':') ? `[${to}]:${port}` : `${to}:${port}`), { netns, dev });
-  const engine = new Engine({ interface: dev, netns, backend, cpuTx, burst: engineBurst, txFrames, region: { lanes: workers + 1 } });
+  const engine = new Engine({ interface: dev, netns, backend, cpuTx, burst: engineBurst, txFrames, region: { lanes: workers + 1, ...(slotsPerLane ? { slotsPerLane } : {}) } });
   await engine.start();
   const stop = new SharedArrayBuffer(4);
   const pool = new Piscina({ filename: join(__dirname, 'engine-worker.js'), minThreads: workers, maxThreads: workers });
