@@ -88,6 +88,22 @@ static int64_t clock_offset(int64_t *err)
 	return best;
 }
 
+/* The records file, the clock offset, then {"ready":true}: the caller may
+ * start sending. NULL (after a message) when the file cannot be opened. */
+static FILE *open_out(const char *out, int64_t *off, int64_t *off_err)
+{
+	FILE *f = fopen(out, "wb");
+
+	if (!f) {
+		perror("recv_ts: out");
+		return NULL;
+	}
+	*off = clock_offset(off_err);
+	printf("{\"ready\":true}\n");
+	fflush(stdout);
+	return f;
+}
+
 /* --ring: the AF_PACKET ring and its socket filter */
 #define RING_BLOCK   (1u << 20)
 #define RING_BLOCKS  64u
@@ -183,17 +199,11 @@ static int ring_main(const char *ifname, unsigned port, const char *out, long lo
 
 	if (fd < 0)
 		return 1;
-	FILE *f = fopen(out, "wb");
+	int64_t off_err, off;
+	FILE *f = open_out(out, &off, &off_err);
 
-	if (!f) {
-		perror("recv_ts: out");
+	if (!f)
 		return 1;
-	}
-	int64_t off_err;
-	int64_t off = clock_offset(&off_err);
-
-	printf("{\"ready\":true}\n");
-	fflush(stdout);
 
 	long long got = 0;
 	int timed_out = 0;
@@ -287,17 +297,11 @@ int main(int argc, char **argv)
 		perror("recv_ts: bind");
 		return 1;
 	}
-	FILE *f = fopen(out, "wb");
+	int64_t off_err, off;
+	FILE *f = open_out(out, &off, &off_err);
 
-	if (!f) {
-		perror("recv_ts: out");
+	if (!f)
 		return 1;
-	}
-	int64_t off_err;
-	int64_t off = clock_offset(&off_err);
-
-	printf("{\"ready\":true}\n");
-	fflush(stdout);
 
 	static uint8_t bufs[BATCH][BUFSZ];
 	static char ctrl[BATCH][256];
