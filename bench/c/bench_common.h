@@ -4,6 +4,7 @@
 #ifndef REFLECTOR_BENCH_COMMON_H
 #define REFLECTOR_BENCH_COMMON_H
 
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,79 @@ struct bench_opts {
 	unsigned interval_us;       /* engine_tx_bench: pace packets this far apart, 0 = as fast as possible */
 	unsigned vnet;              /* txring_bench: 1 = frames behind a virtio_net_hdr (the engine's kernel path) */
 };
+
+/* Internet checksum (RFC 1071) over p[0..len), starting from the partial sum s. */
+static inline uint16_t bench_csum(const uint8_t *p, size_t len, uint32_t s)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		s += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		s += (uint32_t)p[len - 1] << 8;
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static inline int bench_parse_mac(const char *s, uint8_t m[6])
+{
+	return s && sscanf(s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &m[0], &m[1], &m[2], &m[3], &m[4],
+			   &m[5]) == 6;
+}
+
+/*
+ * The frame the raw senders copy into each ring or UMEM frame: Ethernet
+ * (o->dst_mac, o->src_mac or zeros), IPv4 (DF, TTL 64) from o->src to o->dst,
+ * UDP from port 40000 to o->port with its checksum, o->size bytes of 0x5a.
+ * frame must hold 1600 bytes. Returns the frame's length, 0 on a bad MAC or
+ * address.
+ */
+static inline uint32_t bench_udp_frame(uint8_t *frame, const struct bench_opts *o)
+{
+	uint8_t *ip = frame + 14, *udp = ip + 20, ph[12];
+	uint32_t s = 0;
+	uint16_t c;
+	size_t i;
+
+	memset(frame, 0, 1600);
+	if (o->size > 1600 - 42 || !bench_parse_mac(o->dst_mac, frame) ||
+	    (o->src_mac && !bench_parse_mac(o->src_mac, frame + 6)))
+		return 0;
+	frame[12] = 0x08;
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((20 + 8 + o->size) >> 8);
+	ip[3] = (uint8_t)(20 + 8 + o->size);
+	ip[6] = 0x40;
+	ip[8] = 64;
+	ip[9] = 17;
+	if (inet_pton(AF_INET, o->src, ip + 12) != 1 || inet_pton(AF_INET, o->dst, ip + 16) != 1)
+		return 0;
+	c = bench_csum(ip, 20, 0);
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	udp[0] = 0x9c; /* source port 40000 */
+	udp[1] = 0x40;
+	udp[2] = (uint8_t)(o->port >> 8);
+	udp[3] = (uint8_t)o->port;
+	udp[4] = (uint8_t)((8 + o->size) >> 8);
+	udp[5] = (uint8_t)(8 + o->size);
+	memset(udp + 8, 0x5a, o->size);
+	/* the pseudo-header: addresses, protocol, UDP length */
+	memcpy(ph, ip + 12, 8);
+	ph[8] = 0;
+	ph[9] = 17;
+	ph[10] = udp[4];
+	ph[11] = udp[5];
+	for (i = 0; i < 12; i += 2)
+		s += (uint32_t)ph[i] << 8 | ph[i + 1];
+	c = bench_csum(udp, 8 + o->size, s);
+	if (!c)
+		c = 0xffff;
+	udp[6] = (uint8_t)(c >> 8);
+	udp[7] = (uint8_t)c;
+	return 14 + 20 + 8 + o->size;
+}
 
 static inline uint64_t bench_now_ns(void)
 {

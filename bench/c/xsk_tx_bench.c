@@ -46,25 +46,6 @@
 #define XDP_MAX_TX_SKB_BUDGET 9
 #endif
 
-static uint16_t csum(const uint8_t *p, size_t len, uint32_t s)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		s += (uint32_t)p[i] << 8 | p[i + 1];
-	if (len & 1)
-		s += (uint32_t)p[len - 1] << 8;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-static int parse_mac(const char *s, uint8_t m[6])
-{
-	return s && sscanf(s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &m[0], &m[1], &m[2], &m[3], &m[4],
-			   &m[5]) == 6;
-}
-
 int main(int argc, char **argv)
 {
 	struct bench_opts o;
@@ -72,7 +53,7 @@ int main(int argc, char **argv)
 	struct xdp_mmap_offsets off;
 	struct sockaddr_xdp sxdp;
 	socklen_t optlen = sizeof(off);
-	uint8_t frame[1600], *umem, *txm, *cqm, *ip, *udp, ph[12];
+	uint8_t frame[1600], *umem, *txm, *cqm;
 	uint32_t *tx_prod, *cq_prod, *cq_cons, tx_head, cq_head, nfree = 0, flen, fill = 1;
 	uint32_t entries = FRAMES, budget = FRAMES;
 	uint64_t queued = 0, calls = 0, t_warm, t_end = 0, freel[FRAMES], *cq_addr;
@@ -80,53 +61,11 @@ int main(int argc, char **argv)
 	struct bench_window w;
 	int fd, ioc, measuring = 0, sndbuf = FRAMES * FRAME_SIZE * 4;
 	struct ifreq ifr;
-	uint16_t c;
 
 	bench_parse(argc, argv, &o, USAGE);
-	memset(frame, 0, sizeof(frame));
-	if (!o.ifname || !parse_mac(o.dst_mac, frame) ||
-	    (o.src_mac && !parse_mac(o.src_mac, frame + 6)))
+	flen = o.ifname ? bench_udp_frame(frame, &o) : 0;
+	if (!flen)
 		bench_usage(argv[0], USAGE);
-	/* Ethernet, IPv4 (DF), UDP with its checksum, payload 0x5a */
-	frame[12] = 0x08;
-	ip = frame + 14;
-	udp = ip + 20;
-	flen = 14 + 20 + 8 + o.size;
-	ip[0] = 0x45;
-	ip[2] = (uint8_t)((20 + 8 + o.size) >> 8);
-	ip[3] = (uint8_t)(20 + 8 + o.size);
-	ip[6] = 0x40;
-	ip[8] = 64;
-	ip[9] = 17;
-	if (inet_pton(AF_INET, o.src, ip + 12) != 1 || inet_pton(AF_INET, o.dst, ip + 16) != 1)
-		bench_usage(argv[0], USAGE);
-	c = csum(ip, 20, 0);
-	ip[10] = (uint8_t)(c >> 8);
-	ip[11] = (uint8_t)c;
-	udp[0] = 0x9c; /* source port 40000 */
-	udp[1] = 0x40;
-	udp[2] = (uint8_t)(o.port >> 8);
-	udp[3] = (uint8_t)o.port;
-	udp[4] = (uint8_t)((8 + o.size) >> 8);
-	udp[5] = (uint8_t)(8 + o.size);
-	memset(udp + 8, 0x5a, o.size);
-	memcpy(ph, ip + 12, 8);
-	ph[8] = 0;
-	ph[9] = 17;
-	ph[10] = udp[4];
-	ph[11] = udp[5];
-	{
-		uint32_t s = 0;
-		size_t i;
-
-		for (i = 0; i < 12; i += 2)
-			s += (uint32_t)ph[i] << 8 | ph[i + 1];
-		c = csum(udp, 8 + o.size, s);
-		if (!c)
-			c = 0xffff;
-	}
-	udp[6] = (uint8_t)(c >> 8);
-	udp[7] = (uint8_t)c;
 
 	fd = socket(AF_XDP, SOCK_RAW, 0);
 	ioc = socket(AF_INET, SOCK_DGRAM, 0);
