@@ -163,6 +163,10 @@ static inline void bench_parse(int argc, char **argv, struct bench_opts *o, cons
 struct bench_window {
 	struct rusage r0;
 	uint64_t t0, packets0, syscalls0;
+	/* bench_window_tick(): the window opens at t_warm and closes at t_end
+	 * (or after o->count packets) */
+	uint64_t t_warm, t_end;
+	int measuring;
 };
 
 static inline void bench_window_start(struct bench_window *w, uint64_t packets, uint64_t syscalls)
@@ -171,6 +175,36 @@ static inline void bench_window_start(struct bench_window *w, uint64_t packets, 
 	w->t0 = bench_now_ns();
 	w->packets0 = packets;
 	w->syscalls0 = syscalls;
+}
+
+/* Arm the window: it opens after o->warmup_ms from now. */
+static inline void bench_window_arm(struct bench_window *w, const struct bench_opts *o)
+{
+	memset(w, 0, sizeof(*w));
+	w->t_warm = bench_now_ns() + (uint64_t)o->warmup_ms * 1000000ull;
+}
+
+/*
+ * Call after every send call with the running totals: opens the window once
+ * the warm-up is over, returns 1 once it is closed (o->duration_ms, or
+ * o->count packets when set). Reads the clock every 16 calls only, except
+ * while counting packets.
+ */
+static inline int bench_window_tick(struct bench_window *w, const struct bench_opts *o,
+				    uint64_t packets, uint64_t syscalls)
+{
+	uint64_t now;
+
+	if ((syscalls & 15) && !(o->count && w->measuring))
+		return 0;
+	now = bench_now_ns();
+	if (!w->measuring && now >= w->t_warm) {
+		bench_window_start(w, packets, syscalls);
+		w->measuring = 1;
+		w->t_end = now + (uint64_t)o->duration_ms * 1000000ull;
+		return 0;
+	}
+	return w->measuring && (o->count ? packets - w->packets0 >= o->count : now >= w->t_end);
 }
 
 static inline double tv_s(struct timeval a, struct timeval b)

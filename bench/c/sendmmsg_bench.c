@@ -36,8 +36,8 @@ int main(int argc, char **argv)
 	struct bench_opts o;
 	struct sockaddr_in to = { .sin_family = AF_INET };
 	struct bench_window w;
-	uint64_t sent = 0, calls = 0, t_warm, t_end = 0;
-	int fd, measuring = 0, sndbuf = 4 << 20;
+	uint64_t sent = 0, calls = 0;
+	int fd, sndbuf = 4 << 20;
 	unsigned i;
 
 	bench_parse(argc, argv, &o, USAGE);
@@ -57,10 +57,9 @@ int main(int argc, char **argv)
 		msgs[i].msg_hdr.msg_iov = &iov[i];
 		msgs[i].msg_hdr.msg_iovlen = 1;
 	}
-	t_warm = bench_now_ns() + (uint64_t)o.warmup_ms * 1000000ull;
+	bench_window_arm(&w, &o);
 	for (;;) {
 		int n = sendmmsg(fd, msgs, o.batch, 0);
-		uint64_t now;
 
 		calls++;
 		if (n < 0) {
@@ -71,16 +70,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		sent += (uint64_t)n;
-		if ((calls & 15) && !(o.count && measuring))
-			continue;
-		now = bench_now_ns();
-		if (!measuring && now >= t_warm) {
-			measuring = 1;
-			bench_window_start(&w, sent, calls);
-			t_end = now + (uint64_t)o.duration_ms * 1000000ull;
-		} else if (measuring && (o.count ? sent - w.packets0 >= o.count : now >= t_end)) {
+		if (bench_window_tick(&w, &o, sent, calls))
 			break;
-		}
 	}
 	bench_window_end(&w, "sendmmsg", &o, sent, calls, sent);
 	close(fd);

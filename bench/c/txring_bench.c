@@ -51,9 +51,9 @@ int main(int argc, char **argv)
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET };
 	uint8_t frame[1600], *ring;
 	uint32_t head = 0, data_off = TPACKET_ALIGN(sizeof(struct tpacket2_hdr)), flen;
-	uint64_t queued = 0, calls = 0, t_warm, t_end = 0;
+	uint64_t queued = 0, calls = 0;
 	struct bench_window w;
-	int fd, v = TPACKET_V2, one = 1, measuring = 0;
+	int fd, v = TPACKET_V2, one = 1;
 	struct ifreq ifr;
 
 	bench_parse(argc, argv, &o, USAGE);
@@ -92,10 +92,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	t_warm = bench_now_ns() + (uint64_t)o.warmup_ms * 1000000ull;
+	bench_window_arm(&w, &o);
 	for (;;) {
 		unsigned k;
-		uint64_t now;
 
 		for (k = 0; k < o.batch; k++) {
 			struct tpacket2_hdr *h = (struct tpacket2_hdr *)(ring + (size_t)head * FRAME_SIZE);
@@ -127,16 +126,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		calls++;
-		if ((calls & 15) && !(o.count && measuring))
-			continue;
-		now = bench_now_ns();
-		if (!measuring && now >= t_warm) {
-			measuring = 1;
-			bench_window_start(&w, queued, calls);
-			t_end = now + (uint64_t)o.duration_ms * 1000000ull;
-		} else if (measuring && (o.count ? queued - w.packets0 >= o.count : now >= t_end)) {
+		if (bench_window_tick(&w, &o, queued, calls))
 			break;
-		}
 	}
 	bench_window_end(&w, o.vnet ? "txring-vnet" : "txring", &o, queued, calls, queued);
 	munmap(ring, (size_t)FRAMES * FRAME_SIZE);

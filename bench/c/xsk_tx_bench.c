@@ -56,10 +56,10 @@ int main(int argc, char **argv)
 	uint8_t frame[1600], *umem, *txm, *cqm;
 	uint32_t *tx_prod, *cq_prod, *cq_cons, tx_head, cq_head, nfree = 0, flen, fill = 1;
 	uint32_t entries = FRAMES, budget = FRAMES;
-	uint64_t queued = 0, calls = 0, t_warm, t_end = 0, freel[FRAMES], *cq_addr;
+	uint64_t queued = 0, calls = 0, freel[FRAMES], *cq_addr;
 	struct xdp_desc *tx_desc;
 	struct bench_window w;
-	int fd, ioc, measuring = 0, sndbuf = FRAMES * FRAME_SIZE * 4;
+	int fd, ioc, sndbuf = FRAMES * FRAME_SIZE * 4;
 	struct ifreq ifr;
 
 	bench_parse(argc, argv, &o, USAGE);
@@ -131,10 +131,9 @@ int main(int argc, char **argv)
 	for (nfree = 0; nfree < FRAMES; nfree++)
 		freel[nfree] = (uint64_t)nfree * FRAME_SIZE;
 
-	t_warm = bench_now_ns() + (uint64_t)o.warmup_ms * 1000000ull;
+	bench_window_arm(&w, &o);
 	for (;;) {
 		unsigned k;
-		uint64_t now;
 		/* completions readable after this acquire: pairs with the
 		 * kernel's release of the completion producer */
 		uint32_t prod = __atomic_load_n(cq_prod, __ATOMIC_ACQUIRE);
@@ -165,16 +164,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		calls++;
-		if ((calls & 15) && !(o.count && measuring))
-			continue;
-		now = bench_now_ns();
-		if (!measuring && now >= t_warm) {
-			measuring = 1;
-			bench_window_start(&w, queued, calls);
-			t_end = now + (uint64_t)o.duration_ms * 1000000ull;
-		} else if (measuring && (o.count ? queued - w.packets0 >= o.count : now >= t_end)) {
+		if (bench_window_tick(&w, &o, queued, calls))
 			break;
-		}
 	}
 	bench_window_end(&w, "xsk_tx", &o, queued, calls, queued);
 	close(fd);
