@@ -52,23 +52,7 @@ int main(void)
 	if (sh("command -v ip >/dev/null 2>&1"))
 		SKIP("needs iproute2 (ip)");
 
-	snprintf(ns1, sizeof(ns1), "rfc-afp1-%d", (int)getpid());
-	snprintf(ns2, sizeof(ns2), "rfc-afp2-%d", (int)getpid());
-	snprintf(va, sizeof(va), "rfa%d", (int)getpid() % 1000000);
-	snprintf(vb, sizeof(vb), "rfb%d", (int)getpid() % 1000000);
-	atexit(cleanup);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGALRM, on_signal);
-	alarm(60); /* bounded, whatever happens */
-	setup_done = 1;
-	if (sh("ip netns add %s && ip netns add %s", ns1, ns2) ||
-	    sh("ip link add %s netns %s type veth peer name %s netns %s", vb, ns1, va, ns2) ||
-	    sh("ip -n %s addr add 198.19.77.2/24 dev %s && ip -n %s link set %s up && "
-	       "ip -n %s link set lo up", ns1, vb, ns1, vb, ns1) ||
-	    sh("ip -n %s addr add 198.19.77.1/24 dev %s && ip -n %s link set %s up && "
-	       "ip -n %s link set lo up", ns2, va, ns2, va, ns2))
-		SKIP("cannot build namespaces and a veth pair (ip netns/link failed)");
+	vethbed_up("afp", "rf", "198.19.77.2/24", "198.19.77.1/24");
 	read_mac(ns2, va, mac_a);
 
 	/* open errors name the interface, namespace and step */

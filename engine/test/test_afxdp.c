@@ -114,23 +114,7 @@ int main(void)
 		SKIP("no AF_XDP sockets here: socket(AF_XDP): %s", strerror(errno));
 	close(fd);
 
-	snprintf(ns1, sizeof(ns1), "rfc-xdp1-%d", (int)getpid());
-	snprintf(ns2, sizeof(ns2), "rfc-xdp2-%d", (int)getpid());
-	snprintf(va, sizeof(va), "rxa%d", (int)getpid() % 1000000);
-	snprintf(vb, sizeof(vb), "rxb%d", (int)getpid() % 1000000);
-	atexit(cleanup);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGALRM, on_signal);
-	alarm(60); /* bounded, whatever happens */
-	setup_done = 1;
-	if (sh("ip netns add %s && ip netns add %s", ns1, ns2) ||
-	    sh("ip link add %s netns %s type veth peer name %s netns %s", vb, ns1, va, ns2) ||
-	    sh("ip -n %s addr add 198.19.78.2/24 dev %s && ip -n %s addr add 2001:db8:0:78::2/64 dev %s nodad && "
-	       "ip -n %s link set %s up && ip -n %s link set lo up", ns1, vb, ns1, vb, ns1, vb, ns1) ||
-	    sh("ip -n %s addr add 198.19.78.1/24 dev %s && ip -n %s addr add 2001:db8:0:78::1/64 dev %s nodad && "
-	       "ip -n %s link set %s up && ip -n %s link set lo up", ns2, va, ns2, va, ns2, va, ns2))
-		SKIP("cannot build namespaces and a veth pair (ip netns/link failed)");
+	vethbed_up("xdp", "rx", "198.19.78.2/24 2001:db8:0:78::2/64", "198.19.78.1/24 2001:db8:0:78::1/64");
 	read_mac(ns2, va, mac_a);
 	read_mac(ns1, vb, mac_b);
 

@@ -59,6 +59,55 @@ static inline void on_signal(int sig)
 	raise(sig);
 }
 
+/*
+ * Name the namespaces and veth ends after `tag` (ns "rfc-<tag>1-PID",
+ * "rfc-<tag>2-PID"; veth "<vtag>a<pid>", "<vtag>b<pid>": unique per test and
+ * process), arm the cleanup (exit, SIGINT/SIGTERM, a 60 s alarm), create
+ * them and bring them up: vb in ns1 with the addresses addr_b (a space
+ * separated list of "ADDR/LEN"), va in ns2 with addr_a. Skips (77) when
+ * that fails.
+ */
+static inline void vethbed_up(const char *tag, const char *vtag, const char *addr_b, const char *addr_a)
+{
+	char adds[2][256];
+	const char *addrs[2] = { addr_b, addr_a };
+	int k;
+
+	snprintf(ns1, sizeof(ns1), "rfc-%s1-%d", tag, (int)getpid());
+	snprintf(ns2, sizeof(ns2), "rfc-%s2-%d", tag, (int)getpid());
+	snprintf(va, sizeof(va), "%sa%d", vtag, (int)getpid() % 1000000);
+	snprintf(vb, sizeof(vb), "%sb%d", vtag, (int)getpid() % 1000000);
+	atexit(cleanup);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGALRM, on_signal);
+	alarm(60); /* bounded, whatever happens */
+	setup_done = 1;
+	/* "ip -n NS addr add A dev IF && ..." for each address */
+	for (k = 0; k < 2; k++) {
+		const char *ns = k ? ns2 : ns1, *dev = k ? va : vb, *a = addrs[k];
+		size_t n = 0;
+
+		adds[k][0] = 0;
+		while (*a) {
+			size_t len = strcspn(a, " ");
+
+			/* IPv6 without duplicate address detection: usable at once */
+			n += (size_t)snprintf(adds[k] + n, sizeof(adds[k]) - n,
+					      "ip -n %s addr add %.*s dev %s%s && ", ns, (int)len, a, dev,
+					      memchr(a, ':', len) ? " nodad" : "");
+			REQUIRE(n < sizeof(adds[k]), "vethbed_up: addresses too long");
+			a += len;
+			a += strspn(a, " ");
+		}
+	}
+	if (sh("ip netns add %s && ip netns add %s", ns1, ns2) ||
+	    sh("ip link add %s netns %s type veth peer name %s netns %s", vb, ns1, va, ns2) ||
+	    sh("%sip -n %s link set %s up && ip -n %s link set lo up", adds[0], ns1, vb, ns1) ||
+	    sh("%sip -n %s link set %s up && ip -n %s link set lo up", adds[1], ns2, va, ns2))
+		SKIP("cannot build namespaces and a veth pair (ip netns/link failed)");
+}
+
 /* A socket created inside namespace `ns` (it stays there). */
 static inline int socket_in_proto(const char *ns, int domain, int type, int proto)
 {
