@@ -185,10 +185,15 @@ export class RingConsumer extends RingView {
     this.cachedPeer = Atomics.load(this.u32, this.iProducer);
   }
 
-  /** rf_ring_peek: how many entries are ready, up to `want` (entryOffset(0) is the first). */
+  /**
+   * rf_ring_peek: how many entries are ready, up to `want` (entryOffset(0) is
+   * the first). Re-reads the producer only when the cache holds fewer than
+   * `want`, so peek(ring size) is the exact count and peek(1) stays a plain
+   * read while entries are cached.
+   */
   peek(want: number): number {
     let avail = (this.cachedPeer - this.local) >>> 0;
-    if (avail === 0) {
+    if (avail < want) {
       // see the entries the producer wrote before publishing `producer`:
       // pairs with rf_ring_submit()'s release store
       this.cachedPeer = Atomics.load(this.u32, this.iProducer);

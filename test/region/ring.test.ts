@@ -59,6 +59,23 @@ t.test('single thread: reserve/submit, peek/release, counts and caches', async (
   c.release(3);
   t.equal(p.reserve(4), 3, 'a full cache re-reads the consumer index');
   t.throws(() => new RingProducer(sab, off + 8), { code: 'ERR_INVALID_ARG' });
+});
+
+t.test('peek re-reads the producer when its cache holds fewer than wanted', async (t) => {
+  // Lane.freeSlots() is peek(ring size): with a cache re-read only once
+  // empty it reported the count at its last re-read, shrinking to 0 while
+  // the engine kept returning slots (workers then skipped a window)
+  const { sab, off } = freshRing();
+  const p = new RingProducer(sab, off);
+  const c = new RingConsumer(sab, off);
+  p.reserve(4);
+  p.submit();
+  t.equal(c.peek(16), 4);
+  c.release(1);
+  p.reserve(6);
+  p.submit();
+  t.equal(c.peek(16), 9, 'entries submitted after a partial peek are counted');
+  t.equal(c.peek(2), 2, 'a cache that holds enough still caps at want');
   t.throws(() => new RingProducer(sab, 4096 * 10 + 64), { code: 'ERR_INVALID_ARG', message: /holds no initialised ring/ });
 });
 

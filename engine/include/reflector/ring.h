@@ -91,7 +91,11 @@ static inline uint32_t rf_ring_peek(struct rf_ring_cursor *c, uint32_t want, uin
 {
 	uint32_t avail = c->cached_peer - c->local;
 
-	if (avail == 0) {
+	/* re-read the producer when the cache has fewer than `want`, as
+	 * rf_ring_prod_nb_free() does with the consumer: a cache re-read only
+	 * once empty would under-report what is ready until the consumer has
+	 * taken every entry it last saw */
+	if (avail < want) {
 		/* see the entries the producer wrote before publishing `producer`:
 		 * pairs with rf_ring_submit()'s release store */
 		c->cached_peer = rf_load_acquire(&c->ring->producer);
