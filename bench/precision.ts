@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Benchmark for issue #3 (aggregate timed transmit): how far from its
 // scheduled time each packet arrives at a receiver in another namespace.
-// The receiver (bench/c/recv_ts.c) stamps every datagram in the kernel
-// (SO_TIMESTAMPNS, recvmmsg) and the deviation is receive time minus the
-// packet's scheduled CLOCK_MONOTONIC time (so it includes the veth hop).
+// The deviation is the kernel's receive time minus the packet's scheduled
+// CLOCK_MONOTONIC time (so it includes the veth hop).
 //
-// Scenarios, the engine (afpacket on a veth pair) and, side by side, Node
+// Scenarios, the engine (afpacket on a veth pair) and, side by side on the
+// same schedule, two baselines: the bare C sleep-then-spin sender
+// (bench/c/paced_send.c, one sendto() per packet on a UDP socket) and Node
 // `setTimeout` pacing with a dgram socket (the usual way to pace in Node):
 //   stream-10kpps    one stream, a packet every 100 us
 //   grid-100us       8 streams whose packets fall on the same 100 us grid
@@ -13,20 +14,35 @@
 //   sessions-1000    1,000 MPEG-TS sessions of 2 Mbit/s each (SessionManager,
 //                    2 Piscina workers, PCR-paced), starts spread over
 //                    --ramp-ms (1 s), each --seconds + ramp long so all run
-//                    together for --seconds; the receiver reads the veth's
-//                    frames from an AF_PACKET ring (--sessions-receiver)
+//                    together for --seconds; then the bare C sender on the
+//                    same schedule (no Node sender: it cannot pace 190 kpps)
+// Receivers: the first three scenarios, a UDP socket with SO_TIMESTAMPNS
+// (bench/c/recv_ts.c); the sessions, --sessions-receiver:
+//   xdp     (default) an XDP program on the receiving veth stamps each frame
+//           with bpf_ktime_get_ns() and drops it (bench/c/recv_xdp.c; needs
+//           clang and libbpf-dev). A veth runs the receiver's stack on the
+//           sender's CPU: at 190 kpps the stack and a tap cost that CPU
+//           about as much as the sender, which is not what is measured.
+//   ring    an AF_PACKET ring with the SO_TIMESTAMPNS stamp (netif_rx), the
+//           frames dropped after the tap by an nftables netdev rule
+//   socket  a UDP socket with SO_TIMESTAMPNS (cannot keep up at 190 kpps)
+// --runs N repeats each sessions scenario N times, the engine and the bare C
+// sender taking turns going first, and reports the medians and every run.
 // Prints p50/p99/p99.9/max per scenario, the engine's own lateness histogram,
 // and with --readme writes the table and an SVG plot of the distribution
 // into bench/README.md and bench/results/.
-//   npm run bench -- precision [--seconds 2] [--sessions 200,1000] [--only SCENARIO] [--readme]
-//                              [--ramp-ms 1000] [--lead-ms 40] [--sessions-receiver ring|socket]
-//                              [--no-pin] [--rps] [--tx-priority 0] [--tx-window-us 0]
-//                              [--backend afpacket]
-// Pinned (default on 2+ CPUs): the engine's TX thread and the Node pacer on
-// CPU 0, this process, its workers and the receiver on CPU 1.
+//   npm run bench -- precision [--seconds 2] [--sessions 200,1000] [--runs 1] [--only SCENARIO]
+//                              [--readme] [--ramp-ms 1000] [--lead-ms 40]
+//                              [--sessions-receiver xdp|ring|socket] [--no-pin] [--rps]
+//                              [--tx-priority 0] [--tx-window-us 0] [--backend afpacket]
+// Pinned (default on 2+ CPUs): the senders (the engine's TX thread, the bare
+// C sender, the Node pacer) on CPU 0, this process, its workers and the
+// receiver on CPU 1.
 // --tx-priority N runs the TX thread SCHED_FIFO (EngineOptions.txPriority);
 // off by default: on this veth testbed it made the tails worse (the
 // receiving side's softirq, deferred to ksoftirqd, waits behind it).
+// RF_PREC_DUMP=PREFIX writes each sessions run's packets (schedule offset,
+// deviation, source port, receive offset; ns) to PREFIX.engine / PREFIX.bareC.
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -41,7 +57,7 @@ import { resolveNextHop } from '../src/net/neighbour';
 import type { Lane } from '../src/region/lane';
 import { SessionManager } from '../src/session/manager';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
-import { compileBench, holdSharedLock } from './lib/measure';
+import { compileBench, compileBenchBpf, holdSharedLock, median } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
 
 const ROOT = join(__dirname, '..', '..'); // dist/bench -> repo root
@@ -51,6 +67,8 @@ const REC = 32;
 interface Options {
   seconds: number;
   sessions: number[];
+  /** the sessions scenarios this many times, the engine and the bare C sender taking turns first */
+  runs: number;
   readme: boolean;
   only: string | undefined;
   /** sender on CPU 0 (engine TX thread, Node pacer), everything else and the receiver's stack on CPU 1 */
@@ -75,17 +93,22 @@ interface Options {
 const SEND_CPU = 0;
 const REST_CPU = 1;
 
+/** engine; the bare C sleep-then-spin sender (bench/c/paced_send.c, the baseline); Node setTimeout */
+type Sender = 'engine' | 'bare C' | 'node setTimeout';
+
 interface Result {
   scenario: string;
-  sender: 'engine' | 'node setTimeout';
+  sender: Sender;
   expected: number;
   received: number;
   dev: Float64Array; // ns, sorted
   engineHist?: bigint[];
+  /** --runs > 1: each run's p50, p99, p99.9 and max (ns); dev is then the run with the median p99 */
+  runs?: { p50: number[]; p99: number[]; p999: number[]; max: number[] };
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { seconds: 2, sessions: [200, 1000], readme: false, only: undefined, pin: cpus().length >= 2, sessionsReceiver: 'ring', rampMs: 1000, leadMs: 40, rps: false, txPriority: 0, txWindowUs: 0, backend: 'afpacket' };
+  const o: Options = { seconds: 2, sessions: [200, 1000], runs: 1, readme: false, only: undefined, pin: cpus().length >= 2, sessionsReceiver: 'xdp', rampMs: 1000, leadMs: 40, rps: false, txPriority: 0, txWindowUs: 0, backend: 'afpacket' };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = (): string => {
@@ -94,6 +117,7 @@ function parseArgs(args: string[]): Options {
     };
     if (a === '--seconds') o.seconds = Number(v());
     else if (a === '--sessions') o.sessions = v().split(',').map(Number);
+    else if (a === '--runs') o.runs = Number(v());
     else if (a === '--readme') o.readme = true;
     else if (a === '--only') o.only = v();
     else if (a === '--no-pin') o.pin = false;
@@ -105,14 +129,15 @@ function parseArgs(args: string[]): Options {
     else if (a === '--backend') o.backend = v();
     else if (a === '--sessions-receiver') {
       const m = v();
-      if (m !== 'socket' && m !== 'ring') throw new Error(`bench precision: --sessions-receiver ${m}: accepted socket, ring`);
+      if (m !== 'socket' && m !== 'ring' && m !== 'xdp') throw new Error(`bench precision: --sessions-receiver ${m}: accepted socket, ring, xdp`);
       o.sessionsReceiver = m;
     }
-    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --only SCENARIO, --no-pin, --sessions-receiver socket|ring, --ramp-ms MS, --lead-ms MS, --rps, --tx-priority N, --tx-window-us US, --backend NAME, --readme)`);
+    else throw new Error(`bench precision: unknown option "${a}" (accepted: --seconds, --sessions, --runs N, --only SCENARIO, --no-pin, --sessions-receiver socket|ring|xdp, --ramp-ms MS, --lead-ms MS, --rps, --tx-priority N, --tx-window-us US, --backend NAME, --readme)`);
   }
   if (!(o.seconds > 0 && o.seconds <= 10)) throw new Error('bench precision: --seconds in (0, 10]');
   if (!(Number.isInteger(o.leadMs) && o.leadMs >= 20 && o.leadMs <= 10_000)) throw new Error(`bench precision: --lead-ms ${o.leadMs}: accepted 20..10000`);
   if (!(Number.isInteger(o.rampMs) && o.rampMs >= 0 && o.rampMs <= 10_000)) throw new Error(`bench precision: --ramp-ms ${o.rampMs}: accepted 0..10000`);
+  if (!(Number.isInteger(o.runs) && o.runs >= 1 && o.runs <= 20)) throw new Error(`bench precision: --runs ${o.runs}: accepted 1..20`);
   for (const n of o.sessions) if (!(Number.isInteger(n) && n >= 1 && n <= 2000)) throw new Error(`bench precision: --sessions ${n}: accepted 1..2000 (a comma-separated list)`);
   return o;
 }
@@ -130,19 +155,35 @@ interface Receiver {
  * How the receiver reads: 'socket' = a UDP socket with SO_TIMESTAMPNS;
  * 'ring' = an AF_PACKET ring on the receiving veth with the same stamp
  * (netif_rx's skb->tstamp), the frames then dropped by an nftables netdev
- * ingress rule so no UDP stack runs (recv_ts.c says why).
+ * ingress rule so no UDP stack runs (recv_ts.c says why); 'xdp' = an XDP
+ * program on the receiving veth stamps each frame (CLOCK_MONOTONIC) and
+ * drops it, so the receiver's stack costs the sender's CPU nothing
+ * (recv_xdp.c says why).
  */
-type ReceiverMode = 'socket' | 'ring';
+type ReceiverMode = 'socket' | 'ring' | 'xdp';
+
+/** The receiver programs: recv_ts, and recv_xdp with its BPF object when --sessions-receiver xdp. */
+interface ReceiverBins {
+  ts: string;
+  /** bench/c/paced_send.c, the bare C sender (not a receiver, built with them) */
+  paced: string;
+  xdp?: { bin: string; obj: string };
+}
 
 const DROP_TABLE = 'rfprec';
 
-async function startReceiver(tb: Testbed, bin: string, count: number, timeoutMs: number, peek: number, mode: ReceiverMode): Promise<Receiver> {
+async function startReceiver(tb: Testbed, bins: ReceiverBins, count: number, timeoutMs: number, peek: number, mode: ReceiverMode): Promise<Receiver> {
   const out = join(tmpdir(), `rf-prec-${process.pid}-${Date.now()}.bin`);
   if (mode === 'ring') {
     await tb.exec('b', ['nft', `add table netdev ${DROP_TABLE}; add chain netdev ${DROP_TABLE} in { type filter hook ingress device veth0 priority 0; }; add rule netdev ${DROP_TABLE} in udp dport ${PORT} counter drop`]);
   }
-  const ring = mode === 'ring' ? ['--ring', 'veth0'] : [];
-  const child = tb.spawn('b', [bin, '--bind', tb.addr('b'), '--port', String(PORT), '--out', out, '--count', String(count), '--timeout-ms', String(timeoutMs), '--idle-ms', '700', '--peek', String(peek), ...ring]);
+  const common = ['--port', String(PORT), '--out', out, '--count', String(count), '--timeout-ms', String(timeoutMs), '--idle-ms', '700', '--peek', String(peek)];
+  let argv: string[];
+  if (mode === 'xdp') {
+    if (!bins.xdp) throw new Error('bench precision: the xdp receiver was not built');
+    argv = [bins.xdp.bin, '--ifname', 'veth0', '--obj', bins.xdp.obj, ...common];
+  } else argv = [bins.ts, '--bind', tb.addr('b'), ...common, ...(mode === 'ring' ? ['--ring', 'veth0'] : [])];
+  const child = tb.spawn('b', argv);
   let stdout = '';
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -152,14 +193,12 @@ async function startReceiver(tb: Testbed, bin: string, count: number, timeoutMs:
       stdout += d;
       if (stdout.includes('"ready":true')) resolve();
     });
-    child.on('exit', (code) => reject(new Error(`recv_ts exited ${code}: ${stderr}`)));
+    child.on('exit', (code) => reject(new Error(`${argv[0]} exited ${code}: ${stderr}`)));
   });
   return {
     done: exited.then(async () => {
-      if (mode === 'ring') {
-        await tb.exec('b', ['nft', `delete table netdev ${DROP_TABLE}`]);
-        process.stdout.write(`  receiver (ring): ${stdout.trim().split('\n').pop() ?? ''}\n`);
-      }
+      if (mode === 'ring') await tb.exec('b', ['nft', `delete table netdev ${DROP_TABLE}`]);
+      if (mode !== 'socket') process.stdout.write(`  receiver (${mode}): ${stdout.trim().split('\n').pop() ?? ''}\n`);
       const b = readFileSync(out);
       rmSync(out, { force: true });
       return b;
@@ -292,6 +331,21 @@ export async function main(args: string[] = []): Promise<void> {
     process.stdout.write(`bench precision: SKIPPED: ${rx.missing}\n`);
     return;
   }
+  const paced = compileBench('paced_send');
+  if ('missing' in paced) {
+    process.stdout.write(`bench precision: SKIPPED: ${paced.missing}\n`);
+    return;
+  }
+  const bins: ReceiverBins = { ts: rx.bin, paced: paced.bin };
+  if (o.sessionsReceiver === 'xdp') {
+    const bin = compileBench('recv_xdp', ['-lbpf']);
+    const obj = compileBenchBpf('recv_xdp');
+    if ('missing' in bin || 'missing' in obj) {
+      const why = 'missing' in bin ? bin.missing : (obj as { missing: string }).missing;
+      throw new Error(`bench precision: --sessions-receiver xdp needs clang and libbpf-dev: ${why}`);
+    }
+    bins.xdp = { bin: bin.bin, obj: obj.bin };
+  }
   const unlock = await holdSharedLock('/tmp/rf-gyp.lock');
   const tb = await Testbed.create(null, { hosts: ['a', 'b'], links: [['a', 'b']] });
   const results: Result[] = [];
@@ -330,10 +384,11 @@ export async function main(args: string[] = []): Promise<void> {
         lane.writeDest(lane.destFirst + i, destinationFromHop(parseEndpoint(`${B}:${PORT}`), hop, { srcPort: 20000 + i }));
       }
       for (const plan of plans(o.seconds).filter((p) => o.only === undefined || p.name === o.only)) {
-        for (const sender of ['engine', 'node setTimeout'] as const) {
-          const r = await startReceiver(tb, rx.bin, plan.total, o.seconds * 1000 + 5000, 0, 'socket');
+        for (const sender of ['engine', 'bare C', 'node setTimeout'] as const) {
+          const r = await startReceiver(tb, bins, plan.total, o.seconds * 1000 + 5000, 0, 'socket');
           const h0 = engine.region.histogram(0);
           if (sender === 'engine') await runEnginePlan(lane, dests, plan);
+          else if (sender === 'bare C') await runBareC(tb, bins, planSchedule(plan), 21000, o.pin, 0);
           else await runNodePacer(tb, plan.name, o.seconds, o.pin);
           const recs = records(await r.done);
           const dev = absSorted(Float64Array.from(recs.map((x) => x.rx - Number(x.peek.readBigUInt64LE(0)))));
@@ -344,8 +399,14 @@ export async function main(args: string[] = []): Promise<void> {
       }
       if (o.only === undefined || o.only === 'sessions') {
         for (const n of o.sessions) {
-          results.push(await runSessions(tb, engine, rx.bin, o, n));
-          line(results[results.length - 1]);
+          const runs: Result[][] = [];
+          for (let run = 0; run < o.runs; run++) {
+            // host capacity drifts over minutes: take turns going first
+            const rs = await runSessions(tb, engine, bins, o, n, run % 2 === 1);
+            rs.forEach(line);
+            runs.push(rs);
+          }
+          results.push(...(o.runs > 1 ? summarise(runs) : runs[0]));
         }
       }
     } finally {
@@ -371,6 +432,64 @@ function line(r: Result): void {
   );
 }
 
+// ---------------------------------------------------- bare C sender --
+
+/** One packet of a bare C schedule (paced_send.c's record). */
+interface Scheduled {
+  t: number; // CLOCK_MONOTONIC ns
+  sock: number; // source port = sport0 + sock
+  len: number;
+  off: number; // where the 16 tag bytes go in the payload
+  /** the tag, or a number written there as a big-endian uint32 (the rest zero) */
+  tag: Buffer | number;
+}
+
+/** A plan as the Node pacer sends it: payload[0..8) = schedule, [8..12) = k. */
+function planSchedule(plan: Plan): Scheduled[] {
+  const start = mono() + 100e6; // the child's start-up and its sockets
+  return Array.from({ length: plan.total }, (_, k) => {
+    const tag = Buffer.alloc(16);
+    tag.writeBigUInt64LE(BigInt(Math.round(start + plan.at(k))), 0);
+    tag.writeUInt32LE(k, 8);
+    return { t: start + plan.at(k), sock: plan.streams === 1 ? 0 : k % plan.streams, len: 200, off: 0, tag };
+  });
+}
+
+/**
+ * Send `sched` (in time order, times from `base` when given, else from now +
+ * 300 ms) with paced_send on the sender's CPU, from ports sport0... Returns
+ * the base.
+ */
+async function runBareC(tb: Testbed, bins: ReceiverBins, sched: Scheduled[], sport0: number, pinned: boolean, base?: number): Promise<number> {
+  const file = join(tmpdir(), `rf-prec-sched-${process.pid}.bin`);
+  const buf = Buffer.alloc(sched.length * 32);
+  sched.forEach((p, i) => {
+    const o = i * 32;
+    buf.writeBigInt64LE(BigInt(Math.round(p.t)), o);
+    buf.writeUInt16LE(p.sock, o + 8);
+    buf.writeUInt16LE(p.len, o + 10);
+    buf.writeUInt32LE(p.off, o + 12);
+    if (typeof p.tag === 'number') buf.writeUInt32BE(p.tag, o + 16);
+    else p.tag.copy(buf, o + 16, 0, 16);
+  });
+  writeFileSync(file, buf);
+  try {
+    const pin = pinned ? ['taskset', '-c', String(SEND_CPU)] : [];
+    // its start-up: reading the schedule, a socket per source port
+    const at = base ?? mono() + 300e6;
+    const child = tb.spawn('a', [...pin, bins.paced, '--schedule', file, '--base', String(Math.round(at)), '--dst', tb.addr('b'), '--port', String(PORT), '--sport0', String(sport0)]);
+    let out = '';
+    let err = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    await new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`paced_send exited ${code}: ${err}`)))));
+    if (process.env.RF_BENCH_DEBUG) process.stdout.write(`  bare C: ${out.trim()}\n`);
+    return at;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
 async function runNodePacer(tb: Testbed, plan: string, seconds: number, pinned: boolean): Promise<void> {
   // the Node pacer gets the sender's CPU, like the engine's TX thread
   const pin = pinned ? ['taskset', '-c', String(SEND_CPU)] : [];
@@ -380,8 +499,13 @@ async function runNodePacer(tb: Testbed, plan: string, seconds: number, pinned: 
   await new Promise<void>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`node pacer exited ${code}: ${err}`)))));
 }
 
-/** 1,000 sessions of 2 Mbit/s: synthetic MPEG-TS with a PCR per datagram and a cell index in each cell. */
-async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options, n: number): Promise<Result> {
+/**
+ * 1,000 sessions of 2 Mbit/s: synthetic MPEG-TS with a PCR per datagram and
+ * a cell index in each cell. The engine sends them (SessionManager, Piscina
+ * workers), then the bare C sender sends the same schedule (the same start
+ * times, datagram times, lengths and source ports) to the same receiver.
+ */
+async function runSessions(tb: Testbed, engine: Engine, bins: ReceiverBins, o: Options, n: number, bareFirst: boolean): Promise<Result[]> {
   const dir = join(tmpdir(), `rf-prec-ts-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'two-mbit.ts');
@@ -414,35 +538,13 @@ async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options,
   writeFileSync(file, buf);
   const ts = new TsFile(file, buf);
   const total = n * ts.datagrams;
-  const r = await startReceiver(tb, bin, total, o.seconds * 1000 + o.rampMs + 15_000, 184, o.sessionsReceiver);
-  const hop = await resolveNextHop(tb.addr('b'), { netns: tb.ns('a') });
-  let next = 0;
-  const sessions = await SessionManager.create({
-    region: engine.region,
-    workers: 2,
-    leadMs: o.leadMs,
-    resolveDestination: async (to) => destinationFromHop(to, hop, { srcPort: 30000 + next++ }),
-  });
-  const startAtBySport = new Map<number, number>();
-  const h0 = engine.region.histogram(0);
-  const rebases: number[] = [];
-  const slotWaits: number[] = [];
-  try {
-    const t0 = mono() + 1500e6; // every session starts together, after all start() calls
-    const interval = ts.datagramTime(1);
-    for (let i = 0; i < n; i++) {
-      // starts spread over the ramp (like viewers arriving), each on its own
-      // point of the datagram interval
-      const startAt = t0 + Math.floor((i / n) * (o.rampMs * 1e6) / interval) * interval + (i / n) * interval;
-      await sessions.start(`p${i}`, file, `${tb.addr('b')}:${PORT}`, 'mpegts', false, { startAt: BigInt(Math.round(startAt)) });
-      startAtBySport.set(30000 + i, startAt);
-    }
-    process.stdout.write(`  sessions: ${n} started, the last ${((t0 - mono()) / 1e6).toFixed(0)} ms before the first's start time\n`);
-    sessions.on('ended', (_name: string, s?: { worker: { rebases: number; slotWaits: number } }) => {
-      rebases.push(s?.worker.rebases ?? 0);
-      slotWaits.push(s?.worker.slotWaits ?? 0);
-    });
-    const recs = records(await r.done);
+  const interval = ts.datagramTime(1);
+  // starts spread over the ramp (like viewers arriving), each on its own
+  // point of the datagram interval
+  const startOf = (t0: number, i: number): number => t0 + Math.floor((i / n) * (o.rampMs * 1e6) / interval) * interval + (i / n) * interval;
+  /** Deviations of what the receiver got: session from the source port, datagram from the first cell's index. */
+  const analyse = (sender: Sender, raw: Buffer, t0: number, startAtBySport: Map<number, number>, engineHist?: bigint[]): Result => {
+    const recs = records(raw);
     const sched = recs.map((x) => (startAtBySport.get(x.sport) ?? NaN) + ts.datagramTime(Math.floor(x.peek.readUInt32BE(0) / 7)));
     const dev = Float64Array.from(recs.map((x, i) => x.rx - sched[i]));
     // how the deviation moves over the run: its median per 250 ms of schedule
@@ -453,20 +555,97 @@ async function runSessions(tb: Testbed, engine: Engine, bin: string, o: Options,
       spans.get(k)!.push(d);
     });
     const byTime = [...spans.entries()].sort((a, b) => a[0] - b[0]).map(([k, v]) => `${k * 250}ms:${us(v.sort((a, b) => a - b)[v.length >> 1])}`);
-    process.stdout.write(`  sessions: median deviation per 250 ms of schedule: ${byTime.join(' ')}\n`);
+    process.stdout.write(`  sessions (${sender}): median deviation per 250 ms of schedule: ${byTime.join(' ')}\n`);
+    if (process.env.RF_PREC_DUMP) writeFileSync(`${process.env.RF_PREC_DUMP}.${sender.replace(' ', '')}`, recs.map((x, i) => `${(sched[i] - t0).toFixed(0)} ${dev[i].toFixed(0)} ${x.sport} ${x.rx - t0}`).join('\n'));
     const early = dev.filter((d) => d < 0);
-    if (early.length) process.stdout.write(`  sessions: ${early.length} arrived before their time (earliest ${us(early.reduce((a, b) => Math.min(a, b), 0))})\n`);
-    const devAbs = absSorted(dev);
-    const h1 = engine.region.histogram(0);
-    const c = (name: string): bigint => engine.region.counter(0, name);
-    process.stdout.write(
-      `  sessions: rebases ${rebases.reduce((a, b) => a + b, 0)}, slot waits ${slotWaits.reduce((a, b) => a + b, 0)} over ${rebases.length} ended sessions; engine tx_ring_full ${c('tx_ring_full')} drop_late ${c('drop_late')} flushes ${c('tx_flushes')} send() ${c('tx_syscalls')} drop_tx_error ${c('drop_tx_error')} sleeps ${c('sleeps')}\n`,
-    );
-    return { scenario: `sessions-${n}`, sender: 'engine', expected: total, received: recs.length, dev: devAbs, engineHist: h1.map((v, i) => v - h0[i]) };
+    if (early.length) process.stdout.write(`  sessions (${sender}): ${early.length} arrived before their time (earliest ${us(early.reduce((a, b) => Math.min(a, b), 0))})\n`);
+    return { scenario: `sessions-${n}`, sender, expected: total, received: recs.length, dev: absSorted(dev), engineHist };
+  };
+  const runEngine = async (): Promise<Result> => {
+    const r = await startReceiver(tb, bins, total, o.seconds * 1000 + o.rampMs + 15_000, 184, o.sessionsReceiver);
+    const hop = await resolveNextHop(tb.addr('b'), { netns: tb.ns('a') });
+    let next = 0;
+    const sessions = await SessionManager.create({
+      region: engine.region,
+      workers: 2,
+      leadMs: o.leadMs,
+      resolveDestination: async (to) => destinationFromHop(to, hop, { srcPort: 30000 + next++ }),
+    });
+    const startAtBySport = new Map<number, number>();
+    const h0 = engine.region.histogram(0);
+    const rebases: number[] = [];
+    const slotWaits: number[] = [];
+    try {
+      const t0 = mono() + 1500e6; // every session starts together, after all start() calls
+      for (let i = 0; i < n; i++) {
+        const startAt = startOf(t0, i);
+        await sessions.start(`p${i}`, file, `${tb.addr('b')}:${PORT}`, 'mpegts', false, { startAt: BigInt(Math.round(startAt)) });
+        startAtBySport.set(30000 + i, startAt);
+      }
+      process.stdout.write(`  sessions: ${n} started, the last ${((t0 - mono()) / 1e6).toFixed(0)} ms before the first's start time\n`);
+      sessions.on('ended', (_name: string, s?: { worker: { rebases: number; slotWaits: number } }) => {
+        rebases.push(s?.worker.rebases ?? 0);
+        slotWaits.push(s?.worker.slotWaits ?? 0);
+      });
+      const raw = await r.done;
+      const h1 = engine.region.histogram(0);
+      const c = (name: string): bigint => engine.region.counter(0, name);
+      process.stdout.write(
+        `  sessions: rebases ${rebases.reduce((a, b) => a + b, 0)}, slot waits ${slotWaits.reduce((a, b) => a + b, 0)} over ${rebases.length} ended sessions; engine tx_ring_full ${c('tx_ring_full')} drop_late ${c('drop_late')} flushes ${c('tx_flushes')} send() ${c('tx_syscalls')} drop_tx_error ${c('drop_tx_error')} sleeps ${c('sleeps')}\n`,
+      );
+      return analyse('engine', raw, t0, startAtBySport, h1.map((v, i) => v - h0[i]));
+    } finally {
+      await sessions.close();
+    }
+  };
+  // the bare C sender on the same schedule, from a base it picks at start
+  const runBare = async (): Promise<Result> => {
+    const startAtBySport = new Map<number, number>();
+    const sched: Scheduled[] = [];
+    for (let i = 0; i < n; i++) {
+      const startAt = startOf(0, i);
+      startAtBySport.set(30000 + i, startAt);
+      for (let k = 0; k < ts.datagrams; k++) {
+        // the tag: the first cell's index, what the engine's datagram carries at 184
+        sched.push({ t: startAt + ts.datagramTime(k), sock: i, len: Math.min(7, cells - 7 * k) * 188, off: 184, tag: 7 * k });
+      }
+    }
+    sched.sort((a, b) => a.t - b.t);
+    const r = await startReceiver(tb, bins, total, o.seconds * 1000 + o.rampMs + 15_000, 184, o.sessionsReceiver);
+    const t0 = await runBareC(tb, bins, sched, 30000, o.pin);
+    for (const [k, v] of startAtBySport) startAtBySport.set(k, v + t0);
+    return analyse('bare C', await r.done, t0, startAtBySport);
+  };
+  try {
+    if (bareFirst) {
+      const bare = await runBare();
+      return [await runEngine(), bare];
+    }
+    return [await runEngine(), await runBare()];
   } finally {
-    await sessions.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Several runs of [engine, bare C] -> one result per sender: the medians, each run's numbers, the median run's distribution. */
+function summarise(runs: Result[][]): Result[] {
+  return runs[0].map((_, j) => {
+    const mine = runs.map((rs) => rs[j]);
+    const of = (p: number): number[] => mine.map((r) => pct(r.dev, p));
+    const p99 = of(99);
+    const mid = [...p99].sort((a, b) => a - b)[p99.length >> 1];
+    const rep = mine[p99.indexOf(mid)];
+    return { ...rep, runs: { p50: of(50), p99, p999: of(99.9), max: mine.map((r) => r.dev[r.dev.length - 1]) } };
+  });
+}
+
+/** A percentile column: the value, or with --runs the median of the runs' values. */
+function cell(r: Result, p: number | 'max'): string {
+  if (r.runs) {
+    const xs = p === 'max' ? r.runs.max : p === 50 ? r.runs.p50 : p === 99 ? r.runs.p99 : r.runs.p999;
+    return us(median(xs));
+  }
+  return us(p === 'max' ? r.dev[r.dev.length - 1] : pct(r.dev, p));
 }
 
 function report(results: Result[]): string {
@@ -476,8 +655,13 @@ function report(results: Result[]): string {
   ];
   for (const r of results) {
     lines.push(
-      `| ${r.scenario} | ${r.sender} | ${r.received}/${r.expected} | ${us(pct(r.dev, 50))} | ${us(pct(r.dev, 99))} | ${us(pct(r.dev, 99.9))} | ${us(r.dev[r.dev.length - 1])} | ${r.engineHist ? `${histPct(r.engineHist, 50)} / ${histPct(r.engineHist, 99)}` : '-'} |`,
+      `| ${r.scenario}${r.runs ? ` (median of ${r.runs.p99.length} runs)` : ''} | ${r.sender} | ${r.received}/${r.expected} | ${cell(r, 50)} | ${cell(r, 99)} | ${cell(r, 99.9)} | ${cell(r, 'max')} | ${r.engineHist ? `${histPct(r.engineHist, 50)} / ${histPct(r.engineHist, 99)}` : '-'} |`,
     );
+  }
+  const many = results.filter((r) => r.runs);
+  if (many.length) {
+    lines.push('', 'Each run (p50 / p99):', '');
+    for (const r of many) lines.push(`- ${r.scenario}, ${r.sender}: ${r.runs!.p50.map((x, i) => `${us(x)} / ${us(r.runs!.p99[i])}`).join('; ')}`);
   }
   return lines.join('\n');
 }
@@ -522,10 +706,10 @@ function plot(results: Result[]): string {
       pts.push(`${x(r.dev[k]).toFixed(1)},${y((k + 1) / n).toFixed(1)}`);
     }
     const c = colors[i % colors.length];
-    const dash = r.sender === 'engine' ? '' : ' stroke-dasharray="5,3"';
+    const dash = r.sender === 'engine' ? '' : r.sender === 'bare C' ? ' stroke-dasharray="2,2"' : ' stroke-dasharray="5,3"';
     out.push(`<polyline fill="none" stroke="${c}" stroke-width="1.8"${dash} points="${pts.join(' ')}"/>`);
     out.push(`<line x1="${L + pw + 10}" y1="${T + 10 + i * 18}" x2="${L + pw + 30}" y2="${T + 10 + i * 18}" stroke="${c}" stroke-width="2"${dash}/>`);
-    out.push(`<text x="${L + pw + 35}" y="${T + 14 + i * 18}">${r.scenario} (${r.sender === 'engine' ? 'engine' : 'Node setTimeout'})</text>`);
+    out.push(`<text x="${L + pw + 35}" y="${T + 14 + i * 18}">${r.scenario} (${r.sender === 'node setTimeout' ? 'Node setTimeout' : r.sender})</text>`);
   });
   out.push('</svg>');
   return out.join('\n') + '\n';

@@ -7,7 +7,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compileC } from '../../test/helpers/cc';
+import { compileBpf, compileC } from '../../test/helpers/cc';
 
 export interface Rusage {
   cpuUser: number;
@@ -118,6 +118,11 @@ export function dataPathCalls(calls: Record<string, number>): number {
 /** Compile bench/c/NAME.c into engine/out/NAME when the binary is older than the source. */
 export function compileBench(name: string, extra: string[] = []): { bin: string } | { missing: string } {
   return compileC('bench/c', name, extra);
+}
+
+/** Compile bench/c/NAME.bpf.c into engine/out/NAME.bpf.o when it is older than the source. */
+export function compileBenchBpf(name: string): { bin: string } | { missing: string } {
+  return compileBpf('bench/c', name);
 }
 
 export function median(xs: number[]): number {
