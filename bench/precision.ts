@@ -57,7 +57,7 @@ import { resolveNextHop } from '../src/net/neighbour';
 import type { Lane } from '../src/region/lane';
 import { SessionManager } from '../src/session/manager';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
-import { compileBench, compileBenchBpf, holdSharedLock, median } from './lib/measure';
+import { compileBench, compileBenchBpf, holdSharedLock, median, runChild } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
 
 const ROOT = join(__dirname, '..', '..'); // dist/bench -> repo root
@@ -337,6 +337,8 @@ export async function main(args: string[] = []): Promise<void> {
     return;
   }
   const bins: ReceiverBins = { ts: rx.bin, paced: paced.bin };
+  const stalls = await measureStalls(o.pin);
+  process.stdout.write(`  ${stalls}\n`);
   if (o.sessionsReceiver === 'xdp') {
     const bin = compileBench('recv_xdp', ['-lbpf']);
     const obj = compileBenchBpf('recv_xdp');
@@ -422,7 +424,7 @@ export async function main(args: string[] = []): Promise<void> {
     const svg = plot(results);
     mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
     writeFileSync(join(ROOT, 'bench', 'results', 'precision.svg'), svg);
-    writeReadme(table, args);
+    writeReadme(`${table}\n\n${stalls}`, args);
   }
 }
 
@@ -430,6 +432,25 @@ function line(r: Result): void {
   process.stdout.write(
     `  ${r.scenario.padEnd(14)} ${r.sender.padEnd(16)} ${r.received}/${r.expected}  p50 ${us(pct(r.dev, 50))}  p99 ${us(pct(r.dev, 99))}  p99.9 ${us(pct(r.dev, 99.9))}  max ${us(r.dev[r.dev.length - 1])}\n`,
   );
+}
+
+// ------------------------------------------------------ CPU stalls --
+
+/**
+ * The floor under every sender's tail: how often a thread spinning on the
+ * senders' CPU loses it for more than 50 us (bench/c/hiccups.c, 3 s, before
+ * any traffic), and the share of time beyond the first 50 us of each such
+ * stall: a packet due then is more than 50 us late whoever sends it.
+ */
+async function measureStalls(pinned: boolean): Promise<string> {
+  const h = compileBench('hiccups');
+  if ('missing' in h) return `CPU stalls: not measured (${h.missing})`;
+  const r = await runChild([...(pinned ? ['taskset', '-c', String(SEND_CPU)] : []), h.bin, '--ms', '3000']);
+  const j = r.json as { ms: number; gaps: Record<string, number>; lostUs: Record<string, number>; maxUs: number };
+  const s = j.ms / 1000;
+  const beyond50 = ((j.lostUs['50'] - 50 * j.gaps['50']) / (j.ms * 1000)) * 100;
+  return `CPU stalls${pinned ? ` (CPU ${SEND_CPU})` : ''}, a spinning thread before the runs: ${Math.round(j.gaps['20'] / s)}/s longer than 20 us, ${Math.round(j.gaps['50'] / s)}/s longer than 50 us, ` +
+    `${Math.round(j.gaps['100'] / s)}/s longer than 100 us, the longest ${us(j.maxUs * 1e3)}; ${beyond50.toFixed(2)} % of the time is more than 50 us into a stall (bench/c/hiccups.c).`;
 }
 
 // ---------------------------------------------------- bare C sender --
