@@ -45,28 +45,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "recv_common.h"
+
 #define BATCH 64
 #define BUFSZ 2048
-
-struct rec {
-	int64_t rx_ns;
-	uint16_t src_port;
-	uint16_t len;
-	uint32_t pad;
-	uint8_t peek[16];
-};
 
 static int64_t ts_ns(const struct timespec *t)
 {
 	return (int64_t)t->tv_sec * 1000000000ll + t->tv_nsec;
-}
-
-static int64_t now_ns(clockid_t c)
-{
-	struct timespec t;
-
-	clock_gettime(c, &t);
-	return ts_ns(&t);
 }
 
 /* realtime - monotonic, from the reading bracketed most tightly */
@@ -75,9 +61,9 @@ static int64_t clock_offset(int64_t *err)
 	int64_t best = 0, best_w = INT64_MAX;
 
 	for (int i = 0; i < 100; i++) {
-		int64_t a = now_ns(CLOCK_MONOTONIC);
-		int64_t r = now_ns(CLOCK_REALTIME);
-		int64_t b = now_ns(CLOCK_MONOTONIC);
+		int64_t a = recv_now_ns(CLOCK_MONOTONIC);
+		int64_t r = recv_now_ns(CLOCK_REALTIME);
+		int64_t b = recv_now_ns(CLOCK_MONOTONIC);
 
 		if (b - a < best_w) {
 			best_w = b - a;
@@ -177,7 +163,7 @@ static long long ring_block(const struct tpacket_block_desc *bd, int64_t off, un
 		const uint8_t *ip = eth + 14;
 		unsigned ihl = (ip[0] & 0xf) * 4u;
 		const uint8_t *udp = ip + ihl;
-		struct rec r = { 0 };
+		struct recv_rec r = { 0 };
 
 		r.rx_ns = (int64_t)h->tp_sec * 1000000000ll + h->tp_nsec - off;
 		r.src_port = (uint16_t)(udp[0] << 8 | udp[1]);
@@ -191,16 +177,15 @@ static long long ring_block(const struct tpacket_block_desc *bd, int64_t off, un
 	return n;
 }
 
-static int ring_main(const char *ifname, unsigned port, const char *out, long long count,
-		     long long timeout_ms, long long idle_ms, unsigned peek)
+static int ring_main(const char *ifname, const struct recv_opts *o)
 {
 	uint8_t *ring;
-	int fd = open_ring(ifname, port, &ring);
+	int fd = open_ring(ifname, o->port, &ring);
 
 	if (fd < 0)
 		return 1;
 	int64_t off_err, off;
-	FILE *f = open_out(out, &off, &off_err);
+	FILE *f = open_out(o->out, &off, &off_err);
 
 	if (!f)
 		return 1;
@@ -208,14 +193,12 @@ static int ring_main(const char *ifname, unsigned port, const char *out, long lo
 	long long got = 0;
 	int timed_out = 0;
 	uint32_t b = 0;
-	int64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_ms * 1000000ll, last_rx = 0;
+	int64_t deadline = recv_now_ns(CLOCK_MONOTONIC) + o->timeout_ms * 1000000ll, last_rx = 0;
 
-	while (got < count) {
+	while (got < o->count) {
 		struct tpacket_block_desc *bd = (void *)(ring + (size_t)b * RING_BLOCK);
-		int64_t now = now_ns(CLOCK_MONOTONIC), wait = deadline - now;
+		int64_t wait = recv_wait_ns(o, deadline, last_rx, got, recv_now_ns(CLOCK_MONOTONIC));
 
-		if (idle_ms > 0 && got > 0 && last_rx + idle_ms * 1000000ll - now < wait)
-			wait = last_rx + idle_ms * 1000000ll - now;
 		if (wait <= 0) {
 			timed_out = 1;
 			break;
@@ -228,8 +211,8 @@ static int ring_main(const char *ifname, unsigned port, const char *out, long lo
 			poll(&p, 1, (int)(wait / 1000000 + 1));
 			continue;
 		}
-		got += ring_block(bd, off, peek, f, count - got);
-		last_rx = now_ns(CLOCK_MONOTONIC);
+		got += ring_block(bd, off, o->peek, f, o->count - got);
+		last_rx = recv_now_ns(CLOCK_MONOTONIC);
 		/* release: we are done reading before the kernel reuses it */
 		__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
 		b = (b + 1) % RING_BLOCKS;
@@ -247,43 +230,30 @@ static int ring_main(const char *ifname, unsigned port, const char *out, long lo
 
 int main(int argc, char **argv)
 {
-	const char *bind_addr = "0.0.0.0", *out = NULL, *ring_if = NULL;
-	unsigned port = 0, peek = 0;
-	long long count = 0, timeout_ms = 10000, idle_ms = 0;
+	const char *bind_addr = "0.0.0.0", *ring_if = NULL;
+	struct recv_opts o = RECV_OPTS_INIT;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
 		const char *a = argv[i], *v = argv[i + 1];
 
 		if (!strcmp(a, "--bind"))
 			bind_addr = v;
-		else if (!strcmp(a, "--port"))
-			port = (unsigned)atoi(v);
-		else if (!strcmp(a, "--out"))
-			out = v;
-		else if (!strcmp(a, "--count"))
-			count = atoll(v);
-		else if (!strcmp(a, "--timeout-ms"))
-			timeout_ms = atoll(v);
-		else if (!strcmp(a, "--idle-ms"))
-			idle_ms = atoll(v);
-		else if (!strcmp(a, "--peek"))
-			peek = (unsigned)atoi(v);
 		else if (!strcmp(a, "--ring"))
 			ring_if = v;
-		else {
+		else if (!recv_opt(&o, a, v)) {
 			fprintf(stderr, "recv_ts: unknown option %s\n", a);
 			return 2;
 		}
 	}
-	if (!out || !port || count <= 0 || peek > BUFSZ - 16 || (ring_if && 14 + 60 + 8 + peek + 16 > RING_SNAP)) {
-		fprintf(stderr, "usage: recv_ts --bind ADDR --port P --out FILE --count N --timeout-ms T [--idle-ms I] [--peek OFF] [--ring IFNAME]\n");
+	if (!recv_opts_ok(&o, ring_if ? RING_SNAP - (14 + 60 + 8 + 16) : BUFSZ - 16)) {
+		fprintf(stderr, "usage: recv_ts --bind ADDR " RECV_OPTS_USAGE " [--ring IFNAME]\n");
 		return 2;
 	}
 	if (ring_if)
-		return ring_main(ring_if, port, out, count, timeout_ms, idle_ms, peek);
+		return ring_main(ring_if, &o);
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	int one = 1, rcvbuf = 32 << 20;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)o.port) };
 
 	if (fd < 0 || inet_pton(AF_INET, bind_addr, &sa.sin_addr) != 1) {
 		perror("recv_ts: socket/address");
@@ -298,7 +268,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int64_t off_err, off;
-	FILE *f = open_out(out, &off, &off_err);
+	FILE *f = open_out(o.out, &off, &off_err);
 
 	if (!f)
 		return 1;
@@ -310,15 +280,12 @@ int main(int argc, char **argv)
 	struct sockaddr_in from[BATCH];
 	long long got = 0;
 	int timed_out = 0;
-	int64_t deadline = now_ns(CLOCK_MONOTONIC) + timeout_ms * 1000000ll;
+	int64_t deadline = recv_now_ns(CLOCK_MONOTONIC) + o.timeout_ms * 1000000ll;
 	int64_t last_rx = 0;
 
-	while (got < count) {
-		int64_t now = now_ns(CLOCK_MONOTONIC);
-		int64_t wait = deadline - now;
+	while (got < o.count) {
+		int64_t wait = recv_wait_ns(&o, deadline, last_rx, got, recv_now_ns(CLOCK_MONOTONIC));
 
-		if (idle_ms > 0 && got > 0 && last_rx + idle_ms * 1000000ll - now < wait)
-			wait = last_rx + idle_ms * 1000000ll - now;
 		if (wait <= 0) {
 			timed_out = 1;
 			break;
@@ -340,9 +307,9 @@ int main(int argc, char **argv)
 
 		if (n <= 0)
 			continue;
-		last_rx = now_ns(CLOCK_MONOTONIC);
-		for (int i = 0; i < n && got < count; i++) {
-			struct rec r = { 0 };
+		last_rx = recv_now_ns(CLOCK_MONOTONIC);
+		for (int i = 0; i < n && got < o.count; i++) {
+			struct recv_rec r = { 0 };
 			struct cmsghdr *c;
 
 			r.rx_ns = last_rx; /* fallback when no stamp came */
@@ -356,8 +323,8 @@ int main(int argc, char **argv)
 			}
 			r.src_port = ntohs(from[i].sin_port);
 			r.len = (uint16_t)msgs[i].msg_len;
-			if (msgs[i].msg_len >= peek + 16)
-				memcpy(r.peek, bufs[i] + peek, 16);
+			if (msgs[i].msg_len >= o.peek + 16)
+				memcpy(r.peek, bufs[i] + o.peek, 16);
 			fwrite(&r, sizeof(r), 1, f);
 			got++;
 		}

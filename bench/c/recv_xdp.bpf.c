@@ -13,6 +13,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+/* struct recv_rec of recv_common.h (that header is not for the BPF target) */
 struct rec {
 	__s64 rx_ns;
 	__u16 src_port;

@@ -35,43 +35,28 @@
 #include <time.h>
 #include <unistd.h>
 
-struct rec {
-	int64_t rx_ns;
-	uint16_t src_port;
-	uint16_t len;
-	uint32_t pad;
-	uint8_t peek[16];
-};
+#include "recv_common.h"
 
 struct sink {
 	FILE *f;
 	long long got, count;
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
-}
-
 static int on_rec(void *ctx, void *data, size_t size)
 {
 	struct sink *s = ctx;
 
-	if (size < sizeof(struct rec) || s->got >= s->count)
+	if (size < sizeof(struct recv_rec) || s->got >= s->count)
 		return 0;
-	fwrite(data, sizeof(struct rec), 1, s->f);
+	fwrite(data, sizeof(struct recv_rec), 1, s->f);
 	s->got++;
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	const char *ifname = NULL, *obj_path = NULL, *out = NULL;
-	unsigned port = 0, peek = 0;
-	long long count = 0, timeout_ms = 10000, idle_ms = 0;
+	const char *ifname = NULL, *obj_path = NULL;
+	struct recv_opts o = RECV_OPTS_INIT;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
 		const char *a = argv[i], *v = argv[i + 1];
@@ -80,25 +65,14 @@ int main(int argc, char **argv)
 			ifname = v;
 		else if (!strcmp(a, "--obj"))
 			obj_path = v;
-		else if (!strcmp(a, "--port"))
-			port = (unsigned)atoi(v);
-		else if (!strcmp(a, "--out"))
-			out = v;
-		else if (!strcmp(a, "--count"))
-			count = atoll(v);
-		else if (!strcmp(a, "--timeout-ms"))
-			timeout_ms = atoll(v);
-		else if (!strcmp(a, "--idle-ms"))
-			idle_ms = atoll(v);
-		else if (!strcmp(a, "--peek"))
-			peek = (unsigned)atoi(v);
-		else {
+		else if (!recv_opt(&o, a, v)) {
 			fprintf(stderr, "recv_xdp: unknown option %s\n", a);
 			return 2;
 		}
 	}
-	if (!ifname || !obj_path || !out || !port || port > 65535 || count <= 0 || peek > 2000) {
-		fprintf(stderr, "usage: recv_xdp --ifname IF --obj FILE --port P --out FILE --count N --timeout-ms T [--idle-ms I] [--peek OFF]\n");
+	/* the BPF program reads the peek offset masked to 11 bits */
+	if (!ifname || !obj_path || !recv_opts_ok(&o, 2000)) {
+		fprintf(stderr, "usage: recv_xdp --ifname IF --obj FILE " RECV_OPTS_USAGE "\n");
 		return 2;
 	}
 	int ifindex = (int)if_nametoindex(ifname);
@@ -122,14 +96,14 @@ int main(int argc, char **argv)
 	int cfg = bpf_object__find_map_fd_by_name(obj, "cfg");
 	int recs = bpf_object__find_map_fd_by_name(obj, "recs");
 	int lost = bpf_object__find_map_fd_by_name(obj, "lost");
-	uint32_t k0 = 0, k1 = 1, vport = port, vpeek = peek;
+	uint32_t k0 = 0, k1 = 1, vport = o.port, vpeek = o.peek;
 
 	if (!prog || cfg < 0 || recs < 0 || lost < 0 ||
 	    bpf_map_update_elem(cfg, &k0, &vport, BPF_ANY) || bpf_map_update_elem(cfg, &k1, &vpeek, BPF_ANY)) {
 		fprintf(stderr, "recv_xdp: %s lacks the program or its maps\n", obj_path);
 		return 1;
 	}
-	struct sink s = { .f = fopen(out, "wb"), .count = count };
+	struct sink s = { .f = fopen(o.out, "wb"), .count = o.count };
 
 	if (!s.f) {
 		perror("recv_xdp: out");
@@ -147,25 +121,22 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	int timed_out = 0;
-	int64_t deadline = mono_ns() + timeout_ms * 1000000ll, last_rx = 0;
+	int64_t deadline = recv_now_ns(CLOCK_MONOTONIC) + o.timeout_ms * 1000000ll, last_rx = 0;
 	/* the program submits without a wake-up (one per record would cost the
 	 * receiving CPU an irq_work each): poll the ring every millisecond */
 	const struct timespec tick = { 0, 1000000 };
 
-	while (s.got < count) {
-		int64_t now = mono_ns(), wait = deadline - now;
+	while (s.got < o.count) {
 		long long before = s.got;
 
-		if (idle_ms > 0 && s.got > 0 && last_rx + idle_ms * 1000000ll - now < wait)
-			wait = last_rx + idle_ms * 1000000ll - now;
-		if (wait <= 0) {
+		if (recv_wait_ns(&o, deadline, last_rx, s.got, recv_now_ns(CLOCK_MONOTONIC)) <= 0) {
 			timed_out = 1;
 			break;
 		}
 		if (ring_buffer__consume(rb) < 0)
 			break;
 		if (s.got > before)
-			last_rx = mono_ns();
+			last_rx = recv_now_ns(CLOCK_MONOTONIC);
 		else
 			nanosleep(&tick, NULL);
 	}
