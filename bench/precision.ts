@@ -162,17 +162,17 @@ interface Receiver {
  */
 type ReceiverMode = 'socket' | 'ring' | 'xdp';
 
-/** The receiver programs: recv_ts, and recv_xdp with its BPF object when --sessions-receiver xdp. */
-interface ReceiverBins {
+/** The C programs of the runs: the receivers (recv_ts; recv_xdp and its BPF object with --sessions-receiver xdp) and the bare C sender. */
+interface BenchBins {
   ts: string;
-  /** bench/c/paced_send.c, the bare C sender (not a receiver, built with them) */
+  /** bench/c/paced_send.c, the bare C sender */
   paced: string;
   xdp?: { bin: string; obj: string };
 }
 
 const DROP_TABLE = 'rfprec';
 
-async function startReceiver(tb: Testbed, bins: ReceiverBins, count: number, timeoutMs: number, peek: number, mode: ReceiverMode): Promise<Receiver> {
+async function startReceiver(tb: Testbed, bins: BenchBins, count: number, timeoutMs: number, peek: number, mode: ReceiverMode): Promise<Receiver> {
   const out = join(tmpdir(), `rf-prec-${process.pid}-${Date.now()}.bin`);
   if (mode === 'ring') {
     await tb.exec('b', ['nft', `add table netdev ${DROP_TABLE}; add chain netdev ${DROP_TABLE} in { type filter hook ingress device veth0 priority 0; }; add rule netdev ${DROP_TABLE} in udp dport ${PORT} counter drop`]);
@@ -336,7 +336,7 @@ export async function main(args: string[] = []): Promise<void> {
     process.stdout.write(`bench precision: SKIPPED: ${paced.missing}\n`);
     return;
   }
-  const bins: ReceiverBins = { ts: rx.bin, paced: paced.bin };
+  const bins: BenchBins = { ts: rx.bin, paced: paced.bin };
   const stalls = await measureStalls(o.pin);
   process.stdout.write(`  ${stalls}\n`);
   if (o.sessionsReceiver === 'xdp') {
@@ -481,7 +481,7 @@ function planSchedule(plan: Plan): Scheduled[] {
  * 300 ms) with paced_send on the sender's CPU, from ports sport0... Returns
  * the base.
  */
-async function runBareC(tb: Testbed, bins: ReceiverBins, sched: Scheduled[], sport0: number, pinned: boolean, base?: number): Promise<number> {
+async function runBareC(tb: Testbed, bins: BenchBins, sched: Scheduled[], sport0: number, pinned: boolean, base?: number): Promise<number> {
   const file = join(tmpdir(), `rf-prec-sched-${process.pid}.bin`);
   const buf = Buffer.alloc(sched.length * 32);
   sched.forEach((p, i) => {
@@ -526,7 +526,7 @@ async function runNodePacer(tb: Testbed, plan: string, seconds: number, pinned: 
  * workers), then the bare C sender sends the same schedule (the same start
  * times, datagram times, lengths and source ports) to the same receiver.
  */
-async function runSessions(tb: Testbed, engine: Engine, bins: ReceiverBins, o: Options, n: number, bareFirst: boolean): Promise<Result[]> {
+async function runSessions(tb: Testbed, engine: Engine, bins: BenchBins, o: Options, n: number, bareFirst: boolean): Promise<Result[]> {
   const dir = join(tmpdir(), `rf-prec-ts-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'two-mbit.ts');
