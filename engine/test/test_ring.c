@@ -74,10 +74,12 @@ static void single_thread(uint32_t start)
 	/* a cache holding fewer than `want` re-reads the producer: entries
 	 * submitted after a partial peek are seen before the cache runs dry */
 	n = rf_ring_reserve(&p, 3, &idx);
+	CHECK(n == 3, "reserve 3 (got %u)", n);
 	rf_ring_submit(&p);
 	CHECK(rf_ring_peek(&c, 16, &idx) == 3, "peek 3");
 	rf_ring_release(&c, 1);
 	n = rf_ring_reserve(&p, 4, &idx);
+	CHECK(n == 4, "reserve 4 (got %u)", n);
 	rf_ring_submit(&p);
 	CHECK(rf_ring_peek(&c, 16, &idx) == 6, "peek sees the 4 submitted after a partial peek");
 	rf_ring_release(&c, 6);
