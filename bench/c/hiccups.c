@@ -16,13 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-static int64_t mono_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
-}
+#include "bench_common.h"
 
 int main(int argc, char **argv)
 {
@@ -43,9 +37,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: hiccups [--ms 2000]\n");
 		return 2;
 	}
-	int64_t start = mono_ns(), end = start + ms * 1000000ll, prev = start, now;
+	int64_t start = (int64_t)bench_now_ns(), end = start + ms * 1000000ll, prev = start, now;
 
-	while ((now = mono_ns()) < end) {
+	while ((now = (int64_t)bench_now_ns()) < end) {
 		int64_t gap = now - prev;
 
 		if (gap > max)

@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
+
 struct sched {
 	int64_t t_ns;
 	uint16_t sock;
@@ -34,14 +36,6 @@ struct sched {
 	uint32_t off;
 	uint8_t tag[16];
 };
-
-static int64_t mono_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -125,7 +119,7 @@ int main(int argc, char **argv)
 	int64_t late_max = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		int64_t t = base + s[i].t_ns, now = mono_ns();
+		int64_t t = base + s[i].t_ns, now = (int64_t)bench_now_ns();
 
 		if (t - now > spin_us * 1000) {
 			int64_t wake = t - spin_us * 1000;
@@ -134,7 +128,7 @@ int main(int argc, char **argv)
 			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 			sleeps++;
 		}
-		while ((now = mono_ns()) < t)
+		while ((now = (int64_t)bench_now_ns()) < t)
 			;
 		if (now - t > late_max)
 			late_max = now - t;
