@@ -19,15 +19,17 @@ export function compileC(dir: string, name: string, extra: string[] = []): { bin
  * (needs clang and libbpf's headers, Debian's libbpf-dev).
  */
 export function compileBpf(dir: string, name: string): { bin: string } | { missing: string } {
-  // <asm/types.h>, which <linux/bpf.h> includes, lives in the multiarch directory
-  let multiarch = '';
+  return build(`${dir}/${name}.bpf.c`, `${name}.bpf.o`, 'clang', (src, out) => ['-O2', '-g', '-Wall', '-Werror', '-target', 'bpf', ...multiarchInclude(), '-c', src, '-o', out]);
+}
+
+/** -I for <asm/types.h>, which <linux/bpf.h> includes: it lives in the multiarch directory. */
+function multiarchInclude(): string[] {
   try {
-    multiarch = execFileSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).trim();
+    const multiarch = execFileSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).trim();
+    return multiarch ? ['-I', `/usr/include/${multiarch}`] : [];
   } catch {
-    // no gcc: clang's own search path may still find it
+    return []; // no gcc: clang's own search path may still find it
   }
-  const inc = multiarch ? ['-I', `/usr/include/${multiarch}`] : [];
-  return build(`${dir}/${name}.bpf.c`, `${name}.bpf.o`, 'clang', (src, out) => ['-O2', '-g', '-Wall', '-Werror', '-target', 'bpf', ...inc, '-c', src, '-o', out]);
 }
 
 function build(rel: string, outName: string, cc: string, argv: (src: string, out: string) => string[]): { bin: string } | { missing: string } {
