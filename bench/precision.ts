@@ -234,9 +234,24 @@ function plans(seconds: number): Plan[] {
   ];
 }
 
-/** Main thread, lane 0: every 5 ms one aggregate of the packets due in the next 20 ms; payload[0..8) = schedule. */
+/** The stream (and socket) of a plan's k-th packet. */
+function planStream(plan: Plan, k: number): number {
+  return plan.streams === 1 ? 0 : k % plan.streams;
+}
+
+/**
+ * What every sender of a plan puts at its payload's start, at b[off..]:
+ * [0..8) the schedule (ns, LE), [8..12) k. Writes in place: the engine's
+ * and the Node pacer's loops allocate nothing more per packet for it.
+ */
+function writePlanTag(b: Buffer, off: number, t: number, k: number): void {
+  b.writeBigUInt64LE(BigInt(Math.round(t)), off);
+  b.writeUInt32LE(k, off + 8);
+}
+
+/** Main thread, lane 0: every 5 ms one aggregate of the packets due in the next 20 ms; payload: writePlanTag()'s layout. */
 async function runEnginePlan(lane: Lane, dests: number[], plan: Plan): Promise<void> {
-  const view = new DataView(lane.bytes.buffer);
+  const bytes = Buffer.from(lane.bytes.buffer, lane.bytes.byteOffset, lane.bytes.byteLength);
   const start = mono() + 50e6;
   let k = 0;
   while (k < plan.total) {
@@ -246,9 +261,8 @@ async function runEnginePlan(lane: Lane, dests: number[], plan: Plan): Promise<v
       const t = start + plan.at(k);
       const slot = lane.allocSlot(10_000);
       const off = lane.payloadOffset(slot);
-      view.setBigUint64(off, BigInt(t), true);
-      view.setUint32(off + 8, k, true);
-      agg.addAt(slot, 200, dests[plan.streams === 1 ? 0 : k % plan.streams], 100 + (k % plan.streams), t);
+      writePlanTag(bytes, off, t, k);
+      agg.addAt(slot, 200, dests[planStream(plan, k)], 100 + (k % plan.streams), t);
       k++;
     }
     agg.submit(10_000);
@@ -277,9 +291,8 @@ async function nodePacerChild(argv: string[]): Promise<void> {
     // send every packet that is due (setTimeout wakes late: catch up)
     while (k < plan.total && start + plan.at(k) <= now) {
       const b = Buffer.alloc(200);
-      b.writeBigUInt64LE(BigInt(Math.round(start + plan.at(k))), 0);
-      b.writeUInt32LE(k, 8);
-      socks[plan.streams === 1 ? 0 : k % plan.streams].send(b, PORT, to);
+      writePlanTag(b, 0, start + plan.at(k), k);
+      socks[planStream(plan, k)].send(b, PORT, to);
       k++;
     }
     if (k < plan.total) setTimeout(fire, Math.max(0, (start + plan.at(k) - mono()) / 1e6));
@@ -465,14 +478,13 @@ interface Scheduled {
   tag: Buffer | number;
 }
 
-/** A plan as the Node pacer sends it: payload[0..8) = schedule, [8..12) = k. */
+/** A plan as the other senders send it (writePlanTag(), planStream()). */
 function planSchedule(plan: Plan): Scheduled[] {
   const start = mono() + 100e6; // the child's start-up and its sockets
   return Array.from({ length: plan.total }, (_, k) => {
     const tag = Buffer.alloc(16);
-    tag.writeBigUInt64LE(BigInt(Math.round(start + plan.at(k))), 0);
-    tag.writeUInt32LE(k, 8);
-    return { t: start + plan.at(k), sock: plan.streams === 1 ? 0 : k % plan.streams, len: 200, off: 0, tag };
+    writePlanTag(tag, 0, start + plan.at(k), k);
+    return { t: start + plan.at(k), sock: planStream(plan, k), len: 200, off: 0, tag };
   });
 }
 
