@@ -134,6 +134,78 @@ static inline uint32_t rf_netpkt_hdr_len(const struct rf_dest *d)
 uint32_t rf_netpkt_build_sum(uint8_t *hdr, const struct rf_dest *d, uint16_t payload_len,
 			     uint32_t payload_sum, uint16_t ip_id);
 
+/*
+ * A destination's headers built once, for many packets (the TX thread keeps
+ * one per destination entry, as the relay keeps one per output): per packet
+ * only the lengths, the IPv4 identification and the checksums change.
+ * Sums are in memory order, as everywhere in this file.
+ */
+struct rf_netpkt_tpl {
+	uint8_t hdr[RF_HDR_MAX]; /* lengths, id and checksums zero */
+	uint64_t ip_rest;        /* IPv4: sum of the header's 32-bit words 2..4 (ttl .. addresses) */
+	uint64_t udp_base;       /* sum of the pseudo header's addresses and the ports word */
+	uint32_t gen;            /* rf_dest.gen of the version it was built from */
+	uint16_t hlen;           /* RF_HDR_V4 or RF_HDR_V6; 0 = no template */
+	uint8_t family;
+	uint8_t _pad;
+};
+
+/* Build `t` from a destination (a private copy: the caller checked it).
+ * Returns the header length, or 0 (t->hlen = 0) if d->family is invalid. */
+uint32_t rf_netpkt_tpl_build(struct rf_netpkt_tpl *t, const struct rf_dest *d);
+
+static inline uint32_t rf_csum_fold64(uint64_t s)
+{
+	s = (s & 0xffffffffu) + (s >> 32);
+	s = (s & 0xffffffffu) + (s >> 32);
+	return (uint32_t)s;
+}
+
+/*
+ * Write the headers of a `payload_len`-byte packet to the template's
+ * destination into hdr (RF_HDR_MAX bytes), with identification ip_id: what
+ * rf_netpkt_build_sum(hdr, d, payload_len, 0, ip_id) writes (the UDP
+ * checksum without the payload, completed by rf_csum_complete). Returns the
+ * header length.
+ */
+static inline uint32_t rf_netpkt_tpl_apply(uint8_t *hdr, const struct rf_netpkt_tpl *t,
+					   uint16_t payload_len, uint16_t ip_id)
+{
+	uint16_t udp_len = (uint16_t)(RF_UDP_HLEN + payload_len);
+	uint8_t *ip = hdr + RF_ETH_HLEN, *udp;
+	uint8_t tail[4] = { 0, 17, (uint8_t)(udp_len >> 8), (uint8_t)udp_len };
+	uint32_t w0, w1;
+	uint16_t c;
+
+	memcpy(hdr, t->hdr, RF_HDR_MAX);
+	if (t->family == 4) {
+		uint16_t tot = (uint16_t)(RF_IPV4_HLEN + udp_len);
+
+		ip[2] = (uint8_t)(tot >> 8);
+		ip[3] = (uint8_t)tot;
+		ip[4] = (uint8_t)(ip_id >> 8);
+		ip[5] = (uint8_t)ip_id;
+		/* the two words that changed, as they are now, plus the rest */
+		memcpy(&w0, ip, 4);
+		memcpy(&w1, ip + 4, 4);
+		c = rf_csum_fold(rf_csum_fold64(t->ip_rest + w0 + w1));
+		memcpy(ip + 10, &c, 2);
+		udp = ip + RF_IPV4_HLEN;
+	} else {
+		ip[4] = (uint8_t)(udp_len >> 8);
+		ip[5] = (uint8_t)udp_len;
+		udp = ip + RF_IPV6_HLEN;
+	}
+	udp[4] = (uint8_t)(udp_len >> 8);
+	udp[5] = (uint8_t)udp_len;
+	/* pseudo header (0, 17, length) and the UDP header's (length, 0) word */
+	memcpy(&w0, tail, 4);
+	memcpy(&w1, udp + 4, 4);
+	c = rf_udp_csum_fixup(rf_csum_fold(rf_csum_fold64(t->udp_base + w0 + w1)));
+	memcpy(udp + 6, &c, 2);
+	return t->hlen;
+}
+
 /* Same, summing the payload itself. */
 static inline uint32_t rf_netpkt_build(uint8_t *hdr, const struct rf_dest *d,
 				       const uint8_t *payload, uint16_t payload_len, uint16_t ip_id)

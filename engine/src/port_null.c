@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The null port: discards every frame (counting it). Ring and scheduler
- * tests and benches run the whole TX path on it without a NIC. */
+ * tests and benches run the whole TX path on it without a NIC; tests can
+ * make it refuse frames and take only part of a flush (rf_port_null_faults)
+ * to play a device that pushes back. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@ struct rf_port {
 	uint32_t queued;
 	uint64_t frames;
 	uint64_t bytes;
+	uint32_t flush_max, ring, max_frame; /* rf_port_null_faults */
 };
 
 _Static_assert(offsetof(struct rf_port, stats) == 0, "port stats first");
@@ -43,23 +46,50 @@ static uint32_t null_rx_burst(struct rf_port *p, struct rf_rx_pkt *pkts, uint32_
 
 static void null_rx_release(struct rf_port *p) { (void)p; }
 
-static uint32_t null_tx_burst(struct rf_port *p, const struct rf_tx_pkt *pkts, uint32_t n)
+static uint32_t null_tx_burst(struct rf_port *p, struct rf_tx_pkt *pkts, uint32_t n)
 {
 	uint32_t i;
 
-	for (i = 0; i < n; i++)
-		p->bytes += (uint64_t)pkts[i].hdr_len + pkts[i].payload_len;
-	p->queued += n;
+	if (p->ring && n > p->ring - p->queued)
+		n = p->ring - p->queued;
+	for (i = 0; i < n; i++) {
+		uint32_t len = (uint32_t)pkts[i].hdr_len + pkts[i].payload_len;
+
+		if (rf_unlikely(p->max_frame && len > p->max_frame)) {
+			/* drop: refused, the caller counts it (RF_C_DROP_TX_ERROR) */
+			pkts[i].refused = 1;
+			continue;
+		}
+		p->bytes += len;
+		p->queued++;
+	}
 	return n;
 }
 
 static int null_flush(struct rf_port *p)
 {
-	int n = (int)p->queued;
+	uint32_t n = p->queued;
 
-	p->frames += p->queued;
-	p->queued = 0;
-	return n;
+	if (p->flush_max && n > p->flush_max)
+		n = p->flush_max;
+	/* read by tests while the engine runs (rf_port_null_flushed) */
+	__atomic_store_n(&p->frames, p->frames + n, __ATOMIC_RELAXED);
+	p->queued -= n;
+	p->stats.tx_backlog = p->queued != 0;
+	return (int)n;
+}
+
+/* Before rf_engine_start: the port has one user thread once it runs. */
+void rf_port_null_faults(struct rf_port *p, uint32_t flush_max, uint32_t ring, uint32_t max_frame)
+{
+	p->flush_max = flush_max;
+	p->ring = ring;
+	p->max_frame = max_frame;
+}
+
+uint64_t rf_port_null_flushed(const struct rf_port *p)
+{
+	return __atomic_load_n(&p->frames, __ATOMIC_RELAXED);
 }
 
 static int null_rx_fd(struct rf_port *p)

@@ -27,7 +27,7 @@ struct rf_port {
 	uint8_t hdrs[4096][RF_RELAY_HDR_MAX];
 };
 
-static uint32_t fake_tx(struct rf_port *p, const struct rf_tx_pkt *pkts, uint32_t n)
+static uint32_t fake_tx(struct rf_port *p, struct rf_tx_pkt *pkts, uint32_t n)
 {
 	uint32_t i;
 
@@ -148,7 +148,7 @@ static struct rf_output_counters *oc(void *region, uint32_t id)
 
 static int test_rejections(void *region)
 {
-	struct rf_relay *r = rf_relay_create(region, IFMAC, 1500);
+	struct rf_relay *r = rf_relay_create(oc(region, 0), rf_hdr(region)->max_outputs, IFMAC, 1500);
 	struct rf_policy_output_add b;
 	struct rf_policy_msg m = { .op = 99 };
 	uint8_t a[4] = { 198, 18, 5, 0 };
@@ -212,7 +212,7 @@ static int test_split(void *region, int family, uint32_t nout)
 {
 	static struct rf_port port;
 	uint64_t c[RF_COUNTERS_PER_BLOCK] = { 0 };
-	struct rf_relay *r = rf_relay_create(region, IFMAC, 1500);
+	struct rf_relay *r = rf_relay_create(oc(region, 0), rf_hdr(region)->max_outputs, IFMAC, 1500);
 	uint8_t f[2048], pay[1316];
 	struct rf_rx_pkt rx;
 	uint32_t i, n;
@@ -342,7 +342,7 @@ static int test_oversize(void *region)
 {
 	static struct rf_port port;
 	uint64_t c[RF_COUNTERS_PER_BLOCK] = { 0 };
-	struct rf_relay *r = rf_relay_create(region, IFMAC, 576);
+	struct rf_relay *r = rf_relay_create(oc(region, 0), rf_hdr(region)->max_outputs, IFMAC, 576);
 	uint8_t f[2048], pay[1400] = { 0 };
 	struct rf_rx_pkt rx;
 	uint32_t n;
@@ -369,7 +369,7 @@ static int test_oversize(void *region)
  * until the reader leaves; outputs present before and after stay. */
 static int test_epoch(void *region)
 {
-	struct rf_relay *r = rf_relay_create(region, IFMAC, 1500);
+	struct rf_relay *r = rf_relay_create(oc(region, 0), rf_hdr(region)->max_outputs, IFMAC, 1500);
 	const struct rf_relay_table *held;
 	struct rf_relay_table snapshot;
 
@@ -441,7 +441,7 @@ static uint32_t bpf_run(const struct sock_filter *p, uint32_t n, const uint8_t *
 
 static int test_filter(void *region)
 {
-	struct rf_relay *r = rf_relay_create(region, IFMAC, 1500);
+	struct rf_relay *r = rf_relay_create(oc(region, 0), rf_hdr(region)->max_outputs, IFMAC, 1500);
 	struct sock_filter prog[4096];
 	uint8_t f[256], pay[8] = { 0 };
 	uint32_t n, len, i;

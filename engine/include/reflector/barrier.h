@@ -10,7 +10,9 @@
 #define REFLECTOR_BARRIER_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Publish a ring index: everything written before it is visible to the peer
  * that reads the index with rf_load_acquire(). */
@@ -58,6 +60,18 @@ static inline void rf_counter_add(uint64_t *c, uint64_t v)
 	atomic_store_explicit((_Atomic uint64_t *)c,
 			      atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed) + v,
 			      memory_order_relaxed);
+}
+
+/*
+ * Copy `n` bytes that a peer may still be writing into private memory, once
+ * (READ_ONCE for a whole entry). Without the compiler barrier the compiler
+ * may drop the copy and read the shared bytes again at each later use: the
+ * engine would check one value and use another.
+ */
+static inline void rf_snapshot(void *dst, const void *src, size_t n)
+{
+	memcpy(dst, src, n);
+	__asm__ __volatile__("" ::: "memory");
 }
 
 #define rf_likely(x)   __builtin_expect(!!(x), 1)
