@@ -137,8 +137,9 @@ static int check_header(const struct rf_engine *e, char *err, size_t errlen)
 	if (rf_region_layout(&p, &l, lerr, sizeof(lerr)))
 		BAD("its sizes are not a layout: %s", lerr);
 	if (h->slot_count != p.lanes * p.slots_per_lane || h->dest_count != p.lanes * p.dests_per_lane)
-		BAD("slot_count %u / dest_count %u do not match %u lanes of %u slots and %u destinations",
-		    h->slot_count, h->dest_count, p.lanes, p.slots_per_lane, p.dests_per_lane);
+		BAD("slot_count %u and dest_count %u are not %u lanes of free_entries = %u slots "
+		    "and %u destinations", h->slot_count, h->dest_count, p.lanes, p.slots_per_lane,
+		    p.dests_per_lane);
 	if (l.size > len)
 		BAD("the layout needs %u bytes, the region has %llu", l.size, (unsigned long long)len);
 #define SAME(field, want)                                                                   \

@@ -183,6 +183,8 @@ uint32_t rf_netpkt_build_sum(uint8_t *hdr, const struct rf_dest *d, uint16_t pay
 uint32_t rf_netpkt_tpl_build(struct rf_netpkt_tpl *t, const struct rf_dest *d)
 {
 	uint8_t *ip = t->hdr + RF_ETH_HLEN, *udp;
+	uint8_t proto[2] = { 0, 17 };
+	uint16_t p;
 	uint32_t hlen;
 
 	memset(t, 0, sizeof(*t));
@@ -193,16 +195,18 @@ uint32_t rf_netpkt_tpl_build(struct rf_netpkt_tpl *t, const struct rf_dest *d)
 		/* tot_len, id and the checksum are per packet */
 		memset(ip + 2, 0, 4);
 		memset(ip + 10, 0, 2);
-		t->ip_rest = sum_words(ip + 8, 3);
-		t->udp_base = sum_words(ip + 12, 2);
+		t->ip_sum = sum_words(ip, RF_IPV4_HLEN / 4);
+		t->udp_sum = sum_words(ip + 12, 2);
 		udp = ip + RF_IPV4_HLEN;
 	} else {
 		memset(ip + 4, 0, 2);
-		t->udp_base = sum_words(ip + 8, 8);
+		t->udp_sum = sum_words(ip + 8, 8);
 		udp = ip + RF_IPV6_HLEN;
 	}
 	memset(udp + 4, 0, 4);
-	t->udp_base += sum_words(udp, 1);
+	/* the ports, and the pseudo header's (0, 17) as it sits in memory */
+	memcpy(&p, proto, 2);
+	t->udp_sum += sum_words(udp, 1) + p;
 	t->hlen = (uint16_t)hlen;
 	t->family = d->family;
 	t->gen = d->gen;

@@ -142,8 +142,8 @@ uint32_t rf_netpkt_build_sum(uint8_t *hdr, const struct rf_dest *d, uint16_t pay
  */
 struct rf_netpkt_tpl {
 	uint8_t hdr[RF_HDR_MAX]; /* lengths, id and checksums zero */
-	uint64_t ip_rest;        /* IPv4: sum of the header's 32-bit words 2..4 (ttl .. addresses) */
-	uint64_t udp_base;       /* sum of the pseudo header's addresses and the ports word */
+	uint64_t ip_sum;         /* IPv4: sum of the template's IP header words */
+	uint64_t udp_sum;        /* the pseudo header's addresses and protocol, the ports */
 	uint32_t gen;            /* rf_dest.gen of the version it was built from */
 	uint16_t hlen;           /* RF_HDR_V4 or RF_HDR_V6; 0 = no template */
 	uint8_t family;
@@ -167,41 +167,35 @@ static inline uint32_t rf_csum_fold64(uint64_t s)
  * rf_netpkt_build_sum(hdr, d, payload_len, 0, ip_id) writes (the UDP
  * checksum without the payload, completed by rf_csum_complete). Returns the
  * header length.
+ *
+ * The sums add each new 16-bit field as it sits in memory: 2^16 = 1 in one's
+ * complement arithmetic, so a field adds the same to the folded sum whether
+ * it is the low or the high half of a 32-bit word (RFC 1071 section 2(B)),
+ * on either byte order, and nothing is stored and read back.
  */
 static inline uint32_t rf_netpkt_tpl_apply(uint8_t *hdr, const struct rf_netpkt_tpl *t,
 					   uint16_t payload_len, uint16_t ip_id)
 {
 	uint16_t udp_len = (uint16_t)(RF_UDP_HLEN + payload_len);
+	uint16_t ulen_be = htons(udp_len), c;
 	uint8_t *ip = hdr + RF_ETH_HLEN, *udp;
-	uint8_t tail[4] = { 0, 17, (uint8_t)(udp_len >> 8), (uint8_t)udp_len };
-	uint32_t w0, w1;
-	uint16_t c;
 
 	memcpy(hdr, t->hdr, RF_HDR_MAX);
 	if (t->family == 4) {
-		uint16_t tot = (uint16_t)(RF_IPV4_HLEN + udp_len);
+		uint16_t tot_be = htons((uint16_t)(RF_IPV4_HLEN + udp_len)), id_be = htons(ip_id);
 
-		ip[2] = (uint8_t)(tot >> 8);
-		ip[3] = (uint8_t)tot;
-		ip[4] = (uint8_t)(ip_id >> 8);
-		ip[5] = (uint8_t)ip_id;
-		/* the two words that changed, as they are now, plus the rest */
-		memcpy(&w0, ip, 4);
-		memcpy(&w1, ip + 4, 4);
-		c = rf_csum_fold(rf_csum_fold64(t->ip_rest + w0 + w1));
+		memcpy(ip + 2, &tot_be, 2);
+		memcpy(ip + 4, &id_be, 2);
+		c = rf_csum_fold(rf_csum_fold64(t->ip_sum + tot_be + id_be));
 		memcpy(ip + 10, &c, 2);
 		udp = ip + RF_IPV4_HLEN;
 	} else {
-		ip[4] = (uint8_t)(udp_len >> 8);
-		ip[5] = (uint8_t)udp_len;
+		memcpy(ip + 4, &ulen_be, 2);
 		udp = ip + RF_IPV6_HLEN;
 	}
-	udp[4] = (uint8_t)(udp_len >> 8);
-	udp[5] = (uint8_t)udp_len;
-	/* pseudo header (0, 17, length) and the UDP header's (length, 0) word */
-	memcpy(&w0, tail, 4);
-	memcpy(&w1, udp + 4, 4);
-	c = rf_udp_csum_fixup(rf_csum_fold(rf_csum_fold64(t->udp_base + w0 + w1)));
+	memcpy(udp + 4, &ulen_be, 2);
+	/* the length twice: in the pseudo header and in the UDP header */
+	c = rf_udp_csum_fixup(rf_csum_fold(rf_csum_fold64(t->udp_sum + 2u * ulen_be)));
 	memcpy(udp + 6, &c, 2);
 	return t->hlen;
 }

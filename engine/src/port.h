@@ -91,10 +91,11 @@ extern const struct rf_port_ops rf_port_afpacket;
 extern const struct rf_port_ops rf_port_null;
 extern const struct rf_port_ops rf_port_afxdp;
 
-/* Test hook of the null port: a flush takes at most `flush_max` frames
- * (0 = all; the rest stay queued, tx_backlog set), tx_burst takes at most
- * `ring` frames queued at once (0 = any), and refuses frames longer than
- * `max_frame` bytes (0 = none). */
+/* Test hook of the null port, to play a device that pushes back: a flush
+ * takes at most `flush_max` frames (UINT32_MAX = all, the default; 0 = none;
+ * the rest stay queued, tx_backlog set), tx_burst takes frames while fewer
+ * than `ring` are queued (0 = any number), and refuses frames longer than
+ * `max_frame` bytes (0 = none). May be changed while the engine runs. */
 void rf_port_null_faults(struct rf_port *p, uint32_t flush_max, uint32_t ring, uint32_t max_frame);
 /* Frames the null port has flushed (sent) so far. */
 uint64_t rf_port_null_flushed(const struct rf_port *p);

@@ -32,6 +32,7 @@ static int null_open(struct rf_port **out, const struct rf_engine_config *cfg, i
 		return -ENOMEM;
 	}
 	p->mtu = cfg->mtu ? cfg->mtu : 1500;
+	p->flush_max = UINT32_MAX;
 	*out = p;
 	return 0;
 }
@@ -50,12 +51,15 @@ static uint32_t null_tx_burst(struct rf_port *p, struct rf_tx_pkt *pkts, uint32_
 {
 	uint32_t i;
 
-	if (p->ring && n > p->ring - p->queued)
-		n = p->ring - p->queued;
+	uint32_t ring = __atomic_load_n(&p->ring, __ATOMIC_RELAXED);
+	uint32_t max_frame = __atomic_load_n(&p->max_frame, __ATOMIC_RELAXED);
+
+	if (ring && n > ring - p->queued)
+		n = ring > p->queued ? ring - p->queued : 0;
 	for (i = 0; i < n; i++) {
 		uint32_t len = (uint32_t)pkts[i].hdr_len + pkts[i].payload_len;
 
-		if (rf_unlikely(p->max_frame && len > p->max_frame)) {
+		if (rf_unlikely(max_frame && len > max_frame)) {
 			/* drop: refused, the caller counts it (RF_C_DROP_TX_ERROR) */
 			pkts[i].refused = 1;
 			continue;
@@ -68,10 +72,10 @@ static uint32_t null_tx_burst(struct rf_port *p, struct rf_tx_pkt *pkts, uint32_
 
 static int null_flush(struct rf_port *p)
 {
-	uint32_t n = p->queued;
+	uint32_t n = p->queued, max = __atomic_load_n(&p->flush_max, __ATOMIC_RELAXED);
 
-	if (p->flush_max && n > p->flush_max)
-		n = p->flush_max;
+	if (n > max)
+		n = max;
 	/* read by tests while the engine runs (rf_port_null_flushed) */
 	__atomic_store_n(&p->frames, p->frames + n, __ATOMIC_RELAXED);
 	p->queued -= n;
@@ -79,12 +83,13 @@ static int null_flush(struct rf_port *p)
 	return (int)n;
 }
 
-/* Before rf_engine_start: the port has one user thread once it runs. */
+/* Read by the port's thread at each call: a test may change them while the
+ * engine runs. */
 void rf_port_null_faults(struct rf_port *p, uint32_t flush_max, uint32_t ring, uint32_t max_frame)
 {
-	p->flush_max = flush_max;
-	p->ring = ring;
-	p->max_frame = max_frame;
+	__atomic_store_n(&p->flush_max, flush_max, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->ring, ring, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->max_frame, max_frame, __ATOMIC_RELAXED);
 }
 
 uint64_t rf_port_null_flushed(const struct rf_port *p)

@@ -128,7 +128,7 @@ void rf_tx_free_view_advance(struct rf_engine *e, uint32_t lane)
 /* The free ring is produced against the engine's view of what the lane took
  * (free_seen), never a consumer index it has not checked: an entry is
  * overwritten only after its slot is known to be the lane's. */
-int rf_tx_free_reserve(struct rf_engine *e, uint32_t lane, uint32_t *idx)
+static inline int free_reserve(struct rf_engine *e, uint32_t lane, uint32_t *idx)
 {
 	struct rf_tx_lane *ln = &e->lanes[lane];
 
@@ -141,6 +141,11 @@ int rf_tx_free_reserve(struct rf_engine *e, uint32_t lane, uint32_t *idx)
 	return 1;
 }
 
+int rf_tx_free_reserve(struct rf_engine *e, uint32_t lane, uint32_t *idx)
+{
+	return free_reserve(e, lane, idx);
+}
+
 /* Give a slot the engine held back to its lane (submitted by free_submit()). */
 static inline void free_put(struct tx_state *s, uint32_t lane, uint32_t slot)
 {
@@ -151,7 +156,7 @@ static inline void free_put(struct tx_state *s, uint32_t lane, uint32_t slot)
 	 * slots it holds: it is full only when the lane lies about its
 	 * consumer index (counted); the slot then stays ours and goes back at
 	 * destroy */
-	if (rf_unlikely(!rf_tx_free_reserve(s->e, lane, &idx)))
+	if (rf_unlikely(!free_reserve(s->e, lane, &idx)))
 		return;
 	*(uint32_t *)rf_ring_entry(&ln->free, idx) = slot;
 	ln->free_shadow[idx & ln->free.mask] = slot;

@@ -25,7 +25,7 @@ static inline void rf_dest_write(struct rf_dest *d, const struct rf_dest *v)
 	rf_store_relaxed(&d->gen, odd);
 	/* ensure the odd gen is visible before any field changes: pairs with
 	 * the reader's acquire fence before its second read of gen */
-	atomic_thread_fence(memory_order_release);
+	rf_fence_release();
 	memcpy(d, v, offsetof(struct rf_dest, gen));
 	memcpy(&d->src_addr, &v->src_addr, sizeof(*d) - offsetof(struct rf_dest, src_addr));
 	/* ensure the fields are visible before the even gen: pairs with the
@@ -54,7 +54,7 @@ static inline int rf_dest_read(const struct rf_dest *d, struct rf_dest *out)
 	memcpy(out, d, sizeof(*out));
 	/* the copy's loads are done before gen is read again: pairs with the
 	 * writer's release fence after it made gen odd */
-	atomic_thread_fence(memory_order_acquire);
+	rf_fence_acquire();
 	g2 = rf_load_relaxed(&d->gen);
 	if (g1 != g2)
 		return -1;
