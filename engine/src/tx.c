@@ -54,6 +54,12 @@
  * for it: it never sleeps long while it has free slots. */
 #define RF_LANE_WAKE_NS 1000000ull
 
+/* The longest the TX thread sleeps, deadline or not: the doorbell's
+ * `sleeping` flag is in the shared header, and a lane that clears it keeps
+ * every producer from ringing; this bounds what that costs the other lanes
+ * (the RX thread's RX_IDLE_NS does the same for the policy ring). */
+#define RF_TX_IDLE_NS 10000000ull
+
 /* Reads of a destination entry that a writer holds mid-write before the
  * last complete version is used instead (or, with none, the packet dropped) */
 #define RF_DEST_READ_TRIES 16u
@@ -675,6 +681,8 @@ void *rf_tx_main(void *arg)
 
 			if (aux != UINT64_MAX && aux - now < sleep)
 				sleep = aux - now;
+			if (sleep > RF_TX_IDLE_NS)
+				sleep = RF_TX_IDLE_NS;
 			rf_doorbell_sleep(t, sleep, -1, tx_has_work);
 		} else {
 			cpu_relax();
