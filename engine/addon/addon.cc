@@ -361,20 +361,18 @@ class Reflector : public Napi::Addon<Reflector> {
     return o;
   }
 
-  Napi::Value CounterNames(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Napi::Array a = Napi::Array::New(env, RF_C_COUNT_USED);
-    for (uint32_t i = 0; i < RF_C_COUNT_USED; i++)
-      a.Set(i, Napi::String::New(env, rf_counter_names[i] ? rf_counter_names[i] : ""));
+  static Napi::Value Names(Napi::Env env, const char* const* names, uint32_t n) {
+    Napi::Array a = Napi::Array::New(env, n);
+    for (uint32_t i = 0; i < n; i++) a.Set(i, Napi::String::New(env, names[i] ? names[i] : ""));
     return a;
   }
 
+  Napi::Value CounterNames(const Napi::CallbackInfo& info) {
+    return Names(info.Env(), rf_counter_names, RF_C_COUNT_USED);
+  }
+
   Napi::Value LaneFaultNames(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Napi::Array a = Napi::Array::New(env, RF_LANE_FAULT_COUNT_USED);
-    for (uint32_t i = 0; i < RF_LANE_FAULT_COUNT_USED; i++)
-      a.Set(i, Napi::String::New(env, rf_lane_fault_names[i] ? rf_lane_fault_names[i] : ""));
-    return a;
+    return Names(info.Env(), rf_lane_fault_names, RF_LANE_FAULT_COUNT_USED);
   }
 
   // regionLayout(params): rf_region_layout(), throws its message.

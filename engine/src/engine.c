@@ -279,7 +279,7 @@ void rf_rx_control_fault(struct rf_engine *e, enum rf_lane_fault why, uint32_t c
 	 * on the table they have */
 	e->control_quarantined = 1;
 	__atomic_store_n(&e->control->state, (uint32_t)RF_LANE_QUARANTINED, __ATOMIC_RELAXED);
-	e->quarantine_unposted |= 1ull << 63; /* the control channel's event */
+	e->control_unposted = 1;
 }
 
 void rf_rx_control_bad_peers(struct rf_engine *e)
@@ -468,6 +468,7 @@ int rf_engine_start(struct rf_engine *e, char *err, size_t errlen)
 	e->control_window_faults = 0;
 	atomic_store(&e->quarantine_news, 0);
 	e->quarantine_unposted = 0;
+	e->control_unposted = 0;
 	atomic_store(&e->force_quit, 0);
 
 	for (i = 0; i < 2; i++) {

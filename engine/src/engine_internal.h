@@ -128,6 +128,7 @@ struct rf_engine {
 	uint64_t control_window_start;
 	uint32_t bad_policy, bad_events; /* cursor bad_peer counts already reported */
 	uint64_t quarantine_unposted; /* lanes whose event did not fit the event ring yet */
+	uint32_t control_unposted;    /* the control channel's, likewise */
 };
 
 /* Count `count` faults `why` against a lane's block (lc) within its window;

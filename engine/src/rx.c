@@ -60,31 +60,36 @@ static void post_error(struct rx_state *s, uint64_t err)
 		rf_counter_add(&s->e->control->dropped, 1);
 }
 
-/* RF_EVENT_LANE_QUARANTINED for every lane the TX thread (or we, bit 63:
- * the control channel) quarantined; one that does not fit the event ring
- * waits for room. */
+/* RF_EVENT_LANE_QUARANTINED for `lane` (lane_count: the control channel).
+ * Returns -1 when it does not fit the event ring (it is posted later). */
+static int post_quarantine(struct rx_state *s, uint32_t lane)
+{
+	const struct rf_lane_counters *lc = rf_lane_counters(s->e->region, &s->e->hs, lane);
+	uint32_t why = __atomic_load_n(&lc->last_fault, __ATOMIC_RELAXED), i;
+	uint64_t total = 0;
+
+	for (i = 0; i < RF_LANE_FAULT_COUNT_USED; i++)
+		total += __atomic_load_n(&lc->faults[i], __ATOMIC_RELAXED);
+	return post_event(s, RF_EVENT_LANE_QUARANTINED, lane, why, total);
+}
+
+/* The event of every lane the TX thread (or we: the control channel)
+ * quarantined; one that does not fit the event ring waits for room. */
 static void post_quarantines(struct rx_state *s)
 {
 	struct rf_engine *e = s->e;
-	uint64_t q;
 
 	if (rf_unlikely(atomic_load_explicit(&e->quarantine_news, memory_order_relaxed)))
 		e->quarantine_unposted |= atomic_exchange(&e->quarantine_news, 0);
-	q = e->quarantine_unposted;
-	while (q) {
-		uint32_t bit = (uint32_t)__builtin_ctzll(q);
-		uint32_t lane = bit == 63 ? e->hs.lane_count : bit;
-		const struct rf_lane_counters *lc = rf_lane_counters(e->region, &e->hs, lane);
-		uint64_t total = 0;
-		uint32_t why = __atomic_load_n(&lc->last_fault, __ATOMIC_RELAXED), i;
+	while (e->quarantine_unposted) {
+		uint32_t lane = (uint32_t)__builtin_ctzll(e->quarantine_unposted);
 
-		for (i = 0; i < RF_LANE_FAULT_COUNT_USED; i++)
-			total += __atomic_load_n(&lc->faults[i], __ATOMIC_RELAXED);
-		if (post_event(s, RF_EVENT_LANE_QUARANTINED, lane, why, total))
+		if (post_quarantine(s, lane))
 			return;
-		q &= q - 1;
-		e->quarantine_unposted &= ~(1ull << bit);
+		e->quarantine_unposted &= e->quarantine_unposted - 1;
 	}
+	if (e->control_unposted && !post_quarantine(s, e->hs.lane_count))
+		e->control_unposted = 0;
 }
 
 static void reattach_filter(struct rx_state *s)
@@ -234,7 +239,7 @@ void *rf_rx_main(void *arg)
 	while (!atomic_load_explicit(&e->force_quit, memory_order_relaxed)) {
 		uint32_t work;
 
-		if (rf_unlikely(e->quarantine_unposted) ||
+		if (rf_unlikely(e->quarantine_unposted || e->control_unposted) ||
 		    atomic_load_explicit(&e->quarantine_news, memory_order_relaxed))
 			post_quarantines(s);
 		work = drain_policy(s);

@@ -654,6 +654,10 @@ void *rf_tx_main(void *arg)
 			}
 			did = send_due(s, now);
 		}
+		/* slots of descriptors dropped as they were taken: back now, not
+		 * with the next packet sent (there may be none) */
+		if (rf_unlikely(s->dirty_lanes))
+			free_submit(s, now);
 		if (rf_unlikely(s->wake_lanes) && now >= s->wake_at)
 			wake_due(s);
 

@@ -254,4 +254,39 @@ static inline uint64_t thread_cpu_ns(const struct rf_engine *e, enum rf_thread_i
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* CPU (ns) thread t used over the next `ms` of wall time. */
+static inline uint64_t cpu_used(const struct rf_engine *e, enum rf_thread_id t, unsigned ms)
+{
+	uint64_t c0 = thread_cpu_ns(e, t);
+
+	sleep_ms(ms);
+	return thread_cpu_ns(e, t) - c0;
+}
+
+/* Wait up to 2 s for the null TX port to have flushed n frames. */
+static inline uint64_t wait_flushed(struct rf_engine *e, uint64_t n)
+{
+	uint64_t t0 = rf_now_ns();
+
+	while (rf_port_null_flushed(e->th[RF_THREAD_TX].port) < n && rf_now_ns() - t0 < 2000 * MS)
+		sleep_ms(1);
+	return rf_port_null_flushed(e->th[RF_THREAD_TX].port);
+}
+
+/* Lane 1 names lane 0's slot 0, 40 times: quarantined at fault 33. */
+static inline int quarantine_lane1(void)
+{
+	uint32_t i;
+
+	for (i = 0; i < 40; i++)
+		submit(1, 0, 8, 64, 0, 5);
+	publish(1);
+	for (i = 0; i < 2000 && LANE(1, state) != RF_LANE_QUARANTINED; i++)
+		sleep_ms(1);
+	/* the TX thread adds a burst's `taken` after the burst */
+	for (i = 0; i < 1000 && LANE(1, taken) < RF_LANE_FAULT_LIMIT + 1; i++)
+		sleep_ms(1);
+	return LANE(1, state) == RF_LANE_QUARANTINED;
+}
+
 #endif

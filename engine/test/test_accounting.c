@@ -68,7 +68,7 @@ static void refused_frames(void)
 static void partial_flush(void)
 {
 	struct rf_engine *e;
-	uint64_t t0, cpu0, cpu1;
+	uint64_t t0, cpu;
 	uint32_t i;
 
 	region_new();
@@ -81,9 +81,7 @@ static void partial_flush(void)
 	publish(0);
 	/* nothing else is submitted: the retry deadline alone gets them out */
 	t0 = rf_now_ns();
-	while (rf_port_null_flushed(txport(e)) < 40 && rf_now_ns() - t0 < 2000 * MS)
-		sleep_ms(1);
-	CHECK(rf_port_null_flushed(txport(e)) == 40, "all 40 left (%llu) in %llu ms, no packet pushing them",
+	CHECK(wait_flushed(e, 40) == 40, "all 40 left (%llu) in %llu ms, no packet pushing them",
 	      (unsigned long long)rf_port_null_flushed(txport(e)),
 	      (unsigned long long)(rf_now_ns() - t0) / MS);
 	CHECK(ctr(RF_THREAD_TX, RF_C_TX_FLUSHES) >= 6, "at least 6 flushes for 40 frames at 7 each (%llu)",
@@ -96,18 +94,13 @@ static void partial_flush(void)
 		submit(0, alloc_slot(0), 2, 64, 0, 2);
 	publish(0);
 	sleep_ms(20);
-	cpu0 = thread_cpu_ns(e, RF_THREAD_TX);
-	sleep_ms(300);
-	cpu1 = thread_cpu_ns(e, RF_THREAD_TX);
-	CHECK(cpu1 - cpu0 < 100 * MS, "the TX thread used %llu ms of CPU in 300 ms against a refusing port",
-	      (unsigned long long)(cpu1 - cpu0) / MS);
+	cpu = cpu_used(e, RF_THREAD_TX, 300);
+	CHECK(cpu < 100 * MS, "the TX thread used %llu ms of CPU in 300 ms against a refusing port",
+	      (unsigned long long)cpu / MS);
 	CHECK(rf_port_null_flushed(txport(e)) == 40, "none of the 20 left while refused");
 	/* and they leave once the device takes frames again */
 	rf_port_null_faults(txport(e), UINT32_MAX, 0, 0);
-	t0 = rf_now_ns();
-	while (rf_port_null_flushed(txport(e)) < 60 && rf_now_ns() - t0 < 2000 * MS)
-		sleep_ms(1);
-	CHECK(rf_port_null_flushed(txport(e)) == 60, "the 20 left once the port took frames (%llu)",
+	CHECK(wait_flushed(e, 60) == 60, "the 20 left once the port took frames (%llu)",
 	      (unsigned long long)rf_port_null_flushed(txport(e)));
 	CHECK(LANE(0, taken) == 60 && LANE(0, sent) == 60 && LANE(0, dropped) == 0, "60 = 60 sent");
 	rf_engine_destroy(e);
@@ -117,7 +110,6 @@ static void partial_flush(void)
 static void full_port_ring(void)
 {
 	struct rf_engine *e;
-	uint64_t t0;
 	uint32_t i;
 
 	/* a port ring of 16 frames that the device empties 5 at a time: the
@@ -130,10 +122,7 @@ static void full_port_ring(void)
 	for (i = 0; i < 60; i++)
 		submit(0, alloc_slot(0), 0, 64, 0, 3);
 	publish(0);
-	t0 = rf_now_ns();
-	while (rf_port_null_flushed(txport(e)) < 60 && rf_now_ns() - t0 < 2000 * MS)
-		sleep_ms(1);
-	CHECK(rf_port_null_flushed(txport(e)) == 60, "60 through a 16-frame ring (%llu)",
+	CHECK(wait_flushed(e, 60) == 60, "60 through a 16-frame ring (%llu)",
 	      (unsigned long long)rf_port_null_flushed(txport(e)));
 	CHECK(ctr(RF_THREAD_TX, RF_C_TX_RING_FULL) > 0, "the ring was full (%llu times)",
 	      (unsigned long long)ctr(RF_THREAD_TX, RF_C_TX_RING_FULL));
@@ -147,17 +136,24 @@ static void bad_times(void)
 {
 	struct rf_engine *e;
 	uint64_t now;
+	uint32_t i;
 
 	region_new();
 	e = make_engine(0, 0);
 	now = rf_now_ns();
 	submit(0, alloc_slot(0), 0, 64, UINT64_MAX, 4);
 	submit(0, alloc_slot(0), 0, 64, now + 20000 * MS, 4); /* 20 s: past the horizon */
+	publish(0);
+	/* with nothing else to send, their slots still come back at once */
+	CHECK(wait_ctr(RF_THREAD_TX, RF_C_DROP_BAD_TIME, 2), "2 dropped for their time (%llu)",
+	      (unsigned long long)ctr(RF_THREAD_TX, RF_C_DROP_BAD_TIME));
+	for (i = 0; i < 100 && free_count(0) != params.slots_per_lane; i++)
+		sleep_ms(1);
+	CHECK(free_count(0) == params.slots_per_lane, "their slots back with nothing sent (%u free)",
+	      free_count(0));
 	submit(0, alloc_slot(0), 0, 64, now + 15000 * MS, 4); /* 15 s: waits in the wheel */
 	submit(0, alloc_slot(0), 0, 64, 0, 4);
 	publish(0);
-	CHECK(wait_ctr(RF_THREAD_TX, RF_C_DROP_BAD_TIME, 2), "2 dropped for their time (%llu)",
-	      (unsigned long long)ctr(RF_THREAD_TX, RF_C_DROP_BAD_TIME));
 	CHECK(wait_ctr(RF_THREAD_TX, RF_C_TX_PACKETS, 1), "the one for now sent");
 	sleep_ms(2);
 	CHECK(STREAM(4, dropped) == 2 && STREAM(4, packets) == 1, "stream: 2 dropped, 1 sent");

@@ -62,7 +62,7 @@ static int drain_events(uint32_t type, uint64_t a, uint32_t seq, int *acked)
 static void full_event_ring(void)
 {
 	struct rf_engine *e;
-	uint64_t cpu0, cpu1;
+	uint64_t cpu;
 	uint32_t seq = 1, i;
 	int seen = 0, acked = 0;
 
@@ -83,20 +83,13 @@ static void full_event_ring(void)
 	/* one more: it cannot be acked */
 	policy_send(seq);
 	sleep_ms(20);
-	cpu0 = thread_cpu_ns(e, RF_THREAD_RX);
-	sleep_ms(300);
-	cpu1 = thread_cpu_ns(e, RF_THREAD_RX);
-	CHECK(cpu1 - cpu0 < 30 * MS, "the RX thread used %llu ms of CPU in 300 ms (it must sleep)",
-	      (unsigned long long)(cpu1 - cpu0) / MS);
+	cpu = cpu_used(e, RF_THREAD_RX, 300);
+	CHECK(cpu < 30 * MS, "the RX thread used %llu ms of CPU in 300 ms (it must sleep)",
+	      (unsigned long long)cpu / MS);
 	CHECK(ctr(RF_THREAD_RX, RF_C_POLICY_REJECTED) == params.event_entries,
 	      "the 65th waits in its ring, unapplied");
 	/* lane 1 is quarantined meanwhile: its event waits for room too */
-	for (i = 0; i < 40; i++)
-		submit(1, 0, 8, 64, 0, 5);
-	publish(1);
-	for (i = 0; i < 2000 && LANE(1, state) != RF_LANE_QUARANTINED; i++)
-		sleep_ms(1);
-	REQUIRE(LANE(1, state) == RF_LANE_QUARANTINED, "lane 1 quarantined");
+	REQUIRE(quarantine_lane1(), "lane 1 quarantined");
 	sleep_ms(20);
 	CHECK(events_queued() == params.event_entries, "still full");
 	/* room: the ack and the quarantine event follow */

@@ -216,7 +216,7 @@ static void rewritten_descriptors(void)
 	struct rf_engine *e;
 	pthread_t th;
 	uint64_t t0;
-	uint32_t sent0 = 0, i;
+	uint32_t sent0 = 0, seq1 = 0, restarts = 0, i;
 
 	region_new();
 	e = make_engine(0, 0);
@@ -224,14 +224,26 @@ static void rewritten_descriptors(void)
 	REQUIRE(pthread_create(&th, NULL, racer, NULL) == 0, "racer");
 	t0 = rf_now_ns();
 	while (rf_now_ns() - t0 < 300 * MS) {
-		/* lane 1 submits whatever slots it has; lane 0 plays by the rules */
-		while (rf_ring_peek(&lane_free[1], 1, &i) && rf_ring_prod_nb_free(&lane_sub[1], 1))
-			submit(1, alloc_slot(1), 8, 100, 0, 7);
+		/* lane 1 fills its ring: with the slots it has, else with any of
+		 * its slot numbers (the racer rewrites them anyway); lane 0 plays
+		 * by the rules */
+		while (rf_ring_prod_nb_free(&lane_sub[1], 1)) {
+			uint32_t slot = rf_ring_peek(&lane_free[1], 1, &i) ? alloc_slot(1) : 64 + seq1 % 64;
+
+			submit(1, slot, 8 + seq1++ % 8, 100, 0, 7);
+		}
 		publish(1);
 		for (i = 0; i < 8 && free_count(0) > 0; i++, sent0++)
 			submit(0, alloc_slot(0), 0, 100, 0, 3);
 		publish(0);
 		sleep_ms(1);
+		/* quarantined soon: a restart takes lane 1 back, so the engine
+		 * keeps reading what the racer writes */
+		if (LANE(1, state) == RF_LANE_QUARANTINED) {
+			rf_engine_stop(e);
+			engine_go(e);
+			restarts++;
+		}
 	}
 	atomic_store(&racer_stop, 1);
 	pthread_join(th, NULL);
@@ -254,11 +266,11 @@ static void rewritten_descriptors(void)
 	rf_engine_destroy(e);
 	CHECK(slots_conserved(0), "lane 0's slots each once on its free ring");
 	CHECK(free_ring_distinct(1), "lane 1's too, after destroy");
-	t_comment("lane 1: %llu taken, %llu sent, %llu dropped, faults slot %llu not_held %llu dest %llu, %s",
+	t_comment("lane 1: %llu taken, %llu sent, %llu dropped, faults slot %llu not_held %llu dest %llu, %u restarts, %s",
 		  (unsigned long long)LANE(1, taken), (unsigned long long)LANE(1, sent),
 		  (unsigned long long)LANE(1, dropped), (unsigned long long)LANE(1, faults[RF_LANE_FAULT_SLOT]),
 		  (unsigned long long)LANE(1, faults[RF_LANE_FAULT_SLOT_NOT_HELD]),
-		  (unsigned long long)LANE(1, faults[RF_LANE_FAULT_DEST]),
+		  (unsigned long long)LANE(1, faults[RF_LANE_FAULT_DEST]), restarts,
 		  LANE(1, state) == RF_LANE_QUARANTINED ? "quarantined" : "not quarantined");
 }
 #endif
@@ -336,6 +348,7 @@ static void dest_mid_write(void)
 	submit(0, alloc_slot(0), 2, 64, 0, 4);
 	publish(0);
 	CHECK(wait_ctr(RF_THREAD_TX, RF_C_TX_PACKETS, 3), "dest 2 once written");
+	rf_engine_stop(e); /* the TX thread's templates are its own: read them once it is joined */
 	CHECK(e->tpl[2].gen == rf_load_acquire(&dests[2].gen) && e->tpl[2].hlen == 42,
 	      "its template is the new version (gen %u)", e->tpl[2].gen);
 	rf_engine_destroy(e);
@@ -352,12 +365,7 @@ static void quarantine(void)
 	e = make_engine(0, 0);
 	rf_cursor_init_cons(&ev, rf_ring_at(mem, h->event_off));
 	/* lane 1 names lane 0's slot 0, 40 times */
-	for (i = 0; i < 40; i++)
-		submit(1, 0, 8, 64, 0, 5);
-	publish(1);
-	for (i = 0; i < 2000 && LANE(1, state) != RF_LANE_QUARANTINED; i++)
-		sleep_ms(1);
-	CHECK(LANE(1, state) == RF_LANE_QUARANTINED, "lane 1 quarantined");
+	CHECK(quarantine_lane1(), "lane 1 quarantined");
 	CHECK(LANE(1, taken) == RF_LANE_FAULT_LIMIT + 1 &&
 		      LANE(1, faults[RF_LANE_FAULT_SLOT]) == RF_LANE_FAULT_LIMIT + 1,
 	      "at fault %u (taken %llu)", RF_LANE_FAULT_LIMIT + 1, (unsigned long long)LANE(1, taken));
