@@ -493,7 +493,7 @@ class Reflector : public Napi::Addon<Reflector> {
     double ms = info[3].As<Napi::Number>().DoubleValue();
     // (a finite ms past ~2^62 would overflow time_t in the cast below)
     if (!(ms >= 0) || (std::isfinite(ms) && ms > 1e15))
-      throw Napi::RangeError::New(env, "futexWait: timeoutMs: expected 0..1e15 (Infinity = no limit)");
+      throw Napi::RangeError::New(env, "futexWait: timeoutMs: expected >= 0 and at most 1e15 (Infinity = no limit)");
     struct timespec ts, *tsp = nullptr;
     if (std::isfinite(ms)) {
       ts.tv_sec = static_cast<time_t>(ms / 1000);
