@@ -65,20 +65,31 @@ static void refused_frames(void)
 	CHECK(slots_conserved(0), "lane 0's slots each on the free ring once");
 }
 
+/* A fresh engine whose null port pushes back (rf_port_null_faults), with
+ * n packets for now from lane 0 on `stream`, published. */
+static struct rf_engine *pushing_back(uint32_t flush_max, uint32_t ring, uint32_t n, uint32_t stream)
+{
+	struct rf_engine *e;
+	uint32_t i;
+
+	region_new();
+	e = engine_create(0, 0);
+	rf_port_null_faults(txport(e), flush_max, ring, 0);
+	engine_go(e);
+	for (i = 0; i < n; i++)
+		submit(0, alloc_slot(0), 2, 64, 0, stream);
+	publish(0);
+	return e;
+}
+
 static void partial_flush(void)
 {
 	struct rf_engine *e;
 	uint64_t t0, cpu;
 	uint32_t i;
 
-	region_new();
-	e = engine_create(0, 0);
 	/* a flush takes 7 frames: the other 33 wait in the port */
-	rf_port_null_faults(txport(e), 7, 0, 0);
-	engine_go(e);
-	for (i = 0; i < 40; i++)
-		submit(0, alloc_slot(0), 2, 64, 0, 2);
-	publish(0);
+	e = pushing_back(7, 0, 40, 2);
 	/* nothing else is submitted: the retry deadline alone gets them out */
 	t0 = rf_now_ns();
 	CHECK(wait_flushed(e, 40) == 40, "all 40 left (%llu) in %llu ms, no packet pushing them",
@@ -110,18 +121,11 @@ static void partial_flush(void)
 static void full_port_ring(void)
 {
 	struct rf_engine *e;
-	uint32_t i;
 
 	/* a port ring of 16 frames that the device empties 5 at a time: the
 	 * engine's own pending packets (TX ring full) wait for room on the
 	 * retry deadline and all leave, each once */
-	region_new();
-	e = engine_create(0, 0);
-	rf_port_null_faults(txport(e), 5, 16, 0);
-	engine_go(e);
-	for (i = 0; i < 60; i++)
-		submit(0, alloc_slot(0), 0, 64, 0, 3);
-	publish(0);
+	e = pushing_back(5, 16, 60, 3);
 	CHECK(wait_flushed(e, 60) == 60, "60 through a 16-frame ring (%llu)",
 	      (unsigned long long)rf_port_null_flushed(txport(e)));
 	CHECK(ctr(RF_THREAD_TX, RF_C_TX_RING_FULL) > 0, "the ring was full (%llu times)",
