@@ -40,6 +40,8 @@ export interface Native {
   regionFields(): Record<string, number>;
   /** rf_counter_names in enum order. */
   counterNames(): string[];
+  /** rf_lane_fault_names in enum order. */
+  laneFaultNames(): string[];
   /** rf_region_layout(): throws an Error with the C message (naming the key and range). */
   regionLayout(p: RegionParams): NativeLayout;
   /** A zeroed, page-aligned SharedArrayBuffer (V8's own are only 16-byte aligned). */

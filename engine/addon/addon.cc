@@ -55,6 +55,7 @@ extern "C" {
 #pragma weak rf_engine_stop
 #pragma weak rf_engine_destroy
 #pragma weak rf_engine_running
+#pragma weak rf_engine_doorbell_fd
 
 namespace {
 
@@ -106,6 +107,19 @@ uint32_t U32Key(const Napi::Object& o, const char* key, uint32_t dflt) {
   return U32Arg(v, key);
 }
 
+// A count of nanoseconds: a double cast to uint64_t outside 0..2^64 (NaN,
+// negative, too large) is undefined behaviour, so refuse those first.
+uint64_t U64NsKey(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return 0;
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(key) + ": expected a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  // 2^64 is exact as a double; every double below it fits
+  if (!(d >= 0 && d < 18446744073709551616.0))
+    throw Napi::RangeError::New(v.Env(), std::string(key) + ": expected a number of ns in 0..2^64");
+  return static_cast<uint64_t>(d);
+}
+
 rf_region_params ParamsOf(const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "region params: expected an object");
   Napi::Object o = v.As<Napi::Object>();
@@ -136,18 +150,24 @@ void UnmapRegion(void* data, size_t len, void*) { munmap(data, len); }
 
 // ----------------------------------------------------------- doorbells --
 
-// ring() writes an engine thread's doorbell eventfd. The header publishes the
-// engine's fd, but reading it there races with a stop: the engine may close
-// the fd between our load and our write, and the number may already name
-// another file. So the addon keeps its own dup() of every doorbell of a
-// running engine, keyed by region address, registered after start and
-// closed after stop: a write always reaches an eventfd (at worst one whose
-// engine has stopped, which is harmless). Process-wide because workers ring
-// engines that another thread's addon instance started; never destroyed,
-// since a worker may still ring while the process exits.
+// ring() writes an engine thread's doorbell eventfd. The number in the
+// region's header is for information only: TypeScript can write any integer
+// there, and the addon would then write 8 bytes to whatever file that names.
+// So the addon keeps its own dup() of every doorbell of an engine, taken from
+// the engine itself (rf_engine_doorbell_fd) when it is created and closed
+// when it is destroyed, keyed by region address: a write always reaches one
+// of the engine's eventfds (while it is stopped too, which is harmless).
+// Process-wide because workers ring engines that another thread's addon
+// instance created; never destroyed, since a worker may still ring while the
+// process exits.
+struct DoorbellSet {
+  std::array<int, RF_MAX_THREADS> fds;
+  bool running = false;  // ring() says false while the engine is stopped
+};
+
 struct Doorbells {
   std::mutex mu;
-  std::map<const void*, std::array<int, RF_MAX_THREADS>> fds;
+  std::map<const void*, DoorbellSet> fds;
 };
 
 Doorbells& TheDoorbells() {
@@ -155,25 +175,27 @@ Doorbells& TheDoorbells() {
   return *d;
 }
 
-// Dup the doorbells the header publishes; called with d.mu held.
-void RegisterLocked(Doorbells& d, const void* region) {
-  const rf_region_hdr* h = static_cast<const rf_region_hdr*>(region);
-  std::array<int, RF_MAX_THREADS> fds;
+// Dup the engine's own doorbells (never the header's numbers).
+void RegisterDoorbells(const void* region, const rf_engine* e) {
+  DoorbellSet set;
   for (uint32_t t = 0; t < RF_MAX_THREADS; t++) {
-    int fd = __atomic_load_n(&h->doorbell[t].fd, __ATOMIC_ACQUIRE);
-    fds[t] = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    int fd = rf_engine_doorbell_fd(e, t);
+    set.fds[t] = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
   }
-  auto it = d.fds.find(region);
-  if (it != d.fds.end())
-    for (int fd : it->second)
-      if (fd >= 0) close(fd);
-  d.fds[region] = fds;
-}
-
-void RegisterDoorbells(const void* region) {
   Doorbells& d = TheDoorbells();
   std::lock_guard<std::mutex> lock(d.mu);
-  RegisterLocked(d, region);
+  auto it = d.fds.find(region);
+  if (it != d.fds.end())
+    for (int fd : it->second.fds)
+      if (fd >= 0) close(fd);
+  d.fds[region] = set;
+}
+
+void DoorbellsRunning(const void* region, bool running) {
+  Doorbells& d = TheDoorbells();
+  std::lock_guard<std::mutex> lock(d.mu);
+  auto it = d.fds.find(region);
+  if (it != d.fds.end()) it->second.running = running;
 }
 
 void UnregisterDoorbells(const void* region) {
@@ -181,7 +203,7 @@ void UnregisterDoorbells(const void* region) {
   std::lock_guard<std::mutex> lock(d.mu);
   auto it = d.fds.find(region);
   if (it == d.fds.end()) return;
-  for (int fd : it->second)
+  for (int fd : it->second.fds)
     if (fd >= 0) close(fd);
   d.fds.erase(it);
 }
@@ -297,6 +319,7 @@ class Reflector : public Napi::Addon<Reflector> {
     DefineAddon(exports, {
         InstanceMethod("regionFields", &Reflector::RegionFields),
         InstanceMethod("counterNames", &Reflector::CounterNames),
+        InstanceMethod("laneFaultNames", &Reflector::LaneFaultNames),
         InstanceMethod("regionLayout", &Reflector::RegionLayout),
         InstanceMethod("regionAlloc", &Reflector::RegionAlloc),
         InstanceMethod("regionInit", &Reflector::RegionInit),
@@ -338,12 +361,18 @@ class Reflector : public Napi::Addon<Reflector> {
     return o;
   }
 
-  Napi::Value CounterNames(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Napi::Array a = Napi::Array::New(env, RF_C_COUNT_USED);
-    for (uint32_t i = 0; i < RF_C_COUNT_USED; i++)
-      a.Set(i, Napi::String::New(env, rf_counter_names[i] ? rf_counter_names[i] : ""));
+  static Napi::Value Names(Napi::Env env, const char* const* names, uint32_t n) {
+    Napi::Array a = Napi::Array::New(env, n);
+    for (uint32_t i = 0; i < n; i++) a.Set(i, Napi::String::New(env, names[i] ? names[i] : ""));
     return a;
+  }
+
+  Napi::Value CounterNames(const Napi::CallbackInfo& info) {
+    return Names(info.Env(), rf_counter_names, RF_C_COUNT_USED);
+  }
+
+  Napi::Value LaneFaultNames(const Napi::CallbackInfo& info) {
+    return Names(info.Env(), rf_lane_fault_names, RF_LANE_FAULT_COUNT_USED);
   }
 
   // regionLayout(params): rf_region_layout(), throws its message.
@@ -365,6 +394,7 @@ class Reflector : public Napi::Addon<Reflector> {
     o.Set("destOff", l.dest_off);
     o.Set("streamCountersOff", l.stream_counters_off);
     o.Set("outputCountersOff", l.output_counters_off);
+    o.Set("laneCountersOff", l.lane_counters_off);
     o.Set("poolOff", l.pool_off);
     return o;
   }
@@ -421,23 +451,19 @@ class Reflector : public Napi::Addon<Reflector> {
     rf_doorbell* db = &reinterpret_cast<rf_region_hdr*>(m.data)->doorbell[t];
     Doorbells& d = TheDoorbells();
     std::lock_guard<std::mutex> lock(d.mu);
+    // registered when the engine was created, before its threads could
+    // sleep: no wake is lost, and no number is read from the region
     auto it = d.fds.find(m.data);
-    if (it == d.fds.end()) {
-      // Between rf_engine_start() publishing the doorbells and the start
-      // job registering them, a wake must not be lost. The header's fds
-      // cannot be closed meanwhile: stop waits for the start job (slot
-      // mutex), and after a stop the header says -1.
-      if (__atomic_load_n(&db->fd, __ATOMIC_ACQUIRE) < 0) return Napi::Boolean::New(env, false);
-      RegisterLocked(d, m.data);
-      it = d.fds.find(m.data);
-    }
-    int fd = it->second[t];
+    if (it == d.fds.end()) return Napi::Boolean::New(env, false);
+    int fd = it->second.fds[t];
     if (fd < 0) return Napi::Boolean::New(env, false);
     __atomic_fetch_add(&db->rings, 1, __ATOMIC_RELAXED);
     uint64_t one = 1;
+    // written even while the engine is (re)starting or stopped: a wake is
+    // never lost, and a spare one only makes a thread look at its rings
     ssize_t n = write(fd, &one, sizeof(one));
     // EAGAIN: the counter is saturated, the engine is awake anyway.
-    return Napi::Boolean::New(env, n == sizeof(one));
+    return Napi::Boolean::New(env, it->second.running && n == sizeof(one));
   }
 
   uint32_t* FutexWord(const Napi::CallbackInfo& info, const char* what) {
@@ -446,8 +472,9 @@ class Reflector : public Napi::Addon<Reflector> {
     if (!info[1].IsNumber())
       throw Napi::TypeError::New(env, std::string(what) + ": byteOffset: expected a number");
     double off = info[1].As<Napi::Number>().DoubleValue();
-    if (!(off >= 0) || std::floor(off) != off || static_cast<uint64_t>(off) % 4 != 0 ||
-        off + 4 > static_cast<double>(m.len))
+    // the range first: casting a double outside uint64_t's is undefined
+    if (!(off >= 0) || off + 4 > static_cast<double>(m.len) || std::floor(off) != off ||
+        static_cast<uint64_t>(off) % 4 != 0)
       throw Napi::RangeError::New(
           env, std::string(what) + ": byteOffset " + info[1].ToString().Utf8Value() +
                    " is not a 4-byte aligned offset in 0.." + std::to_string(m.len - 4));
@@ -464,8 +491,9 @@ class Reflector : public Napi::Addon<Reflector> {
     uint32_t expected = info[2].As<Napi::Number>().Uint32Value();
     if (!info[3].IsNumber()) throw Napi::TypeError::New(env, "futexWait: timeoutMs: expected a number");
     double ms = info[3].As<Napi::Number>().DoubleValue();
-    if (!(ms >= 0))
-      throw Napi::RangeError::New(env, "futexWait: timeoutMs: expected >= 0 (Infinity = no limit)");
+    // (a finite ms past ~2^62 would overflow time_t in the cast below)
+    if (!(ms >= 0) || (std::isfinite(ms) && ms > 1e15))
+      throw Napi::RangeError::New(env, "futexWait: timeoutMs: expected >= 0 and at most 1e15 (Infinity = no limit)");
     struct timespec ts, *tsp = nullptr;
     if (std::isfinite(ms)) {
       ts.tv_sec = static_cast<time_t>(ms / 1000);
@@ -535,21 +563,9 @@ class Reflector : public Napi::Addon<Reflector> {
     s->cfg.rx_blocks = U32Key(o, "rxBlocks", 0);
     s->cfg.burst = U32Key(o, "burst", 0);
     s->cfg.mtu = U32Key(o, "mtu", 0);
-    Napi::Value late = o.Get("lateDropNs");
-    if (!late.IsUndefined()) {
-      if (!late.IsNumber()) throw Napi::TypeError::New(env, "lateDropNs: expected a number");
-      s->cfg.late_drop_ns = static_cast<uint64_t>(late.As<Napi::Number>().DoubleValue());
-    }
-    Napi::Value spin = o.Get("spinNs");
-    if (!spin.IsUndefined()) {
-      if (!spin.IsNumber()) throw Napi::TypeError::New(env, "spinNs: expected a number");
-      s->cfg.spin_ns = static_cast<uint64_t>(spin.As<Napi::Number>().DoubleValue());
-    }
-    Napi::Value win = o.Get("txWindowNs");
-    if (!win.IsUndefined()) {
-      if (!win.IsNumber()) throw Napi::TypeError::New(env, "txWindowNs: expected a number");
-      s->cfg.tx_window_ns = static_cast<uint64_t>(win.As<Napi::Number>().DoubleValue());
-    }
+    s->cfg.late_drop_ns = U64NsKey(o, "lateDropNs");
+    s->cfg.spin_ns = U64NsKey(o, "spinNs");
+    s->cfg.tx_window_ns = U64NsKey(o, "txWindowNs");
     Napi::Value cpu = o.Get("cpuTx");
     s->cfg.cpu_tx = cpu.IsNumber() ? cpu.As<Napi::Number>().Int32Value() : -1;
     cpu = o.Get("cpuRx");
@@ -576,6 +592,7 @@ class Reflector : public Napi::Addon<Reflector> {
             *e = -r;
             return err[0] ? err : std::string("engine: create failed: ") + strerror(-r);
           }
+          RegisterDoorbells(s->store->Data(), s->engine);
           return "";
         },
         [id](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, id); },
@@ -596,7 +613,7 @@ class Reflector : public Napi::Addon<Reflector> {
             *e = -r;
             return err[0] ? err : std::string("engine: start failed: ") + strerror(-r);
           }
-          RegisterDoorbells(s->store->Data());
+          DoorbellsRunning(s->store->Data(), true);
           return "";
         },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
@@ -610,7 +627,7 @@ class Reflector : public Napi::Addon<Reflector> {
           std::lock_guard<std::mutex> lock(s->mu);
           if (s->engine) {
             rf_engine_stop(s->engine);
-            UnregisterDoorbells(s->store->Data());
+            DoorbellsRunning(s->store->Data(), false);
           }
           return "";
         },

@@ -19,7 +19,7 @@ struct rf_port {
 	int check;
 };
 
-static uint32_t fake_tx(struct rf_port *p, const struct rf_tx_pkt *pkts, uint32_t n)
+static uint32_t fake_tx(struct rf_port *p, struct rf_tx_pkt *pkts, uint32_t n)
 {
 	uint32_t i;
 
@@ -60,7 +60,8 @@ static struct rf_relay *setup(void)
 
 	if (rf_region_init(region, sizeof(region), &p, err, sizeof(err)))
 		abort();
-	r = rf_relay_create(region, IFMAC, 9000);
+	r = rf_relay_create((struct rf_output_counters *)(region + rf_hdr(region)->output_counters_off),
+			    rf_hdr(region)->max_outputs, IFMAC, 9000);
 	for (fam = 4; fam <= 6; fam += 2) {
 		const uint8_t *P = fam == 4 ? P4 : P6;
 		struct rf_policy_relay_add ra = { .relay_id = (uint32_t)fam, .counter = (uint32_t)fam,

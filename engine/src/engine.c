@@ -32,49 +32,64 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 
 static int is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
-/* A ring header in the region: where it is, its sizes. */
-static int check_ring(const struct rf_engine *e, uint32_t off, uint32_t entry_size,
-		      const char *what, uint32_t lane, char *err, size_t errlen)
+/* A ring header in the region: where it is, its sizes (the ones the
+ * header's copy says; the cursors use those, never the ring's again). */
+static int check_ring(const struct rf_engine *e, uint32_t off, uint32_t entries,
+		      uint32_t entry_size, const char *what, uint32_t lane, char *err, size_t errlen)
 {
 	const struct rf_ring *r = rf_ring_at(e->region, off);
+	struct rf_ring k;
 
 	if (off % RF_CACHELINE || (uint64_t)off + sizeof(*r) > e->hs.region_size)
 		return fail(err, errlen, -EINVAL,
 			    "engine: region %s ring (lane %u) at offset %u is outside the region",
 			    what, lane, off);
-	if (!is_pow2(r->entries) || r->mask != r->entries - 1 || r->entry_size != entry_size ||
-	    r->data_off != sizeof(*r) ||
-	    (uint64_t)off + r->data_off + (uint64_t)r->entries * entry_size > e->hs.region_size)
+	rf_snapshot(&k, r, sizeof(k));
+	if (!is_pow2(k.entries) || k.entries != entries || k.mask != k.entries - 1 ||
+	    k.entry_size != entry_size || k.data_off != sizeof(*r) ||
+	    (uint64_t)off + k.data_off + (uint64_t)k.entries * entry_size > e->hs.region_size)
 		return fail(err, errlen, -EINVAL,
 			    "engine: region %s ring (lane %u) has a bad header (entries %u, "
-			    "entry_size %u, data_off %u)", what, lane, r->entries, r->entry_size,
-			    r->data_off);
+			    "entry_size %u, data_off %u; expected %u, %u, %zu)", what, lane, k.entries,
+			    k.entry_size, k.data_off, entries, entry_size, sizeof(*r));
 	return 0;
 }
 
 static int check_rings(const struct rf_engine *e, char *err, size_t errlen)
 {
+	const struct rf_region_hdr *h = &e->hs;
 	uint32_t i;
 	int rc;
 
-	for (i = 0; i < e->hs.lane_count; i++) {
-		if ((rc = check_ring(e, e->hs.lanes[i].submit_off, sizeof(struct rf_desc), "submit", i,
-				     err, errlen)) ||
-		    (rc = check_ring(e, e->hs.lanes[i].free_off, 4, "free", i, err, errlen)))
+	for (i = 0; i < h->lane_count; i++) {
+		if ((rc = check_ring(e, h->lanes[i].submit_off, h->submit_entries,
+				     sizeof(struct rf_desc), "submit", i, err, errlen)) ||
+		    (rc = check_ring(e, h->lanes[i].free_off, h->free_entries, 4, "free", i, err,
+				     errlen)))
 			return rc;
 	}
-	if ((rc = check_ring(e, e->hs.policy_off, sizeof(struct rf_policy_msg), "policy", 0, err,
-			     errlen)) ||
-	    (rc = check_ring(e, e->hs.event_off, sizeof(struct rf_event), "event", 0, err, errlen)))
+	if ((rc = check_ring(e, h->policy_off, h->policy_entries, sizeof(struct rf_policy_msg),
+			     "policy", 0, err, errlen)) ||
+	    (rc = check_ring(e, h->event_off, h->event_entries, sizeof(struct rf_event), "event", 0,
+			     err, errlen)))
 		return rc;
 	return 0;
 }
 
-/* Everything the engine indexes with must stay inside the region. */
+/*
+ * Everything the engine indexes with must stay inside the region, and no
+ * part may overlap another (the engine writes counters and free rings: an
+ * offset pointing them at a ring it reads would let the engine corrupt its
+ * own input). Simplest and strictest: the header must describe exactly the
+ * layout rf_region_layout() computes for its own parameters.
+ */
 static int check_header(const struct rf_engine *e, char *err, size_t errlen)
 {
 	const struct rf_region_hdr *h = &e->hs;
+	struct rf_region_params p;
+	struct rf_region_layout l;
 	uint64_t len = h->region_size;
+	char lerr[192];
 	uint32_t i;
 
 #define BAD(...) return fail(err, errlen, -EINVAL, "engine: region header: " __VA_ARGS__)
@@ -89,21 +104,97 @@ static int check_header(const struct rf_engine *e, char *err, size_t errlen)
 	if (h->max_streams < 1 ||
 	    h->stream_counters_off + (uint64_t)h->max_streams * sizeof(struct rf_stream_counters) > len)
 		BAD("the stream counters (%u) end outside the region", h->max_streams);
+	if (h->max_outputs < 1 ||
+	    h->output_counters_off + (uint64_t)h->max_outputs * sizeof(struct rf_output_counters) > len)
+		BAD("the output counters (%u at %u) end outside the region", h->max_outputs,
+		    h->output_counters_off);
+	if (h->lane_counters_off +
+		    (uint64_t)(h->lane_count + 1) * sizeof(struct rf_lane_counters) > len)
+		BAD("the lane counters (at %u) end outside the region", h->lane_counters_off);
 	if (h->counters_off + (uint64_t)RF_MAX_THREADS * RF_COUNTERS_PER_BLOCK * 8 > len ||
 	    h->counters_off % 8)
 		BAD("the counter blocks end outside the region");
 	for (i = 0; i < h->lane_count; i++) {
-		const struct rf_lane *l = &h->lanes[i];
+		const struct rf_lane *ln = &h->lanes[i];
 
-		if ((uint64_t)l->slot_first + l->slot_count > h->slot_count)
-			BAD("lane %u slots %u..%u are outside the pool", i, l->slot_first,
-			    l->slot_first + l->slot_count);
-		if ((uint64_t)l->dest_first + l->dest_count > h->dest_count)
-			BAD("lane %u destinations %u..%u are outside the table", i, l->dest_first,
-			    l->dest_first + l->dest_count);
+		if ((uint64_t)ln->slot_first + ln->slot_count > h->slot_count)
+			BAD("lane %u slots %u..%u are outside the pool", i, ln->slot_first,
+			    ln->slot_first + ln->slot_count);
+		if ((uint64_t)ln->dest_first + ln->dest_count > h->dest_count)
+			BAD("lane %u destinations %u..%u are outside the table", i, ln->dest_first,
+			    ln->dest_first + ln->dest_count);
 	}
+	/* the parameters rf_region_init() was given, as the header states them */
+	p.lanes = h->lane_count;
+	p.slots_per_lane = h->free_entries;
+	p.slot_size = h->slot_size;
+	p.submit_entries = h->submit_entries;
+	p.dests_per_lane = h->dest_count / h->lane_count;
+	p.policy_entries = h->policy_entries;
+	p.event_entries = h->event_entries;
+	p.max_streams = h->max_streams;
+	p.max_outputs = h->max_outputs;
+	if (rf_region_layout(&p, &l, lerr, sizeof(lerr)))
+		BAD("its sizes are not a layout: %s", lerr);
+	if (h->slot_count != p.lanes * p.slots_per_lane || h->dest_count != p.lanes * p.dests_per_lane)
+		BAD("slot_count %u and dest_count %u are not %u lanes of free_entries = %u slots "
+		    "and %u destinations", h->slot_count, h->dest_count, p.lanes, p.slots_per_lane,
+		    p.dests_per_lane);
+	if (l.size > len)
+		BAD("the layout needs %u bytes, the region has %llu", l.size, (unsigned long long)len);
+#define SAME(field, want)                                                                   \
+	if (h->field != (want))                                                            \
+		BAD(#field " is %u, the layout puts it at %u", h->field, (uint32_t)(want))
+	SAME(header_size, l.header_size);
+	SAME(counters_off, l.counters_off);
+	SAME(policy_off, l.policy_off);
+	SAME(event_off, l.event_off);
+	SAME(dest_off, l.dest_off);
+	SAME(stream_counters_off, l.stream_counters_off);
+	SAME(output_counters_off, l.output_counters_off);
+	SAME(lane_counters_off, l.lane_counters_off);
+	SAME(pool_off, l.pool_off);
+	for (i = 0; i < h->lane_count; i++) {
+		const struct rf_lane *ln = &h->lanes[i];
+		uint32_t sub = l.lanes_off + i * l.lane_stride;
+
+		if (ln->submit_off != sub || ln->free_off != sub + l.free_rel ||
+		    ln->slot_first != i * p.slots_per_lane || ln->slot_count != p.slots_per_lane ||
+		    ln->dest_first != i * p.dests_per_lane || ln->dest_count != p.dests_per_lane)
+			BAD("lane %u (rings at %u/%u, slots %u+%u, destinations %u+%u) is not where "
+			    "the layout puts it", i, ln->submit_off, ln->free_off, ln->slot_first,
+			    ln->slot_count, ln->dest_first, ln->dest_count);
+	}
+#undef SAME
 #undef BAD
 	return check_rings(e, err, errlen);
+}
+
+/*
+ * The engine's own view of lane i's slots (region.h "Trust"): every slot is
+ * the lane's but those on its free ring between the consumer and the
+ * producer, whose numbers it copies (once: the entries are the lane's
+ * memory). An entry that is not one of the lane's slots, or repeats one, is
+ * recorded as no slot: when the lane takes it nothing changes.
+ */
+static void lane_view_init(struct rf_engine *e, uint32_t i)
+{
+	struct rf_tx_lane *ln = &e->lanes[i];
+	uint32_t k, n = ln->free.local - ln->free.cached_peer + ln->free.entries;
+
+	ln->free_pub = ln->free.local;
+	ln->free_seen = ln->free.local - n;
+	for (k = ln->free_seen; k != ln->free_pub; k++) {
+		uint32_t slot = rf_load_relaxed((uint32_t *)rf_ring_entry(&ln->free, k));
+		uint32_t rel = slot - ln->slot_first;
+
+		if (rel < ln->slot_count && ln->where[rel] == RF_SLOT_LANE) {
+			ln->where[rel] = RF_SLOT_FREE_RING;
+			ln->free_shadow[k & ln->free.mask] = slot;
+		} else {
+			ln->free_shadow[k & ln->free.mask] = UINT32_MAX;
+		}
+	}
 }
 
 void rf_engine_config_defaults(struct rf_engine_config *cfg)
@@ -129,6 +220,84 @@ void rf_engine_config_defaults(struct rf_engine_config *cfg)
 	/* mtu 0 = the interface's, late_drop_ns 0 = never: both stay 0 */
 }
 
+int rf_lane_fault(struct rf_lane_counters *lc, uint32_t *window_faults, uint64_t *window_start,
+		  enum rf_lane_fault why, uint32_t count)
+{
+	uint64_t now = rf_now_ns();
+
+	rf_counter_add(&lc->faults[why], count);
+	__atomic_store_n(&lc->last_fault, (uint32_t)why, __ATOMIC_RELAXED);
+	if (now - *window_start > RF_LANE_FAULT_WINDOW_NS) {
+		*window_start = now;
+		*window_faults = 0;
+	}
+	*window_faults += count;
+	return *window_faults > RF_LANE_FAULT_LIMIT;
+}
+
+void rf_tx_lane_fault(struct rf_engine *e, uint32_t lane, enum rf_lane_fault why, uint32_t count)
+{
+	struct rf_tx_lane *ln = &e->lanes[lane];
+
+	if (!rf_lane_fault(ln->lc, &ln->window_faults, &ln->window_start, why, count) ||
+	    ln->quarantined)
+		return;
+	/* the TX thread takes nothing more from the lane; what it took is
+	 * checked and leaves as usual. The event goes through the RX thread,
+	 * the event ring's one producer */
+	ln->quarantined = 1;
+	__atomic_store_n(&ln->lc->state, (uint32_t)RF_LANE_QUARANTINED, __ATOMIC_RELAXED);
+	atomic_fetch_or(&e->quarantine_news, 1ull << lane);
+	rf_engine_ring(e, RF_THREAD_RX);
+}
+
+void rf_tx_lane_bad_peers(struct rf_engine *e, uint32_t lane)
+{
+	struct rf_tx_lane *ln = &e->lanes[lane];
+
+	if (rf_unlikely(ln->submit.bad_peer != ln->bad_submit)) {
+		uint32_t n = ln->submit.bad_peer - ln->bad_submit;
+
+		ln->bad_submit = ln->submit.bad_peer;
+		rf_tx_lane_fault(e, lane, RF_LANE_FAULT_SUBMIT_INDEX, n);
+	}
+	if (rf_unlikely(ln->free.bad_peer != ln->bad_free)) {
+		uint32_t n = ln->free.bad_peer - ln->bad_free;
+
+		ln->bad_free = ln->free.bad_peer;
+		rf_tx_lane_fault(e, lane, RF_LANE_FAULT_FREE_INDEX, n);
+	}
+}
+
+void rf_rx_control_fault(struct rf_engine *e, enum rf_lane_fault why, uint32_t count)
+{
+	if (!rf_lane_fault(e->control, &e->control_window_faults, &e->control_window_start, why,
+			   count) ||
+	    e->control_quarantined)
+		return;
+	/* the RX thread applies no more policy messages; relays keep running
+	 * on the table they have */
+	e->control_quarantined = 1;
+	__atomic_store_n(&e->control->state, (uint32_t)RF_LANE_QUARANTINED, __ATOMIC_RELAXED);
+	e->control_unposted = 1;
+}
+
+void rf_rx_control_bad_peers(struct rf_engine *e)
+{
+	if (rf_unlikely(e->policy.bad_peer != e->bad_policy)) {
+		uint32_t n = e->policy.bad_peer - e->bad_policy;
+
+		e->bad_policy = e->policy.bad_peer;
+		rf_rx_control_fault(e, RF_LANE_FAULT_SUBMIT_INDEX, n);
+	}
+	if (rf_unlikely(e->events.bad_peer != e->bad_events)) {
+		uint32_t n = e->events.bad_peer - e->bad_events;
+
+		e->bad_events = e->events.bad_peer;
+		rf_rx_control_fault(e, RF_LANE_FAULT_FREE_INDEX, n);
+	}
+}
+
 int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 		     const struct rf_engine_config *cfg_in, char *err, size_t errlen)
 {
@@ -152,15 +321,19 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 	if (cfg.netns && strlen(cfg.netns) >= sizeof(e->netns))
 		return fail(err, errlen, -EINVAL, "engine: namespace path '%s' is too long", cfg.netns);
 
-	e = calloc(1, sizeof(*e));
+	e = aligned_alloc(RF_CACHELINE, (sizeof(*e) + RF_CACHELINE - 1) / RF_CACHELINE * RF_CACHELINE);
 	if (!e)
 		return fail(err, errlen, -ENOMEM, "engine: out of memory");
+	memset(e, 0, sizeof(*e));
 	e->region = region;
 	e->region_len = region_len;
 	e->h = rf_hdr(region);
-	memcpy(&e->hs, region, sizeof(e->hs));
+	/* the one read of the shared header: from here on only this copy */
+	rf_snapshot(&e->hs, region, sizeof(e->hs));
 	if (e->hs.region_size > region_len)
 		e->hs.region_size = (uint32_t)region_len;
+	for (i = 0; i < 2; i++)
+		e->th[i].efd = -1;
 	rc = check_header(e, err, errlen);
 	if (rc) {
 		free(e);
@@ -176,8 +349,15 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 	for (i = 0; i < 2; i++) {
 		e->th[i].e = e;
 		e->th[i].id = (enum rf_thread_id)i;
-		e->th[i].efd = -1;
 		e->th[i].c = rf_counters(region, &e->hs, (enum rf_thread_id)i);
+		/* one doorbell for the engine's life, so that whoever rings it
+		 * (the addon keeps a dup) never writes to a closed number */
+		e->th[i].efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (e->th[i].efd < 0) {
+			rc = fail(err, errlen, -errno, "engine: eventfd for the %s thread: %s",
+				  i == RF_THREAD_TX ? "TX" : "RX", strerror(errno));
+			goto out;
+		}
 	}
 	e->ops = rf_port_ops_for(cfg.backend);
 	if (!e->ops) {
@@ -195,28 +375,52 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 	e->ops->info(e->th[RF_THREAD_TX].port, e->if_mac, &e->mtu, &e->ifindex);
 
 	rc = rf_wheel_init(&e->wheel, e->hs.slot_count, rf_now_ns());
-	if (rc) {
-		fail(err, errlen, rc, "engine: out of memory for the timing wheel (%u entries)",
-		     e->hs.slot_count);
+	e->tpl = calloc(e->hs.dest_count ? e->hs.dest_count : 1, sizeof(*e->tpl));
+	e->slot_where = calloc(e->hs.slot_count ? e->hs.slot_count : 1, 1);
+	e->free_shadow = calloc((size_t)e->hs.lane_count * e->hs.free_entries, 4);
+	if (rc || !e->tpl || !e->slot_where || !e->free_shadow) {
+		rc = fail(err, errlen, -ENOMEM,
+			  "engine: out of memory for the timing wheel and the views of %u slots "
+			  "and %u destinations", e->hs.slot_count, e->hs.dest_count);
 		goto out;
 	}
-	e->relay = rf_relay_create(region, e->if_mac, e->mtu);
+	e->relay = rf_relay_create((struct rf_output_counters *)((uint8_t *)region +
+								  e->hs.output_counters_off),
+				   e->hs.max_outputs, e->if_mac, e->mtu);
 	if (!e->relay) {
 		rc = fail(err, errlen, -ENOMEM, "engine: cannot create the relay table");
 		goto out;
 	}
 	for (i = 0; i < e->hs.lane_count; i++) {
 		const struct rf_lane *l = &e->hs.lanes[i];
+		struct rf_tx_lane *ln = &e->lanes[i];
 
-		e->lanes[i].slot_first = l->slot_first;
-		e->lanes[i].slot_count = l->slot_count;
-		e->lanes[i].dest_first = l->dest_first;
-		e->lanes[i].dest_count = l->dest_count;
+		ln->slot_first = l->slot_first;
+		ln->slot_count = l->slot_count;
+		ln->dest_first = l->dest_first;
+		ln->dest_count = l->dest_count;
+		ln->where = e->slot_where + l->slot_first;
+		ln->free_shadow = e->free_shadow + (size_t)i * e->hs.free_entries;
+		ln->lc = rf_lane_counters(region, &e->hs, i);
+		/* attached once with the checked sizes; the cursors keep the
+		 * engine's own indexes across stop/start */
+		rf_cursor_attach_cons(&ln->submit, rf_ring_at(region, l->submit_off),
+				      e->hs.submit_entries, sizeof(struct rf_desc));
+		rf_cursor_attach_prod(&ln->free, rf_ring_at(region, l->free_off),
+				      e->hs.free_entries, 4);
 		/* TypeScript numbers descriptors by submit ring index, so the next
 		 * seq is the ring's consumer index, also for an engine created on
 		 * a region an earlier engine used */
-		e->lanes[i].next_seq = rf_load_acquire(&rf_ring_at(region, l->submit_off)->consumer);
+		ln->next_seq = ln->submit.local;
+		lane_view_init(e, i);
+		rf_tx_lane_bad_peers(e, i);
 	}
+	rf_cursor_attach_cons(&e->policy, rf_ring_at(region, e->hs.policy_off),
+			      e->hs.policy_entries, sizeof(struct rf_policy_msg));
+	rf_cursor_attach_prod(&e->events, rf_ring_at(region, e->hs.event_off),
+			      e->hs.event_entries, sizeof(struct rf_event));
+	e->control = rf_lane_counters(region, &e->hs, e->hs.lane_count);
+	rf_rx_control_bad_peers(e);
 	*out = e;
 	return 0;
 out:
@@ -233,6 +437,16 @@ static void thread_ring(struct rf_thread *t)
 	}
 }
 
+void rf_engine_ring(struct rf_engine *e, enum rf_thread_id t)
+{
+	thread_ring(&e->th[t]);
+}
+
+int rf_engine_doorbell_fd(const struct rf_engine *e, uint32_t thread)
+{
+	return e && thread < 2 ? e->th[thread].efd : -1;
+}
+
 int rf_engine_start(struct rf_engine *e, char *err, size_t errlen)
 {
 	pthread_attr_t attr;
@@ -241,35 +455,30 @@ int rf_engine_start(struct rf_engine *e, char *err, size_t errlen)
 
 	if (e->running)
 		return 0;
-	/* the ring headers are shared memory too: check them again before the
-	 * cursors copy their sizes */
-	rc = check_rings(e, err, errlen);
-	if (rc)
-		return rc;
+	/* a restart gives every quarantined lane a fresh start: its indexes
+	 * and entries are checked as ever */
+	for (i = 0; i <= e->hs.lane_count; i++)
+		__atomic_store_n(&rf_lane_counters(e->region, &e->hs, i)->state, RF_LANE_OK,
+				 __ATOMIC_RELAXED);
 	for (i = 0; i < e->hs.lane_count; i++) {
-		struct rf_tx_lane *ln = &e->lanes[i];
-
-		rf_cursor_init_cons(&ln->submit, rf_ring_at(e->region, e->hs.lanes[i].submit_off));
-		rf_cursor_init_prod(&ln->free, rf_ring_at(e->region, e->hs.lanes[i].free_off));
-		ln->free_pending = 0;
+		e->lanes[i].quarantined = 0;
+		e->lanes[i].window_faults = 0;
 	}
-	rf_cursor_init_cons(&e->policy, rf_ring_at(e->region, e->hs.policy_off));
-	rf_cursor_init_prod(&e->events, rf_ring_at(e->region, e->hs.event_off));
+	e->control_quarantined = 0;
+	e->control_window_faults = 0;
+	atomic_store(&e->quarantine_news, 0);
+	e->quarantine_unposted = 0;
+	e->control_unposted = 0;
 	atomic_store(&e->force_quit, 0);
 
 	for (i = 0; i < 2; i++) {
 		struct rf_thread *t = &e->th[i];
 		int cpu = i == RF_THREAD_TX ? e->cfg.cpu_tx : e->cfg.cpu_rx;
 
-		t->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (t->efd < 0) {
-			rc = fail(err, errlen, -errno, "engine: eventfd for the %s thread: %s",
-				  i == RF_THREAD_TX ? "TX" : "RX", strerror(errno));
-			break;
-		}
 		rf_store_relaxed(&e->h->doorbell[i].sleeping, 0);
 		/* publish the doorbell before the thread runs: pairs with the
-		 * addon's Atomics.load of doorbell.fd in ring() */
+		 * Atomics.load of doorbell.fd in TypeScript (informational: the
+		 * addon rings its own dup of rf_engine_doorbell_fd()) */
 		rf_store_release((uint32_t *)&e->h->doorbell[i].fd, (uint32_t)t->efd);
 		pthread_attr_init(&attr);
 		if (cpu >= 0) {
@@ -334,36 +543,47 @@ void rf_engine_stop(struct rf_engine *e)
 		t->started = 0;
 	}
 	for (i = 0; i < 2; i++) {
-		struct rf_thread *t = &e->th[i];
-
-		/* unpublish before closing, so TypeScript stops ringing a
-		 * descriptor that may be reused */
+		/* withdrawn: TypeScript sees the engine is stopped (the eventfd
+		 * stays open until destroy) */
 		rf_store_release((uint32_t *)&e->h->doorbell[i].fd, (uint32_t)-1);
 		rf_store_relaxed(&e->h->doorbell[i].sleeping, 0);
-		if (t->efd >= 0)
-			close(t->efd);
-		t->efd = -1;
 	}
 	rf_store_release(&e->h->engine_state, RF_STATE_STOPPED);
 	e->running = 0;
 }
 
-/* Give every slot still in the wheel back to its lane: the region outlives
- * the engine and its lanes must not lose slots. */
-static void return_wheel_slots(struct rf_engine *e)
+/*
+ * Give every slot the engine holds (in the wheel, in flight at a stop) back
+ * to its lane: the region outlives the engine and its lanes must not lose
+ * slots. From the engine's own view of who holds what, never from the wheel
+ * or the region: a slot goes back exactly once.
+ */
+static void return_held_slots(struct rf_engine *e)
 {
-	struct rf_wheel_item it;
+	uint32_t i, k, idx;
 
-	if (!e->wheel.e)
+	if (!e->slot_where || !e->free_shadow)
 		return;
-	while (e->wheel.count && rf_wheel_pop_due(&e->wheel, UINT64_MAX - 1, &it, 1)) {
-		struct rf_ring_cursor c;
-		uint32_t idx;
+	for (i = 0; i < e->hs.lane_count; i++) {
+		struct rf_tx_lane *ln = &e->lanes[i];
+		uint32_t back = 0;
 
-		rf_cursor_init_prod(&c, rf_ring_at(e->region, e->hs.lanes[it.lane].free_off));
-		if (rf_ring_reserve(&c, 1, &idx)) {
-			*(uint32_t *)rf_ring_entry(&c, idx) = it.desc.slot;
-			rf_ring_submit(&c);
+		for (k = 0; k < ln->slot_count; k++) {
+			if (ln->where[k] != RF_SLOT_ENGINE)
+				continue;
+			if (!rf_tx_free_reserve(e, i, &idx))
+				break; /* only a lane whose consumer index lies: counted */
+			rf_store_relaxed((uint32_t *)rf_ring_entry(&ln->free, idx), ln->slot_first + k);
+			ln->free_shadow[idx & ln->free.mask] = ln->slot_first + k;
+			ln->where[k] = RF_SLOT_FREE_RING;
+			back++;
+		}
+		if (back) {
+			/* release store: the slot numbers before the index (pairs
+			 * with the lane's Atomics.load of `producer`) */
+			rf_ring_submit(&ln->free);
+			ln->free_pub = ln->free.local;
+			ln->inflight -= back;
 		}
 	}
 }
@@ -375,13 +595,19 @@ void rf_engine_destroy(struct rf_engine *e)
 	if (!e)
 		return;
 	rf_engine_stop(e);
-	return_wheel_slots(e);
+	return_held_slots(e);
 	rf_wheel_free(&e->wheel);
 	if (e->relay)
 		rf_relay_destroy(e->relay);
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 2; i++) {
 		if (e->th[i].port)
 			e->ops->close(e->th[i].port);
+		if (e->th[i].efd >= 0)
+			close(e->th[i].efd);
+	}
+	free(e->tpl);
+	free(e->slot_where);
+	free(e->free_shadow);
 	free(e);
 }
 

@@ -19,6 +19,7 @@
 #include "reflector/engine.h"
 #include "reflector/region.h"
 #include "reflector/ring.h"
+#include "netpkt.h"
 #include "relay.h"
 #include "wheel.h"
 
@@ -27,19 +28,31 @@
 /*
  * Every backend's struct rf_port starts with these, written by the port's
  * only user thread; the thread folds them into its counter block
- * (RF_C_TX_SYSCALLS, RF_C_DROP_TX_ERROR, RF_C_DROP_RX_RING) after each
+ * (RF_C_TX_SYSCALLS, RF_C_TX_DEVICE_ERRORS, RF_C_DROP_RX_RING) after each
  * flush.
  */
 struct rf_port_stats {
 	uint64_t syscalls;  /* send() calls made */
-	uint64_t tx_errors; /* frames the port refused (bad size, TP_STATUS_WRONG_FORMAT) */
+	uint64_t tx_errors; /* frames the kernel took and the device then refused (they were
+			     * counted as sent: TP_STATUS_WRONG_FORMAT, AF_XDP EBUSY) */
 	uint64_t rx_drops;  /* frames the kernel dropped because the RX ring was full */
+	uint32_t tx_backlog; /* non-zero: frames queued that the last flush did not get
+			      * out (the kernel refused or took part): flush again soon */
+	uint32_t _rsvd;
 };
 
 static inline struct rf_port_stats *rf_port_stats(struct rf_port *p)
 {
 	return (struct rf_port_stats *)(void *)p;
 }
+
+/* Where the engine holds a lane's pool slot to be: its own view, kept from
+ * what it took and returned, never read back from the region. */
+enum rf_slot_where {
+	RF_SLOT_LANE = 0,      /* taken by the lane from its free ring (or never given) */
+	RF_SLOT_FREE_RING = 1, /* published on the lane's free ring, not yet taken */
+	RF_SLOT_ENGINE = 2,    /* named by a descriptor the engine took: in flight */
+};
 
 /* Per lane state kept by the TX thread across stop/start. */
 struct rf_tx_lane {
@@ -48,20 +61,28 @@ struct rf_tx_lane {
 	uint32_t slot_first, slot_count;
 	uint32_t dest_first, dest_count;
 	uint32_t next_seq;
-	uint32_t seq_started;    /* a descriptor was seen: next_seq is meaningful */
-	uint32_t free_pending;   /* slots reserved on the free ring, not yet submitted */
-	uint32_t inflight;       /* slots taken from the submit ring, not yet returned:
-				  * 0 = no slot of this lane will come back on its own */
+	uint32_t inflight;       /* slots in RF_SLOT_ENGINE: 0 = no slot of this lane
+				  * will come back on its own */
+	uint32_t free_pub;       /* free ring producer index as last published */
+	uint32_t free_seen;      /* free ring consumer index up to which `where` knows the
+				  * lane took its slots */
+	uint8_t *where;          /* slot_count entries of rf_slot_where */
+	uint32_t *free_shadow;   /* what the engine wrote in each free ring entry */
+	struct rf_lane_counters *lc; /* in the region */
+	uint32_t quarantined;
+	uint32_t window_faults;  /* faults since window_start */
+	uint64_t window_start;
+	uint32_t bad_submit, bad_free; /* cursor bad_peer counts already reported */
 };
 
 struct rf_engine;
 
 struct rf_thread {
-	struct rf_engine *e;
+	_Alignas(RF_CACHELINE) struct rf_engine *e; /* each thread's block on its own lines */
 	enum rf_thread_id id;
 	pthread_t tid;
 	int started;
-	int efd;                  /* doorbell eventfd */
+	int efd;                  /* doorbell eventfd, for the engine's life */
 	struct rf_port *port;
 	uint64_t *c;              /* counter block in the region */
 	struct rf_port_stats seen; /* port stats already folded into c */
@@ -86,15 +107,49 @@ struct rf_engine {
 	struct rf_thread th[2];   /* RF_THREAD_TX, RF_THREAD_RX */
 
 	/* TX thread state (survives stop/start) */
-	struct rf_tx_lane lanes[RF_MAX_LANES];
+	_Alignas(RF_CACHELINE) struct rf_tx_lane lanes[RF_MAX_LANES];
 	struct rf_wheel wheel;
-	uint16_t ip_id;
+	struct rf_netpkt_tpl *tpl; /* header template per destination entry */
+	uint8_t *slot_where;      /* backing of every lane's `where` */
+	uint32_t *free_shadow;    /* backing of every lane's free_shadow */
+	uint16_t ip_id;           /* the TX thread's, saved at its exit */
+
+	/* TX -> RX: lanes quarantined whose event the RX thread has not posted
+	 * yet (the event ring has one producer, the RX thread) */
+	_Alignas(RF_CACHELINE) _Atomic uint64_t quarantine_news;
 
 	/* RX thread state */
-	struct rf_relay *relay;
+	_Alignas(RF_CACHELINE) struct rf_relay *relay;
 	struct rf_ring_cursor policy; /* consumer */
 	struct rf_ring_cursor events; /* producer */
+	struct rf_lane_counters *control; /* the control channel's block (region) */
+	uint32_t control_quarantined;
+	uint32_t control_window_faults;
+	uint64_t control_window_start;
+	uint32_t bad_policy, bad_events; /* cursor bad_peer counts already reported */
+	uint64_t quarantine_unposted; /* lanes whose event did not fit the event ring yet */
+	uint32_t control_unposted;    /* the control channel's, likewise */
 };
+
+/* Count `count` faults `why` against a lane's block (lc) within its window;
+ * returns 1 when the lane is past RF_LANE_FAULT_LIMIT (quarantine it). */
+int rf_lane_fault(struct rf_lane_counters *lc, uint32_t *window_faults, uint64_t *window_start,
+		  enum rf_lane_fault why, uint32_t count);
+/* Count faults of lane `lane` (TX thread; quarantines it past the limit,
+ * and tells the RX thread to post the event) / of the control channel (RX
+ * thread). *_bad_peers report what the cursors found wrong with their
+ * peers' indexes since the last call. */
+void rf_tx_lane_fault(struct rf_engine *e, uint32_t lane, enum rf_lane_fault why, uint32_t count);
+void rf_tx_lane_bad_peers(struct rf_engine *e, uint32_t lane);
+void rf_rx_control_fault(struct rf_engine *e, enum rf_lane_fault why, uint32_t count);
+void rf_rx_control_bad_peers(struct rf_engine *e);
+/* The lane's free ring, produced from the engine's own view (tx.c): the
+ * next entry to fill (0 when the ring is full), and the view moved up to
+ * the lane's consumer index (what it took since). */
+int rf_tx_free_reserve(struct rf_engine *e, uint32_t lane, uint32_t *idx);
+void rf_tx_free_view_advance(struct rf_engine *e, uint32_t lane);
+/* Write engine thread t's doorbell (one thread waking the other). */
+void rf_engine_ring(struct rf_engine *e, enum rf_thread_id t);
 
 void *rf_tx_main(void *arg);
 void *rf_rx_main(void *arg);
@@ -116,8 +171,9 @@ static inline void rf_thread_port_stats(struct rf_thread *t)
 		t->seen.syscalls = s->syscalls;
 	}
 	if (rf_unlikely(s->tx_errors != t->seen.tx_errors)) {
-		/* drop: the port refused frames (RF_C_DROP_TX_ERROR) */
-		rf_counter_add(&t->c[RF_C_DROP_TX_ERROR], s->tx_errors - t->seen.tx_errors);
+		/* not a drop of ours: frames already counted as sent that the
+		 * device refused (RF_C_TX_DEVICE_ERRORS) */
+		rf_counter_add(&t->c[RF_C_TX_DEVICE_ERRORS], s->tx_errors - t->seen.tx_errors);
 		t->seen.tx_errors = s->tx_errors;
 	}
 	if (rf_unlikely(s->rx_drops != t->seen.rx_drops)) {

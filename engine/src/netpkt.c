@@ -4,13 +4,6 @@
 
 #include "netpkt.h"
 
-static inline uint32_t fold64(uint64_t s)
-{
-	s = (s & 0xffffffffu) + (s >> 32);
-	s = (s & 0xffffffffu) + (s >> 32);
-	return (uint32_t)s;
-}
-
 uint32_t rf_csum_partial(const void *buf, size_t len, uint32_t sum)
 {
 	const uint8_t *p = buf;
@@ -53,7 +46,7 @@ uint32_t rf_csum_partial(const void *buf, size_t len, uint32_t sum)
 		memcpy(&h, last, 2);
 		acc += h;
 	}
-	return fold64(acc);
+	return rf_csum_fold64(acc);
 }
 
 /* Sum of `words` 32-bit words, not folded: the fixed-size header pieces, so
@@ -143,7 +136,7 @@ uint32_t rf_netpkt_build_sum(uint8_t *hdr, const struct rf_dest *d, uint16_t pay
 		ip[10] = ip[11] = 0;
 		memcpy(ip + 12, d->src_addr, 4);
 		memcpy(ip + 16, d->dst_addr, 4);
-		c = rf_csum_fold(fold64(sum_words(ip, RF_IPV4_HLEN / 4)));
+		c = rf_csum_fold(rf_csum_fold64(sum_words(ip, RF_IPV4_HLEN / 4)));
 		memcpy(ip + 10, &c, 2);
 		udp = ip + RF_IPV4_HLEN;
 		/* pseudo header: addresses, zero + protocol, UDP length */
@@ -182,7 +175,40 @@ uint32_t rf_netpkt_build_sum(uint8_t *hdr, const struct rf_dest *d, uint16_t pay
 	/* 64-bit accumulator: at most 16 words + a 32-bit sum, no overflow */
 	sum += payload_sum;
 	/* mandatory for IPv6, and cheap for IPv4 with the payload sum at hand */
-	c = rf_udp_csum_fixup(rf_csum_fold(fold64(sum)));
+	c = rf_udp_csum_fixup(rf_csum_fold(rf_csum_fold64(sum)));
 	memcpy(udp + 6, &c, 2);
 	return (uint32_t)(udp + RF_UDP_HLEN - hdr);
+}
+
+uint32_t rf_netpkt_tpl_build(struct rf_netpkt_tpl *t, const struct rf_dest *d)
+{
+	uint8_t *ip = t->hdr + RF_ETH_HLEN, *udp;
+	uint8_t proto[2] = { 0, 17 };
+	uint16_t p;
+	uint32_t hlen;
+
+	memset(t, 0, sizeof(*t));
+	hlen = rf_netpkt_build_sum(t->hdr, d, 0, 0, 0);
+	if (!hlen)
+		return 0;
+	if (d->family == 4) {
+		/* tot_len, id and the checksum are per packet */
+		memset(ip + 2, 0, 4);
+		memset(ip + 10, 0, 2);
+		t->ip_sum = sum_words(ip, RF_IPV4_HLEN / 4);
+		t->udp_sum = sum_words(ip + 12, 2);
+		udp = ip + RF_IPV4_HLEN;
+	} else {
+		memset(ip + 4, 0, 2);
+		t->udp_sum = sum_words(ip + 8, 8);
+		udp = ip + RF_IPV6_HLEN;
+	}
+	memset(udp + 4, 0, 4);
+	/* the ports, and the pseudo header's (0, 17) as it sits in memory */
+	memcpy(&p, proto, 2);
+	t->udp_sum += sum_words(udp, 1) + p;
+	t->hlen = (uint16_t)hlen;
+	t->family = d->family;
+	t->gen = d->gen;
+	return hlen;
 }

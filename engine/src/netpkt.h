@@ -134,6 +134,72 @@ static inline uint32_t rf_netpkt_hdr_len(const struct rf_dest *d)
 uint32_t rf_netpkt_build_sum(uint8_t *hdr, const struct rf_dest *d, uint16_t payload_len,
 			     uint32_t payload_sum, uint16_t ip_id);
 
+/*
+ * A destination's headers built once, for many packets (the TX thread keeps
+ * one per destination entry, as the relay keeps one per output): per packet
+ * only the lengths, the IPv4 identification and the checksums change.
+ * Sums are in memory order, as everywhere in this file.
+ */
+struct rf_netpkt_tpl {
+	uint8_t hdr[RF_HDR_MAX]; /* lengths, id and checksums zero */
+	uint64_t ip_sum;         /* IPv4: sum of the template's IP header words */
+	uint64_t udp_sum;        /* the pseudo header's addresses and protocol, the ports */
+	uint32_t gen;            /* rf_dest.gen of the version it was built from */
+	uint16_t hlen;           /* RF_HDR_V4 or RF_HDR_V6; 0 = no template */
+	uint8_t family;
+	uint8_t _pad;
+};
+
+/* Build `t` from a destination (a private copy: the caller checked it).
+ * Returns the header length, or 0 (t->hlen = 0) if d->family is invalid. */
+uint32_t rf_netpkt_tpl_build(struct rf_netpkt_tpl *t, const struct rf_dest *d);
+
+static inline uint32_t rf_csum_fold64(uint64_t s)
+{
+	s = (s & 0xffffffffu) + (s >> 32);
+	s = (s & 0xffffffffu) + (s >> 32);
+	return (uint32_t)s;
+}
+
+/*
+ * Write the headers of a `payload_len`-byte packet to the template's
+ * destination into hdr (RF_HDR_MAX bytes), with identification ip_id: what
+ * rf_netpkt_build_sum(hdr, d, payload_len, 0, ip_id) writes (the UDP
+ * checksum without the payload, completed by rf_csum_complete). Returns the
+ * header length.
+ *
+ * The sums add each new 16-bit field as it sits in memory: 2^16 = 1 in one's
+ * complement arithmetic, so a field adds the same to the folded sum whether
+ * it is the low or the high half of a 32-bit word (RFC 1071 section 2(B)),
+ * on either byte order, and nothing is stored and read back.
+ */
+static inline uint32_t rf_netpkt_tpl_apply(uint8_t *hdr, const struct rf_netpkt_tpl *t,
+					   uint16_t payload_len, uint16_t ip_id)
+{
+	uint16_t udp_len = (uint16_t)(RF_UDP_HLEN + payload_len);
+	uint16_t ulen_be = htons(udp_len), c;
+	uint8_t *ip = hdr + RF_ETH_HLEN, *udp;
+
+	memcpy(hdr, t->hdr, RF_HDR_MAX);
+	if (t->family == 4) {
+		uint16_t tot_be = htons((uint16_t)(RF_IPV4_HLEN + udp_len)), id_be = htons(ip_id);
+
+		memcpy(ip + 2, &tot_be, 2);
+		memcpy(ip + 4, &id_be, 2);
+		c = rf_csum_fold(rf_csum_fold64(t->ip_sum + tot_be + id_be));
+		memcpy(ip + 10, &c, 2);
+		udp = ip + RF_IPV4_HLEN;
+	} else {
+		memcpy(ip + 4, &ulen_be, 2);
+		udp = ip + RF_IPV6_HLEN;
+	}
+	memcpy(udp + 4, &ulen_be, 2);
+	/* the length twice: in the pseudo header and in the UDP header */
+	c = rf_udp_csum_fixup(rf_csum_fold(rf_csum_fold64(t->udp_sum + 2u * ulen_be)));
+	memcpy(udp + 6, &c, 2);
+	return t->hlen;
+}
+
 /* Same, summing the payload itself. */
 static inline uint32_t rf_netpkt_build(uint8_t *hdr, const struct rf_dest *d,
 				       const uint8_t *payload, uint16_t payload_len, uint16_t ip_id)

@@ -53,6 +53,11 @@ struct rf_tx_pkt {
 	 * that copies the payload completes it from the copy (rf_csum_complete);
 	 * one that sends nothing (null) ignores it */
 	uint16_t csum_off;
+	/* out, set by tx_burst: it took this frame but will not send it (a
+	 * size the device would refuse). The caller counts the drop under its
+	 * own reason (RF_C_DROP_TX_ERROR) and not as sent; the caller clears
+	 * it before the call */
+	uint8_t refused;
 };
 
 struct rf_port;
@@ -67,10 +72,13 @@ struct rf_port_ops {
 	uint32_t (*rx_burst)(struct rf_port *p, struct rf_rx_pkt *pkts, uint32_t n);
 	/* Hand every frame returned by rx_burst so far back to the kernel. */
 	void (*rx_release)(struct rf_port *p);
-	/* Queue up to n frames; returns how many fit (the rest: ring full). */
-	uint32_t (*tx_burst)(struct rf_port *p, const struct rf_tx_pkt *pkts, uint32_t n);
+	/* Take up to n frames in order; returns how many it took (the rest:
+	 * ring full). A frame taken is queued, or refused (pkts[i].refused). */
+	uint32_t (*tx_burst)(struct rf_port *p, struct rf_tx_pkt *pkts, uint32_t n);
 	/* Send every queued frame: one system call at most. Returns frames
-	 * flushed or -errno. */
+	 * flushed or -errno. Frames the kernel did not take stay queued, and
+	 * rf_port_stats.tx_backlog says so: the caller flushes again on a
+	 * deadline (never only when the next packet comes). */
 	int (*flush)(struct rf_port *p);
 	/* A file descriptor that is readable when frames arrive, for poll(). */
 	int (*rx_fd)(struct rf_port *p);
@@ -82,6 +90,15 @@ struct rf_port_ops {
 extern const struct rf_port_ops rf_port_afpacket;
 extern const struct rf_port_ops rf_port_null;
 extern const struct rf_port_ops rf_port_afxdp;
+
+/* Test hook of the null port, to play a device that pushes back: a flush
+ * takes at most `flush_max` frames (UINT32_MAX = all, the default; 0 = none;
+ * the rest stay queued, tx_backlog set), tx_burst takes frames while fewer
+ * than `ring` are queued (0 = any number), and refuses frames longer than
+ * `max_frame` bytes (0 = none). May be changed while the engine runs. */
+void rf_port_null_faults(struct rf_port *p, uint32_t flush_max, uint32_t ring, uint32_t max_frame);
+/* Frames the null port has flushed (sent) so far. */
+uint64_t rf_port_null_flushed(const struct rf_port *p);
 
 const struct rf_port_ops *rf_port_ops_for(enum rf_backend b);
 

@@ -542,7 +542,7 @@ static void tx_recheck_mtu(struct rf_port *p, uint64_t now)
 	}
 }
 
-static uint32_t afp_tx_burst(struct rf_port *p, const struct rf_tx_pkt *pkts, uint32_t n)
+static uint32_t afp_tx_burst(struct rf_port *p, struct rf_tx_pkt *pkts, uint32_t n)
 {
 	uint32_t i;
 
@@ -560,9 +560,9 @@ static uint32_t afp_tx_burst(struct rf_port *p, const struct rf_tx_pkt *pkts, ui
 
 		if (rf_unlikely(len < 14u || len > p->tx_max_frame)) {
 			/* drop: the kernel would mark it TP_STATUS_WRONG_FORMAT and
-			 * stop the ring there, or (tx_vnet) send it past the MTU
-			 * (RF_C_DROP_TX_ERROR via tx_errors) */
-			p->stats.tx_errors++;
+			 * stop the ring there, or (tx_vnet) send it past the MTU;
+			 * taken, not sent: the caller counts RF_C_DROP_TX_ERROR */
+			pkts[i].refused = 1;
 			continue;
 		}
 		/* the frame is ours again only once the kernel sent it: pairs
@@ -595,8 +595,10 @@ static uint32_t afp_tx_burst(struct rf_port *p, const struct rf_tx_pkt *pkts, ui
  * PACKET_LOSS it does not move its ring head past it), so every later frame
  * would wait forever. tx_burst refuses every size the kernel would refuse;
  * a frame can still come back WRONG_FORMAT if the interface's MTU shrinks
- * under us. Count it (RF_C_DROP_TX_ERROR) and send a 14-byte IEEE local
- * experimental frame to our own MAC in its place so the ring moves on.
+ * under us. It was counted as sent, and we cannot tell which packet it was:
+ * count it as a device error (tx_errors, RF_C_TX_DEVICE_ERRORS) and send a
+ * 14-byte IEEE local experimental frame to our own MAC in its place so the
+ * ring moves on.
  */
 static int tx_recover(struct rf_port *p)
 {
@@ -642,8 +644,10 @@ static int afp_flush(struct rf_port *p)
 			p->stats.syscalls++;
 		}
 		if (r < 0) {
-			/* frames still requested go out with the next flush */
+			/* frames still requested go out with the next flush,
+			 * which the caller makes on a deadline (tx_backlog) */
 			p->tx_retry = 1;
+			p->stats.tx_backlog = 1;
 			p->tx_queued = 0;
 			p->tx_queued_bytes = 0;
 			return -e;
@@ -651,6 +655,7 @@ static int afp_flush(struct rf_port *p)
 	}
 	/* a short send leaves frames requested: retry them at the next flush */
 	p->tx_retry = (uint64_t)r < p->tx_queued_bytes;
+	p->stats.tx_backlog = p->tx_retry;
 	p->tx_queued = 0;
 	p->tx_queued_bytes = 0;
 	return (int)frames;

@@ -430,7 +430,7 @@ static inline void cq_reap(struct rf_port *p)
 	__atomic_store_n(p->cq.consumer, p->cq_head, __ATOMIC_RELEASE);
 }
 
-static uint32_t xsk_tx_burst(struct rf_port *p, const struct rf_tx_pkt *pkts, uint32_t n)
+static uint32_t xsk_tx_burst(struct rf_port *p, struct rf_tx_pkt *pkts, uint32_t n)
 {
 	struct xdp_desc *ring = p->tx.desc;
 	uint32_t i, added = 0;
@@ -451,9 +451,9 @@ static uint32_t xsk_tx_burst(struct rf_port *p, const struct rf_tx_pkt *pkts, ui
 		if (rf_unlikely(len < 14u || len > p->max_frame)) {
 			/* drop: a descriptor longer than its frame is skipped by
 			 * the kernel without a completion (the frame would be
-			 * lost), and no device sends a runt
-			 * (RF_C_DROP_TX_ERROR via tx_errors) */
-			p->stats.tx_errors++;
+			 * lost), and no device sends a runt; taken, not sent: the
+			 * caller counts RF_C_DROP_TX_ERROR */
+			pkts[i].refused = 1;
 			continue;
 		}
 		/* every frame is in the TX ring, in the kernel or on the
@@ -508,8 +508,10 @@ static int xsk_flush(struct rf_port *p)
 	}
 	left = tx_pending(p);
 	p->tx_queued = 0;
-	if (!left)
+	if (!left) {
+		p->stats.tx_backlog = 0;
 		return (int)frames;
+	}
 	/* one sendto() sends every pending descriptor where the kernel takes
 	 * XDP_MAX_TX_SKB_BUDGET; older kernels stop after 32 with EAGAIN, so
 	 * kick again while each kick makes progress */
@@ -523,9 +525,10 @@ static int xsk_flush(struct rf_port *p)
 		else
 			e = 0;
 		left = tx_pending(p);
-		/* drop: EBUSY says the device refused the last frame taken
+		/* EBUSY says the device refused the last frame taken
 		 * (NET_XMIT_DROP, e.g. no carrier; its frame is completed, not
-		 * sent): RF_C_DROP_TX_ERROR via tx_errors */
+		 * sent). It was counted as sent: a device error
+		 * (RF_C_TX_DEVICE_ERRORS via tx_errors) */
 		if (rf_unlikely(e == EBUSY))
 			p->stats.tx_errors++;
 		/* EAGAIN (budget spent, send buffer or completion ring full,
@@ -538,6 +541,9 @@ static int xsk_flush(struct rf_port *p)
 			break;
 	}
 	cq_reap(p);
+	/* what the kernel did not take waits in the TX ring: the caller
+	 * flushes again on a deadline */
+	p->stats.tx_backlog = left != 0;
 	if (e && left)
 		return -e;
 	return (int)frames;

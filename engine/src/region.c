@@ -75,6 +75,9 @@ int rf_region_layout(const struct rf_region_params *p, struct rf_region_layout *
 	off += round_up((uint64_t)p->max_streams * sizeof(struct rf_stream_counters), RF_PAGE);
 	o->output_counters_off = (uint32_t)off;
 	off += round_up((uint64_t)p->max_outputs * sizeof(struct rf_output_counters), RF_PAGE);
+	/* one block per lane and one for the control channel */
+	o->lane_counters_off = (uint32_t)off;
+	off += round_up((uint64_t)(p->lanes + 1) * sizeof(struct rf_lane_counters), RF_PAGE);
 	o->pool_off = (uint32_t)off;
 	off += (uint64_t)p->lanes * p->slots_per_lane * p->slot_size;
 	off = round_up(off, RF_PAGE);
@@ -134,6 +137,7 @@ int rf_region_init(void *mem, size_t len, const struct rf_region_params *p,
 	h->max_streams = p->max_streams;
 	h->output_counters_off = l.output_counters_off;
 	h->max_outputs = p->max_outputs;
+	h->lane_counters_off = l.lane_counters_off;
 	h->policy_entries = p->policy_entries;
 	h->event_entries = p->event_entries;
 	h->engine_state = RF_STATE_STOPPED;
@@ -208,7 +212,7 @@ const struct rf_field rf_region_fields[] = {
 	F(rf_desc, dest), F(rf_desc, stream), F(rf_desc, seq),
 	Z(rf_dest), F(rf_dest, family), F(rf_dest, ttl), F(rf_dest, dscp), F(rf_dest, flags),
 	F(rf_dest, src_port), F(rf_dest, dst_port), F(rf_dest, dst_mac), F(rf_dest, src_mac),
-	F(rf_dest, src_addr), F(rf_dest, dst_addr),
+	F(rf_dest, gen), F(rf_dest, src_addr), F(rf_dest, dst_addr),
 	Z(rf_policy_msg), F(rf_policy_msg, op), F(rf_policy_msg, seq), F(rf_policy_msg, body),
 	Z(rf_event), F(rf_event, type), F(rf_event, a), F(rf_event, b), F(rf_event, c),
 	Z(rf_doorbell), F(rf_doorbell, sleeping), F(rf_doorbell, fd), F(rf_doorbell, rings),
@@ -218,6 +222,9 @@ const struct rf_field rf_region_fields[] = {
 	F(rf_stream_counters, late), F(rf_stream_counters, dropped),
 	Z(rf_output_counters), F(rf_output_counters, packets), F(rf_output_counters, bytes),
 	F(rf_output_counters, drops),
+	Z(rf_lane_counters), F(rf_lane_counters, taken), F(rf_lane_counters, sent),
+	F(rf_lane_counters, dropped), F(rf_lane_counters, state), F(rf_lane_counters, last_fault),
+	F(rf_lane_counters, faults),
 	F(rf_region_hdr, magic), F(rf_region_hdr, version), F(rf_region_hdr, region_size),
 	F(rf_region_hdr, header_size), F(rf_region_hdr, lane_count), F(rf_region_hdr, lane_claim),
 	F(rf_region_hdr, submit_entries), F(rf_region_hdr, free_entries),
@@ -227,7 +234,11 @@ const struct rf_field rf_region_fields[] = {
 	F(rf_region_hdr, stream_counters_off), F(rf_region_hdr, max_streams),
 	F(rf_region_hdr, output_counters_off), F(rf_region_hdr, max_outputs),
 	F(rf_region_hdr, policy_entries), F(rf_region_hdr, event_entries),
-	F(rf_region_hdr, engine_state), F(rf_region_hdr, doorbell), F(rf_region_hdr, lanes),
+	F(rf_region_hdr, engine_state), F(rf_region_hdr, lane_counters_off),
+	F(rf_region_hdr, doorbell), F(rf_region_hdr, lanes),
+	{ "lane_faults", RF_LANE_FAULTS },
+	{ "lane_fault_limit", RF_LANE_FAULT_LIMIT },
+	{ "tx_horizon_ms", (uint32_t)(RF_TX_HORIZON_NS / 1000000u) },
 	{ NULL, 0 },
 };
 #undef F
@@ -262,4 +273,15 @@ const char *const rf_counter_names[RF_C_COUNT_USED] = {
 	[RF_C_DROP_TX_FULL] = "drop_tx_full",
 	[RF_C_RX_UNMATCHED] = "rx_unmatched",
 	[RF_C_DROP_RX_RING] = "drop_rx_ring",
+	[RF_C_DROP_BAD_TIME] = "drop_bad_time",
+	[RF_C_TX_DEVICE_ERRORS] = "tx_device_errors",
+};
+
+const char *const rf_lane_fault_names[RF_LANE_FAULT_COUNT_USED] = {
+	[RF_LANE_FAULT_SUBMIT_INDEX] = "submit_index",
+	[RF_LANE_FAULT_FREE_INDEX] = "free_index",
+	[RF_LANE_FAULT_SLOT] = "slot",
+	[RF_LANE_FAULT_SLOT_NOT_HELD] = "slot_not_held",
+	[RF_LANE_FAULT_DEST] = "dest",
+	[RF_LANE_FAULT_DEST_TORN] = "dest_torn",
 };

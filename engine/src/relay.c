@@ -34,7 +34,8 @@
 
 #define ETH_HLEN 14u
 
-struct rf_relay *rf_relay_create(void *region, const uint8_t if_mac[6], uint32_t mtu)
+struct rf_relay *rf_relay_create(struct rf_output_counters *oc, uint32_t max_outputs,
+				 const uint8_t if_mac[6], uint32_t mtu)
 {
 	struct rf_relay *r = calloc(1, sizeof(*r));
 	uint32_t i;
@@ -48,13 +49,9 @@ struct rf_relay *rf_relay_create(void *region, const uint8_t if_mac[6], uint32_t
 			return NULL;
 		}
 	}
-	r->region = region;
-	if (region) {
-		struct rf_region_hdr *h = rf_hdr(region);
-
-		r->oc = (struct rf_output_counters *)((uint8_t *)region + h->output_counters_off);
-		r->max_outputs = h->max_outputs;
-	}
+	/* from the caller's checked copy of the header, never the live one */
+	r->oc = oc;
+	r->max_outputs = oc ? max_outputs : 0;
 	r->mtu = mtu ? mtu : 1500;
 	memcpy(r->mac, if_mac, 6);
 	r->in_use[0] = 1;
@@ -206,7 +203,7 @@ static void count_out(struct rf_relay *r, uint32_t id, uint64_t packets, uint64_
 static void send_batch(struct rf_relay *r, uint32_t n, const struct rf_port_ops *ops,
 		       struct rf_port *port, uint64_t *c)
 {
-	uint32_t done, got, i;
+	uint32_t done, got, i, refused = 0;
 	uint64_t until = 0;
 
 	done = ops->tx_burst(port, r->tx, n);
@@ -230,17 +227,21 @@ static void send_batch(struct rf_relay *r, uint32_t n, const struct rf_port_ops 
 				;
 		}
 	}
+	/* each frame once: sent, refused by the port or left over */
 	for (i = 0; i < n; i++) {
 		uint32_t bytes = (uint32_t)r->tx[i].hdr_len + r->tx[i].payload_len;
 
-		if (rf_likely(i < done)) {
+		if (rf_likely(i < done && !r->tx[i].refused)) {
 			count_out(r, r->tx_out[i], 1, bytes, 0);
 		} else {
-			/* counter: RF_C_DROP_TX_FULL */
+			/* counter: RF_C_DROP_TX_ERROR (refused) or RF_C_DROP_TX_FULL */
+			refused += i < done;
 			count_out(r, r->tx_out[i], 0, 0, 1);
 		}
 	}
-	rf_counter_add(&c[RF_C_RELAY_OUT], done);
+	rf_counter_add(&c[RF_C_RELAY_OUT], done - refused);
+	if (rf_unlikely(refused))
+		rf_counter_add(&c[RF_C_DROP_TX_ERROR], refused);
 	if (done < n)
 		rf_counter_add(&c[RF_C_DROP_TX_FULL], n - done);
 }
@@ -322,6 +323,7 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 			tx->payload_len = v.payload_len;
 			/* rf_relay_rewrite() wrote the final checksum */
 			tx->csum_off = 0;
+			tx->refused = 0;
 			r->tx_out[ntx] = o->id;
 			if (++ntx == RF_RELAY_TX_BATCH) {
 				send_batch(r, ntx, ops, port, c);

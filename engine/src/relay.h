@@ -121,9 +121,12 @@ struct rf_policy_output_mac {
 
 struct rf_relay;
 
-/* Create an empty table for the engine's interface (its MAC, MTU, ifindex).
+/* Create an empty table for the engine's interface (its MAC, MTU) that
+ * counts into `oc` (max_outputs of them, in the region; NULL: none): taken
+ * from the engine's checked copy of the header, the live one may lie.
  * Preallocates every table copy; NULL when out of memory. */
-struct rf_relay *rf_relay_create(void *region, const uint8_t if_mac[6], uint32_t mtu);
+struct rf_relay *rf_relay_create(struct rf_output_counters *oc, uint32_t max_outputs,
+				 const uint8_t if_mac[6], uint32_t mtu);
 void rf_relay_destroy(struct rf_relay *r);
 
 /* Apply one policy message. Returns 0, or -errno (the RX thread acks the

@@ -112,7 +112,6 @@ struct rf_relay_table {
 #define RF_RELAY_TX_BATCH 256u   /* frames handed to tx_burst at once */
 
 struct rf_relay {
-	void *region;
 	struct rf_output_counters *oc; /* region's output counters, max_outputs of them */
 	uint32_t max_outputs;
 	uint32_t mtu;

@@ -23,15 +23,21 @@ struct rf_port {
 	uint32_t ring;       /* room a flush gives back (0: a flush frees nothing) */
 	uint32_t n;
 	uint32_t flushes;
+	uint32_t refuse_at;  /* 1-based index of the frame of each call to refuse (0: none) */
 	struct rf_tx_pkt pkts[4096];
 	uint8_t hdrs[4096][RF_RELAY_HDR_MAX];
 };
 
-static uint32_t fake_tx(struct rf_port *p, const struct rf_tx_pkt *pkts, uint32_t n)
+static uint32_t fake_tx(struct rf_port *p, struct rf_tx_pkt *pkts, uint32_t n)
 {
 	uint32_t i;
 
 	for (i = 0; i < n && p->room; i++, p->room--) {
+		if (p->refuse_at == i + 1) {
+			/* taken and refused: the caller counts it, not as sent */
+			pkts[i].refused = 1;
+			continue;
+		}
 		p->pkts[p->n] = pkts[i];
 		/* the relay reuses its header scratch after tx_burst returns:
 		 * keep a copy, as AF_PACKET copies into its ring frame */
@@ -148,7 +154,7 @@ static struct rf_output_counters *oc(void *region, uint32_t id)
 
 static int test_rejections(void *region)
 {
-	struct rf_relay *r = rf_relay_create(region, IFMAC, 1500);
+	struct rf_relay *r = rf_relay_create(oc(region, 0), rf_hdr(region)->max_outputs, IFMAC, 1500);
 	struct rf_policy_output_add b;
 	struct rf_policy_msg m = { .op = 99 };
 	uint8_t a[4] = { 198, 18, 5, 0 };
@@ -212,7 +218,7 @@ static int test_split(void *region, int family, uint32_t nout)
 {
 	static struct rf_port port;
 	uint64_t c[RF_COUNTERS_PER_BLOCK] = { 0 };
-	struct rf_relay *r = rf_relay_create(region, IFMAC, 1500);
+	struct rf_relay *r = rf_relay_create(oc(region, 0), rf_hdr(region)->max_outputs, IFMAC, 1500);
 	uint8_t f[2048], pay[1316];
 	struct rf_rx_pkt rx;
 	uint32_t i, n;
@@ -319,6 +325,24 @@ static int test_split(void *region, int family, uint32_t nout)
 		CHECK(port.n == 2 && port.flushes >= 1);
 		CHECK(c[RF_C_DROP_TX_FULL] - before == nout - 2);
 	}
+	/* a frame the port refuses is counted once: dropped (drop_tx_error and
+	 * the output's drops), not sent (relay_out and the output's packets).
+	 * The port refuses the second frame of each tx_burst: one per batch */
+	if (nout > 2) {
+		uint32_t refused = (nout + RF_RELAY_TX_BATCH - 1) / RF_RELAY_TX_BATCH;
+		uint64_t out0 = c[RF_C_RELAY_OUT], err0 = c[RF_C_DROP_TX_ERROR];
+		uint64_t p1 = oc(region, 1)->packets, d1 = oc(region, 1)->drops;
+
+		port.n = 0;
+		port.room = 100000;
+		port.refuse_at = 2;
+		rf_relay_burst(r, &rx, 1, &fake_ops, &port, c);
+		port.refuse_at = 0;
+		CHECK(port.n == nout - refused);
+		CHECK(c[RF_C_RELAY_OUT] - out0 == nout - refused && c[RF_C_DROP_TX_ERROR] - err0 == refused);
+		/* the second output's frame: one drop, no packet */
+		CHECK(oc(region, 1)->packets == p1 && oc(region, 1)->drops == d1 + 1);
+	}
 	/* a split wider than the TX ring: flush and go on while flushing makes
 	 * room, nothing dropped */
 	if (nout > 4) {
@@ -342,7 +366,7 @@ static int test_oversize(void *region)
 {
 	static struct rf_port port;
 	uint64_t c[RF_COUNTERS_PER_BLOCK] = { 0 };
-	struct rf_relay *r = rf_relay_create(region, IFMAC, 576);
+	struct rf_relay *r = rf_relay_create(oc(region, 0), rf_hdr(region)->max_outputs, IFMAC, 576);
 	uint8_t f[2048], pay[1400] = { 0 };
 	struct rf_rx_pkt rx;
 	uint32_t n;
@@ -369,7 +393,7 @@ static int test_oversize(void *region)
  * until the reader leaves; outputs present before and after stay. */
 static int test_epoch(void *region)
 {
-	struct rf_relay *r = rf_relay_create(region, IFMAC, 1500);
+	struct rf_relay *r = rf_relay_create(oc(region, 0), rf_hdr(region)->max_outputs, IFMAC, 1500);
 	const struct rf_relay_table *held;
 	struct rf_relay_table snapshot;
 
@@ -441,7 +465,7 @@ static uint32_t bpf_run(const struct sock_filter *p, uint32_t n, const uint8_t *
 
 static int test_filter(void *region)
 {
-	struct rf_relay *r = rf_relay_create(region, IFMAC, 1500);
+	struct rf_relay *r = rf_relay_create(oc(region, 0), rf_hdr(region)->max_outputs, IFMAC, 1500);
 	struct sock_filter prog[4096];
 	uint8_t f[256], pay[8] = { 0 };
 	uint32_t n, len, i;

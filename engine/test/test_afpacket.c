@@ -293,25 +293,36 @@ int main(void)
 		CHECK(rf_port_afpacket.tx_burst(p, &pkt, 1) == 1, "queued");
 		CHECK(rf_port_afpacket.flush(p) == 1, "flushed");
 		CHECK(recv(rx4, buf, sizeof(buf), 0) == 8, "the intact frame is delivered");
-		/* sizes the kernel would refuse are refused (counted) first */
+		/* sizes the kernel would refuse are refused first: taken, marked
+		 * refused for the caller to count as its drop, never queued (not
+		 * sent, so not a device error either) */
 		pkt.payload_len = 1500;
-		CHECK(rf_port_afpacket.tx_burst(p, &pkt, 1) == 1 && rf_port_stats(p)->tx_errors == 1,
-		      "oversized frame refused and counted");
-		CHECK(rf_port_stats(p)->syscalls == 2, "one send() per flush");
-		/* the MTU shrinks under the port: the kernel marks the frame
-		 * TP_STATUS_WRONG_FORMAT and stops there; the port counts it,
-		 * unblocks the ring, and the next frames still leave. Frames
-		 * behind a vnet header (port_afpacket.c) are not checked by the
-		 * kernel: the port re-reads the MTU every 100 ms and refuses the
-		 * frame itself, counted the same */
+		pkt.refused = 0;
+		CHECK(rf_port_afpacket.tx_burst(p, &pkt, 1) == 1 && pkt.refused == 1 &&
+			      rf_port_stats(p)->tx_errors == 0,
+		      "oversized frame taken and refused (refused %u, tx_errors %llu)", pkt.refused,
+		      (unsigned long long)rf_port_stats(p)->tx_errors);
+		CHECK(rf_port_afpacket.flush(p) == 0, "a refused frame is not queued");
+		CHECK(rf_port_stats(p)->syscalls == 2, "one send() per flush, none without frames");
+		/* the MTU shrinks under the port. Frames behind a vnet header
+		 * (port_afpacket.c) are not checked by the kernel: the port
+		 * re-reads the MTU every 100 ms and refuses the frame itself.
+		 * Without the header the kernel marks it TP_STATUS_WRONG_FORMAT
+		 * and stops there: the port counts a device error (the frame was
+		 * sent as far as the engine knows), unblocks the ring, and the
+		 * next frames still leave */
 		CHECK(sh("ip -n %s link set %s mtu 1000", ns1, vb) == 0, "shrink the MTU");
 		usleep(150000);
 		pkt.payload_len = 1100;
-		CHECK(rf_port_afpacket.tx_burst(p, &pkt, 1) == 1, "queued a 1100-byte payload");
+		pkt.refused = 0;
+		CHECK(rf_port_afpacket.tx_burst(p, &pkt, 1) == 1, "took a 1100-byte payload");
 		(void)rf_port_afpacket.flush(p);
-		CHECK(rf_port_stats(p)->tx_errors == 2, "TP_STATUS_WRONG_FORMAT counted (%llu)",
-		      (unsigned long long)rf_port_stats(p)->tx_errors);
+		CHECK((pkt.refused == 1 && rf_port_stats(p)->tx_errors == 0) ||
+			      (pkt.refused == 0 && rf_port_stats(p)->tx_errors == 1),
+		      "refused (vnet) or TP_STATUS_WRONG_FORMAT counted once (refused %u, tx_errors %llu)",
+		      pkt.refused, (unsigned long long)rf_port_stats(p)->tx_errors);
 		pkt.payload_len = 8;
+		pkt.refused = 0;
 		for (i = 0; i < 3; i++)
 			CHECK(rf_port_afpacket.tx_burst(p, &pkt, 1) == 1, "queued");
 		CHECK(rf_port_afpacket.flush(p) == 3, "flushed");
@@ -319,6 +330,73 @@ int main(void)
 			CHECK(recv(rx4, buf, sizeof(buf), 0) == 8, "frame %u after the refused one arrives", i);
 		sh("ip -n %s link set %s mtu 1500", ns1, vb);
 		rf_port_afpacket.close(p);
+	}
+	/* 4b. a frame the port refuses, through the engine: the MTU shrinks
+	 * under a running engine (its checks still allow 1472 bytes), and a
+	 * 1200-byte payload is refused by the port (vnet header: the port's own
+	 * MTU check) or by the kernel (TP_STATUS_WRONG_FORMAT). Either way the
+	 * packet is counted exactly once: dropped (drop_tx_error, its stream's
+	 * and its lane's `dropped`) and not sent, or sent and then a device
+	 * error; its slot comes back, and the next packet still leaves */
+	{
+		uint64_t tx0 = ctr(&r, RF_THREAD_TX, RF_C_TX_PACKETS);
+		uint64_t err0 = ctr(&r, RF_THREAD_TX, RF_C_DROP_TX_ERROR);
+		uint64_t dev0 = ctr(&r, RF_THREAD_TX, RF_C_TX_DEVICE_ERRORS);
+		uint64_t taken0 = lane_ctr(&r, 0, offsetof(struct rf_lane_counters, taken));
+		uint64_t sent0 = lane_ctr(&r, 0, offsetof(struct rf_lane_counters, sent));
+		uint64_t drop0 = lane_ctr(&r, 0, offsetof(struct rf_lane_counters, dropped));
+		struct rf_stream_counters *sc = (struct rf_stream_counters *)(r.mem + r.h->stream_counters_off);
+		uint64_t sdrop0 = __atomic_load_n(&sc[0].dropped, __ATOMIC_RELAXED);
+		uint64_t spk0 = __atomic_load_n(&sc[0].packets, __ATOMIC_RELAXED);
+		uint8_t buf[2048];
+		int refused;
+
+		CHECK(sh("ip -n %s link set %s mtu 1000", ns1, vb) == 0, "shrink the MTU");
+		usleep(150000);
+		fill_payload(payload, 1200, 3000);
+		rgn_send(&r, 0, payload, 1200, 0);
+		rgn_publish(&r);
+		for (i = 0; i < 2000 && lane_ctr(&r, 0, offsetof(struct rf_lane_counters, sent)) +
+						lane_ctr(&r, 0, offsetof(struct rf_lane_counters, dropped)) <
+					sent0 + drop0 + 1; i++)
+			usleep(1000);
+		refused = ctr(&r, RF_THREAD_TX, RF_C_DROP_TX_ERROR) == err0 + 1;
+		CHECK(lane_ctr(&r, 0, offsetof(struct rf_lane_counters, taken)) == taken0 + 1,
+		      "the lane's descriptor was taken once");
+		if (refused) {
+			CHECK(ctr(&r, RF_THREAD_TX, RF_C_TX_PACKETS) == tx0,
+			      "a refused frame is not counted as sent (tx_packets %llu, was %llu)",
+			      (unsigned long long)ctr(&r, RF_THREAD_TX, RF_C_TX_PACKETS),
+			      (unsigned long long)tx0);
+			CHECK(lane_ctr(&r, 0, offsetof(struct rf_lane_counters, dropped)) == drop0 + 1 &&
+				      lane_ctr(&r, 0, offsetof(struct rf_lane_counters, sent)) == sent0,
+			      "the lane: dropped once, not sent");
+			CHECK(__atomic_load_n(&sc[0].dropped, __ATOMIC_RELAXED) == sdrop0 + 1 &&
+				      __atomic_load_n(&sc[0].packets, __ATOMIC_RELAXED) == spk0,
+			      "its stream: dropped once, not sent");
+			CHECK(ctr(&r, RF_THREAD_TX, RF_C_TX_DEVICE_ERRORS) == dev0, "not a device error");
+		} else {
+			CHECK(ctr(&r, RF_THREAD_TX, RF_C_TX_DEVICE_ERRORS) == dev0 + 1 &&
+				      ctr(&r, RF_THREAD_TX, RF_C_TX_PACKETS) == tx0 + 1 &&
+				      ctr(&r, RF_THREAD_TX, RF_C_DROP_TX_ERROR) == err0,
+			      "the kernel refused it: sent once, one device error, no drop (tx %llu, "
+			      "device %llu, drop_tx_error %llu)",
+			      (unsigned long long)ctr(&r, RF_THREAD_TX, RF_C_TX_PACKETS),
+			      (unsigned long long)ctr(&r, RF_THREAD_TX, RF_C_TX_DEVICE_ERRORS),
+			      (unsigned long long)ctr(&r, RF_THREAD_TX, RF_C_DROP_TX_ERROR));
+		}
+		sh("ip -n %s link set %s mtu 1500", ns1, vb);
+		usleep(150000);
+		fill_payload(payload, 100, 3001);
+		memcpy(payload, &(uint32_t){ 3001 }, 4);
+		rgn_send(&r, 0, payload, 100, 0);
+		rgn_publish(&r);
+		CHECK(recv(rx4, buf, sizeof(buf), 0) == 100, "the next packet leaves");
+		for (i = 0; i < 1000 && rf_ring_count(rf_ring_at(r.mem, r.h->lanes[0].free_off)) !=
+					       params.slots_per_lane; i++)
+			usleep(1000);
+		CHECK(rf_ring_count(rf_ring_at(r.mem, r.h->lanes[0].free_off)) == params.slots_per_lane,
+		      "every slot is back on the free ring");
 	}
 	rf_engine_destroy(e);
 	close(rx4);

@@ -186,6 +186,39 @@ int main(void)
 		CHECK(hl == hl2 && memcmp(hdr, h2, hl) == 0, "build_sum(0) + complete == build (len %u)",
 		      plen);
 	}
+	/* the TX thread's header templates: one template per destination,
+	 * applied to many lengths and ids, writes what build_sum(0) writes,
+	 * byte for byte (the 0xffff fixup and the IPv4 header checksum
+	 * included); an invalid family builds no template */
+	for (i = 0; i < 4000; i++) {
+		struct rf_netpkt_tpl tp;
+		uint8_t h2[RF_HDR_MAX];
+		uint32_t k, hl, hl2;
+
+		fill_dest(&d, i & 1 ? 6 : 4);
+		d.src_port = (uint16_t)rnd();
+		d.gen = 2 * i;
+		hl = rf_netpkt_tpl_build(&tp, &d);
+		CHECK(hl == (i & 1 ? RF_HDR_V6 : RF_HDR_V4) && tp.hlen == hl && tp.gen == 2 * i,
+		      "template of family %u: %u bytes", d.family, hl);
+		for (k = 0; k < 4; k++) {
+			uint16_t plen = (uint16_t)(k == 0 ? i % 40 : rnd() % 1473), id = (uint16_t)rnd();
+
+			memset(hdr, 0xaa, sizeof(hdr));
+			hl = rf_netpkt_tpl_apply(hdr, &tp, plen, id);
+			hl2 = rf_netpkt_build_sum(h2, &d, plen, 0, id);
+			CHECK(hl == hl2 && memcmp(hdr, h2, hl) == 0, "template == build_sum(0) (family %u, len %u)",
+			      d.family, plen);
+			rf_csum_complete(hdr + hl - 2, rf_csum_partial(payload, plen, 0));
+			verify(hdr, hl, &d, payload, plen, id);
+		}
+	}
+	{
+		struct rf_netpkt_tpl tp;
+
+		fill_dest(&d, 5);
+		CHECK(rf_netpkt_tpl_build(&tp, &d) == 0 && tp.hlen == 0, "no template for family 5");
+	}
 	/* a computed checksum of 0 is sent as 0xffff: force it by search */
 	{
 		int found = 0;

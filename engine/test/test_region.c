@@ -51,7 +51,7 @@ int main(void)
 	{
 		uint32_t offs[] = { l.counters_off, l.lanes_off, l.policy_off, l.event_off,
 				    l.dest_off, l.stream_counters_off, l.output_counters_off,
-				    l.pool_off };
+				    l.lane_counters_off, l.pool_off };
 
 		CHECK(l.counters_off >= RF_PAGE, "header first");
 		for (i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
@@ -74,6 +74,13 @@ int main(void)
 	CHECK(h->version == (RF_VERSION_MAJOR << 16 | RF_VERSION_MINOR), "version");
 	CHECK(h->lane_count == 3 && h->slot_count == 192 && h->dest_count == 30, "counts");
 	CHECK(h->lane_claim == 1, "workers claim from lane 1");
+	CHECK(h->lane_counters_off == l.lane_counters_off &&
+		      l.pool_off - l.lane_counters_off == RF_PAGE,
+	      "lane counters: %u + 1 blocks of 128 bytes in one page", good.lanes);
+	for (i = 0; i <= good.lanes; i++)
+		CHECK(rf_lane_counters(mem, h, i)->state == RF_LANE_OK &&
+			      rf_lane_counters(mem, h, i)->taken == 0,
+		      "lane %u counters start at zero", i);
 	for (i = 0; i < RF_MAX_THREADS; i++)
 		CHECK(h->doorbell[i].fd == -1, "doorbell %u closed", i);
 	for (i = 0; i < good.lanes; i++) {

@@ -71,8 +71,9 @@ static void single_thread(uint32_t start)
 		rf_ring_release(&c, n);
 	}
 	CHECK(rf_ring_peek(&c, 1, &idx) == 0 && rf_ring_count(r) == 0, "empty at the end");
-	/* a cache holding fewer than `want` re-reads the producer: entries
-	 * submitted after a partial peek are seen before the cache runs dry */
+	/* the producer's index is re-read only once the cache is empty: the 4
+	 * submitted after a partial peek are seen once the 2 cached ones are
+	 * taken, and the producer's line is not read while entries remain */
 	n = rf_ring_reserve(&p, 3, &idx);
 	CHECK(n == 3, "reserve 3 (got %u)", n);
 	rf_ring_submit(&p);
@@ -81,9 +82,66 @@ static void single_thread(uint32_t start)
 	n = rf_ring_reserve(&p, 4, &idx);
 	CHECK(n == 4, "reserve 4 (got %u)", n);
 	rf_ring_submit(&p);
-	CHECK(rf_ring_peek(&c, 16, &idx) == 6, "peek sees the 4 submitted after a partial peek");
-	rf_ring_release(&c, 6);
+	CHECK(rf_ring_peek(&c, 16, &idx) == 2, "the 2 cached, no re-read while the cache holds some");
+	rf_ring_release(&c, 2);
+	CHECK(rf_ring_peek(&c, 16, &idx) == 4, "the 4 once the cache ran dry");
+	rf_ring_release(&c, 4);
 	CHECK(r->producer == start + 28 && r->consumer == start + 28, "indexes advanced by 28");
+	CHECK(c.bad_peer == 0 && p.bad_peer == 0, "no bad index seen");
+	free(r);
+}
+
+/*
+ * A peer that writes its index out of range (ring.h: the peer is not
+ * trusted): a producer index moved backwards or more than a ring ahead is
+ * not followed (nothing is taken, the stale entries are not seen again) and
+ * is counted; once it is back in range the ring works on. The same for a
+ * consumer index that moves backwards or past what was published: the
+ * producer does not overwrite unread entries.
+ */
+static void bad_peers(uint32_t start)
+{
+	struct rf_ring *r = make_ring(16, 8, start);
+	struct rf_ring_cursor p, c;
+	uint32_t idx, n, good;
+
+	rf_cursor_init_prod(&p, r);
+	rf_cursor_init_cons(&c, r);
+	n = rf_ring_reserve(&p, 10, &idx);
+	rf_ring_submit(&p);
+	CHECK(rf_ring_peek(&c, 16, &idx) == 10, "10 ready");
+	rf_ring_release(&c, 10);
+	good = r->producer;
+	/* backwards by 5: those 5 were taken already */
+	r->producer = good - 5;
+	CHECK(rf_ring_peek(&c, 16, &idx) == 0 && c.bad_peer == 1,
+	      "a producer index behind the consumer is not followed (bad_peer %u)", c.bad_peer);
+	/* more than a ring ahead */
+	r->producer = good + 17;
+	CHECK(rf_ring_peek(&c, 16, &idx) == 0 && c.bad_peer == 2, "a ring and one ahead: not followed");
+	/* exactly a ring ahead is a full ring, not a fault */
+	r->producer = good + 16;
+	CHECK(rf_ring_peek(&c, 32, &idx) == 16 && c.bad_peer == 2, "a full ring is in range");
+	r->producer = good;
+	c.cached_peer = good; /* what the consumer had seen before the test wrote */
+	CHECK(rf_ring_peek(&c, 16, &idx) == 0, "back in range: nothing to take");
+	n = rf_ring_reserve(&p, 3, &idx);
+	rf_ring_submit(&p);
+	CHECK(n == 3 && rf_ring_peek(&c, 16, &idx) == 3 && idx == good, "and the ring works on");
+	rf_ring_release(&c, 3);
+
+	/* the consumer index: the producer has published good + 3 */
+	n = rf_ring_reserve(&p, 16, &idx);
+	CHECK(n == 16, "16 free (got %u)", n);
+	rf_ring_submit(&p);
+	CHECK(rf_ring_prod_nb_free(&p, 1) == 0, "full");
+	r->consumer = good + 3 + 16 + 1; /* past what was published */
+	CHECK(rf_ring_prod_nb_free(&p, 1) == 0 && p.bad_peer == 1,
+	      "a consumer past the producer makes no room (bad_peer %u)", p.bad_peer);
+	r->consumer = good; /* backwards, behind what it had released */
+	CHECK(rf_ring_prod_nb_free(&p, 1) == 0 && p.bad_peer == 2, "a consumer moved back: no room");
+	r->consumer = good + 3 + 4; /* released 4 for real */
+	CHECK(rf_ring_prod_nb_free(&p, 1) == 4 && p.bad_peer == 2, "4 released: 4 free");
 	free(r);
 }
 
@@ -148,6 +206,8 @@ int main(void)
 
 	single_thread(0);
 	single_thread(0xfffffff8u); /* wraps in the middle */
+	bad_peers(0);
+	bad_peers(0xfffffff6u);
 
 	s.r = make_ring(1024, 8, 0xffffffffu - 5000000u);
 	s.bad = 0;

@@ -42,6 +42,14 @@ static int t_failures;
 		exit(T_SKIP);                                                   \
 	} while (0)
 
+/* A line of information in the test's output (not a check). */
+#define t_comment(...)                                                          \
+	do {                                                                    \
+		printf("# ");                                                   \
+		printf(__VA_ARGS__);                                            \
+		printf("\n");                                                   \
+	} while (0)
+
 static inline int t_result(const char *name)
 {
 	printf("%s: %s\n", name, t_failures ? "FAIL" : "ok");

@@ -232,7 +232,15 @@ static inline void rgn_publish(struct rgn *r)
 
 static inline uint64_t ctr(struct rgn *r, enum rf_thread_id t, int c)
 {
-	return rf_counters(r->mem, r->h, t)[c];
+	/* atomic: the engine's threads write the counters meanwhile */
+	return __atomic_load_n(&rf_counters(r->mem, r->h, t)[c], __ATOMIC_RELAXED);
+}
+
+/* Lane `lane`'s counters (lane_count: the control channel's). */
+static inline uint64_t lane_ctr(struct rgn *r, uint32_t lane, size_t field_off)
+{
+	return __atomic_load_n((uint64_t *)((uint8_t *)rf_lane_counters(r->mem, r->h, lane) + field_off),
+			       __ATOMIC_RELAXED);
 }
 
 static inline void fill_payload(uint8_t *p, uint16_t len, uint32_t i)

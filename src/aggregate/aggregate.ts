@@ -8,6 +8,7 @@
 // CLOCK_MONOTONIC ns against the base fixed when the aggregate was made.
 import { invalidArg } from '../errors';
 import { formatNs, normalise, spreadRange, timeForm, toNs, type RangeTime, type TimeForm, type TxTime } from './time';
+import { TX_HORIZON_MS } from '../region/layout';
 
 /** One packet descriptor as the lane takes it (src/region/lane.ts PacketDesc). */
 export interface AggregateDesc {
@@ -77,7 +78,10 @@ export class Aggregate {
     const lateMs = opts.lateLimitMs ?? DEFAULT_LATE_LIMIT_MS;
     const horizonMs = opts.horizonMs ?? DEFAULT_HORIZON_MS;
     if (typeof lateMs !== 'number' || !(lateMs >= 0)) throw invalidArg(`lateLimitMs: ${String(lateMs)} is not a number >= 0`);
-    if (typeof horizonMs !== 'number' || !(horizonMs > 0)) throw invalidArg(`horizonMs: ${String(horizonMs)} is not a number > 0`);
+    if (typeof horizonMs !== 'number' || !(horizonMs > 0 && horizonMs <= TX_HORIZON_MS)) {
+      // the engine drops (drop_bad_time) what is further ahead than its horizon
+      throw invalidArg(`horizonMs: ${String(horizonMs)} is not a number in (0, ${TX_HORIZON_MS}] (the engine's horizon, ms)`);
+    }
     this.lateLimitNs = toNs(lateMs, 'ms', 'lateLimitMs');
     this.horizonNs = toNs(horizonMs, 'ms', 'horizonMs');
     this.lateLimitNum = Number(this.lateLimitNs);

@@ -45,6 +45,13 @@ export interface RingSample {
   size: number;
 }
 
+export interface LaneSample {
+  lane: string; // "0".."n-1", or "control" (the policy and event rings)
+  quarantined: boolean;
+  /** by reason (rf_lane_fault_names) */
+  faults: Record<string, bigint>;
+}
+
 export interface MetricsSource {
   interfaceName(): string;
   /** null while the engine is not running */
@@ -54,6 +61,8 @@ export interface MetricsSource {
   sessions(): SessionSample[];
   rings(): RingSample[];
   pool(): { used: number; size: number } | null;
+  /** each lane's faults and state (region.h rf_lane_counters); absent: none */
+  lanes?(): LaneSample[];
   relayCount(): number;
   sessionCount(): number;
   ready(): boolean;
@@ -215,6 +224,14 @@ export function createMetrics(source: MetricsSource, opts: { defaults?: boolean;
     const p = source.pool();
     return p ? [{ value: p.size }] : [];
   }));
+  add(new ScrapeMetric('reflector_lane_faults_total', 'Times a lane broke the rules of the shared region, by lane and reason (docs/trust.md)', 'counter', () => {
+    const out: Value[] = [];
+    for (const l of source.lanes?.() ?? []) for (const [reason, v] of Object.entries(l.faults)) out.push({ labels: { lane: l.lane, reason }, value: num(v) });
+    return out;
+  }));
+  add(new ScrapeMetric('reflector_lane_quarantined', '1 while the engine takes nothing from a lane that broke the rules too often (until the engine restarts)', 'gauge', () =>
+    (source.lanes?.() ?? []).map((l) => ({ labels: { lane: l.lane }, value: l.quarantined ? 1 : 0 })),
+  ));
   add(new ScrapeMetric('reflector_engine_up', '1 when the engine is running', 'gauge', () => [{ value: source.engine() ? 1 : 0 }]));
   add(new ScrapeMetric('reflector_ready', '1 when the engine runs and the config is applied (/readyz)', 'gauge', () => [{ value: source.ready() ? 1 : 0 }]));
   add(new ScrapeMetric('reflector_relays', 'Relays configured (config and control API)', 'gauge', () => [{ value: source.relayCount() }]));

@@ -223,8 +223,10 @@ export class Lane {
 
   /**
    * Write destination entry `index` (global index, in this lane's slice).
-   * Do it before the first descriptor naming it is submitted, and not again
-   * while one is in flight (the submit's release store publishes it).
+   * Do it before the first descriptor naming it is submitted (the submit's
+   * release store publishes it). Rewriting it while packets to it are queued
+   * is safe: the entry's sequence lock (rf_dest.gen, reflector/dest.h) makes
+   * the engine use one complete version for each packet, never a mix.
    */
   writeDest(index: number, d: Destination): void {
     if (!Number.isInteger(index) || index < this.destFirst || index >= this.destFirst + this.destCount) {
@@ -258,7 +260,17 @@ export class Lane {
 
     const off = this.destOff + index * DEST.size;
     const b = this.bytes;
-    b.fill(0, off, off + DEST.size);
+    const gen = (off + DEST.gen) >> 2;
+    // the sequence lock: gen odd while the fields change, even again after
+    const odd = (Atomics.load(this.u32, gen) | 1) >>> 0;
+    Atomics.store(this.u32, gen, odd);
+    // keeps the field stores after the odd gen: a seq-cst load after a
+    // seq-cst store of the same word is ordered after it (arm64: ldar after
+    // stlr), and the stores below after the load (pairs with the engine's
+    // acquire fence before it reads gen again)
+    Atomics.load(this.u32, gen);
+    b.fill(0, off, off + DEST.gen);
+    b.fill(0, off + DEST.gen + 4, off + DEST.size);
     b[off + DEST.family] = d.family;
     b[off + DEST.ttl] = ttl;
     b[off + DEST.dscp] = dscp;
@@ -272,6 +284,8 @@ export class Lane {
     b.set(addressBytes(d.srcAddr), off + DEST.srcAddr);
     b.set(addressBytes(d.dstAddr), off + DEST.dstAddr);
     b[off + DEST.flags] = DEST_F_VALID;
+    // the fields before the even gen (pairs with the engine's acquire load)
+    Atomics.store(this.u32, gen, (odd + 1) >>> 0);
   }
 
   // ----------------------------------------------------------- submit --
@@ -402,12 +416,18 @@ export class Lane {
   }
 
   /**
-   * Write the k-th descriptor of the open batch. txTimeNs is a number of
-   * CLOCK_MONOTONIC ns (exact below 2^53 ns, 104 days of uptime; 0 = now)
-   * so that no BigInt is made per packet.
+   * Write the k-th descriptor of the open batch (k in 0..n-1 of begin(n):
+   * anything else would write entries the engine may be reading, and is
+   * refused). txTimeNs is a number of CLOCK_MONOTONIC ns (exact below 2^53
+   * ns, 104 days of uptime; 0 = now) so that no BigInt is made per packet.
    */
   put(k: number, slot: number, len: number, dest: number, stream: number, txTimeNs: number): void {
-    const idx = (this.openFirst + k) >>> 0;
+    const kk = k >>> 0;
+    if (kk >= this.open || kk !== k) {
+      if (this.open === 0) throw new ReflectorError('ERR_ENGINE_STATE', `lane ${this.index}: put() without begin()`);
+      throw invalidArg(`lane ${this.index}: put(${String(k)}): accepted 0..${this.open - 1} (the entries begin() reserved)`);
+    }
+    const idx = (this.openFirst + kk) >>> 0;
     // rf_desc is 32 bytes: word index of the entry = byte offset / 4
     const w = (this.ringData + (idx & this.ringMask) * DESC.size) >> 2;
     const u32 = this.u32;
@@ -415,7 +435,7 @@ export class Lane {
     u32[w + 1] = Math.floor(txTimeNs / 0x100000000);
     u32[w + (DESC.slot >> 2)] = slot;
     // len and flags share a word: len in the low half (little-endian)
-    u32[w + (DESC.len >> 2)] = (len & 0xffff) | (k === this.open - 1 ? DESC_F_AGG_END << 16 : 0);
+    u32[w + (DESC.len >> 2)] = (len & 0xffff) | (kk === this.open - 1 ? DESC_F_AGG_END << 16 : 0);
     u32[w + (DESC.dest >> 2)] = dest;
     u32[w + (DESC.stream >> 2)] = stream;
     u32[w + (DESC.seq >> 2)] = idx;

@@ -10,8 +10,8 @@ import { ReflectorError } from '../errors';
 import type { Native } from '../native';
 import type { RegionParams } from './params';
 
-export const VERSION_MAJOR = 1;
-export const VERSION_MINOR = 1;
+export const VERSION_MAJOR = 2;
+export const VERSION_MINOR = 0;
 export const REGION_MAGIC = 0x58464c52; // "RLFX" as little-endian bytes
 export const CACHELINE = 64;
 export const PAGE = 4096;
@@ -23,6 +23,10 @@ export const COUNTERS_PER_BLOCK = 64;
 export const HIST_BASE = 32;
 export const HIST_BUCKETS = 24;
 export const POLICY_MSG_SIZE = 256;
+/** rf_lane_counters.faults slots, the fault limit per window, the TX horizon (region.h) */
+export const LANE_FAULTS = 8;
+export const LANE_FAULT_LIMIT = 32;
+export const TX_HORIZON_MS = 16_000;
 
 /** enum rf_thread_id */
 export const THREAD_TX = 0;
@@ -41,6 +45,12 @@ export const EVENT_POLICY_ACK = 1;
 export const EVENT_STARTED = 2;
 export const EVENT_STOPPED = 3;
 export const EVENT_ERROR = 4;
+/** a = lane (laneCount: the control channel), b = the last fault (LANE_FAULT_NAMES index), c = faults so far */
+export const EVENT_LANE_QUARANTINED = 5;
+
+/** enum rf_lane_state */
+export const LANE_OK = 0;
+export const LANE_QUARANTINED = 1;
 
 /** struct rf_ring (three cache lines) */
 export const RING = {
@@ -78,6 +88,7 @@ export const DEST = {
   dstPort: 6,
   dstMac: 8,
   srcMac: 14,
+  gen: 20,
   srcAddr: 24,
   dstAddr: 40,
 } as const;
@@ -108,6 +119,13 @@ export const STREAM_COUNTERS = { size: 32, packets: 0, bytes: 8, late: 16, dropp
 /** struct rf_output_counters */
 export const OUTPUT_COUNTERS = { size: 32, packets: 0, bytes: 8, drops: 16 } as const;
 
+/** struct rf_lane_counters (two cache lines; one per lane, then the control channel's) */
+export const LANE_COUNTERS = { size: 128, taken: 0, sent: 8, dropped: 16, state: 24, lastFault: 28, faults: 32 } as const;
+
+/** enum rf_lane_fault, names as rf_lane_fault_names publishes them (the `reason` of reflector_lane_faults_total). */
+export const LANE_FAULT_NAMES = ['submit_index', 'free_index', 'slot', 'slot_not_held', 'dest', 'dest_torn'] as const;
+export type LaneFaultName = (typeof LANE_FAULT_NAMES)[number];
+
 /** struct rf_region_hdr */
 export const HDR = {
   magic: 0,
@@ -133,6 +151,7 @@ export const HDR = {
   policyEntries: 80,
   eventEntries: 84,
   engineState: 88,
+  laneCountersOff: 92,
   doorbell: 128,
   lanes: 384,
 } as const;
@@ -167,6 +186,8 @@ export const COUNTER_NAMES = [
   'drop_tx_full',
   'rx_unmatched',
   'drop_rx_ring',
+  'drop_bad_time',
+  'tx_device_errors',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
@@ -187,6 +208,9 @@ export function mirrorFields(): Record<string, number> {
     counters_per_block: COUNTERS_PER_BLOCK,
     hist_base: HIST_BASE,
     hist_buckets: HIST_BUCKETS,
+    lane_faults: LANE_FAULTS,
+    lane_fault_limit: LANE_FAULT_LIMIT,
+    tx_horizon_ms: TX_HORIZON_MS,
   };
   const add = (struct: string, fields: Record<string, number>, withSize: boolean): void => {
     for (const [k, v] of Object.entries(fields)) {
@@ -206,6 +230,7 @@ export function mirrorFields(): Record<string, number> {
   add('rf_lane', LANE, true);
   add('rf_stream_counters', STREAM_COUNTERS, true);
   add('rf_output_counters', OUTPUT_COUNTERS, true);
+  add('rf_lane_counters', LANE_COUNTERS, true);
   add('rf_region_hdr', HDR, false);
   return f;
 }
@@ -227,6 +252,7 @@ export interface Layout {
   destOff: number;
   streamCountersOff: number;
   outputCountersOff: number;
+  laneCountersOff: number;
   poolOff: number;
 }
 
@@ -259,6 +285,8 @@ export function computeLayout(p: RegionParams): Layout {
   off += roundUp(p.maxStreams * STREAM_COUNTERS.size, PAGE);
   const outputCountersOff = off;
   off += roundUp(p.maxOutputs * OUTPUT_COUNTERS.size, PAGE);
+  const laneCountersOff = off;
+  off += roundUp((p.lanes + 1) * LANE_COUNTERS.size, PAGE);
   const poolOff = off;
   off += p.lanes * p.slotsPerLane * p.slotSize;
   off = roundUp(off, PAGE);
@@ -274,6 +302,7 @@ export function computeLayout(p: RegionParams): Layout {
     destOff,
     streamCountersOff,
     outputCountersOff,
+    laneCountersOff,
     poolOff,
   };
 }
@@ -298,7 +327,7 @@ export function layoutMismatch(engineVersion: string, what: string): ReflectorEr
  * ERR_LAYOUT_MISMATCH naming both versions and the first difference.
  */
 export function checkLayout(
-  n: Pick<Native, 'regionFields' | 'counterNames'> & Partial<Pick<Native, 'regionLayout'>>,
+  n: Pick<Native, 'regionFields' | 'counterNames'> & Partial<Pick<Native, 'regionLayout' | 'laneFaultNames'>>,
   params?: RegionParams,
   sab?: SharedArrayBuffer,
 ): void {
@@ -323,6 +352,14 @@ export function checkLayout(
       );
     }
   }
+  if (n.laneFaultNames) {
+    const faults = n.laneFaultNames();
+    for (let i = 0; i < Math.max(faults.length, LANE_FAULT_NAMES.length); i++) {
+      if (faults[i] !== LANE_FAULT_NAMES[i]) {
+        throw layoutMismatch(ev, `lane fault ${i} is ${LANE_FAULT_NAMES[i] ?? 'missing'} in TypeScript, ${faults[i] ?? 'missing'} in the engine`);
+      }
+    }
+  }
   if (params === undefined) return;
   const mine = computeLayout(params);
   if (n.regionLayout) {
@@ -345,6 +382,7 @@ export function checkLayout(
     ['dest_off', HDR.destOff, mine.destOff],
     ['stream_counters_off', HDR.streamCountersOff, mine.streamCountersOff],
     ['output_counters_off', HDR.outputCountersOff, mine.outputCountersOff],
+    ['lane_counters_off', HDR.laneCountersOff, mine.laneCountersOff],
     ['pool_off', HDR.poolOff, mine.poolOff],
     ['lane_count', HDR.laneCount, params.lanes],
     ['slot_size', HDR.slotSize, params.slotSize],

@@ -12,6 +12,9 @@ import {
   HIST_BASE,
   HIST_BUCKETS,
   LANE,
+  LANE_COUNTERS,
+  LANE_FAULT_NAMES,
+  LANE_QUARANTINED,
   OUTPUT_COUNTERS,
   PAGE,
   REGION_MAGIC,
@@ -22,12 +25,22 @@ import {
   checkLayout,
   layoutMismatch,
   type CounterName,
+  type LaneFaultName,
 } from './layout';
 import { Lane, type LaneRegion } from './lane';
 import { resolveRegionParams, type RegionParams } from './params';
 import { RingConsumer, RingProducer } from './ring';
 
 export type { RegionParams } from './params';
+
+/** struct rf_lane_counters, as Region.laneCounters() reads it. */
+export interface LaneCounters {
+  taken: bigint;
+  sent: bigint;
+  dropped: bigint;
+  quarantined: boolean;
+  faults: Record<LaneFaultName, bigint>;
+}
 export { DEFAULT_REGION_PARAMS } from './params';
 
 /** How long fromShared() waits for the creator to publish the version field. */
@@ -44,6 +57,7 @@ export class Region implements LaneRegion {
   readonly destCount: number;
   readonly maxStreams: number;
   readonly maxOutputs: number;
+  private readonly laneCountersOff: number;
   private readonly u64: BigUint64Array;
   private readonly lanes = new Map<number, Lane>();
   private policy?: RingProducer;
@@ -62,6 +76,7 @@ export class Region implements LaneRegion {
     this.destCount = h(HDR.destCount);
     this.maxStreams = h(HDR.maxStreams);
     this.maxOutputs = h(HDR.maxOutputs);
+    this.laneCountersOff = h(HDR.laneCountersOff);
   }
 
   /**
@@ -213,6 +228,40 @@ export class Region implements LaneRegion {
       bytes: Atomics.load(this.u64, b + OUTPUT_COUNTERS.bytes / 8),
       drops: Atomics.load(this.u64, b + OUTPUT_COUNTERS.drops / 8),
     };
+  }
+
+  /**
+   * Lane `lane`'s accounting and faults (rf_lane_counters, written by the
+   * engine): lane laneCount is the control channel (policy and event rings).
+   * For a lane, taken = sent + dropped once its last packet left.
+   */
+  laneCounters(lane: number): LaneCounters {
+    if (!Number.isInteger(lane) || lane < 0 || lane > this.laneCount) {
+      throw invalidArg(`lane: ${String(lane)} is not in 0..${this.laneCount} (${this.laneCount}: the control channel)`);
+    }
+    const b = (this.laneCountersOff + lane * LANE_COUNTERS.size) / 8;
+    const faults = {} as Record<LaneFaultName, bigint>;
+    LANE_FAULT_NAMES.forEach((name, i) => {
+      faults[name] = Atomics.load(this.u64, b + LANE_COUNTERS.faults / 8 + i);
+    });
+    const w = (this.laneCountersOff + lane * LANE_COUNTERS.size) / 4;
+    return {
+      taken: Atomics.load(this.u64, b + LANE_COUNTERS.taken / 8),
+      sent: Atomics.load(this.u64, b + LANE_COUNTERS.sent / 8),
+      dropped: Atomics.load(this.u64, b + LANE_COUNTERS.dropped / 8),
+      quarantined: Atomics.load(this.u32, w + LANE_COUNTERS.state / 4) === LANE_QUARANTINED,
+      faults,
+    };
+  }
+
+  /** Every lane's faults and state, for metrics: lane "0".."n-1", and "control". */
+  laneSamples(): { lane: string; quarantined: boolean; faults: Record<string, bigint> }[] {
+    const out = [];
+    for (let i = 0; i <= this.laneCount; i++) {
+      const c = this.laneCounters(i);
+      out.push({ lane: i === this.laneCount ? 'control' : String(i), quarantined: c.quarantined, faults: c.faults });
+    }
+    return out;
   }
 
   /**

@@ -91,6 +91,7 @@ export async function realDeps(config: Config, log: Logger): Promise<ServerDeps>
       }),
       rings: () => ringSamples(region),
       pool: () => poolSample(region),
+      lanes: () => region.laneSamples(),
     },
     relays: {
       addRelay: (spec) => relays.addRelay({ name: spec.name, listen: spec.listen, sources: spec.sources, subscribers: spec.subscribers }),

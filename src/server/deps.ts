@@ -5,7 +5,7 @@
 // can pass their own.
 import type { Endpoint, Prefix } from '../net/address';
 import type { SessionConfig } from '../config/schema';
-import type { EngineCounterReader, RingSample } from '../metrics/registry';
+import type { EngineCounterReader, LaneSample, RingSample } from '../metrics/registry';
 
 export interface EngineLike {
   start(): Promise<void>;
@@ -15,6 +15,8 @@ export interface EngineLike {
   counters(): EngineCounterReader;
   rings(): RingSample[];
   pool(): { used: number; size: number } | null;
+  /** each lane's faults and state */
+  lanes?(): LaneSample[];
 }
 
 export interface RelaySpec {

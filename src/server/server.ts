@@ -283,6 +283,7 @@ export class Server {
       },
       rings: () => (this.deps?.engine.running ? this.deps.engine.rings() : []),
       pool: () => (this.deps?.engine.running ? this.deps.engine.pool() : null),
+      lanes: () => (this.deps?.engine.running ? (this.deps.engine.lanes?.() ?? []) : []),
       relayCount: () => this.state?.relays.size ?? 0,
       sessionCount: () => this.state?.sessions.size ?? 0,
       ready: () => this.ready,

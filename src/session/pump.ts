@@ -18,6 +18,7 @@ import { TsFile } from '../media/mpegts';
 import { rtpState } from '../media/rtp';
 import { SessionMedia } from '../media/session-media';
 import type { Destination } from '../region/lane';
+import { TX_HORIZON_MS } from '../region/layout';
 import type { SessionCounters, SessionInfo, StartRequest } from './protocol';
 
 /** What the pump needs of a lane (src/region/lane.ts Lane has it). */
@@ -168,7 +169,7 @@ export class SessionPump {
     this.releaseQuarantine(now);
     const horizon = now + this.leadNs;
     const lane = this.lane;
-    const agg = new Aggregate(lane, { lateLimitMs: 1e3, horizonMs: 60e3, now: () => BigInt(Math.round(now)) });
+    const agg = new Aggregate(lane, { lateLimitMs: 1e3, horizonMs: TX_HORIZON_MS, now: () => BigInt(Math.round(now)) });
     let free = lane.freeSlots();
     const bytes = lane.bytes;
     const cap = lane.payloadSize;

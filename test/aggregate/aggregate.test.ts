@@ -156,6 +156,9 @@ t.test('times beyond the lateness limit or the horizon are rejected with both va
     message: 'range.last: transmission time is 11000 ms in the future, beyond the horizon of 10000 ms (horizonMs)',
   });
   t.throws(() => new Aggregate(lane, { now, lateLimitMs: -1 }), { message: 'lateLimitMs: -1 is not a number >= 0' });
+  // the engine drops what is further ahead than its 16 s horizon (drop_bad_time): refused here first
+  t.throws(() => new Aggregate(lane, { now, horizonMs: 20_000 }), { code: 'ERR_INVALID_ARG', message: 'horizonMs: 20000 is not a number in (0, 16000] (the engine\'s horizon, ms)' });
+  t.doesNotThrow(() => new Aggregate(lane, { now, horizonMs: 16_000 }));
 });
 
 t.test('oversized packets and bad ids are rejected without leaking a slot', async (t) => {

@@ -106,3 +106,12 @@ if (!native().engineAvailable()) {
     t.match(out.message, /\blo\b/, 'names the interface');
   });
 }
+
+t.test('the addon refuses a duration it cannot cast to an integer (NaN, negative, past 2^64)', { skip: native().engineAvailable() ? false : 'the addon was built without the engine' }, async (t) => {
+  const sab = native().regionAlloc(4096);
+  for (const key of ['lateDropNs', 'spinNs', 'txWindowNs']) {
+    for (const v of [Number.NaN, -1, 2 ** 64, Infinity]) {
+      t.throws(() => native().engineCreate(sab, { backend: 'null', ifname: 'lo', [key]: v }), { name: 'RangeError', message: `${key}: expected a number of ns in 0..2^64` }, `${key} = ${v}`);
+    }
+  }
+});

@@ -24,6 +24,10 @@ const source: MetricsSource = {
   sessions: () => [{ session: 'movie "1"', packets: 3n, bytes: 3948n, late: 1n, dropped: 0n }],
   rings: () => [{ ring: 'policy', used: 1, size: 64 }, { ring: 'lane0.submit', used: 0, size: 1024 }],
   pool: () => ({ used: 2, size: 4096 }),
+  lanes: () => [
+    { lane: '1', quarantined: true, faults: { submit_index: 3n, slot: 40n } },
+    { lane: 'control', quarantined: false, faults: { submit_index: 0n, slot: 0n } },
+  ],
   relayCount: () => 1,
   sessionCount: () => 1,
   ready: () => true,
@@ -71,6 +75,10 @@ t.test('values are read at scrape time, exactly', async (t) => {
   t.match(text, /^reflector_interface_drops_total\{interface="eth0",reason="late"\} 1008$/m);
   t.match(text, /^reflector_lateness_seconds_bucket\{le="\+Inf"\} 24$/m, 'cumulative buckets');
   t.match(text, /^reflector_lateness_seconds_count 24$/m);
+  t.match(text, /^reflector_lane_faults_total\{lane="1",reason="slot"\} 40$/m, 'lane faults by lane and reason');
+  t.match(text, /^reflector_lane_faults_total\{lane="control",reason="submit_index"\} 0$/m);
+  t.match(text, /^reflector_lane_quarantined\{lane="1"\} 1$/m);
+  t.match(text, /^reflector_lane_quarantined\{lane="control"\} 0$/m);
 });
 
 t.test('engine stopped: no engine series, engine_up 0', async (t) => {

@@ -42,6 +42,9 @@ t.test('bad offsets and arguments are errors, never crashes', async (t) => {
   t.throws(() => n.futexWake(sab, 62), { message: /futexWake: byteOffset 62/ });
   t.throws(() => n.futexWait(new ArrayBuffer(64) as unknown as SharedArrayBuffer, 0, 0, 1), { message: 'futexWait: expected a SharedArrayBuffer' });
   t.throws(() => n.futexWait(sab, 0, 0, -1), { message: /timeoutMs: expected >= 0/ });
+  // a finite value a cast to time_t cannot hold (undefined behaviour in C++), and NaN
+  t.throws(() => n.futexWait(sab, 0, 0, 1e300), { message: 'futexWait: timeoutMs: expected >= 0 and at most 1e15 (Infinity = no limit)' });
+  t.throws(() => n.futexWait(sab, 0, 0, Number.NaN), { message: /timeoutMs: expected >= 0/ });
   t.throws(() => n.ring(sab, 0), { message: /smaller than the region header/ });
   t.throws(() => n.ring(new SharedArrayBuffer(8192), 9), { message: 'thread: 9 is not in 0..3' });
 });

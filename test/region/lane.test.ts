@@ -64,6 +64,40 @@ t.test('writeDest writes rf_dest bytes (ports big-endian, IPv4 in the first 4 by
   t.same([...c.subarray(DEST.dstAddr, DEST.dstAddr + 16)], [0x20, 1, 0xd, 0xb8, ...new Array(11).fill(0), 2]);
 });
 
+t.test('writeDest holds the entry\'s sequence lock: gen odd while the fields change, +2 per write', async (t) => {
+  const r = Region.create(params);
+  const lane = r.lane(2);
+  const gen = (r.destOff + 9 * DEST.size + DEST.gen) >> 2;
+  t.equal(Atomics.load(r.u32, gen), 0, 'never written');
+  lane.writeDest(9, dest4);
+  t.equal(Atomics.load(r.u32, gen), 2, 'even after a write');
+  // what the fields see while they change: every byte store of the write
+  // happens while gen is odd (a Proxy over the byte view records it)
+  const seen: number[] = [];
+  const bytes = lane.bytes;
+  const spy = new Proxy(bytes, {
+    set(target, key, value) {
+      seen.push(Atomics.load(r.u32, gen));
+      return Reflect.set(target, key, value);
+    },
+    get(target, key) {
+      const v = Reflect.get(target, key);
+      return typeof v === 'function' ? (...a: unknown[]) => { seen.push(Atomics.load(r.u32, gen)); return (v as (...x: unknown[]) => unknown).apply(target, a); } : v;
+    },
+  });
+  Object.defineProperty(lane, 'bytes', { value: spy });
+  lane.writeDest(9, { ...dest4, dstPort: 6001 });
+  t.ok(seen.length > 0 && seen.every((g) => g === 3), `every field store saw gen 3 (${[...new Set(seen)].join(',')})`);
+  t.equal(Atomics.load(r.u32, gen), 4, 'even again, two more');
+  // a writer that died mid-write (gen left odd) does not confuse the next one
+  Atomics.store(r.u32, gen, 7);
+  Object.defineProperty(lane, 'bytes', { value: bytes });
+  lane.writeDest(9, dest4);
+  t.equal(Atomics.load(r.u32, gen), 8);
+  const b = new Uint8Array(r.sab, r.destOff + 9 * DEST.size, DEST.size);
+  t.equal((b[DEST.dstPort] << 8) | b[DEST.dstPort + 1], 6000, 'and the fields are the last version');
+});
+
 t.test('writeDest refuses bad entries with exact messages', async (t) => {
   const lane = Region.create(params).lane(1);
   const bad = (index: number, d: Partial<Destination> | null, message: string): void => {
@@ -136,6 +170,23 @@ t.test('submit validates the whole batch before submitting anything', async (t) 
   t.equal(submitConsumer(r, 1).peek(16), 0, 'nothing was submitted');
   t.throws(() => lane.begin(17), { code: 'ERR_INVALID_ARG', message: 'lane 1: begin(17): accepted 1..16 (the submit ring\'s size)' });
   t.throws(() => lane.commit(), { code: 'ERR_ENGINE_STATE' });
+});
+
+t.test('put() writes only the entries begin() reserved', async (t) => {
+  const r = Region.create(params);
+  const lane = r.lane(1);
+  const ring = new Uint8Array(r.sab, submitConsumer(r, 1).data, 16 * DESC.size);
+  lane.begin(2);
+  const before = Buffer.from(ring);
+  for (const k of [2, 3, -1, 16, 1.5, NaN, 2 ** 32]) {
+    t.throws(() => lane.put(k, 16, 1, 4, 0, 0), { code: 'ERR_INVALID_ARG', message: `lane 1: put(${k}): accepted 0..1 (the entries begin() reserved)` });
+  }
+  t.same(Buffer.from(ring), before, 'no entry was written');
+  lane.put(1, 17, 1, 4, 0, 0);
+  lane.put(0, 16, 1, 4, 0, 0);
+  lane.commit();
+  t.throws(() => lane.put(0, 16, 1, 4, 0, 0), { code: 'ERR_ENGINE_STATE', message: 'lane 1: put() without begin()' }, 'nothing open after commit');
+  t.equal(submitConsumer(r, 1).peek(16), 2);
 });
 
 t.test('a full submit ring times out; a batch larger than the ring goes as ring-sized submissions', async (t) => {

@@ -8,6 +8,8 @@ import {
   DESC,
   DEST,
   HDR,
+  LANE_COUNTERS,
+  LANE_FAULT_NAMES,
   RING,
   VERSION_MAJOR,
   VERSION_MINOR,
@@ -38,6 +40,25 @@ t.test('exact byte positions (both sides assert them, the Aeron way)', async (t)
   t.equal(DEST.dstAddr, 40);
   t.equal(HDR.doorbell, 128);
   t.equal(HDR.lanes, 384);
+  // 2.0: the destination's sequence lock, the lane counters part
+  t.equal(DEST.gen, 20);
+  t.equal(HDR.laneCountersOff, 92);
+  t.equal(LANE_COUNTERS.size, 128);
+  t.equal(LANE_COUNTERS.state, 24);
+  t.equal(LANE_COUNTERS.lastFault, 28);
+  t.equal(LANE_COUNTERS.faults, 32);
+  const l = computeLayout(DEFAULT_REGION_PARAMS);
+  t.equal(l.laneCountersOff, l.outputCountersOff + 32768, 'after the 1024 output counters');
+  t.equal(l.poolOff, l.laneCountersOff + 4096, 'the pool after one page of lane counters');
+});
+
+t.test('the lane fault names match the engine\'s enum order', async (t) => {
+  t.same([...LANE_FAULT_NAMES], native().laneFaultNames());
+  const n = native();
+  t.throws(
+    () => checkLayout({ regionFields: () => n.regionFields(), counterNames: () => n.counterNames(), laneFaultNames: () => ['submit_index', 'free_index', 'slots'] }),
+    { code: 'ERR_LAYOUT_MISMATCH', message: /lane fault 2 is slot in TypeScript, slots in the engine/ },
+  );
 });
 
 t.test('the layout algorithm gives the engine\'s layout for many parameter sets', async (t) => {

@@ -10,7 +10,9 @@
 #define REFLECTOR_BARRIER_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Publish a ring index: everything written before it is visible to the peer
  * that reads the index with rf_load_acquire(). */
@@ -42,12 +44,45 @@ static inline uint32_t rf_fetch_add(uint32_t *p, uint32_t v)
 	return atomic_fetch_add_explicit((_Atomic uint32_t *)p, v, memory_order_seq_cst);
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define RF_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RF_TSAN 1
+#endif
+#endif
+
+#ifdef RF_TSAN
+/* ThreadSanitizer does not model fences (GCC refuses to build them): in its
+ * builds every fence is a seq_cst read-modify-write of one word all threads
+ * share, a full barrier on the hardware and an order TSan can see. Weak: one
+ * word for every translation unit. */
+__attribute__((weak)) _Atomic uint32_t rf_tsan_fence_word;
+#define RF_FENCE(order) ((void)atomic_fetch_add_explicit(&rf_tsan_fence_word, 0, memory_order_seq_cst))
+#else
+#define RF_FENCE(order) atomic_thread_fence(order)
+#endif
+
 /* Full fence for the sleep/wake handshake (Dekker): the sleeper stores its
  * "sleeping" flag, fences, then re-checks the ring; the waker stores the ring
  * index, fences, then reads the flag. One of the two always sees the other. */
 static inline void rf_smp_mb(void)
 {
-	atomic_thread_fence(memory_order_seq_cst);
+	RF_FENCE(memory_order_seq_cst);
+}
+
+/* Plain loads before it are done before any access after it (a sequence
+ * lock's reader, before it reads the sequence again). */
+static inline void rf_fence_acquire(void)
+{
+	RF_FENCE(memory_order_acquire);
+}
+
+/* Accesses before it are visible before any store after it (a sequence
+ * lock's writer, after it made the sequence odd). */
+static inline void rf_fence_release(void)
+{
+	RF_FENCE(memory_order_release);
 }
 
 /* Single-writer 64-bit counters read by TypeScript at scrape time. Relaxed is
@@ -58,6 +93,18 @@ static inline void rf_counter_add(uint64_t *c, uint64_t v)
 	atomic_store_explicit((_Atomic uint64_t *)c,
 			      atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed) + v,
 			      memory_order_relaxed);
+}
+
+/*
+ * Copy `n` bytes that a peer may still be writing into private memory, once
+ * (READ_ONCE for a whole entry). Without the compiler barrier the compiler
+ * may drop the copy and read the shared bytes again at each later use: the
+ * engine would check one value and use another.
+ */
+static inline void rf_snapshot(void *dst, const void *src, size_t n)
+{
+	memcpy(dst, src, n);
+	__asm__ __volatile__("" ::: "memory");
 }
 
 #define rf_likely(x)   __builtin_expect(!!(x), 1)

@@ -58,4 +58,9 @@ void rf_engine_destroy(struct rf_engine *e);
 
 int rf_engine_running(const struct rf_engine *e);
 
+/* Engine thread `thread`'s doorbell eventfd, open from create to destroy
+ * (the addon dups it and rings the dup; it never trusts the number the
+ * region's header shows). -1 for no such thread. */
+int rf_engine_doorbell_fd(const struct rf_engine *e, uint32_t thread);
+
 #endif

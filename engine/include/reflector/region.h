@@ -11,7 +11,8 @@
  * Region map (every part starts on a 4096-byte boundary):
  *
  *   header | counters | lanes (submit ring + free ring each) | policy ring |
- *   event ring | destination table | stream counters | output counters | pool
+ *   event ring | destination table | stream counters | output counters |
+ *   lane counters | pool
  *
  * Lanes: lane 0 belongs to the main thread, lanes 1..n to Piscina workers
  * (each worker claims one through rf_region_hdr.lane_claim). A lane owns a
@@ -22,6 +23,18 @@
  *
  * Bump RF_VERSION_MAJOR on any change of a byte position, RF_VERSION_MINOR
  * on additions that older readers can ignore.
+ *
+ * Trust: everything in the region may be written by TypeScript at any time
+ * (a bug or a hostile worker included). The engine checks the header once at
+ * create and then uses only its own copy; it snapshots every entry it reads
+ * (descriptors, destinations, policy messages) before it checks and uses the
+ * copy; it checks every peer index against what the ring can hold; it keeps
+ * its own view of which pool slot is where. A lane that breaks the rules is
+ * counted in its rf_lane_counters and quarantined (docs/trust.md).
+ *
+ * 2.0: rf_dest.gen (was reserved), the lane counters part (which moved the
+ * pool), thread counters drop_bad_time and tx_device_errors, event
+ * RF_EVENT_LANE_QUARANTINED.
  */
 #ifndef REFLECTOR_REGION_H
 #define REFLECTOR_REGION_H
@@ -30,8 +43,8 @@
 #include <stdint.h>
 
 #define RF_REGION_MAGIC   0x58464c52u /* "RLFX" read as little-endian bytes */
-#define RF_VERSION_MAJOR  1u
-#define RF_VERSION_MINOR  1u
+#define RF_VERSION_MAJOR  2u
+#define RF_VERSION_MINOR  0u
 #define RF_CACHELINE      64u
 #define RF_PAGE           4096u
 
@@ -109,9 +122,15 @@ struct rf_desc {
 
 /*
  * Where a packet goes: written by the lane that owns the entry before the
- * first descriptor that names it (the ring's release store orders the two),
- * and never rewritten while a descriptor naming it is in flight.
+ * first descriptor that names it (the ring's release store orders the two).
  * Ports are in network byte order; IPv4 addresses use the first 4 bytes.
+ *
+ * `gen` is a sequence lock (reflector/dest.h): the writer makes it odd,
+ * writes the other fields, then makes it even again; the engine copies the
+ * entry only between two equal even reads. The engine builds a packet's
+ * headers from one complete version of the entry, the one it read when it
+ * took the descriptor or a later one, never from a mix: rewriting an entry
+ * while packets to it are queued is allowed.
  */
 struct rf_dest {
 	uint8_t family;  /* 4 or 6 */
@@ -122,7 +141,7 @@ struct rf_dest {
 	uint16_t dst_port;
 	uint8_t dst_mac[6];
 	uint8_t src_mac[6];
-	uint32_t _rsvd0;
+	uint32_t gen;    /* sequence lock: odd while being written; since 2.0 */
 	uint8_t src_addr[16];
 	uint8_t dst_addr[16];
 	uint8_t _rsvd1[8];
@@ -149,6 +168,8 @@ enum rf_event_type {
 	RF_EVENT_STARTED = 2,    /* a = thread id */
 	RF_EVENT_STOPPED = 3,    /* a = thread id */
 	RF_EVENT_ERROR = 4,      /* a = thread id, b = errno */
+	RF_EVENT_LANE_QUARANTINED = 5, /* a = lane (lane_count: the control channel),
+					* b = the last fault (rf_lane_fault), c = faults so far */
 };
 
 struct rf_event {
@@ -195,6 +216,9 @@ enum rf_counter {
 	RF_C_DROP_TX_FULL,       /* dropped: port TX ring full on the relay path */
 	RF_C_RX_UNMATCHED,       /* frames no relay matched (left to the kernel) */
 	RF_C_DROP_RX_RING,       /* dropped by the kernel: the RX ring was full (PACKET_STATISTICS tp_drops); since 1.1 */
+	RF_C_DROP_BAD_TIME,      /* dropped: tx_time further ahead than RF_TX_HORIZON_NS; since 2.0 */
+	RF_C_TX_DEVICE_ERRORS,   /* frames the kernel took and the device then refused (also in
+				  * tx_packets: the engine cannot tell which packet it was); since 2.0 */
 	RF_C_COUNT_USED,
 	RF_C_HIST_BASE = 32,     /* lateness histogram buckets, see RF_HIST_* */
 	RF_COUNTERS_PER_BLOCK = 64,
@@ -218,6 +242,64 @@ struct rf_output_counters {
 	uint64_t bytes;
 	uint64_t drops;
 	uint64_t _rsvd;
+};
+
+/* Descriptors whose tx_time is further ahead than this are dropped
+ * (RF_C_DROP_BAD_TIME): below the timing wheel's level-1 horizon (17.2 s),
+ * so no packet waits on an unbounded list. */
+#define RF_TX_HORIZON_NS (16ull * 1000000000ull)
+
+/* ------------------------------------------------------- lane counters -- */
+
+/*
+ * How a lane broke the rules of the region (each is counted and corrected:
+ * the entry is not used, the index is not followed). Names in
+ * rf_lane_fault_names, the `reason` of reflector_lane_faults_total.
+ */
+enum rf_lane_fault {
+	RF_LANE_FAULT_SUBMIT_INDEX = 0, /* the submit (control: policy) ring's producer index is
+					 * behind the engine or more than the ring ahead */
+	RF_LANE_FAULT_FREE_INDEX = 1,   /* the free (control: event) ring's consumer index moved
+					 * backwards or past what the engine published */
+	RF_LANE_FAULT_SLOT = 2,         /* a descriptor names a slot outside the lane's slice */
+	RF_LANE_FAULT_SLOT_NOT_HELD = 3, /* ... a slot of the lane that the lane does not hold:
+					  * in flight already, or still on its free ring */
+	RF_LANE_FAULT_DEST = 4,         /* ... a destination outside the lane's slice */
+	RF_LANE_FAULT_DEST_TORN = 5,    /* ... an entry that stayed mid-rewrite (gen odd or moving) */
+	RF_LANE_FAULT_COUNT_USED,
+	RF_LANE_FAULTS = 8,             /* slots in rf_lane_counters.faults */
+};
+
+/* A lane with more faults than this within RF_LANE_FAULT_WINDOW_NS is
+ * quarantined: the engine takes nothing more from it until it is restarted
+ * (rf_engine_stop + rf_engine_start), and posts RF_EVENT_LANE_QUARANTINED. */
+#define RF_LANE_FAULT_LIMIT     32u
+#define RF_LANE_FAULT_WINDOW_NS 1000000000ull
+
+enum rf_lane_state {
+	RF_LANE_OK = 0,
+	RF_LANE_QUARANTINED = 1,
+};
+
+/*
+ * One block per lane, written by the TX thread only, then one more (index
+ * lane_count) for the control channel (the policy and event rings), written
+ * by the RX thread only; read by TypeScript at scrape time.
+ *
+ * For a lane: taken = sent + dropped + what is in flight (0 once the lane is
+ * idle and its last packet left), every drop also counted once under one
+ * drop_* thread counter and in its stream's `dropped`.
+ * For the control block: taken = policy messages taken, sent = events
+ * posted, dropped = events lost because the event ring was full.
+ */
+struct rf_lane_counters {
+	uint64_t taken;
+	uint64_t sent;
+	uint64_t dropped;
+	uint32_t state;      /* rf_lane_state */
+	uint32_t last_fault; /* rf_lane_fault of the last fault */
+	uint64_t faults[RF_LANE_FAULTS]; /* by rf_lane_fault */
+	uint8_t _pad[RF_CACHELINE * 2 - 32 - 8 * RF_LANE_FAULTS];
 };
 
 /* ------------------------------------------------------------- header -- */
@@ -279,7 +361,7 @@ struct rf_region_hdr {
 	uint32_t policy_entries;
 	uint32_t event_entries;
 	uint32_t engine_state;  /* rf_engine_state, written by the engine */
-	uint32_t _rsvd0;
+	uint32_t lane_counters_off; /* lane_count + 1 rf_lane_counters; since 2.0 */
 
 	uint8_t _pad0[RF_CACHELINE * 2 - 96];
 
@@ -314,6 +396,7 @@ struct rf_region_layout {
 	uint32_t dest_off;
 	uint32_t stream_counters_off;
 	uint32_t output_counters_off;
+	uint32_t lane_counters_off;
 	uint32_t pool_off;
 };
 
@@ -339,6 +422,8 @@ struct rf_field {
 extern const struct rf_field rf_region_fields[];
 /* Counter names in enum order (RF_C_COUNT_USED entries). */
 extern const char *const rf_counter_names[];
+/* Lane fault names in enum order (RF_LANE_FAULT_COUNT_USED entries). */
+extern const char *const rf_lane_fault_names[];
 
 static inline struct rf_region_hdr *rf_hdr(void *mem) { return (struct rf_region_hdr *)mem; }
 static inline struct rf_ring *rf_ring_at(void *mem, uint32_t off)
@@ -352,6 +437,12 @@ static inline uint8_t *rf_slot_data(void *mem, const struct rf_region_hdr *h, ui
 static inline uint64_t *rf_counters(void *mem, const struct rf_region_hdr *h, enum rf_thread_id t)
 {
 	return (uint64_t *)((uint8_t *)mem + h->counters_off) + (size_t)t * RF_COUNTERS_PER_BLOCK;
+}
+/* Lane `lane`'s counters; lane == lane_count: the control channel's. */
+static inline struct rf_lane_counters *rf_lane_counters(void *mem, const struct rf_region_hdr *h,
+							uint32_t lane)
+{
+	return (struct rf_lane_counters *)((uint8_t *)mem + h->lane_counters_off) + lane;
 }
 
 /* ------------------------------------------------------ static asserts -- */
@@ -370,6 +461,7 @@ _Static_assert(sizeof(struct rf_dest) == 64, "rf_dest is one cache line");
 _Static_assert(offsetof(struct rf_dest, src_port) == 4, "rf_dest.src_port");
 _Static_assert(offsetof(struct rf_dest, dst_mac) == 8, "rf_dest.dst_mac");
 _Static_assert(offsetof(struct rf_dest, src_mac) == 14, "rf_dest.src_mac");
+_Static_assert(offsetof(struct rf_dest, gen) == 20, "rf_dest.gen");
 _Static_assert(offsetof(struct rf_dest, src_addr) == 24, "rf_dest.src_addr");
 _Static_assert(offsetof(struct rf_dest, dst_addr) == 40, "rf_dest.dst_addr");
 _Static_assert(sizeof(struct rf_policy_msg) == RF_POLICY_MSG_SIZE, "policy message size");
@@ -384,5 +476,13 @@ _Static_assert(RF_C_COUNT_USED <= RF_C_HIST_BASE, "counters overlap the histogra
 _Static_assert(RF_C_HIST_BASE + RF_HIST_BUCKETS <= RF_COUNTERS_PER_BLOCK, "histogram fits the block");
 _Static_assert(sizeof(struct rf_stream_counters) == 32, "stream counters");
 _Static_assert(sizeof(struct rf_output_counters) == 32, "output counters");
+_Static_assert(sizeof(struct rf_lane_counters) == 2 * RF_CACHELINE, "lane counters: two lines");
+_Static_assert(offsetof(struct rf_lane_counters, state) == 24, "rf_lane_counters.state");
+_Static_assert(offsetof(struct rf_lane_counters, last_fault) == 28, "rf_lane_counters.last_fault");
+_Static_assert(offsetof(struct rf_lane_counters, faults) == 32, "rf_lane_counters.faults");
+_Static_assert(RF_LANE_FAULT_COUNT_USED <= RF_LANE_FAULTS, "fault reasons fit the block");
+_Static_assert(offsetof(struct rf_region_hdr, engine_state) == 88, "rf_region_hdr.engine_state");
+_Static_assert(offsetof(struct rf_region_hdr, lane_counters_off) == 92, "rf_region_hdr.lane_counters_off");
+_Static_assert(RF_TX_HORIZON_NS < (1ull << 34), "the TX horizon is below the wheel's level-1 horizon (2^34 ns)");
 
 #endif
