@@ -217,7 +217,7 @@ const struct rf_field rf_region_fields[] = {
 	Z(rf_stream_counters), F(rf_stream_counters, packets), F(rf_stream_counters, bytes),
 	F(rf_stream_counters, late), F(rf_stream_counters, dropped),
 	Z(rf_output_counters), F(rf_output_counters, packets), F(rf_output_counters, bytes),
-	F(rf_output_counters, drops),
+	F(rf_output_counters, drops), F(rf_output_counters, limited),
 	F(rf_region_hdr, magic), F(rf_region_hdr, version), F(rf_region_hdr, region_size),
 	F(rf_region_hdr, header_size), F(rf_region_hdr, lane_count), F(rf_region_hdr, lane_claim),
 	F(rf_region_hdr, submit_entries), F(rf_region_hdr, free_entries),
@@ -262,4 +262,5 @@ const char *const rf_counter_names[RF_C_COUNT_USED] = {
 	[RF_C_DROP_TX_FULL] = "drop_tx_full",
 	[RF_C_RX_UNMATCHED] = "rx_unmatched",
 	[RF_C_DROP_RX_RING] = "drop_rx_ring",
+	[RF_C_DROP_RATE_LIMIT] = "drop_rate_limit",
 };

@@ -11,7 +11,7 @@ import type { Native } from '../native';
 import type { RegionParams } from './params';
 
 export const VERSION_MAJOR = 1;
-export const VERSION_MINOR = 1;
+export const VERSION_MINOR = 2;
 export const REGION_MAGIC = 0x58464c52; // "RLFX" as little-endian bytes
 export const CACHELINE = 64;
 export const PAGE = 4096;
@@ -106,7 +106,7 @@ export const LANE = {
 export const STREAM_COUNTERS = { size: 32, packets: 0, bytes: 8, late: 16, dropped: 24 } as const;
 
 /** struct rf_output_counters */
-export const OUTPUT_COUNTERS = { size: 32, packets: 0, bytes: 8, drops: 16 } as const;
+export const OUTPUT_COUNTERS = { size: 32, packets: 0, bytes: 8, drops: 16, limited: 24 } as const;
 
 /** struct rf_region_hdr */
 export const HDR = {
@@ -167,6 +167,7 @@ export const COUNTER_NAMES = [
   'drop_tx_full',
   'rx_unmatched',
   'drop_rx_ring',
+  'drop_rate_limit',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 

@@ -31,7 +31,7 @@
 
 #define RF_REGION_MAGIC   0x58464c52u /* "RLFX" read as little-endian bytes */
 #define RF_VERSION_MAJOR  1u
-#define RF_VERSION_MINOR  1u
+#define RF_VERSION_MINOR  2u
 #define RF_CACHELINE      64u
 #define RF_PAGE           4096u
 
@@ -195,6 +195,7 @@ enum rf_counter {
 	RF_C_DROP_TX_FULL,       /* dropped: port TX ring full on the relay path */
 	RF_C_RX_UNMATCHED,       /* frames no relay matched (left to the kernel) */
 	RF_C_DROP_RX_RING,       /* dropped by the kernel: the RX ring was full (PACKET_STATISTICS tp_drops); since 1.1 */
+	RF_C_DROP_RATE_LIMIT,    /* dropped: above the relay's max_pps / max_bps (RF_POLICY_OP_RELAY_LIMIT); since 1.2 */
 	RF_C_COUNT_USED,
 	RF_C_HIST_BASE = 32,     /* lateness histogram buckets, see RF_HIST_* */
 	RF_COUNTERS_PER_BLOCK = 64,
@@ -212,12 +213,15 @@ struct rf_stream_counters {
 	uint64_t dropped;
 };
 
-/* Per relay output counters, written by the RX thread only. */
+/* Per relay output counters, written by the RX thread only. A relay's own
+ * slot counts what it took in (packets, bytes) and what it dropped (drops:
+ * sources outside its prefixes and packets above its rate limit; limited:
+ * the latter alone, since 1.2). */
 struct rf_output_counters {
 	uint64_t packets;
 	uint64_t bytes;
 	uint64_t drops;
-	uint64_t _rsvd;
+	uint64_t limited;
 };
 
 /* ------------------------------------------------------------- header -- */
@@ -384,5 +388,6 @@ _Static_assert(RF_C_COUNT_USED <= RF_C_HIST_BASE, "counters overlap the histogra
 _Static_assert(RF_C_HIST_BASE + RF_HIST_BUCKETS <= RF_COUNTERS_PER_BLOCK, "histogram fits the block");
 _Static_assert(sizeof(struct rf_stream_counters) == 32, "stream counters");
 _Static_assert(sizeof(struct rf_output_counters) == 32, "output counters");
+_Static_assert(offsetof(struct rf_output_counters, limited) == 24, "rf_output_counters.limited");
 
 #endif
