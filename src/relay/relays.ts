@@ -516,10 +516,11 @@ export class Relays extends EventEmitter {
         if (mac === null) {
           this.report({ type: 'fault', relay: r.name, subscriber: keyOf(out.to), code: 'ERR_NO_NEIGHBOUR', reason: `next hop of ${keyOf(out.to)} lost: dropped (no_neighbour) until it answers again` });
         }
-        out.mac = mac;
         await this.channel.send(OP.OUTPUT_SET_MAC, `relay "${r.name}" subscriber ${keyOf(out.to)} next hop`, (w, b) =>
           w.outputMac(b, { relayId: r.id, outputId: out.id, dstMac: mac ?? '00:00:00:00:00:00', valid: mac !== null }),
         );
+        // only once the engine has it: a refresh after a failed one sends it again
+        out.mac = mac;
       }
     }
   }
