@@ -53,7 +53,7 @@ if (why) {
     fs.writeFileSync(file, `engine:\n  interface: lo\n  netns: ${tb.ns('a')}\n  backend: "null"\n  workers: 2\n  drain_ms: 0\nmetrics:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: null\nrelays:\n  - name: cam\n    listen: 127.0.0.1:5000\n    sources: [127.0.0.1/32]\n    subscribers: [127.0.0.1:6000]\nsessions:\n${session('a', 7000, true)}${session('b', 7001, true)}${session('c', 7002, true)}${session('d', 7003, true)}${session('short', 7004, false)}`);
     const logs: Array<Record<string, unknown>> = [];
     const server = new Server({
-      configFile: file, deps: (c, l) => realDeps(c, l, { sessionWorkerFile: FIXTURE, hangMs: 1000 }),
+      configFile: file, deps: (c, l) => realDeps(c, l, { sessionWorkerFile: FIXTURE }),
       log: createLogger({ level: 'info', write: (l) => void logs.push(JSON.parse(l) as Record<string, unknown>) }), watch: false, processMetrics: false,
     });
     const events: StampedEvent[] = [];
@@ -132,7 +132,8 @@ if (why) {
       for (const n of list()) await handler.handle({ type: 'stopSession', name: n });
       t.same(list(), [], 'nothing runs');
       await until('the pool is back', async () => metricValue(await metrics(), 'reflector_pool_used_slots') === 0, 5000).catch(() => undefined);
-      t.equal(metricValue(await metrics(), 'reflector_pool_used_slots'), 0, 'reflector_pool_used_slots is 0: every slot is on a free ring');
+      const died = events.filter((e) => e.type === 'worker_died').map((e) => `lane ${(e as { lane: number }).lane}: ${(e as { reason: string }).reason}`);
+      t.equal(metricValue(await metrics(), 'reflector_pool_used_slots'), 0, `reflector_pool_used_slots is 0: every slot is on a free ring (worker deaths: ${died.join('; ')})`);
     });
   });
 }

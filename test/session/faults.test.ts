@@ -51,7 +51,7 @@ if (engine) {
     t.teardown(() => e.close());
     const m = await SessionManager.create({
       region: e.region, workers: 2, workerFile: FIXTURE, resolveDestination: async () => DEST,
-      hangMs: 400, restartLimit: 2, restartWindowMs: 60_000, requestTimeoutMs: 3000,
+      hangMs: 1000, restartLimit: 2, restartWindowMs: 60_000, requestTimeoutMs: 3000,
     });
     const died: WorkerDeath[] = [];
     const restarted: string[] = [];
