@@ -5,6 +5,7 @@
 // errors and addresses
 export { ReflectorError, type ReflectorErrorCode } from './errors';
 export { parseEndpoint, parsePrefix, formatEndpoint, type Endpoint, type Prefix, type Family } from './net/address';
+export { checkName, nameProblem, type NameKind } from './names';
 
 // the engine and its shared region
 export { Engine, type EngineOptions, type Backend } from './engine/engine';
@@ -20,14 +21,15 @@ export { enableLoopbackDelivery } from './net/loopback';
 // technique 1: aggregate timed transmit, and on-demand sessions built on it
 export { Aggregate, type AggregateOptions } from './aggregate/aggregate';
 export type { TxTime, SeqTime, OffsetTime, AbsoluteTime, RangeTime, TimeUnit } from './aggregate/time';
-export { SessionManager, type SessionManagerOptions, type SessionStartOptions } from './session/manager';
+export { SessionManager, type SessionManagerOptions, type SessionStartOptions, type WorkerDeath } from './session/manager';
 export { loadMedia, type MediaFormat } from './media/load';
 
 // techniques 2 and 3: redirect and split by a policy table
-export { Relays, type RelaysOptions, type RelaySpecInput, type OutputOptions, type RelayInfo } from './relay/relays';
+export { Relays, type RelaysOptions, type RelaySpecInput, type OutputOptions, type RelayInfo, type RelayLimit, type RelaysEvent } from './relay/relays';
 
 // the server and its control API
 export { Server, type ServerOptions } from './server/server';
+export { ServerEvents, type ServerEvent, type StampedEvent } from './server/events';
 export { ControlClient, type ControlTarget } from './control/client';
 export { loadConfig, parseConfig, ConfigError } from './config/validate';
 export type { Config } from './config/schema';

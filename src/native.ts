@@ -67,6 +67,13 @@ export interface Native {
   engineRunning(id: number): boolean;
   /** MAC, MTU and ifindex of an interface (netns: full path of a namespace). */
   interfaceInfo(ifname: string, netns?: string): InterfaceInfo;
+  /**
+   * Send one UDP datagram to addr:port from a socket opened inside `netns`
+   * (full path; absent = the current namespace) on a short-lived thread, so
+   * the kernel resolves the neighbour. ifindex scopes an IPv6 link-local
+   * address. Returns "" or what failed (a failed send is not fatal).
+   */
+  udpProbe(family: 4 | 6, addr: string, port: number, ifindex: number, netns?: string): string;
 }
 
 let loaded: Native | undefined;

@@ -19,7 +19,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -311,6 +313,65 @@ void QueryInterface(const std::string& ifname, IfInfo* out) {
   close(fd);
 }
 
+// Run fn in network namespace `netns` (a path) on a short-lived thread, so
+// the calling thread's namespace never changes; "" = the current one.
+// Returns an error message, "" on success.
+std::string InNetns(const std::string& netns, const std::function<void()>& fn) {
+  if (netns.empty()) {
+    fn();
+    return "";
+  }
+  std::string err;
+  std::thread th([&]() {
+    int fd = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      err = "netns " + netns + ": " + strerror(errno);
+      return;
+    }
+    if (setns(fd, CLONE_NEWNET) < 0) {
+      err = "netns " + netns + ": setns: " + strerror(errno);
+      close(fd);
+      return;
+    }
+    close(fd);
+    fn();
+  });
+  th.join();
+  return err;
+}
+
+// One UDP datagram to addr:port from a socket opened inside the namespace:
+// the kernel resolves the neighbour (ARP / ND) to send it. No shell, no
+// child process. ifindex scopes an IPv6 link-local address.
+std::string SendProbe(int family, const std::string& addr, uint16_t port, uint32_t ifindex) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  memset(&ss, 0, sizeof(ss));
+  if (family == 4) {
+    struct sockaddr_in* a = reinterpret_cast<struct sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    if (inet_pton(AF_INET, addr.c_str(), &a->sin_addr) != 1) return "not an IPv4 address: " + addr;
+    len = sizeof(*a);
+  } else {
+    struct sockaddr_in6* a = reinterpret_cast<struct sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    a->sin6_scope_id = ifindex;
+    if (inet_pton(AF_INET6, addr.c_str(), &a->sin6_addr) != 1) return "not an IPv6 address: " + addr;
+    len = sizeof(*a);
+  }
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return std::string("probe socket: ") + strerror(errno);
+  static const char payload[] = "reflector neighbour probe";
+  std::string err;
+  if (sendto(fd, payload, sizeof(payload) - 1, 0, reinterpret_cast<struct sockaddr*>(&ss), len) < 0) {
+    err = std::string("probe sendto: ") + strerror(errno);
+  }
+  close(fd);
+  return err;
+}
+
 // ---------------------------------------------------------------- addon --
 
 class Reflector : public Napi::Addon<Reflector> {
@@ -334,6 +395,7 @@ class Reflector : public Napi::Addon<Reflector> {
         InstanceMethod("engineDestroy", &Reflector::EngineDestroy),
         InstanceMethod("engineRunning", &Reflector::EngineRunning),
         InstanceMethod("interfaceInfo", &Reflector::InterfaceInfo),
+        InstanceMethod("udpProbe", &Reflector::UdpProbe),
     });
     // Runs before the instance data is finalized (hooks run in reverse
     // order of registration and N-API registered its own first).
@@ -663,25 +725,8 @@ class Reflector : public Napi::Addon<Reflector> {
     memset(r.mac, 0, sizeof(r.mac));
     r.mtu = 0;
     r.ifindex = 0;
-    if (netns.empty()) {
-      QueryInterface(ifname, &r);
-    } else {
-      std::thread th([&]() {
-        int fd = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-          r.error = "netns " + netns + ": " + strerror(errno);
-          return;
-        }
-        if (setns(fd, CLONE_NEWNET) < 0) {
-          r.error = "netns " + netns + ": setns: " + strerror(errno);
-          close(fd);
-          return;
-        }
-        close(fd);
-        QueryInterface(ifname, &r);
-      });
-      th.join();
-    }
+    std::string ns_err = InNetns(netns, [&]() { QueryInterface(ifname, &r); });
+    if (!ns_err.empty()) r.error = ns_err;
     if (!r.error.empty()) throw Napi::Error::New(env, r.error);
     char mac[18];
     snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", r.mac[0], r.mac[1], r.mac[2],
@@ -691,6 +736,27 @@ class Reflector : public Napi::Addon<Reflector> {
     o.Set("mtu", r.mtu);
     o.Set("ifindex", r.ifindex);
     return o;
+  }
+
+  // udpProbe(family, addr, port, ifindex, netnsPath?): "" or what failed.
+  // A failed send is not an error for the caller: the neighbour table says
+  // whether the probe worked.
+  Napi::Value UdpProbe(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber() || !info[3].IsNumber()) {
+      throw Napi::TypeError::New(env, "udpProbe(family, addr, port, ifindex, netns?)");
+    }
+    int family = info[0].As<Napi::Number>().Int32Value();
+    if (family != 4 && family != 6) throw Napi::TypeError::New(env, "udpProbe: family is 4 or 6");
+    std::string addr = info[1].As<Napi::String>().Utf8Value();
+    uint32_t port = info[2].As<Napi::Number>().Uint32Value();
+    uint32_t ifindex = info[3].As<Napi::Number>().Uint32Value();
+    if (port == 0 || port > 65535) throw Napi::TypeError::New(env, "udpProbe: port is 1..65535");
+    std::string netns;
+    if (info.Length() > 4 && info[4].IsString()) netns = info[4].As<Napi::String>().Utf8Value();
+    std::string err;
+    std::string ns_err = InNetns(netns, [&]() { err = SendProbe(family, addr, static_cast<uint16_t>(port), ifindex); });
+    return Napi::String::New(env, ns_err.empty() ? err : ns_err);
   }
 
   std::map<uint32_t, std::shared_ptr<EngineSlot>> engines_;

@@ -221,7 +221,7 @@ const struct rf_field rf_region_fields[] = {
 	Z(rf_stream_counters), F(rf_stream_counters, packets), F(rf_stream_counters, bytes),
 	F(rf_stream_counters, late), F(rf_stream_counters, dropped),
 	Z(rf_output_counters), F(rf_output_counters, packets), F(rf_output_counters, bytes),
-	F(rf_output_counters, drops),
+	F(rf_output_counters, drops), F(rf_output_counters, limited),
 	Z(rf_lane_counters), F(rf_lane_counters, taken), F(rf_lane_counters, sent),
 	F(rf_lane_counters, dropped), F(rf_lane_counters, state), F(rf_lane_counters, last_fault),
 	F(rf_lane_counters, faults),
@@ -275,6 +275,7 @@ const char *const rf_counter_names[RF_C_COUNT_USED] = {
 	[RF_C_DROP_RX_RING] = "drop_rx_ring",
 	[RF_C_DROP_BAD_TIME] = "drop_bad_time",
 	[RF_C_TX_DEVICE_ERRORS] = "tx_device_errors",
+	[RF_C_DROP_RATE_LIMIT] = "drop_rate_limit",
 };
 
 const char *const rf_lane_fault_names[RF_LANE_FAULT_COUNT_USED] = {

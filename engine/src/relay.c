@@ -53,6 +53,7 @@ struct rf_relay *rf_relay_create(struct rf_output_counters *oc, uint32_t max_out
 	r->oc = oc;
 	r->max_outputs = oc ? max_outputs : 0;
 	r->mtu = mtu ? mtu : 1500;
+	r->now_ns = rf_now_ns;
 	memcpy(r->mac, if_mac, 6);
 	r->in_use[0] = 1;
 	/* keys_gen starts at 1 so the first rf_relay_filter() call installs a
@@ -171,6 +172,15 @@ void rf_relay_rewrite(const struct rf_relay_out *o, const struct rf_pkt_view *v,
 
 /* ---------------------------------------------------------- fast path -- */
 
+/* A relay's rate-limit drop: its drops and its limited counter. */
+static void count_limited(struct rf_relay *r, uint32_t id)
+{
+	if (!r->oc || id >= r->max_outputs)
+		return;
+	rf_counter_add(&r->oc[id].drops, 1);
+	rf_counter_add(&r->oc[id].limited, 1);
+}
+
 static void count_out(struct rf_relay *r, uint32_t id, uint64_t packets, uint64_t bytes, uint64_t drops)
 {
 	struct rf_output_counters *oc;
@@ -251,7 +261,7 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 {
 	const struct rf_relay_table *t = rf_relay_read_begin(r);
 	uint32_t ntx = 0, i, k;
-	uint64_t unmatched = 0, in = 0;
+	uint64_t unmatched = 0, in = 0, now = 0;
 
 	for (i = 0; i < n; i++) {
 		const struct rf_rx_pkt *p = &pkts[i];
@@ -296,6 +306,19 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 			rf_counter_add(&c[RF_C_DROP_NOT_ALLOWED], 1);
 			count_out(r, e->counter, 0, 0, 1);
 			continue;
+		}
+		if (rf_unlikely(e->lim.on)) {
+			/* the clock once per burst, and only when a limit is set */
+			if (!now)
+				now = r->now_ns();
+			/* the RX thread is the table's only reader (relay_table.c): the
+			 * bucket is written in place, without a lock */
+			if (!rf_relay_lim_take((struct rf_relay_lim *)&e->lim, now, p->len)) {
+				/* counter: RF_C_DROP_RATE_LIMIT + the relay's drops and limited */
+				rf_counter_add(&c[RF_C_DROP_RATE_LIMIT], 1);
+				count_limited(r, e->counter);
+				continue;
+			}
 		}
 		count_out(r, e->counter, 1, p->len, 0);
 		for (k = 0; k < e->out_count; k++) {

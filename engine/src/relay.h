@@ -47,6 +47,7 @@ enum rf_policy_op {
 	RF_POLICY_OP_OUTPUT_ADD = 4,     /* rf_policy_output_add */
 	RF_POLICY_OP_OUTPUT_REMOVE = 5,  /* rf_policy_output_ref */
 	RF_POLICY_OP_OUTPUT_SET_MAC = 6, /* rf_policy_output_mac: next hop changed or resolved */
+	RF_POLICY_OP_RELAY_LIMIT = 7,    /* rf_policy_relay_limit: ingress rate limit of a relay */
 };
 
 /* Output flags. */
@@ -103,6 +104,19 @@ struct rf_policy_output_mac {
 	uint8_t valid;        /* 0: next hop lost, drop (RF_C_DROP_NO_NEIGHBOUR) until set again */
 	uint8_t _rsvd0;
 };
+
+/* A relay's ingress limit: packets and bytes (frame bytes) per second it
+ * takes in from allowed sources; 0 = no limit. Above it, packets are dropped
+ * (RF_C_DROP_RATE_LIMIT + the relay's drops and limited). A token bucket of
+ * RF_RELAY_LIMIT_BURST_NS worth of each rate (at least one packet) absorbs
+ * bursts; a new limit starts with a full bucket. */
+struct rf_policy_relay_limit {
+	uint32_t relay_id;
+	uint32_t pps;
+	uint64_t bytes_per_s;
+};
+
+#define RF_RELAY_LIMIT_BURST_NS 100000000ull /* 100 ms */
 
 /*
  * Status of a message (the RX thread acks with -status as b):
@@ -177,5 +191,8 @@ _Static_assert(sizeof(struct rf_policy_output_ref) == 8, "rf_policy_output_ref")
 _Static_assert(sizeof(struct rf_policy_output_mac) == 16, "rf_policy_output_mac");
 _Static_assert(offsetof(struct rf_policy_output_mac, dst_mac) == 8, "output_mac.dst_mac");
 _Static_assert(offsetof(struct rf_policy_output_mac, valid) == 14, "output_mac.valid");
+_Static_assert(sizeof(struct rf_policy_relay_limit) == 16, "rf_policy_relay_limit");
+_Static_assert(offsetof(struct rf_policy_relay_limit, pps) == 4, "relay_limit.pps");
+_Static_assert(offsetof(struct rf_policy_relay_limit, bytes_per_s) == 8, "relay_limit.bytes_per_s");
 
 #endif

@@ -88,6 +88,26 @@ struct rf_relay_out {
 	uint8_t hdr[RF_RELAY_HDR_MAX]; /* Ethernet + IP + UDP template */
 };
 
+/* A relay's token buckets (RF_POLICY_OP_RELAY_LIMIT). Credit is kept in
+ * nanoseconds of line time, scaled by 2^16: time adds credit one for one and
+ * a packet costs 1e9 / rate ns, so the fast path multiplies and compares but
+ * never divides (the costs are divided out once, when the limit is set).
+ * A cost of 0 means no limit of that kind. */
+struct rf_relay_lim {
+	uint64_t cost_pkt;      /* q16 ns per packet */
+	uint64_t cost_byte;     /* q16 ns per frame byte */
+	uint64_t cap_pkt;       /* q16: the most credit each bucket holds */
+	uint64_t cap_byte;
+	uint64_t credit_pkt;    /* q16 */
+	uint64_t credit_byte;
+	uint64_t max_gap_ns;    /* a longer idle gap refills a bucket completely */
+	uint64_t last_ns;       /* CLOCK_MONOTONIC of the last refill */
+	uint32_t pps;           /* as set, for the tests and the fuzzers */
+	uint8_t on;             /* any limit set */
+	uint8_t _pad[3];
+	uint64_t bytes_per_s;
+};
+
 struct rf_relay_ent {
 	uint32_t id;
 	uint32_t counter;       /* output counter slot of the relay, or RF_RELAY_NONE */
@@ -99,6 +119,9 @@ struct rf_relay_ent {
 	uint32_t out_count;
 	char name[RF_RELAY_NAME_LEN];
 	struct rf_relay_prefix prefix[RF_RELAY_MAX_PREFIXES];
+	/* written by the fast path of the RX thread, the table's only reader;
+	 * copied with the entry when an update builds the next table */
+	struct rf_relay_lim lim;
 };
 
 struct rf_relay_table {
@@ -116,6 +139,8 @@ struct rf_relay {
 	uint32_t max_outputs;
 	uint32_t mtu;
 	uint8_t mac[6];
+	/* CLOCK_MONOTONIC in ns for the rate limits; tests replace it */
+	uint64_t (*now_ns)(void);
 
 	/* The table the fast path reads. Written by rf_relay_apply (release),
 	 * read at the start of each burst (acquire). */
@@ -150,6 +175,35 @@ const struct rf_relay_ent *rf_relay_lookup(const struct rf_relay_table *t,
 int rf_relay_lookup_addr(const struct rf_relay_table *t, const struct rf_pkt_view *v);
 /* Is `v`'s source inside one of the relay's allowed prefixes? */
 int rf_relay_allowed(const struct rf_relay_ent *e, const struct rf_pkt_view *v);
+
+#define RF_RELAY_LIM_FRAME_MAX 65535u
+
+/* Set relay entry e's limit (0 = none) and fill its buckets; `now` starts them. */
+void rf_relay_lim_set(struct rf_relay_lim *l, uint32_t pps, uint64_t bytes_per_s, uint64_t now);
+
+/* Take one frame of `bytes` from the buckets at `now`: 1 = pass, 0 = over the limit. */
+static inline int rf_relay_lim_take(struct rf_relay_lim *l, uint64_t now, uint32_t bytes)
+{
+	uint64_t gap = now - l->last_ns, add, need;
+
+	/* a long gap (or a clock that went back: the difference wraps) refills
+	 * at most to the caps; the adds saturate at the caps, so nothing wraps */
+	if (gap > l->max_gap_ns)
+		gap = l->max_gap_ns;
+	l->last_ns = now;
+	add = gap << 16;
+	l->credit_pkt = l->cap_pkt - l->credit_pkt < add ? l->cap_pkt : l->credit_pkt + add;
+	l->credit_byte = l->cap_byte - l->credit_byte < add ? l->cap_byte : l->credit_byte + add;
+	/* a frame costs at most an IP datagram's worth (the bucket's size) */
+	if (bytes > RF_RELAY_LIM_FRAME_MAX)
+		bytes = RF_RELAY_LIM_FRAME_MAX;
+	need = (uint64_t)bytes * l->cost_byte;
+	if (l->credit_pkt < l->cost_pkt || l->credit_byte < need)
+		return 0;
+	l->credit_pkt -= l->cost_pkt;
+	l->credit_byte -= need;
+	return 1;
+}
 
 /* Reader side of the table's epoch (relay_table.c). */
 const struct rf_relay_table *rf_relay_read_begin(struct rf_relay *r);

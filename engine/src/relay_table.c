@@ -223,6 +223,38 @@ static void zero_counter(struct rf_relay *r, uint32_t id)
 	atomic_store_explicit((_Atomic uint64_t *)&oc->packets, 0, memory_order_relaxed);
 	atomic_store_explicit((_Atomic uint64_t *)&oc->bytes, 0, memory_order_relaxed);
 	atomic_store_explicit((_Atomic uint64_t *)&oc->drops, 0, memory_order_relaxed);
+	atomic_store_explicit((_Atomic uint64_t *)&oc->limited, 0, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------- rate limits -- */
+
+void rf_relay_lim_set(struct rf_relay_lim *l, uint32_t pps, uint64_t bytes_per_s, uint64_t now)
+{
+	/* one second of line time in q16 ns: costs are divided out here, once */
+	const uint64_t second = 1000000000ull << 16, burst = RF_RELAY_LIMIT_BURST_NS << 16;
+	uint64_t gap;
+
+	memset(l, 0, sizeof(*l));
+	l->pps = pps;
+	l->bytes_per_s = bytes_per_s;
+	if (pps) {
+		l->cost_pkt = second / pps;
+		/* at least one packet fits, however low the rate */
+		l->cap_pkt = l->cost_pkt > burst ? l->cost_pkt : burst;
+	}
+	if (bytes_per_s) {
+		/* above 2^16 GB/s a byte costs nothing: no limit in practice */
+		l->cost_byte = bytes_per_s < second ? second / bytes_per_s : 0;
+		l->cap_byte = (uint64_t)RF_RELAY_LIM_FRAME_MAX * l->cost_byte > burst
+				      ? (uint64_t)RF_RELAY_LIM_FRAME_MAX * l->cost_byte
+				      : burst;
+	}
+	l->on = l->cost_pkt || l->cost_byte;
+	l->credit_pkt = l->cap_pkt;
+	l->credit_byte = l->cap_byte;
+	gap = (l->cap_pkt > l->cap_byte ? l->cap_pkt : l->cap_byte) >> 16;
+	l->max_gap_ns = gap + 1;
+	l->last_ns = now;
 }
 
 /* ----------------------------------------------------------- building -- */
@@ -420,6 +452,23 @@ static int op_output_remove(struct rf_relay *r, const struct rf_relay_table *cur
 	return 0;
 }
 
+static int op_relay_limit(struct rf_relay *r, const struct rf_relay_table *cur,
+			  const struct rf_policy_relay_limit *b)
+{
+	struct rf_relay_table *t;
+	int ri = find_relay(cur, b->relay_id);
+
+	if (ri < 0)
+		return -ENOENT;
+	t = take_free(r);
+	if (!t)
+		return -EBUSY;
+	copy_table(t, cur, -1, -1, -1, NULL);
+	rf_relay_lim_set(&t->relays[ri].lim, b->pps, b->bytes_per_s, r->now_ns());
+	publish(r, t);
+	return 0;
+}
+
 static int op_output_mac(struct rf_relay *r, const struct rf_relay_table *cur,
 			 const struct rf_policy_output_mac *b)
 {
@@ -458,6 +507,7 @@ int rf_relay_apply(struct rf_relay *r, const struct rf_policy_msg *msg)
 		struct rf_policy_output_add oa;
 		struct rf_policy_output_ref orf;
 		struct rf_policy_output_mac om;
+		struct rf_policy_relay_limit rl;
 	} b;
 
 	/* copy out of the shared ring entry: TypeScript could (wrongly) still
@@ -476,6 +526,8 @@ int rf_relay_apply(struct rf_relay *r, const struct rf_policy_msg *msg)
 		return op_output_remove(r, cur, &b.orf);
 	case RF_POLICY_OP_OUTPUT_SET_MAC:
 		return op_output_mac(r, cur, &b.om);
+	case RF_POLICY_OP_RELAY_LIMIT:
+		return op_relay_limit(r, cur, &b.rl);
 	default:
 		return -EOPNOTSUPP;
 	}

@@ -2,7 +2,8 @@
 /* Relay policy table and fast path: every policy op and its rejections,
  * split through a fake port (one header per output, the payload pointer
  * shared), counters by reason, copy-on-write retire by epoch, and the BPF
- * filter run by a small classic-BPF interpreter. Exits 0 or 1. */
+ * filter run by a small classic-BPF interpreter, the rate limit's token
+ * buckets on a fake clock. Exits 0 or 1. */
 #include <errno.h>
 #include <linux/filter.h>
 #include <stdlib.h>
@@ -512,6 +513,119 @@ static int test_filter(void *region)
 	return 0;
 }
 
+/* ------------------------------------------------------- rate limits -- */
+
+/* CHECK with the values that failed */
+#define CHECKV(cond, ...)                                                           \
+	do {                                                                        \
+		if (!(cond)) {                                                      \
+			fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                               \
+			fputc('\n', stderr);                                        \
+			return 1;                                                   \
+		}                                                                   \
+	} while (0)
+
+static uint64_t fake_ns;
+static uint64_t fake_clock(void) { return fake_ns; }
+
+static int set_limit(struct rf_relay *r, uint32_t id, uint32_t pps, uint64_t bytes_per_s)
+{
+	struct rf_policy_relay_limit b = { .relay_id = id, .pps = pps, .bytes_per_s = bytes_per_s };
+
+	return apply(r, RF_POLICY_OP_RELAY_LIMIT, &b, sizeof(b));
+}
+
+/* `n` frames of `f` (len bytes) in one burst at fake time `at`; returns frames sent */
+static uint32_t limit_burst(struct rf_relay *r, struct rf_port *port, uint64_t *c, const uint8_t *f, uint32_t len,
+			    uint32_t n, uint64_t at)
+{
+	static struct rf_rx_pkt rx[64];
+	uint32_t before = port->n, i;
+
+	fake_ns = at;
+	for (i = 0; i < n && i < 64; i++)
+		rx[i] = (struct rf_rx_pkt){ .data = f, .len = len, .wire_len = len };
+	rf_relay_burst(r, rx, n < 64 ? n : 64, &fake_ops, port, c);
+	port->n = port->n < 4000 ? port->n : 0; /* keep room in the fake port */
+	return port->n >= before ? port->n - before : port->n;
+}
+
+static int test_limit(void *region)
+{
+	static struct rf_port port;
+	uint64_t c[RF_COUNTERS_PER_BLOCK] = { 0 };
+	struct rf_relay *r = rf_relay_create(oc(region, 0), rf_hdr(region)->max_outputs, IFMAC, 1500);
+	uint8_t f[2048], pay[1000];
+	uint32_t len, i, sent;
+	uint64_t t, bytes;
+
+	CHECK(r);
+	r->now_ns = fake_clock;
+	fake_ns = 1000000000ull;
+	memset(&port, 0, sizeof(port));
+	port.room = 1u << 30;
+	memset(pay, 0x5a, sizeof(pay));
+	CHECK(add_relay(r, 1, 100, 4, P4, 5000) == 0);
+	CHECK(allow(r, 1, 4, ORIGIN4, 24) == 0);
+	CHECK(add_out(r, 1, 0, 4, 10, 6000) == 0);
+	CHECK(set_limit(r, 9, 10, 0) == -ENOENT);
+	len = tp_build(f, 4, ORIGIN4, 5555, P4, 5000, pay, sizeof(pay), 0);
+
+	/* 1000 pps: a full bucket holds 100 ms = 100 packets; 4 bursts of 64 at once */
+	CHECK(set_limit(r, 1, 1000, 0) == 0);
+	for (sent = 0, i = 0; i < 4; i++)
+		sent += limit_burst(r, &port, c, f, len, 64, fake_ns);
+	CHECKV(sent == 100, "a full bucket passes 100 of 256 frames, passed %u", sent);
+	CHECKV(c[RF_C_DROP_RATE_LIMIT] == 156, "drop_rate_limit %llu", (unsigned long long)c[RF_C_DROP_RATE_LIMIT]);
+	CHECKV(oc(region, 100)->drops == 156 && oc(region, 100)->limited == 156, "the relay's drops and limited");
+	CHECKV(oc(region, 100)->packets == 100, "the relay took in what it passed on");
+	CHECKV(c[RF_C_RELAY_IN] == 256, "every frame reached the relay");
+	/* 50 ms later: 50 more */
+	sent = limit_burst(r, &port, c, f, len, 64, fake_ns + 50000000ull);
+	CHECKV(sent == 50, "50 ms refill 50 packets, passed %u", sent);
+	/* a steady 4000 pps for 2 s passes 1000 pps (plus nothing: the bucket is empty) */
+	for (sent = 0, t = 0; t < 4000; t++)
+		sent += limit_burst(r, &port, c, f, len, 2, fake_ns + 500000ull);
+	CHECKV(sent >= 1999 && sent <= 2001, "2 s at 1000 pps passed %u", sent);
+	/* a clock that goes back refills no more than one bucket */
+	sent = 0;
+	for (i = 0; i < 4; i++)
+		sent += limit_burst(r, &port, c, f, len, 64, 5);
+	CHECKV(sent <= 100, "a clock going back gives at most a bucket, passed %u", sent);
+
+	/* 100 kB/s: one 1042-byte frame costs 10.42 ms; the bucket holds one
+	 * 65535-byte datagram's worth (655 ms) */
+	CHECK(set_limit(r, 1, 0, 100000) == 0);
+	fake_ns = 10000000000ull;
+	for (bytes = 0, t = 0; t < 2000; t++)
+		bytes += (uint64_t)len * limit_burst(r, &port, c, f, len, 1, fake_ns + 1000000ull);
+	CHECKV(bytes <= 200000 + 65535 + len && bytes >= 200000 - len, "2 s at 100 kB/s passed %llu bytes", (unsigned long long)bytes);
+	/* both limits: the tighter one wins */
+	CHECK(set_limit(r, 1, 1, 1u << 30) == 0);
+	sent = limit_burst(r, &port, c, f, len, 64, fake_ns + 1);
+	CHECKV(sent == 1, "1 pps passes one frame at a time, passed %u", sent);
+	/* no limit again: everything passes */
+	CHECK(set_limit(r, 1, 0, 0) == 0);
+	sent = limit_burst(r, &port, c, f, len, 64, fake_ns + 2);
+	CHECKV(sent == 64, "no limit passes all, passed %u", sent);
+	/* the limit survives other table changes, and a re-added relay starts at zero */
+	CHECK(set_limit(r, 1, 1000, 0) == 0);
+	CHECK(add_out(r, 1, 1, 4, 11, 6001) == 0);
+	for (sent = 0, i = 0; i < 4; i++)
+		sent += limit_burst(r, &port, c, f, len, 64, fake_ns + 3);
+	CHECKV(sent == 200, "100 frames to 2 outputs after an output was added, sent %u", sent);
+	{
+		struct rf_policy_relay_ref rr = { 1 };
+
+		CHECK(apply(r, RF_POLICY_OP_RELAY_REMOVE, &rr, sizeof(rr)) == 0);
+	}
+	CHECK(add_relay(r, 2, 100, 4, P4, 5000) == 0);
+	CHECKV(oc(region, 100)->limited == 0 && oc(region, 100)->drops == 0, "counters zeroed for the new relay");
+	rf_relay_destroy(r);
+	return 0;
+}
+
 int main(void)
 {
 	void *region = make_region();
@@ -520,7 +634,7 @@ int main(void)
 		return 1;
 	if (test_rejections(region) || test_split(region, 4, 1) || test_split(region, 4, 8) ||
 	    test_split(region, 4, 64) || test_split(region, 6, 8) || test_split(region, 4, 300) ||
-	    test_epoch(region) || test_filter(region) || test_oversize(region))
+	    test_epoch(region) || test_filter(region) || test_oversize(region) || test_limit(region))
 		return 1;
 	free(region);
 	printf("relay_table: ok\n");

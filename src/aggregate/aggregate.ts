@@ -6,6 +6,12 @@
 // Times are validated when a packet is added (before it takes a slot), so a
 // rejected packet never leaks a pool slot; they are normalised to
 // CLOCK_MONOTONIC ns against the base fixed when the aggregate was made.
+//
+// A submission that fails part-way (the ring stayed full past the timeout)
+// keeps what the ring did accept and the rest: submit() again goes on where
+// it stopped, abort() gives the slots of every packet not yet accepted back
+// to the lane (its next packets reuse them). On the main thread use
+// addAsync() and submitAsync(): the synchronous forms never wait there.
 import { invalidArg } from '../errors';
 import { formatNs, normalise, spreadRange, timeForm, toNs, type RangeTime, type TimeForm, type TxTime } from './time';
 import { TX_HORIZON_MS } from '../region/layout';
@@ -29,6 +35,10 @@ export interface AggregateLane {
   begin?(n: number, timeoutMs?: number): void;
   put?(k: number, slot: number, len: number, dest: number, stream: number, txTimeNs: number): void;
   commit?(): void;
+  /** The waits without blocking the thread (Lane has them): for the main thread. */
+  allocSlotAsync?(timeoutMs?: number): Promise<number>;
+  beginAsync?(n: number, timeoutMs?: number): Promise<void>;
+  submitAsync?(descs: AggregateDesc[], timeoutMs?: number): Promise<void>;
 }
 
 export interface AggregateOptions {
@@ -63,7 +73,11 @@ export class Aggregate {
   /** now, read when the aggregate was made (addAt re-reads it only for a time that looks out of bounds) */
   private nowNs: number;
   private form: TimeForm | undefined;
+  /** every packet is in the ring (or the aggregate was aborted): nothing more to add or submit */
   private submitted = false;
+  private aborted = false;
+  /** packets [0, committed) are in the ring: a failed submit goes on from here */
+  private committed = 0;
   // packets in columns: no object per packet on the worker's path
   private n = 0;
   private slots = new Uint32Array(64);
@@ -114,7 +128,23 @@ export class Aggregate {
   add(data: Uint8Array, dest: number, stream: number, time?: TxTime, slotTimeoutMs?: number): this {
     this.checkIds(dest, stream);
     const txTime = this.timeOf(time); // before the slot: a rejected packet takes none
-    const slot = takeSlot(this.lane, slotTimeoutMs);
+    return this.fill(takeSlot(this.lane, slotTimeoutMs), data, dest, stream, txTime);
+  }
+
+  /** add() that waits for a free slot without blocking the thread: for the main thread. */
+  async addAsync(data: Uint8Array, dest: number, stream: number, time?: TxTime, slotTimeoutMs?: number): Promise<this> {
+    this.checkIds(dest, stream);
+    const txTime = this.timeOf(time);
+    const slot = await takeSlotAsync(this.lane, slotTimeoutMs);
+    // another add may have submitted or aborted the aggregate meanwhile
+    if (this.submitted) {
+      spareSlots(this.lane).push(slot);
+      throw invalidArg(`aggregate packet ${this.n}: the aggregate was ${this.aborted ? 'aborted' : 'already submitted'}`);
+    }
+    return this.fill(slot, data, dest, stream, txTime);
+  }
+
+  private fill(slot: number, data: Uint8Array, dest: number, stream: number, txTime: bigint): this {
     const payload = this.lane.payload(slot);
     if (data.length > payload.length || data.length > MAX_LEN) {
       spareSlots(this.lane).push(slot); // kept for the next packet, not leaked
@@ -149,8 +179,8 @@ export class Aggregate {
    * Checked like the other forms; the aggregate's form is 'absolute'.
    */
   addAt(slot: number, len: number, dest: number, stream: number, atNs: number): this {
-    if (this.form !== 'absolute' || this.submitted) {
-      if (this.form !== undefined || this.submitted) this.timeOf({ at: BigInt(Math.round(atNs)) }); // throws the exact message
+    if (this.form !== 'absolute' || this.submitted || this.committed > 0) {
+      if (this.form !== undefined || this.submitted || this.committed > 0) this.timeOf({ at: BigInt(Math.round(atNs)) }); // throws the exact message
       this.form = 'absolute';
     }
     if (atNs < this.nowNs - this.lateLimitNum || atNs > this.nowNs + this.horizonNum) {
@@ -180,28 +210,96 @@ export class Aggregate {
    * Hand every packet to the engine in ONE lane submission (one reservation,
    * one release store; the last descriptor carries RF_DESC_F_AGG_END). An
    * aggregate larger than the lane's ring goes as ring-sized submissions.
-   * An aggregate is submitted once.
+   * An aggregate is submitted once. When the ring stays full past timeoutMs
+   * part-way, this throws ERR_RING_TIMEOUT with the accepted part in the
+   * ring (`committed`): submit() again to go on, or abort() to give the
+   * rest of the slots back.
    */
   submit(timeoutMs?: number): number {
-    if (this.submitted) throw invalidArg('aggregate: already submitted; make a new Aggregate for the next one');
-    this.submitted = true;
+    this.checkSubmit();
     const n = this.n;
-    if (n === 0) return 0;
+    if (n === 0) return this.done();
     this.spread();
     const lane = this.lane;
     if (lane.begin && lane.put && lane.commit && lane.ringEntries) {
-      for (let done = 0; done < n; ) {
-        const m = Math.min(n - done, lane.ringEntries);
+      while (this.committed < n) {
+        const m = Math.min(n - this.committed, lane.ringEntries);
         lane.begin(m, timeoutMs);
-        for (let k = 0; k < m; k++) {
-          const i = done + k;
-          lane.put(k, this.slots[i], this.lens[i], this.dests[i], this.streams[i], this.times[i]);
-        }
-        lane.commit();
-        done += m;
+        this.putChunk(m);
       }
-    } else lane.submit(this.descriptors(), timeoutMs);
-    return n;
+    } else {
+      lane.submit(this.descriptors().slice(this.committed), timeoutMs);
+      this.committed = n;
+    }
+    return this.done();
+  }
+
+  /** submit() without blocking the thread while the ring is full: for the main thread. */
+  async submitAsync(timeoutMs?: number): Promise<number> {
+    this.checkSubmit();
+    const n = this.n;
+    if (n === 0) return this.done();
+    this.spread();
+    const lane = this.lane;
+    if (lane.beginAsync && lane.put && lane.commit && lane.ringEntries) {
+      while (this.committed < n) {
+        const m = Math.min(n - this.committed, lane.ringEntries);
+        await lane.beginAsync(m, timeoutMs);
+        this.putChunk(m);
+      }
+    } else if (lane.submitAsync) {
+      await lane.submitAsync(this.descriptors().slice(this.committed), timeoutMs);
+      this.committed = n;
+    } else {
+      return this.submit(timeoutMs);
+    }
+    return this.done();
+  }
+
+  /** Packets the ring has accepted so far. */
+  get accepted(): number {
+    return this.committed;
+  }
+
+  /**
+   * Give up the packets the ring has not accepted: their slots go back to
+   * the lane (its next packets reuse them). Returns how many. What the ring
+   * accepted still leaves at its time. The aggregate takes nothing after.
+   */
+  abort(): number {
+    if (this.aborted) return 0;
+    const spare = spareSlots(this.lane);
+    const left = this.n - this.committed;
+    for (let i = this.committed; i < this.n; i++) spare.push(this.slots[i]);
+    this.aborted = true;
+    this.submitted = true;
+    return left;
+  }
+
+  /** Call fn(stream, len) for every packet the ring has not accepted (before abort(), to fix counts). */
+  forEachPending(fn: (stream: number, len: number) => void): void {
+    if (this.aborted) return;
+    for (let i = this.committed; i < this.n; i++) fn(this.streams[i], this.lens[i]);
+  }
+
+  private putChunk(m: number): void {
+    const lane = this.lane as Required<Pick<AggregateLane, 'put' | 'commit'>>;
+    for (let k = 0; k < m; k++) {
+      const i = this.committed + k;
+      lane.put(k, this.slots[i], this.lens[i], this.dests[i], this.streams[i], this.times[i]);
+    }
+    lane.commit();
+    this.committed += m;
+  }
+
+  private checkSubmit(): void {
+    if (this.aborted) throw invalidArg('aggregate: aborted; make a new Aggregate for the next one');
+    if (this.submitted) throw invalidArg('aggregate: already submitted; make a new Aggregate for the next one');
+  }
+
+  private done(): number {
+    this.submitted = true;
+    return this.n;
   }
 
   private spread(): void {
@@ -233,7 +331,8 @@ export class Aggregate {
 
   private timeOf(time: TxTime | undefined): bigint {
     const what = `aggregate packet ${this.n}`;
-    if (this.submitted) throw invalidArg(`${what}: the aggregate was already submitted`);
+    if (this.aborted) throw invalidArg(`${what}: the aggregate was aborted`);
+    if (this.submitted || this.committed > 0) throw invalidArg(`${what}: the aggregate was already submitted`);
     if (this.form === 'range') {
       if (time !== undefined) {
         throw invalidArg(`${what}: has its own time but the aggregate has a range (form c); mixed forms in one aggregate are not accepted`);
@@ -288,6 +387,18 @@ export function takeSlot(lane: AggregateLane, timeoutMs?: number): number {
   const list = spares.get(lane);
   if (list !== undefined && list.length > 0) return list.pop() as number;
   return lane.allocSlot(timeoutMs);
+}
+
+/** takeSlot() that waits without blocking the thread (the lane's allocSlotAsync, when it has one). */
+export async function takeSlotAsync(lane: AggregateLane, timeoutMs?: number): Promise<number> {
+  const list = spares.get(lane);
+  if (list !== undefined && list.length > 0) return list.pop() as number;
+  return lane.allocSlotAsync ? lane.allocSlotAsync(timeoutMs) : lane.allocSlot(timeoutMs);
+}
+
+/** Slots given back to this lane and not taken again (a census counts them as held). */
+export function spareCount(lane: AggregateLane): number {
+  return spares.get(lane)?.length ?? 0;
 }
 
 /** Give back a slot that was taken but will not be submitted; the lane's next packet reuses it. */

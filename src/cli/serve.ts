@@ -44,6 +44,11 @@ export async function serve(file: string, io: Io): Promise<number> {
   try {
     await server.start();
   } catch (err) {
+    // a stop signal during start: the server stops in order (stopped resolves)
+    if (stopping && err instanceof ReflectorError && err.code === 'ERR_CLOSED') {
+      log.info('stopped while starting');
+      return stopped;
+    }
     if (err instanceof ConfigError) {
       for (const p of err.problems) io.err(`${p.file}:${p.line}:${p.column}: ${p.path}: ${p.message}\n`);
       log.error('config invalid, not starting', { problems: err.problems.length });

@@ -9,6 +9,8 @@ export interface RelayChange {
   name: string;
   subscribersAdded: string[];
   subscribersRemoved: string[];
+  /** max_pps / max_bps changed to these (applied live, without replacing the relay) */
+  limit?: { maxPps: number; maxBps: number };
 }
 
 export interface ConfigDiff {
@@ -59,7 +61,11 @@ export function diffConfig(before: Config, after: Config): ConfigDiff {
     const now = new Set(n.subscribers.map(formatEndpoint));
     const added = [...now].filter((s) => !was.has(s));
     const removed = [...was].filter((s) => !now.has(s));
-    if (added.length || removed.length) d.relaysChanged.push({ name, subscribersAdded: added, subscribersRemoved: removed });
+    const limit = { maxPps: n.maxPps ?? 0, maxBps: n.maxBps ?? 0 };
+    const limitChanged = limit.maxPps !== (r.maxPps ?? 0) || limit.maxBps !== (r.maxBps ?? 0);
+    if (added.length || removed.length || limitChanged) {
+      d.relaysChanged.push({ name, subscribersAdded: added, subscribersRemoved: removed, ...(limitChanged ? { limit } : {}) });
+    }
   }
   const oldSessions = new Map(before.sessions.map((s) => [s.name, s]));
   const newSessions = new Map(after.sessions.map((s) => [s.name, s]));
@@ -75,6 +81,7 @@ export function diffConfig(before: Config, after: Config): ConfigDiff {
     'engine': JSON.stringify(c.engine),
     'metrics.listen': c.metrics.listen ? formatEndpoint(c.metrics.listen) : 'null',
     'control': JSON.stringify(c.control),
+    'media_root': c.mediaRoot,
   });
   const a = flat(before);
   const b = flat(after);

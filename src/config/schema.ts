@@ -4,10 +4,13 @@
 // documents the same keys (test/config/shipped.test.ts checks that it names
 // every key in SCHEMA with its default).
 import type { Endpoint, Prefix } from '../net/address';
+import type { NameKind } from '../names';
 import { DEFAULT_REGION_PARAMS as R } from '../region/params';
+import { MAX_PREFIXES, MAX_RELAYS } from '../relay/policy';
 
 export type FieldKind =
   | { t: 'string'; nonEmpty?: boolean }
+  | { t: 'name'; of: NameKind } // src/names.ts: the one name validator
   | { t: 'int'; min: number; max: number; pow2?: boolean }
   | { t: 'bool' }
   | { t: 'enum'; values: readonly string[] }
@@ -15,7 +18,7 @@ export type FieldKind =
   | { t: 'prefix' } // "ADDR/LEN"
   | { t: 'path' } // relative to the config file's folder
   | { t: 'map'; fields: Readonly<Record<string, Field>> }
-  | { t: 'list'; of: FieldKind; minItems?: number };
+  | { t: 'list'; of: FieldKind; minItems?: number; maxItems?: number };
 
 export interface Field {
   readonly kind: FieldKind;
@@ -29,20 +32,27 @@ export interface Field {
 
 const pow2 = (min: number, max: number): FieldKind => ({ t: 'int', min, max, pow2: true });
 
+/** The engine's largest rates (rf_policy_relay_limit: pps is a uint32, bytes_per_s a uint64 kept below 2^53 here). */
+export const MAX_PPS = 0xffffffff;
+export const MAX_BPS = Number.MAX_SAFE_INTEGER;
+
 export const RELAY_FIELDS: Readonly<Record<string, Field>> = {
-  name: { kind: { t: 'string', nonEmpty: true }, required: true, doc: 'unique relay name (metrics label relay=)' },
-  listen: { kind: { t: 'endpoint' }, required: true, doc: 'ingress <address, UDP port> P the relay owns' },
+  name: { kind: { t: 'name', of: 'relay' }, required: true, doc: 'unique relay name (metrics label relay=)' },
+  listen: { kind: { t: 'endpoint' }, required: true, doc: 'ingress <address, UDP port> P the relay owns (an address of the engine\'s namespace)' },
   sources: {
-    kind: { t: 'list', of: { t: 'prefix' }, minItems: 1 },
+    kind: { t: 'list', of: { t: 'prefix' }, minItems: 1, maxItems: MAX_PREFIXES },
     required: true,
     doc: 'source prefixes allowed to send to P (required: a relay is not an open amplifier)',
   },
   subscribers: { kind: { t: 'list', of: { t: 'endpoint' } }, default: [], doc: 'outputs ADDR:PORT (split when more than one)' },
+  allow_any_source: { kind: { t: 'bool' }, default: false, doc: 'accept 0.0.0.0/0 or ::/0 in sources (anyone may send: an open relay)' },
+  max_pps: { kind: { t: 'int', min: 0, max: MAX_PPS }, default: 0, doc: 'packets per second the relay takes in; more are dropped and counted; 0 = no limit' },
+  max_bps: { kind: { t: 'int', min: 0, max: MAX_BPS }, default: 0, doc: 'bits per second (frame bytes x 8) the relay takes in; more are dropped and counted; 0 = no limit' },
 };
 
 export const SESSION_FIELDS: Readonly<Record<string, Field>> = {
-  name: { kind: { t: 'string', nonEmpty: true }, required: true, doc: 'unique session name (metrics label session=)' },
-  file: { kind: { t: 'path' }, required: true, doc: 'media file, relative to this file\'s folder' },
+  name: { kind: { t: 'name', of: 'session' }, required: true, doc: 'unique session name (metrics label session=)' },
+  file: { kind: { t: 'path' }, required: true, doc: 'media file, relative to this file\'s folder, inside media_root' },
   to: { kind: { t: 'endpoint' }, required: true, doc: 'destination ADDR:PORT' },
   format: { kind: { t: 'enum', values: ['mpegts', 'rtp', 'pcap'] }, default: 'mpegts', doc: 'mpegts | rtp | pcap' },
   loop: { kind: { t: 'bool' }, default: false, doc: 'start again at the end of the file' },
@@ -53,8 +63,8 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
     kind: {
       t: 'map',
       fields: {
-        interface: { kind: { t: 'string', nonEmpty: true }, default: 'lo', doc: 'the NIC the engine owns' },
-        netns: { kind: { t: 'string', nonEmpty: true }, nullable: true, default: null, doc: 'network namespace name (under /run/netns), null = current' },
+        interface: { kind: { t: 'name', of: 'interface' }, default: 'lo', doc: 'the NIC the engine owns' },
+        netns: { kind: { t: 'name', of: 'netns' }, nullable: true, default: null, doc: 'network namespace name (under /run/netns), null = current' },
         backend: { kind: { t: 'enum', values: ['afpacket', 'afxdp', 'null'] }, default: 'afpacket', doc: 'afpacket | afxdp (TX thread on an AF_XDP socket, copy mode) | null (discards every frame)' },
         workers: { kind: { t: 'int', min: 1, max: 63 }, default: 2, doc: 'Piscina pool size (one region lane each)' },
         lateness_limit_ms: { kind: { t: 'int', min: 0, max: 60000 }, default: 50, doc: 'packets later than this are dropped and counted; 0 = never' },
@@ -67,11 +77,12 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
           kind: {
             t: 'map',
             fields: {
-              slots_per_lane: { kind: pow2(16, 1 << 20), default: R.slotsPerLane, doc: 'packet pool slots per lane (power of two)' },
-              slot_size: { kind: pow2(512, 65536), default: R.slotSize, doc: 'bytes per slot (power of two, >= 512)' },
-              submit_entries: { kind: pow2(16, 1 << 20), default: R.submitEntries, doc: 'descriptors per lane ring (power of two)' },
-              dests_per_lane: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: R.destsPerLane, doc: 'destination entries per lane' },
-              policy_entries: { kind: pow2(16, 65536), default: R.policyEntries, doc: 'policy ring entries (power of two)' },
+              // the ranges of the engine's rf_region_layout() (engine/src/region.c)
+              slots_per_lane: { kind: pow2(16, 65536), default: R.slotsPerLane, doc: 'packet pool slots per lane (power of two)' },
+              slot_size: { kind: pow2(512, 16384), default: R.slotSize, doc: 'bytes per slot (power of two, >= 512)' },
+              submit_entries: { kind: pow2(16, 65536), default: R.submitEntries, doc: 'descriptors per lane ring (power of two)' },
+              dests_per_lane: { kind: { t: 'int', min: 1, max: 65536 }, default: R.destsPerLane, doc: 'destination entries per lane' },
+              policy_entries: { kind: pow2(16, 4096), default: R.policyEntries, doc: 'policy ring entries (power of two)' },
               event_entries: { kind: pow2(16, 65536), default: R.eventEntries, doc: 'event ring entries (power of two)' },
               max_streams: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: R.maxStreams, doc: 'session stream counters' },
               max_outputs: { kind: { t: 'int', min: 1, max: 1 << 20 }, default: R.maxOutputs, doc: 'relay output counters' },
@@ -119,7 +130,13 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
     default: {},
     doc: 'JSON log lines on stderr',
   },
-  relays: { kind: { t: 'list', of: { t: 'map', fields: RELAY_FIELDS } }, default: [], doc: 'live relays (redirect / split)' },
+  media_root: {
+    kind: { t: 'path' },
+    nullable: true,
+    default: null,
+    doc: 'folder every session file must be inside (symlinks resolved), config and control API alike; null = this file\'s folder',
+  },
+  relays: { kind: { t: 'list', of: { t: 'map', fields: RELAY_FIELDS }, maxItems: MAX_RELAYS }, default: [], doc: 'live relays (redirect / split)' },
   sessions: { kind: { t: 'list', of: { t: 'map', fields: SESSION_FIELDS } }, default: [], doc: 'on-demand sessions (timed transmit)' },
 };
 
@@ -159,6 +176,11 @@ export interface RelayConfig {
   listen: Endpoint;
   sources: Prefix[];
   subscribers: Endpoint[];
+  /** 0.0.0.0/0 or ::/0 may be in sources */
+  allowAnySource?: boolean;
+  /** ingress limits, 0 = none (bits per second for maxBps) */
+  maxPps?: number;
+  maxBps?: number;
 }
 
 export type SessionFormat = 'mpegts' | 'rtp' | 'pcap';
@@ -175,6 +197,8 @@ export interface SessionConfig {
 export interface Config {
   /** absolute path of the file this came from ('' when parsed from text) */
   file: string;
+  /** absolute folder every session file is inside (media_root, default the file's folder) */
+  mediaRoot: string;
   engine: {
     interface: string;
     netns: string | null;

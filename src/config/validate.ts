@@ -8,7 +8,12 @@ import * as fs from 'node:fs';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { parseEndpoint, parsePrefix, formatEndpoint, type Endpoint } from '../net/address';
 import { ReflectorError } from '../errors';
+import { mediaPathProblem } from '../media/root';
+import { nameProblem } from '../names';
+import { computeLayout, MAX_REGION } from '../region/layout';
+import { MAX_OUTPUTS } from '../relay/policy';
 import { SCHEMA, type Config, type Field, type FieldKind } from './schema';
+import { anySourceProblem } from '../relay/guards';
 import { didYouMean } from './suggest';
 
 export interface Problem {
@@ -98,6 +103,10 @@ class Validator {
     this.semantic(config);
     if (this.problems.length) return { config: null, problems: this.sorted() };
     return { config, problems: [] };
+  }
+
+  private engineLimits(c: Config): void {
+    for (const p of engineLimitsOf(c)) this.reportAt(p.path, p.message);
   }
 
   private sorted(): Problem[] {
@@ -194,6 +203,10 @@ class Validator {
           this.report(node, keyPath, `must list at least ${kind.minItems} item(s), each ${describe(kind.of)}`);
           return undefined;
         }
+        if (kind.maxItems !== undefined && node.items.length > kind.maxItems) {
+          this.report(node, keyPath, `lists ${node.items.length} items, at most ${kind.maxItems} are accepted (the engine's limit)`);
+          return undefined;
+        }
         return node.items.map((item, i) =>
           this.value({ kind: kind.of, doc: '' }, item as Node, `${keyPath}[${i}]`),
         );
@@ -212,6 +225,10 @@ class Validator {
         if (typeof v !== 'string') return this.wrong(node, keyPath, kind, v);
         if (kind.nonEmpty && v.trim() === '') return this.fail(node, keyPath, 'must not be empty');
         return v;
+      case 'name': {
+        const p = nameProblem(kind.of, v);
+        return p === null ? v : this.fail(node, keyPath, p);
+      }
       case 'bool':
         if (typeof v !== 'boolean') return this.wrong(node, keyPath, kind, v);
         return v;
@@ -268,6 +285,7 @@ class Validator {
     const l = raw.log as Raw;
     return {
       file: this.file ? path.resolve(this.file) : '',
+      mediaRoot: (raw.media_root as string | null) ?? this.dir,
       engine: {
         interface: e.interface as string,
         netns: e.netns as string | null,
@@ -304,6 +322,9 @@ class Validator {
         listen: x.listen as Endpoint,
         sources: x.sources as Config['relays'][0]['sources'],
         subscribers: (x.subscribers as Endpoint[] | null) ?? [],
+        allowAnySource: x.allow_any_source as boolean,
+        maxPps: x.max_pps as number,
+        maxBps: x.max_bps as number,
       })),
       sessions: (raw.sessions as Raw[]).map((x) => ({
         name: x.name as string,
@@ -315,8 +336,9 @@ class Validator {
     };
   }
 
-  /** Rules across keys: uniqueness, loops, files, token. */
+  /** Rules across keys: uniqueness, loops, files, token, the engine's limits. */
   private semantic(c: Config): void {
+    this.engineLimits(c);
     const relayNames = new Map<string, number>();
     const listens = new Map<string, number>();
     c.relays.forEach((r, i) => {
@@ -339,6 +361,8 @@ class Validator {
         if (s.family !== r.listen.family) {
           this.reportAt(`relays[${i}].sources[${j}]`, `IPv${s.family} prefix on an IPv${r.listen.family} relay: it can never match`);
         }
+        const any = anySourceProblem(s, r.allowAnySource === true);
+        if (any) this.reportAt(`relays[${i}].sources[${j}]`, any);
       });
     });
     c.relays.forEach((r, i) =>
@@ -355,21 +379,36 @@ class Validator {
       const prev = sessionNames.get(s.name);
       if (prev !== undefined) this.reportAt(`sessions[${i}].name`, `duplicate session name "${s.name}" (first used by sessions[${prev}])`);
       else sessionNames.set(s.name, i);
-      if (this.checkFiles) {
-        let st: fs.Stats | undefined;
-        try {
-          st = fs.statSync(s.file);
-        } catch {
-          st = undefined;
-        }
-        if (!st) this.reportAt(`sessions[${i}].file`, `media file ${s.file} does not exist`);
-        else if (!st.isFile()) this.reportAt(`sessions[${i}].file`, `${s.file} is not a regular file`);
-      }
+      // the same check the control API and the session workers make
+      const p = mediaPathProblem(c.mediaRoot, s.file, this.checkFiles);
+      if (p) this.reportAt(`sessions[${i}].file`, p);
     });
     if (c.control.tcp && !c.control.token) {
       this.reportAt('control.tcp', 'a TCP control listener needs control.token (a bearer token clients send first)');
     }
   }
+}
+
+/** The engine's table and region limits that `serve` would otherwise refuse at start. */
+function engineLimitsOf(c: Config): Array<{ path: string; message: string }> {
+  const out: Array<{ path: string; message: string }> = [];
+  const subs = c.relays.reduce((a, r) => a + r.subscribers.length, 0);
+  if (subs > MAX_OUTPUTS) out.push({ path: 'relays', message: `${subs} subscribers in all, the engine holds at most ${MAX_OUTPUTS} outputs` });
+  // every relay and every output owns one output counter of the region
+  const slots = c.relays.length + subs;
+  const maxOutputs = c.engine.region.maxOutputs;
+  if (slots > maxOutputs) {
+    out.push({ path: 'engine.region.max_outputs', message: `${c.relays.length} relays and ${subs} subscribers need ${slots} output counters, max_outputs is ${maxOutputs}` });
+  }
+  const r = c.engine.region;
+  const size = computeLayout({ lanes: c.engine.workers + 1, ...r }).size;
+  if (size > MAX_REGION) {
+    out.push({
+      path: 'engine.region',
+      message: `the region needs ${size} bytes, more than the ${MAX_REGION}-byte limit (lower engine.workers, slots_per_lane, slot_size, max_streams or max_outputs)`,
+    });
+  }
+  return out;
 }
 
 function nullScalarAt(keyNode: Node): Node {
@@ -383,6 +422,8 @@ function describe(kind: FieldKind): string {
   switch (kind.t) {
     case 'string':
       return 'a string';
+    case 'name':
+      return `a ${kind.of} name`;
     case 'int':
       return kind.pow2 ? `a power of two in ${kind.min}..${kind.max}` : `an integer in ${kind.min}..${kind.max}`;
     case 'bool':

@@ -6,6 +6,8 @@
 // socket and start() after stop() opens everything again. Both run on a
 // libuv worker thread: the JS thread never waits for a join.
 import { ReflectorError, invalidArg } from '../errors';
+import { checkName } from '../names';
+import { childrenOf } from './children';
 import { native, type NativeEngineConfig } from '../native';
 import { Region, type RegionParams } from '../region/region';
 
@@ -68,9 +70,8 @@ export const RX_BLOCKS_MAX = 4096;
 export const RX_BLOCK_SIZE_MIN = 4096;
 export const RX_BLOCK_SIZE_MAX = 1 << 26;
 const NETNS_DIR = '/run/netns';
-const NAME_RE = /^[A-Za-z0-9_.:@-]+$/;
 
-type State = 'stopped' | 'starting' | 'running' | 'stopping';
+type State = 'stopped' | 'starting' | 'running' | 'stopping' | 'closed';
 
 export class Engine {
   readonly region: Region;
@@ -81,25 +82,19 @@ export class Engine {
   private readonly cfg: NativeEngineConfig;
   private state: State = 'stopped';
   private id = 0;
+  private closing: Promise<void> | null = null;
 
   constructor(opts: EngineOptions) {
     if (opts === null || typeof opts !== 'object') throw invalidArg('engine: expected an options object');
     for (const k of Object.keys(opts)) {
       if (!OPTION_KEYS.includes(k)) throw invalidArg(`engine.${k} is not an engine option (accepted: ${OPTION_KEYS.join(', ')})`);
     }
-    if (typeof opts.interface !== 'string' || opts.interface === '') {
-      throw invalidArg(`engine.interface: expected the name of a network interface, e.g. "eth0" (got ${JSON.stringify(opts.interface)})`);
-    }
-    if (opts.interface.length > 15 || !NAME_RE.test(opts.interface) || opts.interface.includes('/')) {
-      throw invalidArg(`engine.interface: "${opts.interface}" is not an interface name (1..15 characters, no "/" or spaces)`);
-    }
+    checkName('interface', opts.interface, 'engine.interface');
     const backend = opts.backend ?? 'afpacket';
     if (!BACKENDS.includes(backend)) {
       throw invalidArg(`engine.backend: "${String(backend)}" is not a backend (accepted: ${BACKENDS.join(', ')})`);
     }
-    if (opts.netns !== undefined && (typeof opts.netns !== 'string' || !NAME_RE.test(opts.netns))) {
-      throw invalidArg(`engine.netns: ${JSON.stringify(opts.netns)} is not a namespace name (a name under ${NETNS_DIR}, as "ip netns add" makes)`);
-    }
+    if (opts.netns !== undefined) checkName('netns', opts.netns, 'engine.netns');
     const lateDropMs = opts.lateDropMs ?? 0;
     if (typeof lateDropMs !== 'number' || !Number.isFinite(lateDropMs) || lateDropMs < 0 || lateDropMs > 3_600_000) {
       throw invalidArg(`engine.lateDropMs: ${String(opts.lateDropMs)} is not in 0..3600000 (0 = never drop late packets)`);
@@ -170,6 +165,7 @@ export class Engine {
 
   /** Open the port and start the engine's threads. Rejects with ERR_ENGINE_START naming the interface or setting. */
   async start(): Promise<void> {
+    if (this.state === 'closed' || this.closing) throw new ReflectorError('ERR_CLOSED', 'engine: start() after close()');
     if (this.state !== 'stopped') throw new ReflectorError('ERR_ENGINE_STATE', `engine: start() while ${this.state} (call stop() first)`);
     this.state = 'starting';
     const n = native();
@@ -201,6 +197,28 @@ export class Engine {
       this.id = 0;
       this.state = 'stopped';
     }
+  }
+
+  /**
+   * Close everything built on this engine, then the engine: the session
+   * managers on its region first (they stop producing), then the relays
+   * managers (their policy is removed while the engine still answers), then
+   * the engine's threads. Idempotent: every call returns the same promise,
+   * and a closed engine does not start again.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // a start() in progress finishes first (its port must be closed too)
+      while (this.state === 'starting' || this.state === 'stopping') await new Promise((r) => setTimeout(r, 5));
+      const errors: unknown[] = [];
+      for (const kind of ['sessions', 'relays'] as const) {
+        for (const c of childrenOf(this.region.sab, kind)) await c.close().catch((e: unknown) => errors.push(e));
+      }
+      if (this.state === 'running') await this.stop().catch((e: unknown) => errors.push(e));
+      this.state = 'closed';
+      if (errors.length) throw new ReflectorError('ERR_CLOSED', `engine: closed with errors: ${errors.map((e) => (e as Error).message ?? String(e)).join('; ')}`);
+    })();
+    return this.closing;
   }
 
   /** MAC, MTU and ifindex of the engine's interface (in its namespace). */

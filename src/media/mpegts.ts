@@ -85,7 +85,7 @@ export class TsFile {
     counters.cells = n;
     counters.datagrams = Math.ceil(n / CELLS_PER_DATAGRAM);
     if (counters.bytesSkipped * 2 > buf.length) {
-      throw mediaError(file, 0, `${counters.bytesSkipped} of ${buf.length} bytes are not in sync: not an MPEG-TS file`);
+      throw mediaError(file, 0, 'more than half of the file is not in sync: not an MPEG-TS file');
     }
     const timing = this.timeCells(opts);
     this.cellTimes = timing.times;
@@ -156,7 +156,7 @@ export class TsFile {
       this.problem(`byte offset ${pos}: the last cell is truncated (${len - pos} of ${TS_CELL} bytes), not sent`);
     }
     if (n === 0) {
-      throw mediaError(this.file, 0, `no MPEG-TS sync byte (0x47 every ${TS_CELL} bytes) found in ${len} bytes`);
+      throw mediaError(this.file, 0, `no MPEG-TS sync byte (0x47 every ${TS_CELL} bytes) found`);
     }
     return out.slice(0, n);
   }

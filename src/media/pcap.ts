@@ -57,7 +57,7 @@ export class PcapFile {
     this.buf = buf;
     const c: PcapCounters = { records: 0, udp: 0, notUdp: 0, fragments: 0, truncatedPackets: 0, timeBackwards: 0, truncatedBytes: 0 };
     this.counters = c;
-    if (buf.length < 24) throw mediaError(file, 0, `too short for a pcap global header (${buf.length} of 24 bytes)`);
+    if (buf.length < 24) throw mediaError(file, 0, 'too short for a pcap global header');
     const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const magic = dv.getUint32(0, true);
     let le: boolean;
@@ -67,13 +67,13 @@ export class PcapFile {
     else if (magic === 0xa1b23c4d) [le, ns] = [true, true];
     else if (magic === 0x4d3cb2a1) [le, ns] = [false, true];
     else if (magic === 0x0a0d0d0a) throw mediaError(file, 0, 'this is pcapng; only classic pcap is read (convert with `editcap -F pcap`)');
-    else throw mediaError(file, 0, `not a pcap file (magic 0x${magic.toString(16).padStart(8, '0')})`);
+    else throw mediaError(file, 0, 'not a pcap file (unknown magic number)');
     this.bigEndian = !le;
     this.nanosecond = ns;
     const snaplen = dv.getUint32(16, le);
     this.linkType = dv.getUint32(20, le) & 0x0fffffff; // upper bits: FCS length flags
     if (!SUPPORTED.includes(this.linkType)) {
-      throw mediaError(file, 20, `link type ${this.linkType} is not supported (Ethernet 1, raw IP 101/228/229, Linux SLL 113/276, loopback 0/108)`);
+      throw mediaError(file, 20, 'the link type is not supported (accepted: Ethernet 1, raw IP 101/228/229, Linux SLL 113/276, loopback 0/108)');
     }
     const limit = Math.max(snaplen > 0 && snaplen < MAX_RECORD ? snaplen : MAX_RECORD, 65_535);
     const offsets: number[] = [];
@@ -93,9 +93,9 @@ export class PcapFile {
       const sub = dv.getUint32(pos + 4, le);
       const incl = dv.getUint32(pos + 8, le);
       const orig = dv.getUint32(pos + 12, le);
-      if (incl > limit) throw mediaError(file, pos + 8, `record length ${incl} exceeds the snaplen ${limit}: corrupt record header`);
-      if (sub >= frac) throw mediaError(file, pos + 4, `record time fraction ${sub} is not below ${frac}: corrupt record header`);
-      if (orig < incl) throw mediaError(file, pos + 12, `record original length ${orig} is below its captured length ${incl}: corrupt record header`);
+      if (incl > limit) throw mediaError(file, pos + 8, 'record length exceeds the snaplen: corrupt record header');
+      if (sub >= frac) throw mediaError(file, pos + 4, `record time fraction is not below ${frac}: corrupt record header`);
+      if (orig < incl) throw mediaError(file, pos + 12, 'record original length is below its captured length: corrupt record header');
       if (pos + 16 + incl > buf.length) {
         c.truncatedBytes = buf.length - pos;
         break;
@@ -119,7 +119,7 @@ export class PcapFile {
       c.udp++;
     }
     if (offsets.length === 0) {
-      throw mediaError(file, 24, `no UDP packet in ${c.records} records (${c.notUdp} not UDP, ${c.fragments} fragments, ${c.truncatedPackets} cut short)`);
+      throw mediaError(file, 24, 'no UDP packet in the capture (every record is not UDP, a fragment or cut short)');
     }
     this.offsets = Uint32Array.from(offsets);
     this.lengths = Uint32Array.from(lengths);

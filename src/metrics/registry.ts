@@ -29,6 +29,8 @@ export interface RelaySample {
   bytes: bigint;
   /** dropped: source outside the relay's prefixes */
   notAllowed: bigint;
+  /** dropped: above the relay's max_pps / max_bps */
+  rateLimited?: bigint;
 }
 
 export interface SessionSample {
@@ -193,6 +195,9 @@ export function createMetrics(source: MetricsSource, opts: { defaults?: boolean;
   ));
   add(new ScrapeMetric('reflector_relay_not_allowed_packets_total', 'Packets to a relay dropped because their source is outside its prefixes', 'counter', () =>
     source.relays().map((r) => ({ labels: { relay: r.relay }, value: num(r.notAllowed) })),
+  ));
+  add(new ScrapeMetric('reflector_relay_rate_limited_packets_total', 'Packets to a relay dropped because they exceeded its max_pps or max_bps', 'counter', () =>
+    source.relays().map((r) => ({ labels: { relay: r.relay }, value: num(r.rateLimited ?? 0n) })),
   ));
   add(new ScrapeMetric('reflector_relay_subscriber_packets_total', 'Packets sent to one subscriber of a relay', 'counter', () =>
     source.relayOutputs().map((o) => ({ labels: { relay: o.relay, subscriber: o.subscriber }, value: num(o.packets) })),

@@ -4,13 +4,16 @@
 // kernel would pick, and both MAC addresses. The kernel's own tables are the
 // truth: `ip -j route get` for the route, `ip -j neigh` for the MAC, and an
 // unknown neighbour is probed by sending it one datagram (port 9, discard)
-// so the kernel runs ARP / neighbour discovery for us.
+// so the kernel runs ARP / neighbour discovery for us. `ip` runs with an
+// argv (never a shell), every name in it passes src/names.ts first, and the
+// probe's socket is opened by the addon inside the namespace.
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ReflectorError, invalidArg } from '../errors';
+import { checkName } from '../names';
+import { native } from '../native';
 
 export interface NextHop {
   family: 4 | 6;
@@ -62,9 +65,7 @@ export function netnsName(netns: string | undefined): string | null {
   if (netns === undefined || netns === '') return null;
   if (typeof netns !== 'string') throw invalidArg(`netns: expected a namespace name, got ${typeof netns}`);
   const name = netns.startsWith('/run/netns/') ? netns.slice('/run/netns/'.length) : netns;
-  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name === '.' || name === '..') {
-    throw invalidArg(`netns: "${netns}" is not a namespace name or /run/netns/NAME`);
-  }
+  checkName('netns', name, 'netns');
   if (!existsSync(`/run/netns/${name}`)) throw invalidArg(`netns: namespace "${name}" does not exist (no /run/netns/${name})`);
   return name;
 }
@@ -87,13 +88,22 @@ function ip(ns: string | null, args: string[]): Promise<{ ok: boolean; stdout: s
 async function ipJson<T>(ns: string | null, args: string[]): Promise<T[]> {
   const r = await ip(ns, ['-j', ...args]);
   if (!r.ok) throw new Error(r.stderr);
-  return r.stdout.trim() ? (JSON.parse(r.stdout) as T[]) : [];
+  return parseJson<T>(r.stdout, args.join(' '));
+}
+
+function parseJson<T>(text: string, what: string): T[] {
+  if (!text.trim()) return [];
+  try {
+    return JSON.parse(text) as T[];
+  } catch (e) {
+    throw new ReflectorError('ERR_NO_NEIGHBOUR', `ip -j ${what}: output is not JSON`, { cause: e });
+  }
 }
 
 /** The device's MAC, MTU and index. */
 export async function linkInfo(dev: string, opts: { netns?: string } = {}): Promise<{ mac: string; mtu: number; ifindex: number }> {
   const ns = netnsName(opts.netns);
-  if (typeof dev !== 'string' || !/^[^\s/]{1,15}$/.test(dev)) throw invalidArg(`device: "${String(dev)}" is not an interface name (1-15 characters, no spaces or "/")`);
+  checkName('interface', dev, 'device');
   let links: LinkJson[];
   try {
     links = await ipJson<LinkJson>(ns, ['link', 'show', 'dev', dev]);
@@ -119,25 +129,14 @@ async function neighbourMac(ns: string | null, addr: string, dev: string): Promi
   return { mac: null, failed: false };
 }
 
-/** Send one datagram to addr:9 from inside the namespace so the kernel resolves addr. */
-async function probe(ns: string | null, addr: string, dev: string, family: 4 | 6): Promise<void> {
-  const target = addr.toLowerCase().startsWith('fe80:') ? `${addr}%${dev}` : addr;
-  if (ns === null) {
-    await new Promise<void>((resolve) => {
-      const s = createSocket(family === 6 ? 'udp6' : 'udp4');
-      s.on('error', () => s.close(() => resolve()));
-      s.send(Buffer.from('reflector neighbour probe'), DISCARD_PORT, target, () => s.close(() => resolve()));
-    });
-    return;
-  }
-  // bash's /dev/udp needs no interpreter start-up (a node child would take ~40 ms);
-  // `target` was validated by isIP and the device name by linkInfo: nothing to quote
-  const bash = existsSync('/bin/bash') ? '/bin/bash' : null;
-  const argv = bash
-    ? ['netns', 'exec', ns, bash, '-c', `printf p >/dev/udp/${target}/${DISCARD_PORT}`]
-    : ['netns', 'exec', ns, process.execPath, '-e',
-       `const s=require('dgram').createSocket('udp${family}');s.send('p',${DISCARD_PORT},${JSON.stringify(target)},()=>s.close())`];
-  await new Promise<void>((resolve) => execFile('ip', argv, { timeout: 2000 }, () => resolve()));
+/**
+ * Send one datagram to addr:9 (discard) from a socket inside the namespace so
+ * the kernel resolves addr. The addon opens the socket on a thread that
+ * entered the namespace: no shell and no child process, so nothing a device
+ * name or an address contains is ever interpreted.
+ */
+function probe(ns: string | null, addr: string, ifindex: number, family: 4 | 6): void {
+  native().udpProbe(family, addr, DISCARD_PORT, ifindex, ns === null ? undefined : `/run/netns/${ns}`);
 }
 
 /**
@@ -147,15 +146,15 @@ async function probe(ns: string | null, addr: string, dev: string, family: 4 | 6
  * when there is no route or the neighbour does not answer.
  */
 export async function resolveNextHop(dst: string, opts: NextHopOptions = {}): Promise<NextHop> {
-  const family = isIP(typeof dst === 'string' ? dst : '');
-  if (family !== 4 && family !== 6) throw invalidArg(`resolveNextHop: "${String(dst)}" is not an IPv4 or IPv6 address`);
+  const family = typeof dst === 'string' && !dst.includes('%') ? isIP(dst) : 0;
+  if (family !== 4 && family !== 6) throw invalidArg(`resolveNextHop: "${String(dst)}" is not an IPv4 or IPv6 address (without a zone id)`);
   const timeoutMs = opts.probeTimeoutMs ?? 1000;
   if (!Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > 60_000) {
     throw invalidArg(`probeTimeoutMs: ${String(opts.probeTimeoutMs)} is outside 0..60000`);
   }
   const ns = netnsName(opts.netns);
   const r = await ip(ns, ['-j', `-${family}`, 'route', 'get', dst]);
-  const route = r.ok ? (JSON.parse(r.stdout) as RouteJson[])[0] : undefined;
+  const route = r.ok ? parseJson<RouteJson>(r.stdout, 'route get')[0] : undefined;
   if (!route || !route.dev || ['unreachable', 'blackhole', 'prohibit', 'throw'].includes(route.type ?? '')) {
     throw new ReflectorError('ERR_NO_NEIGHBOUR', `no route to ${dst}${where(ns)}${r.ok ? '' : ` (${r.stderr})`}`);
   }
@@ -167,9 +166,10 @@ export async function resolveNextHop(dst: string, opts: NextHopOptions = {}): Pr
   // local and loopback destinations never leave the host: lo has no neighbours
   if (route.type === 'local' || dev === 'lo' || link.mac === ZERO_MAC) return { ...base, gateway, mac: ZERO_MAC };
   const hop = gateway ?? dst;
+  if (isIP(hop) !== family) throw new ReflectorError('ERR_NO_NEIGHBOUR', `route to ${dst}${where(ns)}: gateway "${hop}" is not an IPv${family} address`);
   let n = await neighbourMac(ns, hop, dev);
   if (n.mac) return { ...base, gateway, mac: n.mac };
-  await probe(ns, hop, dev, family as 4 | 6);
+  probe(ns, hop, link.ifindex, family as 4 | 6);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     n = await neighbourMac(ns, hop, dev);
@@ -211,20 +211,30 @@ export class TableWatch {
   }
 }
 
+/** How long a cached next hop is used before it is resolved again (default of NextHopCache and the session manager). */
+export const NEXT_HOP_TTL_MS = 30_000;
+
 /**
- * Next hops by destination, resolved once and reused; refresh() re-resolves
- * every known one (call it on a TableWatch change or a timer).
+ * Next hops by destination, resolved once and reused for `ttlMs` (default
+ * NEXT_HOP_TTL_MS: a neighbour that changed its MAC, or a route that moved,
+ * is picked up without a refresh call); refresh() re-resolves every known
+ * one (call it on a TableWatch change or a timer).
  */
 export class NextHopCache {
-  private readonly hops = new Map<string, NextHop>();
+  private readonly hops = new Map<string, { hop: NextHop; at: number }>();
+  private readonly ttlMs: number;
 
-  constructor(private readonly opts: NextHopOptions = {}) {}
+  constructor(private readonly opts: NextHopOptions & { ttlMs?: number } = {}) {
+    const ttl = opts.ttlMs ?? NEXT_HOP_TTL_MS;
+    if (!Number.isFinite(ttl) || ttl < 0) throw invalidArg(`ttlMs: ${String(opts.ttlMs)} is not a number of ms >= 0`);
+    this.ttlMs = ttl;
+  }
 
   async get(dst: string): Promise<NextHop> {
     const known = this.hops.get(dst);
-    if (known) return known;
+    if (known && Date.now() - known.at < this.ttlMs) return known.hop;
     const hop = await resolveNextHop(dst, this.opts);
-    this.hops.set(dst, hop);
+    this.hops.set(dst, { hop, at: Date.now() });
     return hop;
   }
 
@@ -233,10 +243,10 @@ export class NextHopCache {
     const changed: string[] = [];
     await Promise.all(
       [...this.hops.keys()].map(async (dst) => {
-        const before = this.hops.get(dst)!;
+        const before = this.hops.get(dst)!.hop;
         try {
           const after = await resolveNextHop(dst, this.opts);
-          this.hops.set(dst, after);
+          this.hops.set(dst, { hop: after, at: Date.now() });
           if (after.mac !== before.mac || after.dev !== before.dev || after.srcAddr !== before.srcAddr || after.srcMac !== before.srcMac) changed.push(dst);
         } catch {
           this.hops.delete(dst);

@@ -16,6 +16,7 @@
 // exactly "descriptors this lane has submitted before it" and survives a
 // Lane object being rebuilt (a worker restart) without resynchronising.
 import { isIPv4, isIPv6 } from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 import { ReflectorError, invalidArg } from '../errors';
 import { addressBytes } from '../net/address';
 import { native } from '../native';
@@ -46,6 +47,16 @@ export interface PacketDesc {
 
 /** Default wait for a free slot or ring space before ERR_RING_TIMEOUT. */
 export const DEFAULT_TIMEOUT_MS = 5000;
+
+/**
+ * The main thread never waits on a futex: its event loop serves the control
+ * API, the metrics and every timer. A synchronous call there that would have
+ * to wait fails at once with ERR_WOULD_BLOCK; the *Async forms wait with a
+ * timer backoff instead.
+ */
+function wouldBlock(what: string, verb: string): ReflectorError {
+  return new ReflectorError('ERR_WOULD_BLOCK', `${what}, and ${verb}() does not wait on the main thread (use ${verb}Async())`);
+}
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
@@ -141,7 +152,7 @@ export class Lane {
    * engine wakes it once lowWater slots are back, or when none is left in
    * flight) up to timeoutMs, then throws
    * ERR_RING_TIMEOUT. Blocks the thread while waiting: on the main thread
-   * use allocSlotAsync().
+   * it does not wait (ERR_WOULD_BLOCK): use allocSlotAsync() there.
    */
   allocSlot(timeoutMs = DEFAULT_TIMEOUT_MS): number {
     if (this.freeRing.peek(1) === 0) this.waitSlot(timeoutMs, this.lowWater);
@@ -183,6 +194,7 @@ export class Lane {
   }
 
   private waitSlot(timeoutMs: number, want: number): void {
+    if (isMainThread) throw wouldBlock(`lane ${this.index}: no free slot now`, 'allocSlot');
     try {
       this.freeRing.waitAvailable(timeoutMs, want);
     } catch (e) {
@@ -319,10 +331,29 @@ export class Lane {
     this.validate(descs);
     for (let done = 0; done < descs.length; ) {
       const n = Math.min(descs.length - done, this.ringEntries);
-      if (this.submitRing.free(n) < n) await this.submitRing.waitFreeAsync(n, timeoutMs);
+      await this.waitRoomAsync(n, timeoutMs);
       this.writeBatch(descs, done, n);
       done += n;
     }
+  }
+
+  private async waitRoomAsync(n: number, timeoutMs: number): Promise<void> {
+    if (this.submitRing.free(n) >= n) return;
+    try {
+      await this.submitRing.waitFreeAsync(n, timeoutMs);
+    } catch (e) {
+      throw this.ringFull(e, n, timeoutMs);
+    }
+  }
+
+  private ringFull(e: unknown, n: number, timeoutMs: number): unknown {
+    if (e instanceof ReflectorError && e.code === 'ERR_RING_TIMEOUT') {
+      return new ReflectorError(
+        'ERR_RING_TIMEOUT',
+        `lane ${this.index}: submit ring full for ${timeoutMs} ms (${n} descriptors wanted; is the engine running?)`,
+      );
+    }
+    return e;
   }
 
   private validate(descs: readonly PacketDesc[]): void {
@@ -350,18 +381,13 @@ export class Lane {
     }
   }
 
-  private waitRoom(n: number, timeoutMs: number): void {
+  private waitRoom(n: number, timeoutMs: number, verb = 'submit'): void {
     if (this.submitRing.free(n) >= n) return;
+    if (isMainThread) throw wouldBlock(`lane ${this.index}: the submit ring has no room for ${n} descriptors now`, verb);
     try {
       this.submitRing.waitFree(n, timeoutMs);
     } catch (e) {
-      if (e instanceof ReflectorError && e.code === 'ERR_RING_TIMEOUT') {
-        throw new ReflectorError(
-          'ERR_RING_TIMEOUT',
-          `lane ${this.index}: submit ring full for ${timeoutMs} ms (${n} descriptors wanted; is the engine running?)`,
-        );
-      }
-      throw e;
+      throw this.ringFull(e, n, timeoutMs);
     }
   }
 
@@ -405,11 +431,28 @@ export class Lane {
    * drops (and counts) bad slots, destinations and lengths.
    */
   begin(n: number, timeoutMs = DEFAULT_TIMEOUT_MS): void {
+    this.checkBegin(n);
+    this.waitRoom(n, timeoutMs, 'begin');
+    this.openBatch(n);
+  }
+
+  /** begin() without blocking the thread while the ring is full: for the main thread. */
+  async beginAsync(n: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    this.checkBegin(n);
+    await this.waitRoomAsync(n, timeoutMs);
+    // another begin() may have run while we waited
+    this.checkBegin(n);
+    this.openBatch(n);
+  }
+
+  private checkBegin(n: number): void {
     if (this.open !== 0) throw new ReflectorError('ERR_ENGINE_STATE', `lane ${this.index}: begin() while a batch is open`);
     if (!(n >= 1 && n <= this.ringEntries && Number.isInteger(n))) {
       throw invalidArg(`lane ${this.index}: begin(${String(n)}): accepted 1..${this.ringEntries} (the submit ring's size)`);
     }
-    this.waitRoom(n, timeoutMs);
+  }
+
+  private openBatch(n: number): void {
     this.submitRing.reserve(n);
     this.openFirst = this.submitRing.index(0);
     this.open = n;

@@ -117,7 +117,7 @@ export const LANE = {
 export const STREAM_COUNTERS = { size: 32, packets: 0, bytes: 8, late: 16, dropped: 24 } as const;
 
 /** struct rf_output_counters */
-export const OUTPUT_COUNTERS = { size: 32, packets: 0, bytes: 8, drops: 16 } as const;
+export const OUTPUT_COUNTERS = { size: 32, packets: 0, bytes: 8, drops: 16, limited: 24 } as const;
 
 /** struct rf_lane_counters (two cache lines; one per lane, then the control channel's) */
 export const LANE_COUNTERS = { size: 128, taken: 0, sent: 8, dropped: 16, state: 24, lastFault: 28, faults: 32 } as const;
@@ -188,6 +188,7 @@ export const COUNTER_NAMES = [
   'drop_rx_ring',
   'drop_bad_time',
   'tx_device_errors',
+  'drop_rate_limit',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 

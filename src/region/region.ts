@@ -2,6 +2,7 @@
 // The shared region from TypeScript: created on the main thread (allocated
 // and initialised by the engine's own rf_region_init, then checked against
 // the mirror in layout.ts), attached in workers from the SharedArrayBuffer.
+import { isMainThread } from 'node:worker_threads';
 import { ReflectorError, invalidArg } from '../errors';
 import { native } from '../native';
 import {
@@ -122,7 +123,8 @@ export class Region implements LaneRegion {
     // byte is visible once it is non-zero
     let version = Atomics.load(i32, HDR.version >> 2);
     while (version === 0) {
-      if (Date.now() >= deadline) {
+      // the main thread never waits (its event loop must run): it checks once
+      if (isMainThread || Date.now() >= deadline) {
         throw new ReflectorError('ERR_LAYOUT_MISMATCH', `region: version field still 0 after ${VERSION_WAIT_MS} ms (region not initialised)`);
       }
       Atomics.wait(i32, HDR.version >> 2, 0, 5);
@@ -218,7 +220,7 @@ export class Region implements LaneRegion {
     };
   }
 
-  outputCounters(output: number): { packets: bigint; bytes: bigint; drops: bigint } {
+  outputCounters(output: number): { packets: bigint; bytes: bigint; drops: bigint; limited: bigint } {
     if (!Number.isInteger(output) || output < 0 || output >= this.maxOutputs) {
       throw invalidArg(`output: ${String(output)} is not in 0..${this.maxOutputs - 1} (region.maxOutputs)`);
     }
@@ -227,6 +229,7 @@ export class Region implements LaneRegion {
       packets: Atomics.load(this.u64, b + OUTPUT_COUNTERS.packets / 8),
       bytes: Atomics.load(this.u64, b + OUTPUT_COUNTERS.bytes / 8),
       drops: Atomics.load(this.u64, b + OUTPUT_COUNTERS.drops / 8),
+      limited: Atomics.load(this.u64, b + OUTPUT_COUNTERS.limited / 8),
     };
   }
 

@@ -15,6 +15,7 @@ export const OP = {
   OUTPUT_ADD: 4,
   OUTPUT_REMOVE: 5,
   OUTPUT_SET_MAC: 6,
+  RELAY_LIMIT: 7,
 } as const;
 export type PolicyOp = (typeof OP)[keyof typeof OP];
 
@@ -44,6 +45,10 @@ export const OUTPUT_ADD = {
 export const OUTPUT_REF = { size: 8, relayId: 0, outputId: 4 } as const;
 /** struct rf_policy_output_mac */
 export const OUTPUT_MAC = { size: 16, relayId: 0, outputId: 4, dstMac: 8, valid: 14 } as const;
+/** struct rf_policy_relay_limit (0 = no limit) */
+export const RELAY_LIMIT = { size: 16, relayId: 0, pps: 4, bytesPerS: 8 } as const;
+/** RF_RELAY_LIMIT_BURST_NS: the token buckets hold this much of each rate (at least one packet). */
+export const LIMIT_BURST_MS = 100;
 
 /** errno values the engine acks with (relay.h "Status of a message"), Linux numbering. */
 export const ERRNO: Readonly<Record<number, string>> = {
@@ -91,6 +96,12 @@ export interface OutputMacBody {
   outputId: number;
   dstMac: string;
   valid: boolean;
+}
+
+export interface RelayLimitBody {
+  relayId: number;
+  pps: number;
+  bytesPerS: number;
 }
 
 export function macBytes(mac: string): Uint8Array {
@@ -155,6 +166,12 @@ export class PolicyWriter {
   outputRef(b0: number, relayId: number, outputId: number): void {
     this.dv.setUint32(b0 + OUTPUT_REF.relayId, relayId, true);
     this.dv.setUint32(b0 + OUTPUT_REF.outputId, outputId, true);
+  }
+
+  relayLimit(b0: number, m: RelayLimitBody): void {
+    this.dv.setUint32(b0 + RELAY_LIMIT.relayId, m.relayId, true);
+    this.dv.setUint32(b0 + RELAY_LIMIT.pps, m.pps, true);
+    this.dv.setBigUint64(b0 + RELAY_LIMIT.bytesPerS, BigInt(m.bytesPerS), true);
   }
 
   outputMac(b0: number, m: OutputMacBody): void {

@@ -8,15 +8,28 @@
 //
 // Ids: relay ids count up; every relay and every output owns one slot of the
 // region's output counters (relay slot: packets matched, drops for sources
-// outside its prefixes; output slot: packets, bytes and drops of that output).
+// outside its prefixes or above its rate limit; output slot: packets, bytes
+// and drops of that output).
+//
+// Faults: a change the engine does not acknowledge in time is undone at once
+// by the opposite message (the engine applies messages in order), so a
+// refused call is never applied later; counter slots come back only when
+// every message naming them has been answered (PolicyChannel.whenSettled).
+// Concurrent calls with the same relay name (or listen address) are refused
+// from the moment the first one starts, not only once it finished.
+import { EventEmitter } from 'node:events';
+import { adoptChild, disownChild } from '../engine/children';
 import { ReflectorError, invalidArg } from '../errors';
+import { checkName } from '../names';
 import { formatEndpoint, parseEndpoint, parsePrefix, type Endpoint, type Prefix } from '../net/address';
 import { resolveNextHop, type NextHop } from '../net/neighbour';
+import { EVENT_ERROR, EVENT_STOPPED } from '../region/layout';
 import type { Region } from '../region/region';
-import { PolicyChannel } from './channel';
+import { PolicyChannel, type EngineEvent } from './channel';
+import { anySourceProblem, localAddresses } from './guards';
 import { NftGuard } from './nft';
 import {
-  MAX_OUTPUTS, MAX_PREFIXES, MAX_RELAYS, NAME_LEN, OP, OUT_F_DSCP, OUT_F_MAC_VALID, OUT_F_TTL,
+  ERRNO, MAX_OUTPUTS, MAX_PREFIXES, MAX_RELAYS, OP, OUT_F_DSCP, OUT_F_MAC_VALID, OUT_F_TTL,
 } from './policy';
 
 /** The part of Engine (src/engine/engine.ts) the manager needs. */
@@ -35,6 +48,11 @@ export interface RelaysOptions {
   refreshMs?: number;
   /** Next-hop resolver (tests may pass their own). */
   resolve?: (dst: string, opts: { netns?: string }) => Promise<NextHop>;
+  /**
+   * Is `address` one of the engine namespace's own (a relay's listen address
+   * must be)? Default: `ip -j addr show` in the engine's namespace.
+   */
+  isLocal?: (address: string, opts: { netns?: string }) => Promise<boolean>;
 }
 
 export interface RelaySpecInput {
@@ -42,7 +60,26 @@ export interface RelaySpecInput {
   listen: Endpoint | string;
   sources: Array<Prefix | string>;
   subscribers?: Array<Endpoint | string>;
+  /** accept 0.0.0.0/0 or ::/0 in sources (anyone may send); default false */
+  allowAnySource?: boolean;
+  /** ingress limits: packets per second, bits per second (frame bytes x 8); 0 or absent = none */
+  maxPps?: number;
+  maxBps?: number;
 }
+
+export interface RelayLimit {
+  /** packets per second (0 = none), at most 4294967295 */
+  maxPps?: number;
+  /** bits per second of frame bytes (0 = none) */
+  maxBps?: number;
+}
+
+/** What the manager reports besides return values. */
+export type RelaysEvent =
+  /** an output lost its next hop (drops until a refresh finds it) or a late undo failed */
+  | { type: 'fault'; relay: string; subscriber?: string; code: string; reason: string }
+  /** the engine's RX thread reported an error (RF_EVENT_ERROR) or stopped */
+  | { type: 'engine'; thread: 'tx' | 'rx'; code: string; reason: string };
 
 export interface OutputOptions {
   /** Address and port to send from (default: the relay's listen address and port). */
@@ -67,6 +104,24 @@ interface RelayState {
   listen: Endpoint;
   sources: Prefix[];
   outputs: Map<string, OutputState>; // formatEndpoint(to) ->
+  limit: { pps: number; bytesPerS: number };
+}
+
+export const MAX_PPS = 0xffffffff;
+/** bits per second: bytes per second is a uint64 in the engine, kept exact here */
+export const MAX_BPS = Number.MAX_SAFE_INTEGER;
+
+function limitOf(l: RelayLimit, what: string): { pps: number; bytesPerS: number } {
+  const pps = l.maxPps ?? 0;
+  const bps = l.maxBps ?? 0;
+  if (typeof pps !== 'number' || !Number.isInteger(pps) || pps < 0 || pps > MAX_PPS) {
+    throw invalidArg(`${what}.maxPps: ${String(l.maxPps)} is not an integer in 0..${MAX_PPS} (packets per second, 0 = no limit)`);
+  }
+  if (typeof bps !== 'number' || !Number.isInteger(bps) || bps < 0 || bps > MAX_BPS) {
+    throw invalidArg(`${what}.maxBps: ${String(l.maxBps)} is not an integer in 0..${MAX_BPS} (bits per second, 0 = no limit)`);
+  }
+  // the engine counts bytes; a limit of a few bits is still one byte per second
+  return { pps, bytesPerS: Math.ceil(bps / 8) };
 }
 
 export interface RelayInfo {
@@ -84,6 +139,10 @@ function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
   return a.family === b.family && a.address === b.address && a.port === b.port;
 }
 
+function isTimeout(e: unknown): boolean {
+  return e instanceof ReflectorError && e.code === 'ERR_RING_TIMEOUT' && !/nothing was sent/.test(e.message);
+}
+
 function toEndpoint(v: Endpoint | string, what: string): Endpoint {
   if (typeof v === 'string') return parseEndpoint(v, what);
   if (v === null || typeof v !== 'object' || (v.family !== 4 && v.family !== 6)) {
@@ -98,14 +157,18 @@ function toPrefix(v: Prefix | string, what: string): Prefix {
   return parsePrefix(`${v.address}/${v.length}`, what);
 }
 
-export class Relays {
+export class Relays extends EventEmitter {
   private readonly engine: RelayEngine;
   private readonly channel: PolicyChannel;
   private readonly nft: NftGuard | null;
   private readonly netns: string | undefined;
   private readonly resolver: (dst: string, opts: { netns?: string }) => Promise<NextHop>;
+  private readonly isLocal: (address: string, opts: { netns?: string }) => Promise<boolean>;
   private readonly refreshMs: number;
   private readonly relays = new Map<string, RelayState>();
+  /** names and listen addresses of relays being added: taken from the first await on */
+  private readonly reservedNames = new Set<string>();
+  private readonly reservedListens = new Set<string>();
   private readonly freeSlots: number[] = [];
   private nextSlot = 0;
   private nextRelayId = 1;
@@ -117,11 +180,16 @@ export class Relays {
   private stopped = false;
 
   constructor(engine: RelayEngine, opts: RelaysOptions = {}) {
+    super();
     this.engine = engine;
     this.netns = engine.netnsPath?.replace(/^\/run\/netns\//, '');
     this.channel = new PolicyChannel(engine.region, { timeoutMs: opts.ackTimeoutMs });
+    this.channel.onEvent((e) => this.onEngineEvent(e));
     this.nft = opts.nft === false ? null : new NftGuard({ interface: engine.interface, netns: this.netns });
     this.resolver = opts.resolve ?? ((dst, o) => resolveNextHop(dst, o));
+    this.isLocal = opts.isLocal ?? (async (a, o) => (await localAddresses(o.netns)).has(a.toLowerCase()));
+    // Engine.close() stops us before the engine (src/engine/children.ts)
+    adoptChild(engine.region.sab, this, 'relays');
     const refresh = opts.refreshMs ?? 5000;
     if (!Number.isInteger(refresh) || refresh < 0) throw invalidArg(`relays.refreshMs: ${String(opts.refreshMs)} is not an integer >= 0 (0 = never)`);
     this.refreshMs = refresh;
@@ -161,7 +229,13 @@ export class Relays {
     }
     this.stopped = true;
     this.channel.close();
+    disownChild(this.engine.region.sab, this);
     await this.nft?.stop();
+  }
+
+  /** stop(), by the name Engine.close() cascades with. */
+  close(): Promise<void> {
+    return this.stop();
   }
 
   list(): RelayInfo[] {
@@ -176,13 +250,11 @@ export class Relays {
   async addRelay(spec: RelaySpecInput): Promise<void> {
     this.checkStarted('addRelay');
     if (spec === null || typeof spec !== 'object') throw invalidArg('relay: expected { name, listen, sources, subscribers }');
-    const name = spec.name;
-    if (typeof name !== 'string' || name === '' || Buffer.byteLength(name) > NAME_LEN) {
-      throw invalidArg(`relay.name: ${JSON.stringify(name)} is not a name of 1..${NAME_LEN} bytes`);
-    }
-    if (this.relays.has(name)) throw invalidArg(`relay "${name}" already exists`);
-    if (this.relays.size >= MAX_RELAYS) throw invalidArg(`relay "${name}": the engine holds at most ${MAX_RELAYS} relays`);
+    const name = checkName('relay', spec.name, 'relay.name');
+    if (this.relays.has(name) || this.reservedNames.has(name)) throw invalidArg(`relay "${name}" already exists`);
+    if (this.relays.size + this.reservedNames.size >= MAX_RELAYS) throw invalidArg(`relay "${name}": the engine holds at most ${MAX_RELAYS} relays`);
     const listen = toEndpoint(spec.listen, `relay "${name}".listen`);
+    if (this.reservedListens.has(keyOf(listen))) throw invalidArg(`relay "${name}".listen: ${keyOf(listen)} is being added by another call`);
     for (const r of this.relays.values()) {
       if (sameEndpoint(r.listen, listen)) throw invalidArg(`relay "${name}".listen: ${keyOf(listen)} is already relay "${r.name}"'s listen address`);
       for (const o of r.outputs.values()) {
@@ -192,7 +264,7 @@ export class Relays {
       }
     }
     if (!Array.isArray(spec.sources) || spec.sources.length === 0) {
-      throw invalidArg(`relay "${name}".sources: at least one source prefix is required (a relay must not be an open amplifier; use "0.0.0.0/0" to allow anyone)`);
+      throw invalidArg(`relay "${name}".sources: at least one source prefix is required (a relay must not be an open amplifier: list the prefixes of the hosts that may send)`);
     }
     if (spec.sources.length > MAX_PREFIXES) throw invalidArg(`relay "${name}".sources: ${spec.sources.length} prefixes, at most ${MAX_PREFIXES}`);
     const sources = spec.sources.map((s, i) => toPrefix(s, `relay "${name}".sources[${i}]`));
@@ -200,9 +272,31 @@ export class Relays {
       if (p.family !== listen.family) {
         throw invalidArg(`relay "${name}".sources[${i}]: ${p.address}/${p.length} is IPv${p.family}, the listen address ${keyOf(listen)} is IPv${listen.family}`);
       }
+      const any = anySourceProblem(p, spec.allowAnySource === true);
+      if (any) throw invalidArg(`relay "${name}".sources[${i}]: ${any}`);
     });
+    const limit = limitOf(spec, `relay "${name}"`);
     const subs = (spec.subscribers ?? []).map((s, i) => toEndpoint(s, `relay "${name}".subscribers[${i}]`));
-    const relay: RelayState = { id: this.nextRelayId++, counter: this.takeSlot(name), name, listen, sources, outputs: new Map() };
+    // from here on the name and the address are ours, across every await below
+    this.reservedNames.add(name);
+    this.reservedListens.add(keyOf(listen));
+    try {
+      if (!(await this.isLocal(listen.address, { netns: this.netns }))) {
+        const where = this.netns ? `namespace ${this.netns}` : "the server's namespace";
+        throw invalidArg(
+          `relay "${name}".listen: ${listen.address} is not an address of ${where} (a relay takes only traffic addressed to the engine's host; accepted: an address \`ip${this.netns ? ` -n ${this.netns}` : ''} addr\` lists)`,
+        );
+      }
+      this.checkStarted('addRelay');
+      await this.addRelayNow(name, listen, sources, subs, limit);
+    } finally {
+      this.reservedNames.delete(name);
+      this.reservedListens.delete(keyOf(listen));
+    }
+  }
+
+  private async addRelayNow(name: string, listen: Endpoint, sources: Prefix[], subs: Endpoint[], limit: RelayState['limit']): Promise<void> {
+    const relay: RelayState = { id: this.nextRelayId++, counter: this.takeSlot(name), name, listen, sources, outputs: new Map(), limit: { pps: 0, bytesPerS: 0 } };
     // kernel rule first: from now on nothing sent to P reaches the host's
     // UDP layer (no ICMP unreachable while the engine learns the relay)
     try {
@@ -211,12 +305,16 @@ export class Relays {
         w.relayAdd(b, { relayId: relay.id, counter: relay.counter, family: listen.family, port: listen.port, addr: listen.address, name }),
       );
     } catch (e) {
+      // timed out: the relay may still be added later; the removal behind it makes sure it is not
+      if (isTimeout(e)) this.undo(`undo relay "${name}"`, name, undefined, OP.RELAY_REMOVE, (w, b) => w.relayRef(b, relay.id));
       this.freeSlot(relay.counter);
       await this.nft?.remove(name).catch(() => undefined);
       throw e;
     }
     this.relays.set(name, relay);
     try {
+      // the limit before the sources: the relay never takes traffic unlimited
+      if (limit.pps || limit.bytesPerS) await this.sendLimit(relay, limit);
       for (const p of sources) {
         await this.channel.send(OP.RELAY_ALLOW, `relay "${name}" source ${p.address}/${p.length}`, (w, b) =>
           w.relayAllow(b, { relayId: relay.id, family: p.family, length: p.length, addr: p.address }),
@@ -229,12 +327,71 @@ export class Relays {
     }
   }
 
+  /** Change a relay's ingress limit at once (0 = none); the buckets start full. */
+  async setLimit(relayName: string, l: RelayLimit): Promise<void> {
+    this.checkStarted('setLimit');
+    const r = this.relayOf(relayName);
+    const limit = limitOf(l, `relay "${r.name}"`);
+    if (limit.pps === r.limit.pps && limit.bytesPerS === r.limit.bytesPerS) return;
+    await this.sendLimit(r, limit);
+  }
+
+  /** The limit in force (maxBps as bytes x 8). */
+  limitOf(relayName: string): { maxPps: number; maxBps: number } | null {
+    const r = this.relays.get(relayName);
+    return r ? { maxPps: r.limit.pps, maxBps: r.limit.bytesPerS * 8 } : null;
+  }
+
+  private async sendLimit(r: RelayState, limit: RelayState['limit']): Promise<void> {
+    const before = r.limit;
+    try {
+      await this.channel.send(OP.RELAY_LIMIT, `relay "${r.name}" limit`, (w, b) => w.relayLimit(b, { relayId: r.id, ...limit }));
+    } catch (e) {
+      if (isTimeout(e)) this.undo(`undo relay "${r.name}" limit`, r.name, undefined, OP.RELAY_LIMIT, (w, b) => w.relayLimit(b, { relayId: r.id, ...before }));
+      throw e;
+    }
+    r.limit = limit;
+  }
+
+  /**
+   * Queue the opposite of a change the engine did not answer in time: it is
+   * applied after it, whatever the engine made of the first. Its own answer
+   * only matters when it says the engine refused it.
+   */
+  private undo(what: string, relay: string, subscriber: string | undefined, op: (typeof OP)[keyof typeof OP], fill: Parameters<PolicyChannel['send']>[2]): void {
+    this.channel.send(op, what, fill).catch((e: unknown) => {
+      const err = e as ReflectorError;
+      // ENOENT: the first change was refused or never applied: nothing to undo
+      if (err.code === 'ERR_POLICY' && err.message.includes(ERRNO[2])) return;
+      if (err.code === 'ERR_CLOSED') return;
+      this.report({ type: 'fault', relay, subscriber, code: err.code ?? 'ERR_POLICY', reason: `${what}: ${err.message}` });
+    });
+  }
+
+  private report(e: RelaysEvent): void {
+    if (this.listenerCount('event') > 0) this.emit('event', e);
+  }
+
+  private onEngineEvent(e: EngineEvent): void {
+    const thread = e.a === 0n ? 'tx' : 'rx';
+    if (e.type === EVENT_ERROR) {
+      const errno = Number(e.b);
+      this.report({ type: 'engine', thread, code: 'ERR_ENGINE', reason: `the ${thread.toUpperCase()} thread reported ${ERRNO[errno] ?? `errno ${errno}`}` });
+    } else if (e.type === EVENT_STOPPED) {
+      this.report({ type: 'engine', thread, code: 'ERR_ENGINE_STATE', reason: `the ${thread.toUpperCase()} thread stopped` });
+    }
+  }
+
   async removeRelay(name: string): Promise<void> {
     const r = this.relays.get(name);
     if (!r) throw invalidArg(`relay "${String(name)}" does not exist (relays: ${[...this.relays.keys()].join(', ') || 'none'})`);
     this.relays.delete(name);
     try {
       await this.channel.send(OP.RELAY_REMOVE, `remove relay "${name}"`, (w, b) => w.relayRef(b, r.id));
+    } catch (e) {
+      // a removal cannot be undone: it stays queued and the engine applies it
+      // before any later change; the relay is gone from here on either way
+      if (!isTimeout(e)) throw e;
     } finally {
       for (const o of r.outputs.values()) this.freeSlot(o.id);
       this.freeSlot(r.counter);
@@ -309,6 +466,7 @@ export class Relays {
       );
     } catch (e) {
       r.outputs.delete(k);
+      if (isTimeout(e)) this.undo(`undo relay "${r.name}" subscriber ${k}`, r.name, k, OP.OUTPUT_REMOVE, (w, b) => w.outputRef(b, r.id, out.id));
       this.freeSlot(out.id);
       throw e;
     }
@@ -323,6 +481,9 @@ export class Relays {
     r.outputs.delete(k);
     try {
       await this.channel.send(OP.OUTPUT_REMOVE, `remove relay "${r.name}" subscriber ${k}`, (w, b) => w.outputRef(b, r.id, out.id));
+    } catch (e) {
+      // as removeRelay: queued in order, gone from here on
+      if (!isTimeout(e)) throw e;
     } finally {
       this.freeSlot(out.id);
     }
@@ -336,11 +497,12 @@ export class Relays {
   }
 
   /** Packets matched by the relay, and drops for sources outside its prefixes. */
-  relayStats(relayName: string): { packets: bigint; bytes: bigint; notAllowed: bigint } | null {
+  relayStats(relayName: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited: bigint } | null {
     const r = this.relays.get(relayName);
     if (!r) return null;
     const c = this.engine.region.outputCounters(r.counter);
-    return { packets: c.packets, bytes: c.bytes, notAllowed: c.drops };
+    // the relay's drops count both kinds; `limited` the rate-limit ones alone
+    return { packets: c.packets, bytes: c.bytes, notAllowed: c.drops - c.limited, rateLimited: c.limited };
   }
 
   /** Re-resolve every output's next hop; push the MACs that changed. */
@@ -351,10 +513,14 @@ export class Relays {
         const hop = await this.nextHop(out.to.address).catch(() => null);
         const mac = hop?.mac ?? null;
         if (mac === out.mac || !r.outputs.has(keyOf(out.to))) continue;
-        out.mac = mac;
+        if (mac === null) {
+          this.report({ type: 'fault', relay: r.name, subscriber: keyOf(out.to), code: 'ERR_NO_NEIGHBOUR', reason: `next hop of ${keyOf(out.to)} lost: dropped (no_neighbour) until it answers again` });
+        }
         await this.channel.send(OP.OUTPUT_SET_MAC, `relay "${r.name}" subscriber ${keyOf(out.to)} next hop`, (w, b) =>
           w.outputMac(b, { relayId: r.id, outputId: out.id, dstMac: mac ?? '00:00:00:00:00:00', valid: mac !== null }),
         );
+        // only once the engine has it: a refresh after a failed one sends it again
+        out.mac = mac;
       }
     }
   }
@@ -402,7 +568,8 @@ export class Relays {
     return this.nextSlot++;
   }
 
+  /** Give a counter slot back once no message naming it is unanswered. */
   private freeSlot(s: number): void {
-    this.freeSlots.push(s);
+    this.channel.whenSettled(() => this.freeSlots.push(s));
   }
 }

@@ -9,9 +9,21 @@ import type { Logger } from '../log';
 import { formatEndpoint } from '../net/address';
 import { enableLoopbackDelivery } from '../net/loopback';
 import { COUNTER_NAMES } from '../region/layout';
-import type { SessionManager as SessionManagerType } from '../session/manager';
+import type { SessionManager as SessionManagerType, SessionStats, WorkerDeath } from '../session/manager';
+import type { RelaysEvent } from '../relay/relays';
 import type { ServerDeps } from './deps';
+import type { ServerEvent } from './events';
 import { poolSample, ringSamples } from './occupancy';
+
+/** What tests change about the real pieces (fault injection). */
+export interface RealDepsOptions {
+  /** session worker entry (default workers/session-worker.js) */
+  sessionWorkerFile?: string;
+  /** a session worker without a heartbeat this long is replaced (default 5000 ms) */
+  hangMs?: number;
+  /** the engine, once made (the soak reads its region to reconcile counters) */
+  onEngine?: (engine: import('../engine/engine').Engine) => void;
+}
 
 /** Which pieces the real server needs and are missing from this build; tests skip with this. */
 export function missingPieces(): string[] {
@@ -30,7 +42,7 @@ export function missingPieces(): string[] {
   return missing;
 }
 
-export async function realDeps(config: Config, log: Logger): Promise<ServerDeps> {
+export async function realDeps(config: Config, log: Logger, opts: RealDepsOptions = {}): Promise<ServerDeps> {
   const missing = missingPieces();
   if (missing.length) throw new ReflectorError('ERR_ENGINE_START', `this build lacks: ${missing.join(', ')}`);
   const { Engine } = await import('../engine/engine');
@@ -49,8 +61,23 @@ export async function realDeps(config: Config, log: Logger): Promise<ServerDeps>
     txPriority: e.txPriority,
     txWindowUs: e.txWindowUs,
   });
+  opts.onEngine?.(engine);
   const relays = new Relays(engine);
   let sessions: SessionManagerType | null = null;
+  const listeners: Array<(e: ServerEvent) => void> = [];
+  const emit = (e: ServerEvent): void => {
+    for (const fn of listeners) fn(e);
+  };
+  relays.on('event', (e: RelaysEvent) => {
+    if (e.type === 'fault') emit({ type: 'relay_fault', relay: e.relay, subscriber: e.subscriber, code: e.code, reason: e.reason });
+    else emit({ type: 'engine_error', thread: e.thread, code: e.code, reason: e.reason });
+  });
+  const watch = (m: SessionManagerType): void => {
+    m.on('ended', (name: string) => emit({ type: 'session_ended', session: name }));
+    m.on('failed', (name: string, err: ReflectorError, _stats?: SessionStats) => emit({ type: 'session_failed', session: name, code: err.code, reason: err.message }));
+    m.on('restarted', (name: string, err: ReflectorError) => emit({ type: 'session_restarted', session: name, reason: err.message }));
+    m.on('workerdied', (d: WorkerDeath) => emit({ type: 'worker_died', lane: d.lane, reason: d.error.message, sessions: d.sessions, reclaimed: d.reclaimed }));
+  };
   const region = engine.region;
   const sessionsNow = (): SessionManagerType => {
     if (!sessions) throw new ReflectorError('ERR_ENGINE_STATE', 'sessions: the engine is not running');
@@ -73,7 +100,11 @@ export async function realDeps(config: Config, log: Logger): Promise<ServerDeps>
             region,
             workers: e.workers,
             destination: { netns: e.netns ?? undefined, dev: e.interface },
+            mediaRoot: config.mediaRoot,
+            workerFile: opts.sessionWorkerFile,
+            hangMs: opts.hangMs,
           });
+          watch(sessions);
         } catch (err) {
           await relays.stop().catch(() => undefined);
           await engine.stop().catch(() => undefined);
@@ -93,8 +124,14 @@ export async function realDeps(config: Config, log: Logger): Promise<ServerDeps>
       pool: () => poolSample(region),
       lanes: () => region.laneSamples(),
     },
+    onEvent: (fn) => void listeners.push(fn),
     relays: {
-      addRelay: (spec) => relays.addRelay({ name: spec.name, listen: spec.listen, sources: spec.sources, subscribers: spec.subscribers }),
+      addRelay: (spec) =>
+        relays.addRelay({
+          name: spec.name, listen: spec.listen, sources: spec.sources, subscribers: spec.subscribers,
+          allowAnySource: spec.allowAnySource, maxPps: spec.maxPps, maxBps: spec.maxBps,
+        }),
+      setLimit: (relay, limit) => relays.setLimit(relay, limit),
       removeRelay: (name) => relays.removeRelay(name),
       addOutput: (relay, sub) => relays.addOutput(relay, sub),
       removeOutput: (relay, sub) => relays.removeOutput(relay, sub),
@@ -107,7 +144,10 @@ export async function realDeps(config: Config, log: Logger): Promise<ServerDeps>
         await sessionsNow().start(spec.name, spec.file, spec.to, spec.format, spec.loop);
       },
       async stop(name) {
-        await sessionsNow().stop(name);
+        const m = sessionsNow();
+        // it ended on its own a moment ago: stopped already
+        if (!m.names().includes(name)) return;
+        await m.stop(name);
       },
       stats(name) {
         if (!sessions || !sessions.names().includes(name)) return null;

@@ -6,6 +6,7 @@
 import type { Endpoint, Prefix } from '../net/address';
 import type { SessionConfig } from '../config/schema';
 import type { EngineCounterReader, LaneSample, RingSample } from '../metrics/registry';
+import type { ServerEvent } from './events';
 
 export interface EngineLike {
   start(): Promise<void>;
@@ -24,6 +25,10 @@ export interface RelaySpec {
   listen: Endpoint;
   sources: Prefix[];
   subscribers: Endpoint[];
+  allowAnySource?: boolean;
+  /** ingress limits, 0 = none (maxBps in bits per second) */
+  maxPps?: number;
+  maxBps?: number;
 }
 
 export interface OutputStats {
@@ -46,14 +51,16 @@ export interface RelayManagerLike {
   removeOutput(relay: string, subscriber: Endpoint): Promise<void>;
   /** counters of one output, null when unknown */
   outputStats(relay: string, subscriber: Endpoint): OutputStats | null;
-  /** packets matched by a relay and drops for sources outside its prefixes, null when unknown */
-  relayStats?(relay: string): { packets: bigint; bytes: bigint; notAllowed: bigint } | null;
+  /** packets matched by a relay and drops for sources outside its prefixes (and above its limit), null when unknown */
+  relayStats?(relay: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited?: bigint } | null;
+  /** change a relay's ingress limit live (0 = none) */
+  setLimit?(relay: string, limit: { maxPps: number; maxBps: number }): Promise<void>;
   stop?(): Promise<void>;
 }
 
 export interface SessionManagerLike {
   start(spec: SessionConfig): Promise<void>;
-  /** stop producing; packets already handed to the engine still go out */
+  /** stop producing; packets already handed to the engine still go out. A session that already ended is no error. */
   stop(name: string): Promise<void>;
   stats(name: string): SessionStats | null;
   /** release workers (after the engine drained) */
@@ -64,4 +71,10 @@ export interface ServerDeps {
   engine: EngineLike;
   relays: RelayManagerLike;
   sessions: SessionManagerLike;
+  /**
+   * What the pieces report on their own: sessions that ended or failed (the
+   * server drops them from its state), workers that died, sessions that
+   * were restarted, relay and engine faults. Called once, at start.
+   */
+  onEvent?(fn: (e: ServerEvent) => void): void;
 }

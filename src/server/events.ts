@@ -20,7 +20,13 @@ export type ServerEvent =
   /** a config reload was refused: the running config stays */
   | { type: 'reload_refused'; reason: string; problems: string[] }
   /** the engine stopped (server stop, or a fault) */
-  | { type: 'engine_stopped'; reason: string };
+  | { type: 'engine_stopped'; reason: string }
+  /** a session worker crashed or hung; each of `sessions` is then restarted or failed */
+  | { type: 'worker_died'; lane: number; reason: string; sessions: string[]; reclaimed: number | null }
+  /** a session moved to a new worker after its worker died (it plays from the top of its file) */
+  | { type: 'session_restarted'; session: string; reason: string }
+  /** an engine thread reported an error (RF_EVENT_ERROR) or stopped on its own */
+  | { type: 'engine_error'; thread: 'tx' | 'rx'; code: string; reason: string };
 
 export type ServerEventType = ServerEvent['type'];
 

@@ -1,10 +1,25 @@
 // SPDX-License-Identifier: MIT
-// Control API commands -> the running state. Validates every argument with
-// a message naming it; changes are serialised with config reloads.
+// Control API commands -> the running state: the one seam every control
+// transport calls. It decides what a request may do:
+// - every name passes src/names.ts, every address src/net/address.ts;
+// - a relay made through the API may not take any source (0.0.0.0/0, ::/0):
+//   only the config file can, with allow_any_source; its listen address must
+//   be one of the engine namespace's own (checked by the relays manager);
+// - a session may open only files inside media_root, symbolic links
+//   resolved (src/media/root.ts), and no error says anything about a file
+//   outside it or shows a byte of one inside it;
+// - changes are serialised with config reloads, and every request has a
+//   deadline (control.request_timeout_ms) that tells the truth: a change
+//   that could not start before it is never run, one that finished after it
+//   is undone, and both answer ERR_TIMEOUT ("not applied"); what answers ok
+//   is in effect. A transport's own request timer must be a backstop above
+//   the deadline (the server gives it TRANSPORT_MARGIN_MS more).
 import * as path from 'node:path';
-import * as fs from 'node:fs';
 import { parseEndpoint, parsePrefix, type Endpoint } from '../net/address';
 import { ReflectorError } from '../errors';
+import { nameProblem, type NameKind } from '../names';
+import { checkMediaPath } from '../media/root';
+import { anySourceProblem } from '../relay/guards';
 import { ControlError, type Command, type Result, type StatsCounter } from '../control/protocol';
 import type { ControlHandler } from '../control/server';
 import type { SessionFormat } from '../config/schema';
@@ -12,15 +27,24 @@ import type { RunningState } from './state';
 
 const FORMATS: readonly SessionFormat[] = ['mpegts', 'rtp', 'pcap'];
 
+/** How much longer than the handler's deadline a transport waits before it answers ERR_TIMEOUT itself. */
+export const TRANSPORT_MARGIN_MS = 5000;
+
 export interface HandlerContext {
   state: RunningState;
-  /** folder that relative session files are resolved against (the config's) */
-  baseDir: () => string;
+  /** media_root: the folder session files must be inside; relative files are resolved against it */
+  mediaRoot: () => string;
   stats: () => Promise<{ engineRunning: boolean; ready: boolean; configReloads: bigint; configReloadFailures: bigint; counters: StatsCounter[] }>;
+  /** control.request_timeout_ms: the deadline of every change (default 10000) */
+  requestTimeoutMs?: number;
 }
 
 export class CommandHandler implements ControlHandler {
-  constructor(private readonly ctx: HandlerContext) {}
+  private readonly timeoutMs: number;
+
+  constructor(private readonly ctx: HandlerContext) {
+    this.timeoutMs = ctx.requestTimeoutMs ?? 10_000;
+  }
 
   async handle(c: Command): Promise<Result> {
     const st = this.ctx.state;
@@ -30,50 +54,70 @@ export class CommandHandler implements ControlHandler {
       case 'stats':
         return { type: 'stats', stats: await this.ctx.stats() };
       case 'subscribe': {
+        const relay = name('relay', c.relay, 'relay');
         const e = endpoint(c.subscriber, 'subscriber');
-        await st.serial(() => st.subscribe(name(c.relay, 'relay'), e, 'runtime'));
-        return { type: 'ok' };
+        return this.change((signal) => st.subscribe(relay, e, 'runtime', signal));
       }
       case 'unsubscribe': {
+        const relay = name('relay', c.relay, 'relay');
         const e = endpoint(c.subscriber, 'subscriber');
         const key = e.family === 6 ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
-        await st.serial(() => st.unsubscribe(name(c.relay, 'relay'), key));
-        return { type: 'ok' };
+        return this.change(() => st.unsubscribe(relay, key));
       }
       case 'addRelay': {
-        const n = name(c.name, 'name');
+        const n = name('relay', c.name, 'name');
         const listen = endpoint(c.listen, 'listen');
         if (!c.sources.length) throw new ControlError('ERR_INVALID_ARG', 'sources: at least one source prefix is required (who may send to this relay)');
-        const sources = c.sources.map((s, i) => wrap(() => parsePrefix(s, `sources[${i}]`)));
+        const sources = c.sources.map((s, i) => {
+          const p = wrap(() => parsePrefix(s, `sources[${i}]`));
+          const any = anySourceProblem(p, false);
+          // only the operator's file may open a relay to anyone
+          if (any) throw new ControlError('ERR_INVALID_ARG', `sources[${i}]: ${p.address}/0 is not accepted through the control API (an open relay); list the senders' prefixes, or name the relay in the config file with allow_any_source: true`);
+          return p;
+        });
         const subs = c.subscribers.map((s, i) => endpoint(s, `subscribers[${i}]`));
-        await st.serial(() => st.addRelay(n, listen, sources, subs, 'runtime'));
-        return { type: 'ok' };
+        return this.change((signal) => st.addRelay(n, listen, sources, subs, 'runtime', { signal }));
       }
-      case 'removeRelay':
-        await st.serial(() => st.removeRelay(name(c.name, 'name')));
-        return { type: 'ok' };
+      case 'removeRelay': {
+        const n = name('relay', c.name, 'name');
+        return this.change(() => st.removeRelay(n));
+      }
       case 'startSession': {
-        const n = name(c.name, 'name');
+        const n = name('session', c.name, 'name');
         if (!c.file) throw new ControlError('ERR_INVALID_ARG', 'file: a media file path is required');
-        const file = path.resolve(this.ctx.baseDir(), c.file);
-        if (!fs.existsSync(file)) throw new ControlError('ERR_INVALID_ARG', `file: media file ${file} does not exist`);
+        const root = this.ctx.mediaRoot();
+        const file = path.resolve(root, c.file);
+        wrap(() => checkMediaPath(root, file, 'file'));
         const to = endpoint(c.to, 'to');
         const format = (c.format || 'mpegts') as SessionFormat;
         if (!FORMATS.includes(format)) throw new ControlError('ERR_INVALID_ARG', `format: "${c.format}" is not one of ${FORMATS.join(' | ')}`);
-        await st.serial(() => st.startSession({ name: n, file, to, format, loop: c.loop }, 'runtime'));
-        return { type: 'ok' };
+        return this.change((signal) => st.startSession({ name: n, file, to, format, loop: c.loop }, 'runtime', signal));
       }
-      case 'stopSession':
-        await st.serial(() => st.stopSession(name(c.name, 'name')));
-        return { type: 'ok' };
+      case 'stopSession': {
+        const n = name('session', c.name, 'name');
+        return this.change(() => st.stopSession(n));
+      }
       case 'auth':
         return { type: 'ok' };
     }
   }
+
+  /** Run one change in turn, within the deadline (see the file comment). */
+  private async change(fn: (signal: AbortSignal) => Promise<void>): Promise<Result> {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), this.timeoutMs);
+    try {
+      await this.ctx.state.serial(() => fn(ac.signal), ac.signal);
+    } finally {
+      clearTimeout(timer);
+    }
+    return { type: 'ok' };
+  }
 }
 
-function name(v: string, what: string): string {
-  if (!v || !v.trim()) throw new ControlError('ERR_INVALID_ARG', `${what}: a non-empty name is required`);
+function name(kind: NameKind, v: string, what: string): string {
+  const p = nameProblem(kind, v);
+  if (p !== null) throw new ControlError('ERR_INVALID_ARG', `${what}: ${p}`);
   return v;
 }
 

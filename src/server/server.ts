@@ -2,6 +2,13 @@
 // The long-running server: engine + relays + sessions from the config, live
 // reload (SIGHUP or file change), metrics HTTP, control socket, orderly stop.
 // The pieces it does not own are behind src/server/deps.ts.
+//
+// Lifecycle: new -> starting -> running -> stopping -> stopped. stop() during
+// start() (SIGTERM while the engine opens) makes start() give up at its next
+// step (ERR_CLOSED) and then tears down what was built; stop() twice is one
+// stop. What happens to the objects it runs is published on `events` (and
+// logged): sessions that end or fail leave the state, workers that die,
+// reloads, relay and engine faults.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig, ConfigError, formatProblem } from '../config/validate';
@@ -15,7 +22,8 @@ import type { StatsCounter } from '../control/protocol';
 import { ReflectorError } from '../errors';
 import type { ServerDeps } from './deps';
 import { RunningState } from './state';
-import { CommandHandler } from './handler';
+import { CommandHandler, TRANSPORT_MARGIN_MS } from './handler';
+import { ServerEvents, type ServerEvent } from './events';
 import { ConfigWatcher } from './watch';
 
 export type DepsFactory = (config: Config, log: Logger) => Promise<ServerDeps>;
@@ -35,7 +43,15 @@ export interface ServerOptions {
 
 export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
 
+type Phase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
 export class Server {
+  /** What happened to the objects this server runs (the control API's Watch reads it). */
+  readonly events: ServerEvents;
+  private phase: Phase = 'new';
+  private stopRequested = false;
+  private starting: Promise<void> | null = null;
+  private stopping_: Promise<void> | null = null;
   private config!: Config;
   private configText = '';
   private deps: ServerDeps | null = null;
@@ -52,6 +68,7 @@ export class Server {
 
   constructor(private readonly opts: ServerOptions) {
     this.log = opts.log ?? createLogger();
+    this.events = new ServerEvents((err, ev) => this.log.error('server event listener failed', { event: ev.type, err }));
   }
 
   get ready(): boolean {
@@ -76,7 +93,28 @@ export class Server {
     return this.config;
   }
 
-  async start(): Promise<void> {
+  /** Start once; rejects with ERR_CLOSED when stop() was called meanwhile (what was built is torn down by that stop). */
+  start(): Promise<void> {
+    if (this.phase !== 'new') return Promise.reject(new ReflectorError('ERR_ENGINE_STATE', `server: start() while ${this.phase}`));
+    this.phase = 'starting';
+    this.starting = this.startSteps().then(
+      () => {
+        this.phase = 'running';
+      },
+      (err: unknown) => {
+        if (this.stopRequested) throw new ReflectorError('ERR_CLOSED', 'server: stopped while starting', { cause: err });
+        throw err;
+      },
+    );
+    return this.starting;
+  }
+
+  /** Between start steps: give up when a stop came in. */
+  private checkStop(): void {
+    if (this.stopRequested) throw new ReflectorError('ERR_CLOSED', 'server: stopped while starting');
+  }
+
+  private async startSteps(): Promise<void> {
     const file = path.resolve(this.opts.configFile);
     this.configText = readText(file);
     this.config = loadConfig(file);
@@ -85,7 +123,9 @@ export class Server {
     const c = this.config;
     this.log.info('server starting', { config: file, pid: process.pid, version: this.opts.version, interface: c.engine.interface, netns: c.engine.netns });
     this.deps = await this.opts.deps(c, this.log);
+    this.checkStop();
     this.state = new RunningState(this.deps, this.log);
+    this.deps.onEvent?.((e) => this.onPieceEvent(e));
     this.metrics = createMetrics(this.source(), { defaults: this.opts.processMetrics ?? true, version: this.opts.version });
     if (c.metrics.listen) {
       this.http = new MetricsHttp({ host: c.metrics.listen.address, port: c.metrics.listen.port, registry: this.metrics.registry, ready: () => this.ready, log: this.log });
@@ -93,9 +133,12 @@ export class Server {
       const a = this.http.address!;
       this.log.info('metrics listening', { address: `${a.address}:${a.port}`, paths: ['/metrics', '/healthz', '/readyz'] });
     }
+    this.checkStop();
     await this.deps.engine.start();
     this.log.info('engine started', { interface: c.engine.interface, backend: c.engine.backend });
+    this.checkStop();
     const report = await this.state.applyConfig(c);
+    this.checkStop();
     if (report.errors.length) {
       // the next file change retries what failed
       this.configText = '';
@@ -105,6 +148,7 @@ export class Server {
     this.metrics.configLastReload.setToCurrentTime();
     this.control = this.makeControl(c);
     await this.control.start();
+    this.checkStop();
     if (c.control.socket) this.log.info('control listening', { socket: c.control.socket });
     if (this.control.tcpAddress) this.log.info('control listening', { tcp: `${this.control.tcpAddress.address}:${this.control.tcpAddress.port}` });
     if (this.opts.watch ?? true) {
@@ -116,7 +160,7 @@ export class Server {
 
   /** Re-read the file; apply only the difference. An invalid file keeps the running config. */
   async reload(reason: string): Promise<ReloadOutcome> {
-    if (!this.state || !this.metrics || this.stopping) return 'failed';
+    if (!this.state || !this.metrics || this.stopping || this.phase !== 'running') return 'failed';
     const file = this.config.file;
     let text: string;
     try {
@@ -137,7 +181,8 @@ export class Server {
     }
     // keys outside relays/sessions: compared with the file as last loaded
     const outside = diffConfig(this.config, next);
-    const report = await this.state.applyConfig(next);
+    // media_root is read at start (the workers have it): sessions are checked against the running one
+    const report = await this.state.applyConfig({ ...next, mediaRoot: this.config.mediaRoot });
     if (outside.restartRequired.length) {
       this.log.warn('config keys changed that take effect only after a restart', { keys: outside.restartRequired });
     }
@@ -155,10 +200,12 @@ export class Server {
       sessionsAdded: d.sessionsAdded.map((s) => s.name),
       sessionsRemoved: d.sessionsRemoved,
     };
+    const errors = report.errors.map((e) => `${e.what}: ${(e.err as Error)?.message ?? String(e.err)}`);
+    this.events.emit({ type: 'reload_applied', reason, errors });
     if (report.errors.length) {
       this.reloadFailures++;
       this.metrics.configReloadFailures.inc();
-      this.log.error('config reload applied with errors', { ...summary, errors: report.errors.map((e) => `${e.what}: ${(e.err as Error)?.message ?? String(e.err)}`) });
+      this.log.error('config reload applied with errors', { ...summary, errors });
       return 'failed';
     }
     this.reloads++;
@@ -172,7 +219,38 @@ export class Server {
     this.reloadFailures++;
     this.metrics?.configReloadFailures.inc();
     this.log.error('config reload refused, keeping the running config', { reason, file: this.config.file, problems });
+    this.events.emit({ type: 'reload_refused', reason, problems });
     return 'invalid';
+  }
+
+  /** What a piece reported on its own: the state follows, then a log line and an event. */
+  private onPieceEvent(e: ServerEvent): void {
+    switch (e.type) {
+      case 'session_ended':
+      case 'session_failed': {
+        if (!this.state?.sessionExited(e.session)) return;
+        // the next reload (any reason) starts it again when the file still names it
+        this.configText = '';
+        if (e.type === 'session_ended') this.log.info('session ended', { session: e.session });
+        else this.log.warn('session failed', { session: e.session, code: e.code, reason: e.reason });
+        break;
+      }
+      case 'session_restarted':
+        this.log.warn('session restarted on a new worker', { session: e.session, reason: e.reason });
+        break;
+      case 'worker_died':
+        this.log.error('session worker died', { lane: e.lane, reason: e.reason, sessions: e.sessions, reclaimedSlots: e.reclaimed });
+        break;
+      case 'relay_fault':
+        this.log.warn('relay fault', { relay: e.relay, subscriber: e.subscriber, code: e.code, reason: e.reason });
+        break;
+      case 'engine_error':
+        this.log.error('engine error', { thread: e.thread, code: e.code, reason: e.reason });
+        break;
+      default:
+        break;
+    }
+    this.events.emit(e);
   }
 
   /**
@@ -180,9 +258,26 @@ export class Server {
    * producing, packets already due within the drain window go out, then the
    * engine stops.
    */
-  async stop(): Promise<void> {
-    if (this.stopping) return;
+  stop(): Promise<void> {
+    if (this.stopping_) return this.stopping_;
+    if (this.phase === 'new') {
+      this.phase = 'stopped';
+      this.stopping_ = Promise.resolve();
+      return this.stopping_;
+    }
+    this.stopRequested = true;
     this.stopping = true;
+    this.stopping_ = (async () => {
+      // start() gives up at its next step; what it built is torn down here
+      if (this.starting) await this.starting.catch(() => undefined);
+      this.phase = 'stopping';
+      await this.teardown();
+      this.phase = 'stopped';
+    })();
+    return this.stopping_;
+  }
+
+  private async teardown(): Promise<void> {
     const t0 = Date.now();
     this.log.info('server stopping');
     this.watcher?.stop();
@@ -198,7 +293,9 @@ export class Server {
     if (this.deps) {
       // relays are removed while the engine still acks policy messages
       await this.deps.relays.stop?.().catch((err) => this.log.error('relays stop failed', { err }));
+      const wasRunning = this.deps.engine.running;
       await this.deps.engine.stop().catch((err) => this.log.error('engine stop failed', { err }));
+      if (wasRunning) this.events.emit({ type: 'engine_stopped', reason: 'server stop' });
       await this.deps.sessions.close?.().catch((err) => this.log.error('sessions close failed', { err }));
     }
     await this.http?.stop();
@@ -208,8 +305,9 @@ export class Server {
   private makeControl(c: Config): ControlServer {
     const handler = new CommandHandler({
       state: this.state!,
-      baseDir: () => path.dirname(this.config.file),
+      mediaRoot: () => this.config.mediaRoot,
       stats: async () => this.stats(),
+      requestTimeoutMs: c.control.requestTimeoutMs,
     });
     const m = this.metrics!;
     return new ControlServer({
@@ -217,7 +315,9 @@ export class Server {
       tcp: c.control.tcp ? { host: c.control.tcp.address, port: c.control.tcp.port } : null,
       token: c.control.token,
       maxFrameBytes: c.control.maxFrameBytes,
-      requestTimeoutMs: c.control.requestTimeoutMs,
+      // the handler answers at request_timeout_ms with the truth (applied or
+      // not, changes undone); the transport's timer is only a backstop
+      requestTimeoutMs: c.control.requestTimeoutMs + TRANSPORT_MARGIN_MS,
       handler,
       log: this.log,
       onRequest: (command, result) => m.controlRequests.inc({ command, result }),
@@ -243,6 +343,7 @@ export class Server {
     for (const r of src.relays()) {
       const labels = { relay: r.relay };
       counters.push({ name: 'relay_received_packets', labels, value: r.packets }, { name: 'relay_received_bytes', labels, value: r.bytes }, { name: 'relay_not_allowed_packets', labels, value: r.notAllowed });
+      counters.push({ name: 'relay_rate_limited_packets', labels, value: r.rateLimited ?? 0n });
     }
     for (const s of src.sessions()) {
       const labels = { session: s.session };

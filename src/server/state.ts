@@ -11,6 +11,11 @@
 // - objects made through the API are "runtime": reloads leave them alone,
 //   unless the file names the same object, which then becomes config-owned;
 // - removing a relay from the file removes it with all its subscribers.
+//
+// Truth under faults: a session that ended or failed leaves the state
+// (sessionExited); a change that a caller's deadline overtook is undone
+// before the caller hears ERR_TIMEOUT (the `signal` of the primitives), so
+// a timed-out request is never applied later.
 import { formatEndpoint, type Endpoint, type Prefix } from '../net/address';
 import type { Config, SessionConfig } from '../config/schema';
 import { diffConfig, type ConfigDiff } from '../config/diff';
@@ -18,10 +23,16 @@ import type { Logger } from '../log';
 import { ControlError, type Origin, type RelayInfo, type SessionInfo } from '../control/protocol';
 import type { ServerDeps } from './deps';
 
+/** Changes waiting for their turn beyond this are refused (ERR_UNAVAILABLE), not queued. */
+export const MAX_QUEUED_CHANGES = 256;
+
 export interface RelayState {
   name: string;
   listen: Endpoint;
   sources: Prefix[];
+  allowAnySource?: boolean;
+  maxPps?: number;
+  maxBps?: number;
   origin: Origin;
   /** "addr:port" -> endpoint and origin */
   subscribers: Map<string, { endpoint: Endpoint; origin: Origin }>;
@@ -44,17 +55,46 @@ export class RunningState {
   readonly sessions = new Map<string, SessionState>();
   // serialises changes: a reload and API requests never interleave
   private queue: Promise<unknown> = Promise.resolve();
+  private queued = 0;
+  /** sessions being started, and those of them that ended before start() returned */
+  private readonly startingSessions = new Set<string>();
+  private readonly exitedWhileStarting = new Set<string>();
 
   constructor(
     private readonly deps: ServerDeps,
     private readonly log: Logger,
   ) {}
 
-  /** Run `fn` after every change queued before it. */
-  serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+  /**
+   * Run `fn` after every change queued before it. With `signal`: a change
+   * whose signal fired before its turn never runs (ERR_TIMEOUT: not applied).
+   */
+  serial<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (signal && this.queued >= MAX_QUEUED_CHANGES) {
+      return Promise.reject(new ControlError('ERR_UNAVAILABLE', `${this.queued} changes are waiting already; not applied, try again`));
+    }
+    this.queued++;
+    const guarded = async (): Promise<T> => {
+      this.queued--;
+      if (signal?.aborted) throw notApplied('it waited behind other changes until its deadline');
+      return fn();
+    };
+    const run = this.queue.then(guarded, guarded);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * A session ended or failed on its own: it leaves the state. Returns false
+   * when it was not ours (already stopped, or never started).
+   */
+  sessionExited(name: string): boolean {
+    if (this.sessions.delete(name)) return true;
+    if (this.startingSessions.has(name)) {
+      this.exitedWhileStarting.add(name);
+      return true;
+    }
+    return false;
   }
 
   // ---------------------------------------------------------- config --
@@ -95,6 +135,8 @@ export class RunningState {
     for (const name of diff.sessionsRemoved) await attempt(`stop session ${name}`, () => this.stopSession(name));
     for (const name of diff.relaysRemoved) await attempt(`remove relay ${name}`, () => this.removeRelay(name));
     for (const ch of diff.relaysChanged) {
+      const limit = ch.limit;
+      if (limit) await attempt(`limit ${ch.name}`, () => this.setLimit(ch.name, limit));
       for (const s of ch.subscribersRemoved) await attempt(`unsubscribe ${ch.name} ${s}`, () => this.unsubscribe(ch.name, s));
       const wanted = desired.relays.find((r) => r.name === ch.name);
       for (const s of ch.subscribersAdded) {
@@ -103,7 +145,8 @@ export class RunningState {
       }
     }
     for (const r of diff.relaysAdded) {
-      await attempt(`add relay ${r.name}`, () => this.addRelay(r.name, r.listen, r.sources, r.subscribers, named.has(r.name) ? 'config' : 'runtime'));
+      const opts = { allowAnySource: r.allowAnySource, maxPps: r.maxPps, maxBps: r.maxBps };
+      await attempt(`add relay ${r.name}`, () => this.addRelay(r.name, r.listen, r.sources, r.subscribers, named.has(r.name) ? 'config' : 'runtime', opts));
     }
     for (const s of diff.sessionsAdded) {
       await attempt(`start session ${s.name}`, () => this.startSession(s, sessionNames.has(s.name) ? 'config' : 'runtime'));
@@ -134,13 +177,29 @@ export class RunningState {
   }
 
   private relayConfig(r: RelayState): Config['relays'][0] {
-    return { name: r.name, listen: r.listen, sources: r.sources, subscribers: [...r.subscribers.values()].map((s) => s.endpoint) };
+    return {
+      name: r.name, listen: r.listen, sources: r.sources, subscribers: [...r.subscribers.values()].map((s) => s.endpoint),
+      allowAnySource: r.allowAnySource, maxPps: r.maxPps ?? 0, maxBps: r.maxBps ?? 0,
+    };
+  }
+
+  async setLimit(relay: string, limit: { maxPps: number; maxBps: number }): Promise<void> {
+    const r = this.relays.get(relay);
+    if (!r) throw new ControlError('ERR_NOT_FOUND', `no relay named "${relay}" (have: ${[...this.relays.keys()].join(', ') || 'none'})`);
+    if (!this.deps.relays.setLimit) throw new ControlError('ERR_INTERNAL', `relay "${relay}": this relays manager cannot change limits live`);
+    await this.deps.relays.setLimit(relay, limit);
+    r.maxPps = limit.maxPps;
+    r.maxBps = limit.maxBps;
+    this.log.info('relay limit changed', { relay, maxPps: limit.maxPps, maxBps: limit.maxBps });
   }
 
   // ----------------------------------------------------- primitives --
   // (callers hold the queue: applyConfig or the control handler's serial())
 
-  async addRelay(name: string, listen: Endpoint, sources: Prefix[], subscribers: Endpoint[], origin: Origin): Promise<void> {
+  async addRelay(
+    name: string, listen: Endpoint, sources: Prefix[], subscribers: Endpoint[], origin: Origin,
+    opts: { allowAnySource?: boolean; maxPps?: number; maxBps?: number; signal?: AbortSignal } = {},
+  ): Promise<void> {
     if (this.relays.has(name)) throw new ControlError('ERR_EXISTS', `relay "${name}" already exists`);
     const l = formatEndpoint(listen);
     for (const r of this.relays.values()) {
@@ -150,9 +209,14 @@ export class RunningState {
     for (const s of subscribers) {
       if (formatEndpoint(s) === l) throw new ControlError('ERR_INVALID_ARG', `relay "${name}": subscriber ${l} is the relay's own listen address (a loop)`);
     }
-    await this.deps.relays.addRelay({ name, listen, sources, subscribers });
+    const limits = { allowAnySource: opts.allowAnySource, maxPps: opts.maxPps, maxBps: opts.maxBps };
+    await this.deps.relays.addRelay({ name, listen, sources, subscribers, ...limits });
+    if (opts.signal?.aborted) {
+      await this.deps.relays.removeRelay(name);
+      throw notApplied('it finished after its deadline and was undone');
+    }
     const subs = new Map(subscribers.map((e) => [formatEndpoint(e), { endpoint: e, origin }]));
-    this.relays.set(name, { name, listen, sources, origin, subscribers: subs });
+    this.relays.set(name, { name, listen, sources, ...limits, origin, subscribers: subs });
     this.log.info('relay added', { relay: name, listen: l, sources: sources.map(prefixText), subscribers: [...subs.keys()], origin });
   }
 
@@ -163,13 +227,17 @@ export class RunningState {
     this.log.info('relay removed', { relay: name });
   }
 
-  async subscribe(relay: string, e: Endpoint, origin: Origin): Promise<void> {
+  async subscribe(relay: string, e: Endpoint, origin: Origin, signal?: AbortSignal): Promise<void> {
     const r = this.relays.get(relay);
     if (!r) throw new ControlError('ERR_NOT_FOUND', `no relay named "${relay}" (have: ${[...this.relays.keys()].join(', ') || 'none'})`);
     const k = formatEndpoint(e);
     if (r.subscribers.has(k)) throw new ControlError('ERR_EXISTS', `${k} already subscribes to relay "${relay}"`);
     if (k === formatEndpoint(r.listen)) throw new ControlError('ERR_INVALID_ARG', `${k} is relay "${relay}"'s own listen address (a loop)`);
     await this.deps.relays.addOutput(relay, e);
+    if (signal?.aborted) {
+      await this.deps.relays.removeOutput(relay, e);
+      throw notApplied('it finished after its deadline and was undone');
+    }
     r.subscribers.set(k, { endpoint: e, origin });
     this.log.info('subscriber added', { relay, subscriber: k, origin });
   }
@@ -184,9 +252,20 @@ export class RunningState {
     this.log.info('subscriber removed', { relay, subscriber });
   }
 
-  async startSession(spec: SessionConfig, origin: Origin): Promise<void> {
-    if (this.sessions.has(spec.name)) throw new ControlError('ERR_EXISTS', `session "${spec.name}" already exists`);
-    await this.deps.sessions.start(spec);
+  async startSession(spec: SessionConfig, origin: Origin, signal?: AbortSignal): Promise<void> {
+    if (this.sessions.has(spec.name) || this.startingSessions.has(spec.name)) throw new ControlError('ERR_EXISTS', `session "${spec.name}" already exists`);
+    this.startingSessions.add(spec.name);
+    try {
+      await this.deps.sessions.start(spec);
+      if (this.exitedWhileStarting.has(spec.name)) return; // ended already (an empty pass): nothing runs
+      if (signal?.aborted) {
+        await this.deps.sessions.stop(spec.name);
+        throw notApplied('it finished after its deadline and was undone');
+      }
+    } finally {
+      this.startingSessions.delete(spec.name);
+      this.exitedWhileStarting.delete(spec.name);
+    }
     this.sessions.set(spec.name, { spec, origin });
     this.log.info('session started', { session: spec.name, file: spec.file, to: formatEndpoint(spec.to), format: spec.format, loop: spec.loop, origin });
   }
@@ -194,11 +273,12 @@ export class RunningState {
   async stopSession(name: string): Promise<void> {
     if (!this.sessions.has(name)) throw new ControlError('ERR_NOT_FOUND', `no session named "${name}" (have: ${[...this.sessions.keys()].join(', ') || 'none'})`);
     await this.deps.sessions.stop(name);
-    this.sessions.delete(name);
-    this.log.info('session stopped', { session: name });
+    // it may have ended on its own meanwhile (then it is gone already)
+    if (this.sessions.delete(name)) this.log.info('session stopped', { session: name });
   }
 
   // ---------------------------------------------------------- views --
+
 
   relayInfos(): RelayInfo[] {
     return [...this.relays.values()].map((r) => ({
@@ -220,4 +300,9 @@ export class RunningState {
       origin: s.origin,
     }));
   }
+}
+
+/** The one answer for a change that ran out of time: it is not in effect. */
+export function notApplied(why: string): ControlError {
+  return new ControlError('ERR_TIMEOUT', `not applied: ${why}`);
 }

@@ -70,7 +70,7 @@ export type ControlReply =
   | { op: 'reply'; id: number; ok: false; code: ReflectorErrorCode; message: string };
 
 export type WorkerEvent =
-  | { op: 'ready'; lane: number; destCount: number }
+  | { op: 'ready'; lane: number; destCount: number; threadId: number }
   | { op: 'ended'; name: string; counters: SessionCounters }
   | { op: 'failed'; name: string; code: ReflectorErrorCode; message: string; counters: SessionCounters };
 
@@ -86,4 +86,10 @@ export interface PumpTask {
   leadMs: number;
   startDelayMs: number;
   lateLimitMs: number;
+  /** slots of this lane no producer holds any more (a dead worker's, found by src/session/reclaim.ts): used first */
+  spares?: number[];
+  /** one Int32 the worker bumps every loop and request: the manager's hang detector reads it */
+  heartbeat: SharedArrayBuffer;
+  /** media_root: the worker opens only files whose real path is inside it */
+  mediaRoot?: string;
 }

@@ -13,7 +13,8 @@
 // `rebases`) instead of sending a burst the engine would drop as late.
 import { Aggregate, returnSlot, takeSlot, type AggregateLane } from '../aggregate/aggregate';
 import { ReflectorError, invalidArg } from '../errors';
-import { loadMedia, MEDIA_FORMATS, type Media } from '../media/load';
+import { checkName } from '../names';
+import { loadMedia, MEDIA_FORMATS, releaseMedia, retainMedia, type Media } from '../media/load';
 import { TsFile } from '../media/mpegts';
 import { rtpState } from '../media/rtp';
 import { SessionMedia } from '../media/session-media';
@@ -42,6 +43,8 @@ export interface PumpOptions {
   lateLimitMs?: number;
   /** a freed destination entry is reused only after this long: descriptors naming it may be in flight (default 2 s) */
   destQuarantineMs?: number;
+  /** media_root: files are opened only when their real path is inside it */
+  mediaRoot?: string;
   now?: () => number;
 }
 
@@ -57,9 +60,10 @@ export interface TickResult {
   submitted: number;
   ended: Array<{ name: string; counters: SessionCounters }>;
   failed: Array<{ name: string; error: ReflectorError; counters: SessionCounters }>;
+  /** the lane refused the aggregate (part of it): those packets were not sent */
+  error?: ReflectorError;
 }
 
-const NAME_RE = /^[\w.:@/-]{1,128}$/;
 
 export class SessionPump {
   readonly lane: PumpLane;
@@ -73,8 +77,10 @@ export class SessionPump {
   private readonly now: () => number;
   private readonly freeDests: number[] = [];
   private readonly quarantined: Array<{ dest: number; until: number }> = [];
+  private readonly mediaRoot: string | undefined;
 
   constructor(lane: PumpLane, opts: PumpOptions = {}) {
+    this.mediaRoot = opts.mediaRoot;
     this.lane = lane;
     this.leadNs = (opts.leadMs ?? 40) * 1e6;
     this.startDelayNs = (opts.startDelayMs ?? 50) * 1e6;
@@ -95,13 +101,11 @@ export class SessionPump {
 
   /** Open the file, take a destination entry, schedule the first packet. Throws ERR_MEDIA / ERR_INVALID_ARG. */
   start(req: StartRequest): SessionInfo {
-    if (typeof req.name !== 'string' || !NAME_RE.test(req.name)) {
-      throw invalidArg(`session name: ${JSON.stringify(req.name)} is not 1..128 letters, digits or . _ : @ / -`);
-    }
+    checkName('session', req.name, 'session name');
     if (this.sessions.has(req.name)) throw invalidArg(`session "${req.name}" is already running`);
     if (!MEDIA_FORMATS.includes(req.format)) throw invalidArg(`session "${req.name}": format "${String(req.format)}" is not one of mpegts, rtp, pcap`);
     if (req.format === 'pcap' && req.pace !== undefined) throw invalidArg(`session "${req.name}": pace applies to mpegts and rtp, not pcap`);
-    const file = loadMedia(req.file, req.format, { bitrate: req.bitrate, pace: req.pace });
+    const file = loadMedia(req.file, req.format, { bitrate: req.bitrate, pace: req.pace, root: this.mediaRoot });
     const media = new SessionMedia(file, req.format, req.loop, req.format === 'rtp' ? rtpState(req.ssrc) : undefined);
     this.releaseQuarantine(this.now());
     const dest = this.freeDests.pop();
@@ -139,6 +143,7 @@ export class SessionPump {
     };
     this.sessions.set(req.name, s);
     this.order.push(s);
+    retainMedia(file);
     return info;
   }
 
@@ -177,6 +182,9 @@ export class SessionPump {
     const first = this.rr++ % n;
     const order = this.order; // remove() replaces this.order; this walk keeps the tick's list
     let pending = -1; // a slot taken and not yet in the aggregate
+    // reported after the submission, with the counts of what it accepted
+    const ended: Session[] = [];
+    const failed: Array<[Session, ReflectorError]> = [];
     for (let k = 0; k < n; k++) {
       const s = order[(first + k) % n];
       try {
@@ -208,21 +216,41 @@ export class SessionPump {
         }
         if (s.media.done) {
           this.remove(s);
-          result.ended.push({ name: s.info.name, counters: this.snapshot(s) });
+          ended.push(s);
         }
       } catch (e) {
         if (pending >= 0) returnSlot(lane, pending);
         pending = -1;
         this.remove(s);
         const err = e instanceof ReflectorError ? e : new ReflectorError('ERR_MEDIA', `session "${s.info.name}": ${(e as Error).message}`);
-        result.failed.push({ name: s.info.name, error: err, counters: this.snapshot(s) });
+        failed.push([s, err]);
       }
     }
-    result.submitted = agg.submit();
+    try {
+      result.submitted = agg.submit();
+    } catch (e) {
+      // the ring refused the rest (engine stopped or far behind): those
+      // packets were never handed over, so they are not counted as such,
+      // and their slots go back to the lane
+      const byStream = new Map(order.map((x) => [x.info.stream, x]));
+      agg.forEachPending((stream, len) => {
+        const x = byStream.get(stream);
+        if (x) {
+          x.counters.packets--;
+          x.counters.bytes -= len;
+        }
+      });
+      agg.abort();
+      // the sessions that ended or failed in this tick are still reported
+      result.error = e instanceof ReflectorError ? e : new ReflectorError('ERR_RING_TIMEOUT', (e as Error).message);
+    }
+    for (const x of ended) result.ended.push({ name: x.info.name, counters: this.snapshot(x) });
+    for (const [x, error] of failed) result.failed.push({ name: x.info.name, error, counters: this.snapshot(x) });
     return result;
   }
 
   private remove(s: Session): void {
+    releaseMedia(s.file);
     this.sessions.delete(s.info.name);
     this.order = this.order.filter((x) => x !== s);
     this.quarantined.push({ dest: s.info.dest, until: this.now() + this.quarantineNs });

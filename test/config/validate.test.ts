@@ -102,7 +102,7 @@ const cases: Case[] = [
   {
     name: 'session file missing',
     yaml: 'sessions:\n  - name: m\n    file: nope.ts\n    to: 127.0.0.1:7000\n',
-    line: 3, column: 11, path: 'sessions[0].file', message: /media file .*nope\.ts does not exist/,
+    line: 3, column: 11, path: 'sessions[0].file', message: /media file ".*nope\.ts" does not exist/,
   },
   {
     name: 'bad format with did-you-mean',

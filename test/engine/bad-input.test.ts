@@ -20,10 +20,11 @@ t.test('options are validated with messages naming the key and the accepted valu
   const bad = (o: unknown, message: string | RegExp): void => {
     t.throws(() => new Engine(o as EngineOptions), { code: 'ERR_INVALID_ARG', message });
   };
-  bad({}, 'engine.interface: expected the name of a network interface, e.g. "eth0" (got undefined)');
-  bad({ interface: 'a/b' }, 'engine.interface: "a/b" is not an interface name (1..15 characters, no "/" or spaces)');
+  bad({}, /^engine\.interface: expected an interface name, got undefined \(accepted: 1\.\.15 characters/);
+  bad({ interface: 'a/b' }, /^engine\.interface: "a\/b" is not a valid interface name \(accepted: 1\.\.15 characters/);
+  bad({ interface: 'x'.repeat(16) }, /^engine\.interface: "x{16}" is 16 characters, longer than 15/);
   bad({ interface: 'lo', backend: 'dpdk' }, 'engine.backend: "dpdk" is not a backend (accepted: afpacket, afxdp, null)');
-  bad({ interface: 'lo', netns: '../etc' }, /^engine\.netns: "\.\.\/etc" is not a namespace name/);
+  bad({ interface: 'lo', netns: '../etc' }, /^engine\.netns: "\.\.\/etc" is not a valid netns name/);
   bad({ interface: 'lo', lateDropMs: -1 }, 'engine.lateDropMs: -1 is not in 0..3600000 (0 = never drop late packets)');
   bad({ interface: 'lo', cpuTx: 1.5 }, 'engine.cpuTx: 1.5 is not a CPU number (accepted: -1 = any, 0..1023)');
   bad({ interface: 'lo', txWindowUs: 2000 }, 'engine.txWindowUs: 2000 is not in 0..1000 (microseconds; 0 = each packet at its own time)');

@@ -92,10 +92,10 @@ t.test('errors name the file and the byte offset', async (t) => {
   t.throws(() => new TsFile('empty.ts', new Uint8Array(0)), { code: 'ERR_MEDIA', message: 'empty.ts: byte offset 0: the file is empty' });
   t.throws(() => new TsFile('junk.ts', new Uint8Array(5000).fill(7)), {
     code: 'ERR_MEDIA',
-    message: 'junk.ts: byte offset 0: no MPEG-TS sync byte (0x47 every 188 bytes) found in 5000 bytes',
+    message: 'junk.ts: byte offset 0: no MPEG-TS sync byte (0x47 every 188 bytes) found',
   });
   const mostlyJunk = concat([new Uint8Array(4000).fill(1), ...stream(3, 1, MS)]);
-  t.throws(() => new TsFile('mostly.ts', mostlyJunk), { message: 'mostly.ts: byte offset 0: 4000 of 4564 bytes are not in sync: not an MPEG-TS file' });
+  t.throws(() => new TsFile('mostly.ts', mostlyJunk), { message: 'mostly.ts: byte offset 0: more than half of the file is not in sync: not an MPEG-TS file' });
   const noPcr = concat(Array.from({ length: 10 }, () => cell()));
   t.throws(() => new TsFile('nopcr.ts', noPcr), {
     code: 'ERR_MEDIA',

@@ -74,23 +74,23 @@ t.test('a file that ends inside a record replays what came before', async (t) =>
 t.test('errors name the file and the byte offset', async (t) => {
   t.throws(() => new PcapFile('short.pcap', new Uint8Array(10)), {
     code: 'ERR_MEDIA',
-    message: 'short.pcap: byte offset 0: too short for a pcap global header (10 of 24 bytes)',
+    message: 'short.pcap: byte offset 0: too short for a pcap global header',
   });
-  t.throws(() => new PcapFile('bad.pcap', new Uint8Array(24).fill(0x11)), { message: 'bad.pcap: byte offset 0: not a pcap file (magic 0x11111111)' });
+  t.throws(() => new PcapFile('bad.pcap', new Uint8Array(24).fill(0x11)), { message: 'bad.pcap: byte offset 0: not a pcap file (unknown magic number)' });
   const ng = new Uint8Array(24);
   ng.set([0x0a, 0x0d, 0x0d, 0x0a]);
   t.throws(() => new PcapFile('ng.pcap', ng), { message: /this is pcapng/ });
-  t.throws(() => new PcapFile('link.pcap', pcap([], { link: 147 })), { message: /link\.pcap: byte offset 20: link type 147 is not supported/ });
+  t.throws(() => new PcapFile('link.pcap', pcap([], { link: 147 })), { message: /^link\.pcap: byte offset 20: the link type is not supported \(accepted: / });
   const big = pcap([{ timeNs: 0, frame: ethernet(ipv4Udp(pay(1))) }]);
   new DataView(big.buffer).setUint32(24 + 8, 0x7fffffff, true);
   t.throws(() => new PcapFile('corrupt.pcap', big), {
-    message: 'corrupt.pcap: byte offset 32: record length 2147483647 exceeds the snaplen 65535: corrupt record header',
+    message: 'corrupt.pcap: byte offset 32: record length exceeds the snaplen: corrupt record header',
   });
   const frac = pcap([{ timeNs: 0, frame: ethernet(ipv4Udp(pay(1))) }]);
   new DataView(frac.buffer).setUint32(24 + 4, 2_000_000, true);
-  t.throws(() => new PcapFile('frac.pcap', frac), { message: 'frac.pcap: byte offset 28: record time fraction 2000000 is not below 1000000: corrupt record header' });
+  t.throws(() => new PcapFile('frac.pcap', frac), { message: 'frac.pcap: byte offset 28: record time fraction is not below 1000000: corrupt record header' });
   t.throws(() => new PcapFile('tcp.pcap', pcap([{ timeNs: 0, frame: ethernet(ipv4Udp(pay(1), { proto: 6 })) }])), {
-    message: 'tcp.pcap: byte offset 24: no UDP packet in 1 records (1 not UDP, 0 fragments, 0 cut short)',
+    message: 'tcp.pcap: byte offset 24: no UDP packet in the capture (every record is not UDP, a fragment or cut short)',
   });
   t.ok(concat);
 });

@@ -2,7 +2,8 @@
 // The README's "Using Reflector as a library" example, run for real through
 // the public entry point (src/index.ts) on a namespace testbed: a relay with
 // a subscriber added and one removed at run time, then an aggregate whose
-// packets leave in time order, not in the order they were added.
+// packets leave in time order, not in the order they were added (the async
+// forms on the main thread), and engine.close() that closes everything.
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { Aggregate, Engine, Relays, makeDestination, parseEndpoint } from '../../src/index';
@@ -52,10 +53,14 @@ if (!skipUnlessRoot(t)) {
     const lane = engine.region.lane(0);
     lane.writeDest(lane.destFirst, await makeDestination(parseEndpoint(`${subAddr}:7000`), { netns: tb.ns('relay') }));
     const agg = new Aggregate(lane, { base: process.hrtime.bigint() + 20_000_000n });
-    agg.add(Buffer.from('A'), lane.destFirst, 1, { offset: 14, unit: 'ms' });
-    agg.add(Buffer.from('F'), lane.destFirst, 1, { offset: 13, unit: 'ms' });
-    agg.submit();
+    await agg.addAsync(Buffer.from('A'), lane.destFirst, 1, { offset: 14, unit: 'ms' });
+    await agg.addAsync(Buffer.from('F'), lane.destFirst, 1, { offset: 13, unit: 'ms' });
+    t.equal(await agg.submitAsync(), 2);
     const r = await receiver.result;
     t.same(r.hashes, [sha('F'), sha('A')], 'F (T13) leaves before A (T14), whatever the order they were added in');
+
+    await engine.close();
+    t.equal(engine.running, false, 'engine.close() stopped the engine');
+    t.same(relays.list(), [], 'and removed the relays first');
   });
 }

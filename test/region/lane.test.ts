@@ -35,11 +35,18 @@ t.test('slots come from the lane\'s free ring, then the lane waits and times out
     { ring: 'lane1.submit', used: 0, size: 16 },
     { ring: 'lane1.free', used: 0, size: 16 },
   ]);
+  // the main thread never waits on a futex: the synchronous form refuses at once
+  const t0 = Date.now();
   t.throws(() => lane.allocSlot(30), {
-    code: 'ERR_RING_TIMEOUT',
-    message: 'lane 1: no free slot after 30 ms (all 16 slots are in flight; is the engine running?)',
+    code: 'ERR_WOULD_BLOCK',
+    message: 'lane 1: no free slot now, and allocSlot() does not wait on the main thread (use allocSlotAsync())',
   });
-  await t.rejects(lane.allocSlotAsync(20), { code: 'ERR_RING_TIMEOUT' });
+  t.ok(Date.now() - t0 < 25, 'without waiting');
+  t.throws(() => lane.allocSlots(new Uint32Array(4), 30), { code: 'ERR_WOULD_BLOCK' });
+  await t.rejects(lane.allocSlotAsync(20), {
+    code: 'ERR_RING_TIMEOUT',
+    message: 'lane 1: no free slot after 20 ms (all 16 slots are in flight; is the engine running?)',
+  });
   const p = lane.payload(16);
   t.equal(p.length, 512 - SLOT_HEADROOM);
   t.equal(p.byteOffset, r.poolOff + 16 * 512 + SLOT_HEADROOM);
@@ -198,6 +205,11 @@ t.test('a full submit ring times out; a batch larger than the ring goes as ring-
   const descs = (n: number): PacketDesc[] => Array.from({ length: n }, (_, k) => ({ slot: 16 + (k % 16), len: 1, dest: 4, stream: 0, txTime: 0n }));
   lane.submit(descs(10));
   t.throws(() => lane.submit(descs(10), 30), {
+    code: 'ERR_WOULD_BLOCK',
+    message: 'lane 1: the submit ring has no room for 10 descriptors now, and submit() does not wait on the main thread (use submitAsync())',
+  });
+  t.throws(() => lane.begin(10, 30), { code: 'ERR_WOULD_BLOCK', message: /begin\(\) does not wait on the main thread \(use beginAsync\(\)\)/ });
+  await t.rejects(lane.submitAsync(descs(10), 30), {
     code: 'ERR_RING_TIMEOUT',
     message: 'lane 1: submit ring full for 30 ms (10 descriptors wanted; is the engine running?)',
   });

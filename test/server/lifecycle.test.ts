@@ -18,13 +18,7 @@ fs.writeFileSync(file, `metrics:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: ctl
 const logs: Array<Record<string, unknown>> = [];
 const log = createLogger({ write: (l) => void logs.push(JSON.parse(l) as Record<string, unknown>) });
 const deps = new FakeDeps();
-let release!: () => void;
-const gate = new Promise<void>((r) => (release = r));
-const start = deps.engine.start;
-deps.engine.start = async () => {
-  await gate;
-  await start();
-};
+const release = deps.gateEngineStart();
 const server = new Server({ configFile: file, deps: async () => deps, log, processMetrics: false });
 t.teardown(() => server.stop());
 

@@ -36,6 +36,7 @@ metrics:
   listen: 127.0.0.1:0
 control:
   socket: ctl.sock
+media_root: ${ROOT}
 relays:
   - name: cam
     listen: ${relayAddr}:5000

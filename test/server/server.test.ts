@@ -133,7 +133,7 @@ t.test('API errors are typed and name the object', async (t) => {
   await t.rejects(c.request({ type: 'addRelay', name: 'x', listen: '127.0.0.1:5009', sources: ['127.0.0.1/32'], subscribers: [] }), { controlCode: 'ERR_EXISTS', message: /already the listen address of relay "r"/ });
   await t.rejects(c.request({ type: 'addRelay', name: 'x', listen: '127.0.0.1:5077', sources: [], subscribers: [] }), { controlCode: 'ERR_INVALID_ARG', message: /at least one source prefix/ });
   await t.rejects(c.request({ type: 'addRelay', name: 'x', listen: '127.0.0.1:5077', sources: ['127.0.0.1/32'], subscribers: ['127.0.0.1:5077'] }), { controlCode: 'ERR_INVALID_ARG', message: /a loop/ });
-  await t.rejects(c.request({ type: 'startSession', name: 'q', file: 'missing.ts', to: '127.0.0.1:1', format: '', loop: false }), { controlCode: 'ERR_INVALID_ARG', message: /missing\.ts does not exist/ });
+  await t.rejects(c.request({ type: 'startSession', name: 'q', file: 'missing.ts', to: '127.0.0.1:1', format: '', loop: false }), { controlCode: 'ERR_INVALID_ARG', message: /missing\.ts" does not exist/ });
   await t.rejects(c.request({ type: 'startSession', name: 'q', file: 'a.ts', to: '127.0.0.1:1', format: 'avi', loop: false }), { controlCode: 'ERR_INVALID_ARG', message: /"avi" is not one of mpegts \| rtp \| pcap/ });
   await t.rejects(c.request({ type: 'stopSession', name: 'zz' }), { controlCode: 'ERR_NOT_FOUND', message: /no session named "zz"/ });
   deps.failNext = 'addOutput';

@@ -148,12 +148,12 @@ if (!skipUnlessRoot(t)) {
       writeFileSync(nosync, Buffer.alloc(10_000, 0x11));
       await t.rejects(sessions.start('nosync', nosync, `${B}:8201`), {
         code: 'ERR_MEDIA',
-        message: `${nosync}: byte offset 0: no MPEG-TS sync byte (0x47 every 188 bytes) found in 10000 bytes`,
+        message: `${nosync}: byte offset 0: no MPEG-TS sync byte (0x47 every 188 bytes) found`,
       });
       await t.rejects(sessions.start('missing', join(dir, 'missing.ts'), `${B}:8201`), { code: 'ERR_MEDIA', message: /missing\.ts: byte offset 0: cannot read the file: ENOENT/ });
       const badPcap = join(dir, 'bad.pcap');
       writeFileSync(badPcap, Buffer.alloc(100, 0x42));
-      await t.rejects(sessions.start('badpcap', badPcap, `${B}:8201`, 'pcap'), { code: 'ERR_MEDIA', message: `${badPcap}: byte offset 0: not a pcap file (magic 0x42424242)` });
+      await t.rejects(sessions.start('badpcap', badPcap, `${B}:8201`, 'pcap'), { code: 'ERR_MEDIA', message: `${badPcap}: byte offset 0: not a pcap file (unknown magic number)` });
       const truncated = join(dir, 'truncated.ts');
       writeFileSync(truncated, goodBytes.subarray(0, goodBytes.length - 100));
       const tr = await sessions.start('truncated', truncated, `${B}:8202`);

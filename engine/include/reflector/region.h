@@ -219,6 +219,7 @@ enum rf_counter {
 	RF_C_DROP_BAD_TIME,      /* dropped: tx_time further ahead than RF_TX_HORIZON_NS; since 2.0 */
 	RF_C_TX_DEVICE_ERRORS,   /* frames the kernel took and the device then refused (also in
 				  * tx_packets: the engine cannot tell which packet it was); since 2.0 */
+	RF_C_DROP_RATE_LIMIT,    /* dropped: above the relay's max_pps / max_bps (RF_POLICY_OP_RELAY_LIMIT); since 2.0 */
 	RF_C_COUNT_USED,
 	RF_C_HIST_BASE = 32,     /* lateness histogram buckets, see RF_HIST_* */
 	RF_COUNTERS_PER_BLOCK = 64,
@@ -236,12 +237,15 @@ struct rf_stream_counters {
 	uint64_t dropped;
 };
 
-/* Per relay output counters, written by the RX thread only. */
+/* Per relay output counters, written by the RX thread only. A relay's own
+ * slot counts what it took in (packets, bytes) and what it dropped (drops:
+ * sources outside its prefixes and packets above its rate limit; limited:
+ * the latter alone, since 2.0). */
 struct rf_output_counters {
 	uint64_t packets;
 	uint64_t bytes;
 	uint64_t drops;
-	uint64_t _rsvd;
+	uint64_t limited;
 };
 
 /* Descriptors whose tx_time is further ahead than this are dropped
@@ -484,5 +488,6 @@ _Static_assert(RF_LANE_FAULT_COUNT_USED <= RF_LANE_FAULTS, "fault reasons fit th
 _Static_assert(offsetof(struct rf_region_hdr, engine_state) == 88, "rf_region_hdr.engine_state");
 _Static_assert(offsetof(struct rf_region_hdr, lane_counters_off) == 92, "rf_region_hdr.lane_counters_off");
 _Static_assert(RF_TX_HORIZON_NS < (1ull << 34), "the TX horizon is below the wheel's level-1 horizon (2^34 ns)");
+_Static_assert(offsetof(struct rf_output_counters, limited) == 24, "rf_output_counters.limited");
 
 #endif
