@@ -48,6 +48,10 @@
  * full) is tried again this long after: a veth peer's full backlog (ENOBUFS)
  * clears in tens of us, and retrying at once would spin on send(). */
 #define RF_TX_RETRY_NS 50000ull
+/* A port that keeps refusing is tried at doubling intervals up to this:
+ * a device that stays down costs a few wakeups a millisecond, not a third
+ * of a CPU; the first frame it takes resets the interval. */
+#define RF_TX_RETRY_MAX_NS 1000000ull
 
 /* A lane asleep for slots is woken at its low-water mark, when none of its
  * slots is left in flight, or at the latest this long after slots came back
@@ -79,6 +83,7 @@ struct tx_state {
 	uint64_t wake_lanes;   /* lanes asleep for slots with some back, to wake at wake_at */
 	uint64_t wake_at;
 	uint64_t retry_at;     /* flush / send again then (0: nothing kept) */
+	uint64_t retry_ns;     /* the next retry interval (backs off while refused) */
 	uint32_t npend;        /* popped from the wheel, not yet sent (TX ring full) */
 	uint32_t unflushed;    /* frames queued on the port since the last flush */
 	uint16_t ip_id;
@@ -467,6 +472,22 @@ static inline void prefetch_payload(struct tx_state *s, const struct rf_desc *d)
 		__builtin_prefetch(p + off, 0, 3);
 }
 
+/* The port kept frames: try again on a deadline, later each time nothing
+ * went out in between (progress resets it, see retry_progress). */
+static void retry_schedule(struct tx_state *s, uint64_t now)
+{
+	if (s->retry_at)
+		return;
+	s->retry_at = now + s->retry_ns;
+	if (s->retry_ns < RF_TX_RETRY_MAX_NS)
+		s->retry_ns *= 2;
+}
+
+static inline void retry_progress(struct tx_state *s)
+{
+	s->retry_ns = RF_TX_RETRY_NS;
+}
+
 /* Send every frame queued on the port: one system call at most. A port
  * that kept frames is flushed again on a deadline (retry_at). */
 static void tx_flush(struct tx_state *s, uint64_t now)
@@ -481,8 +502,10 @@ static void tx_flush(struct tx_state *s, uint64_t now)
 	/* a flush is one that sent frames or made the system call */
 	if (r || ps->syscalls != calls)
 		rf_counter_add(&s->c[RF_C_TX_FLUSHES], 1);
-	if (rf_unlikely(ps->tx_backlog) && !s->retry_at)
-		s->retry_at = now + RF_TX_RETRY_NS;
+	if (r > 0)
+		retry_progress(s);
+	if (rf_unlikely(ps->tx_backlog))
+		retry_schedule(s, now);
 	rf_thread_port_stats(s->t);
 }
 
@@ -594,8 +617,8 @@ static uint32_t send_due(struct tx_state *s, uint64_t now)
 	 * device that refuses) */
 	if (took < m) {
 		memmove(&s->pend[0], &s->pend[took], (m - took) * sizeof(s->pend[0]));
-		if (!took && !s->retry_at)
-			s->retry_at = now + RF_TX_RETRY_NS;
+		if (!took)
+			retry_schedule(s, now);
 	}
 	s->npend = m - took;
 	free_submit(s, now);
@@ -634,6 +657,7 @@ void *rf_tx_main(void *arg)
 	s->max_streams = e->hs.max_streams;
 	s->payload_max = e->hs.slot_size - RF_SLOT_HEADROOM;
 	s->burst = e->cfg.burst;
+	s->retry_ns = RF_TX_RETRY_NS;
 	s->mtu = e->mtu;
 	s->ip_id = e->ip_id;
 	/* a sleeping thread's timeout may be extended by the timer slack (50 us
