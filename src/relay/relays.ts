@@ -23,7 +23,7 @@ import { ReflectorError, invalidArg } from '../errors';
 import { checkName } from '../names';
 import { formatEndpoint, parseEndpoint, parsePrefix, type Endpoint, type Prefix } from '../net/address';
 import { resolveNextHop, type NextHop } from '../net/neighbour';
-import { EVENT_ERROR, EVENT_STOPPED } from '../region/layout';
+import { EVENT_ERROR, EVENT_LANE_QUARANTINED, EVENT_STOPPED, LANE_FAULT_NAMES } from '../region/layout';
 import type { Region } from '../region/region';
 import { PolicyChannel, type EngineEvent } from './channel';
 import { anySourceProblem, localAddresses } from './guards';
@@ -79,7 +79,9 @@ export type RelaysEvent =
   /** an output lost its next hop (drops until a refresh finds it) or a late undo failed */
   | { type: 'fault'; relay: string; subscriber?: string; code: string; reason: string }
   /** the engine's RX thread reported an error (RF_EVENT_ERROR) or stopped */
-  | { type: 'engine'; thread: 'tx' | 'rx'; code: string; reason: string };
+  | { type: 'engine'; thread: 'tx' | 'rx'; code: string; reason: string }
+  /** the engine quarantined a lane that broke the region's rules (docs/trust.md) */
+  | { type: 'lane'; lane: number; fault: string; faults: number; reason: string };
 
 export interface OutputOptions {
   /** Address and port to send from (default: the relay's listen address and port). */
@@ -379,6 +381,14 @@ export class Relays extends EventEmitter {
       this.report({ type: 'engine', thread, code: 'ERR_ENGINE', reason: `the ${thread.toUpperCase()} thread reported ${ERRNO[errno] ?? `errno ${errno}`}` });
     } else if (e.type === EVENT_STOPPED) {
       this.report({ type: 'engine', thread, code: 'ERR_ENGINE_STATE', reason: `the ${thread.toUpperCase()} thread stopped` });
+    } else if (e.type === EVENT_LANE_QUARANTINED) {
+      const lane = Number(e.a);
+      const fault = LANE_FAULT_NAMES[Number(e.b)] ?? `fault ${String(e.b)}`;
+      const who = lane === this.engine.region.laneCount ? 'the control channel' : `lane ${lane}`;
+      this.report({
+        type: 'lane', lane, fault, faults: Number(e.c),
+        reason: `${who} broke the region's rules ${String(e.c)} times (last: ${fault}); the engine takes nothing more from it until it restarts`,
+      });
     }
   }
 

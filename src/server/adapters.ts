@@ -70,6 +70,7 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
   };
   relays.on('event', (e: RelaysEvent) => {
     if (e.type === 'fault') emit({ type: 'relay_fault', relay: e.relay, subscriber: e.subscriber, code: e.code, reason: e.reason });
+    else if (e.type === 'lane') emit({ type: 'lane_quarantined', lane: e.lane, fault: e.fault, faults: e.faults, reason: e.reason });
     else emit({ type: 'engine_error', thread: e.thread, code: e.code, reason: e.reason });
   });
   const watch = (m: SessionManagerType): void => {

@@ -26,7 +26,9 @@ export type ServerEvent =
   /** a session moved to a new worker after its worker died (it plays from the top of its file) */
   | { type: 'session_restarted'; session: string; reason: string }
   /** an engine thread reported an error (RF_EVENT_ERROR) or stopped on its own */
-  | { type: 'engine_error'; thread: 'tx' | 'rx'; code: string; reason: string };
+  | { type: 'engine_error'; thread: 'tx' | 'rx'; code: string; reason: string }
+  /** the engine quarantined a lane (a session worker's, or the control channel) that broke the region's rules */
+  | { type: 'lane_quarantined'; lane: number; fault: string; faults: number; reason: string };
 
 export type ServerEventType = ServerEvent['type'];
 

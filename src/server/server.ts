@@ -247,6 +247,9 @@ export class Server {
       case 'engine_error':
         this.log.error('engine error', { thread: e.thread, code: e.code, reason: e.reason });
         break;
+      case 'lane_quarantined':
+        this.log.error('lane quarantined', { lane: e.lane, fault: e.fault, faults: e.faults, reason: e.reason });
+        break;
       default:
         break;
     }

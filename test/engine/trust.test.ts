@@ -11,6 +11,7 @@ import { createMetrics, type MetricsSource } from '../../src/metrics/registry';
 import { native } from '../../src/native';
 import { EVENT_LANE_QUARANTINED, LANE_FAULT_LIMIT, LANE_FAULT_NAMES } from '../../src/region/layout';
 import { PolicyChannel, type EngineEvent } from '../../src/relay/channel';
+import { Relays, type RelaysEvent } from '../../src/relay/relays';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -100,4 +101,27 @@ t.test('a lane naming slots it does not own is counted, then quarantined; the ot
   bad.submit([{ slot: s1, len: 10, dest: bad.destFirst, stream: 3, txTime: 0n }]);
   await until('lane 1 sent', () => region.laneCounters(1).sent === 1n);
   t.throws(() => region.laneCounters(4), { code: 'ERR_INVALID_ARG', message: 'lane: 4 is not in 0..3 (3: the control channel)' });
+});
+
+t.test('the relays manager reports a quarantine as an event naming the lane and its fault', { skip: native().engineAvailable() ? false : 'the addon was built without the engine' }, async (t) => {
+  const engine = new Engine({ interface: 'lo', backend: 'null', region: { lanes: 2, slotsPerLane: 64, submitEntries: 64, destsPerLane: 4 } });
+  const region = engine.region;
+  await engine.start();
+  const relays = new Relays(engine, { nft: false, refreshMs: 0 });
+  await relays.start();
+  t.teardown(async () => {
+    await relays.stop();
+    if (engine.running) await engine.stop();
+  });
+  const events: RelaysEvent[] = [];
+  relays.on('event', (e: RelaysEvent) => events.push(e));
+  const good = region.lane(0);
+  const bad = region.lane(1);
+  bad.begin(40);
+  for (let k = 0; k < 40; k++) bad.put(k, good.slotFirst, 64, bad.destFirst, 3, 0);
+  bad.commit();
+  await until('the lane event', () => events.some((e) => e.type === 'lane'), 5000);
+  const q = events.find((e) => e.type === 'lane');
+  t.match(q, { type: 'lane', lane: 1, fault: 'slot', faults: LANE_FAULT_LIMIT + 1 });
+  t.match(q && 'reason' in q ? q.reason : '', /^lane 1 broke the region's rules 33 times \(last: slot\)/);
 });
