@@ -103,7 +103,7 @@ export async function realDeps(config: Config, log: Logger): Promise<ServerDeps>
     },
     sessions: {
       async start(spec) {
-        await sessionsNow().start(spec.name, spec.file, spec.to, spec.format, spec.loop);
+        await sessionsNow().start(spec.name, spec.file, spec.to, spec.format, spec.loop, { resume: spec.resume });
       },
       async stop(name) {
         await sessionsNow().stop(name);
@@ -111,6 +111,10 @@ export async function realDeps(config: Config, log: Logger): Promise<ServerDeps>
       stats(name) {
         if (!sessions || !sessions.names().includes(name)) return null;
         return sessions.engineCounters(name);
+      },
+      async positions() {
+        const all = sessions ? await sessions.stats() : {};
+        return new Map(Object.entries(all).map(([name, s]) => [name, s.worker.position]));
       },
       async close() {
         await sessions?.close();

@@ -4,7 +4,7 @@
 // (src/session). src/server/adapters.ts binds them to the real modules; tests
 // can pass their own.
 import type { Endpoint, Prefix } from '../net/address';
-import type { SessionConfig } from '../config/schema';
+import type { SessionConfig, SessionPosition } from '../config/schema';
 import type { EngineCounterReader, RingSample } from '../metrics/registry';
 
 export interface EngineLike {
@@ -54,6 +54,8 @@ export interface SessionManagerLike {
   /** stop producing; packets already handed to the engine still go out */
   stop(name: string): Promise<void>;
   stats(name: string): SessionStats | null;
+  /** where each running session is in its file (cluster checkpoints, src/cluster/checkpoints.ts) */
+  positions?(): Promise<Map<string, SessionPosition>>;
   /** release workers (after the engine drained) */
   close?(): Promise<void>;
 }

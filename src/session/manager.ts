@@ -55,6 +55,8 @@ export interface SessionStartOptions {
   startAt?: bigint;
   /** RTP SSRC (random by default) */
   ssrc?: number;
+  /** continue from this packet and pass (a checkpoint: SessionCounters.position) instead of the beginning */
+  resume?: { packet: number; pass: number };
 }
 
 export interface SessionStats {
@@ -263,6 +265,7 @@ export class SessionManager extends EventEmitter {
           pace: extra.pace,
           startAt: extra.startAt === undefined ? undefined : Number(extra.startAt),
           ssrc: extra.ssrc,
+          resume: extra.resume,
         })) as SessionInfo;
       } catch (e) {
         worker.sessions--;
