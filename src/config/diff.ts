@@ -75,6 +75,7 @@ export function diffConfig(before: Config, after: Config): ConfigDiff {
     'engine': JSON.stringify(c.engine),
     'metrics.listen': c.metrics.listen ? formatEndpoint(c.metrics.listen) : 'null',
     'control': JSON.stringify(c.control),
+    'cluster': JSON.stringify(c.cluster),
   });
   const a = flat(before);
   const b = flat(after);
