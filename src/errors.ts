@@ -13,6 +13,7 @@ export type ReflectorErrorCode =
   | 'ERR_MEDIA' // a media file is missing, truncated or corrupt
   | 'ERR_POLICY' // the engine refused a policy update
   | 'ERR_CONTROL' // the control API refused a request
+  | 'ERR_CLUSTER' // etcd cannot be reached or refused, or the cluster refused this node (its name is taken)
   | 'ERR_CLOSED'; // the object was stopped or closed
 
 export class ReflectorError extends Error {

@@ -65,6 +65,8 @@ export interface Native {
   engineRunning(id: number): boolean;
   /** MAC, MTU and ifindex of an interface (netns: full path of a namespace). */
   interfaceInfo(ifname: string, netns?: string): InterfaceInfo;
+  /** Gratuitous ARP (family 4) or unsolicited neighbour advertisement (6) for addr, `count` times (engine/include/reflector/announce.h). */
+  announceAddress(ifname: string, netns: string | undefined, family: 4 | 6, addr: Uint8Array, count: number): void;
 }
 
 let loaded: Native | undefined;
