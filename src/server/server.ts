@@ -17,6 +17,8 @@ import type { ServerDeps } from './deps';
 import { RunningState } from './state';
 import { CommandHandler } from './handler';
 import { ConfigWatcher } from './watch';
+import type { DesiredStateSource } from '../cluster/source';
+import { startClusterMode } from './cluster-mode';
 
 export type DepsFactory = (config: Config, log: Logger) => Promise<ServerDeps>;
 
@@ -31,6 +33,8 @@ export interface ServerOptions {
   fixedLogLevel?: boolean;
   /** prom-client default process metrics (default true) */
   processMetrics?: boolean;
+  /** cluster mode: something retrying cannot fix (this node's name is taken); the caller stops the server */
+  onFatal?: (err: Error) => void;
 }
 
 export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
@@ -44,6 +48,8 @@ export class Server {
   private http: MetricsHttp | null = null;
   private control: ControlServer | null = null;
   private watcher: ConfigWatcher | null = null;
+  /** cluster mode: relays and sessions come from etcd */
+  private cluster: DesiredStateSource | null = null;
   private applied = false;
   private stopping = false;
   private log: Logger;
@@ -55,7 +61,15 @@ export class Server {
   }
 
   get ready(): boolean {
-    return !this.stopping && this.applied && (this.deps?.engine.running ?? false);
+    return !this.stopping && this.applied && (this.deps?.engine.running ?? false) && !this.cluster?.notReady();
+  }
+
+  /** Why /readyz says 503, or null. */
+  notReadyReason(): string | null {
+    if (this.stopping) return 'stopping';
+    if (!(this.deps?.engine.running ?? false)) return 'the engine is not running';
+    if (!this.applied) return 'the config is not applied yet';
+    return this.cluster?.notReady() ?? null;
   }
 
   get metricsAddress(): { host: string; port: number } | null {
@@ -88,7 +102,7 @@ export class Server {
     this.state = new RunningState(this.deps, this.log);
     this.metrics = createMetrics(this.source(), { defaults: this.opts.processMetrics ?? true, version: this.opts.version });
     if (c.metrics.listen) {
-      this.http = new MetricsHttp({ host: c.metrics.listen.address, port: c.metrics.listen.port, registry: this.metrics.registry, ready: () => this.ready, log: this.log });
+      this.http = new MetricsHttp({ host: c.metrics.listen.address, port: c.metrics.listen.port, registry: this.metrics.registry, ready: () => this.ready, notReadyReason: () => this.notReadyReason(), log: this.log });
       await this.http.start();
       const a = this.http.address!;
       this.log.info('metrics listening', { address: `${a.address}:${a.port}`, paths: ['/metrics', '/healthz', '/readyz'] });
@@ -103,6 +117,10 @@ export class Server {
     }
     this.applied = true;
     this.metrics.configLastReload.setToCurrentTime();
+    if (c.cluster.etcd.length) {
+      const fatal = (err: Error): void => (this.opts.onFatal ? this.opts.onFatal(err) : this.log.error('cluster: fatal', { err }));
+      this.cluster = await startClusterMode({ config: c, state: this.state, deps: this.deps, log: this.log, version: this.opts.version ?? 'unknown', onFatal: fatal });
+    }
     this.control = this.makeControl(c);
     await this.control.start();
     if (c.control.socket) this.log.info('control listening', { socket: c.control.socket });
@@ -137,7 +155,8 @@ export class Server {
     }
     // keys outside relays/sessions: compared with the file as last loaded
     const outside = diffConfig(this.config, next);
-    const report = await this.state.applyConfig(next);
+    // in cluster mode relays and sessions come from etcd, not from the file
+    const report = this.cluster ? { diff: diffConfig(next, next), errors: [] } : await this.state.applyConfig(next);
     if (outside.restartRequired.length) {
       this.log.warn('config keys changed that take effect only after a restart', { keys: outside.restartRequired });
     }
@@ -186,6 +205,8 @@ export class Server {
     const t0 = Date.now();
     this.log.info('server stopping');
     this.watcher?.stop();
+    // leave the cluster first: the nodes taking over resume from the last checkpoint
+    await this.cluster?.stop().catch((err) => this.log.error('cluster stop failed', { err }));
     await this.control?.stop().catch((err) => this.log.error('control stop failed', { err }));
     const st = this.state;
     const hadSessions = (st?.sessions.size ?? 0) > 0;
@@ -286,6 +307,7 @@ export class Server {
       relayCount: () => this.state?.relays.size ?? 0,
       sessionCount: () => this.state?.sessions.size ?? 0,
       ready: () => this.ready,
+      clusterConnected: () => (this.cluster ? this.cluster.connected : null),
     };
   }
 }
