@@ -79,6 +79,7 @@ export function connectEtcd(t: EtcdTarget): Etcd3 {
 
 /** "etcd at URL, ...: message" for an error of an etcd call. */
 export function etcdError(t: EtcdTarget, what: string, err: unknown): ReflectorError {
-  const m = err instanceof Error ? err.message : String(err);
-  return new ReflectorError('ERR_CLUSTER', `${what}: etcd at ${t.etcd.join(', ')}: ${m.split('\n')[0]}`, { cause: err });
+  // grpc-js ends its messages with an empty "Resolution note: "
+  const m = (err instanceof Error ? err.message : String(err)).split('\n')[0].replace(/\s*Resolution note:\s*$/, '');
+  return new ReflectorError('ERR_CLUSTER', `${what}: etcd at ${t.etcd.join(', ')}: ${m}`, { cause: err });
 }

@@ -51,8 +51,8 @@ export class ClusterBed {
   }
 
   /** The node's config file: its own settings only, relays and sessions come from etcd. */
-  configFile(node: string, extra = ''): string {
-    const file = path.join(this.dir, `${node}.yaml`);
+  configFile(node: string, extra = '', base = node): string {
+    const file = path.join(this.dir, `${base}.yaml`);
     fs.writeFileSync(
       file,
       `engine:
@@ -76,7 +76,7 @@ ${extra}`,
 
   /** Start `reflector serve` for `node` inside its namespace; resolves when it logged "server ready". */
   async start(node: string, opts: { wait?: boolean; name?: string } = {}): Promise<ServerProcess> {
-    const file = this.configFile(opts.name ?? node);
+    const file = opts.name ? this.configFile(opts.name, '', `${node}-as-${opts.name}`) : this.configFile(node);
     const s = new ServerProcess([], { command: ['ip', 'netns', 'exec', this.tb.ns(node), process.execPath, BIN, 'serve', '--config', file], cwd: this.dir });
     this.servers.set(node, s);
     if (opts.wait ?? true) await s.ready(30000);

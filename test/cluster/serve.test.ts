@@ -118,5 +118,13 @@ ${names.map((n, i) => `  - { name: ${n}, file: ${media}, to: "${sub}:${7001 + i}
     const st2 = JSON.parse((await bed.ctl('status', '--json')).out) as ClusterStatus;
     t.same(st2.nodes.map((n) => n.name), ['a', 'c'], 'status: b is gone');
     t.ok(st2.objects.every((o) => o.placedOn === 'a' || o.placedOn === 'c'), 'status: everything on a or c');
+
+    // a second node named "a" (in b's namespace) refuses to start: exit 1, naming the holder
+    const dup = await bed.start('b', { wait: false, name: 'a' });
+    const exit = await dup.exited;
+    t.equal(exit.code, 1, 'a second "a" exits 1');
+    const failed = dup.logs.find((l) => l.msg === 'server failed to start');
+    t.match(JSON.stringify(failed?.err), /cluster\.node: the name \\"a\\" is held by another live node/, 'and says the name is taken');
+    t.ok(logs(bed.servers.get('a')!, 'cluster node left').length === 0, 'the first "a" runs on');
   });
 }
