@@ -11,7 +11,7 @@ import type { ClusterConfig } from '../config/schema';
 import { ReflectorError } from '../errors';
 import { applyEntries } from '../cluster/apply';
 import { parseDesiredFile } from '../cluster/desired';
-import { CALL_TIMEOUT_MS, connectEtcd, type EtcdTarget } from '../cluster/etcd';
+import { CALL_TIMEOUT_MS, connectEtcd, etcdMessage, type EtcdTarget } from '../cluster/etcd';
 import { ClusterKeys } from '../cluster/keys';
 import { clusterStatus, formatStatus } from '../cluster/status';
 import type { Io } from './main';
@@ -180,8 +180,7 @@ async function withEtcd(io: Io, target: EtcdTarget, fn: (c: ReturnType<typeof co
       io.err(`reflector ctl: ${err.message}\n`);
       return 1;
     }
-    const m = (err as Error).message?.split('\n')[0] ?? String(err);
-    io.err(`reflector ctl: etcd at ${target.etcd.join(', ')} could not be reached within ${CALL_TIMEOUT_MS / 1000} s: ${m}\n`);
+    io.err(`reflector ctl: etcd at ${target.etcd.join(', ')} could not be reached (calls time out after ${CALL_TIMEOUT_MS / 1000} s): ${etcdMessage(err)}\n`);
     return 3;
   } finally {
     client.close();

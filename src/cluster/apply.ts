@@ -30,21 +30,23 @@ export interface ApplyResult {
   transactions: number;
 }
 
-/** operations per transaction, below etcd's default --max-txn-ops of 128 */
-const OPS_PER_TXN = 100;
+/** entries per transaction: at most 2 writes each, below etcd's default --max-txn-ops of 128 */
+const OPS_PER_TXN = 60;
 const ATTEMPTS = 3;
 
 interface Op {
   change: ApplyChange | null;
+  /** every key the plan read is checked, unchanged ones too: the result is the file, whatever ran in between */
   compare: [string, 'Create' | 'Mod', number];
-  write: { put: string; value: string } | { del: string };
+  /** in the same transaction as the compare (a removed session and its checkpoint go together) */
+  writes: Array<{ put: string; value: string } | { del: string }>;
 }
 
 export async function applyEntries(client: Etcd3, keys: ClusterKeys, entries: StoredEntry[], opts: { dryRun?: boolean } = {}): Promise<ApplyResult> {
   for (let attempt = 1; ; attempt++) {
     const { ops, unchanged, revision } = await planApply(client, keys, entries);
     const changes = ops.flatMap((o) => (o.change ? [o.change] : []));
-    if (opts.dryRun || ops.length === 0) return { changes, unchanged, revision, transactions: 0 };
+    if (opts.dryRun || !ops.some((o) => o.writes.length)) return { changes, unchanged, revision, transactions: 0 };
     let last = revision;
     let txns = 0;
     let conflict = false;
@@ -53,7 +55,8 @@ export async function applyEntries(client: Etcd3, keys: ClusterKeys, entries: St
       const [k0, t0, v0] = chunk[0].compare;
       let txn = client.if(k0, t0, '==', v0);
       for (const o of chunk.slice(1)) txn = txn.and(o.compare[0], o.compare[1], '==', o.compare[2]);
-      const r = await txn.then(...chunk.map((o) => ('put' in o.write ? client.put(o.write.put).value(o.write.value) : client.delete().key(o.write.del)))).commit();
+      const writes = chunk.flatMap((o) => o.writes.map((w) => ('put' in w ? client.put(w.put).value(w.value) : client.delete().key(w.del))));
+      const r = await txn.then(...writes).commit();
       txns++;
       last = Number(r.header.revision);
       if (!r.succeeded) {
@@ -84,16 +87,19 @@ async function planApply(client: Etcd3, keys: ClusterKeys, entries: StoredEntry[
     const key = keys.entry(e.kind, e.name);
     wanted.add(key);
     const cur = current.get(key);
-    if (!cur) ops.push({ change: { kind: e.kind, name: e.name, op: 'add' }, compare: [key, 'Create', 0], write: { put: key, value: e.value } });
-    else if (cur.value !== e.value) ops.push({ change: { kind: e.kind, name: e.name, op: 'change' }, compare: [key, 'Mod', cur.mod], write: { put: key, value: e.value } });
-    else unchanged++;
+    if (!cur) ops.push({ change: { kind: e.kind, name: e.name, op: 'add' }, compare: [key, 'Create', 0], writes: [{ put: key, value: e.value }] });
+    else if (cur.value !== e.value) ops.push({ change: { kind: e.kind, name: e.name, op: 'change' }, compare: [key, 'Mod', cur.mod], writes: [{ put: key, value: e.value }] });
+    else {
+      unchanged++;
+      ops.push({ change: null, compare: [key, 'Mod', cur.mod], writes: [] });
+    }
   }
   for (const [key, cur] of current) {
     if (wanted.has(key)) continue;
     const p = keys.parse(key) as { t: EntryKind; name: string };
-    ops.push({ change: { kind: p.t, name: p.name, op: 'remove' }, compare: [key, 'Mod', cur.mod], write: { del: key } });
     // a removed session's checkpoint goes with it (a later session of that name starts afresh)
-    if (p.t === 'session') ops.push({ change: null, compare: [key, 'Mod', cur.mod], write: { del: keys.checkpoint(p.name) } });
+    const writes = [{ del: key }, ...(p.t === 'session' ? [{ del: keys.checkpoint(p.name) }] : [])];
+    ops.push({ change: { kind: p.t, name: p.name, op: 'remove' }, compare: [key, 'Mod', cur.mod], writes });
   }
   return { ops, unchanged, revision: Number(r.header.revision) };
 }

@@ -77,9 +77,12 @@ export function connectEtcd(t: EtcdTarget): Etcd3 {
   return new Etcd3(etcdOptions(t));
 }
 
+/** The first line of an etcd call's error (grpc-js ends its messages with an empty "Resolution note: "). */
+export function etcdMessage(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0].replace(/\s*Resolution note:\s*$/, '');
+}
+
 /** "etcd at URL, ...: message" for an error of an etcd call. */
 export function etcdError(t: EtcdTarget, what: string, err: unknown): ReflectorError {
-  // grpc-js ends its messages with an empty "Resolution note: "
-  const m = (err instanceof Error ? err.message : String(err)).split('\n')[0].replace(/\s*Resolution note:\s*$/, '');
-  return new ReflectorError('ERR_CLUSTER', `${what}: etcd at ${t.etcd.join(', ')}: ${m}`, { cause: err });
+  return new ReflectorError('ERR_CLUSTER', `${what}: etcd at ${t.etcd.join(', ')}: ${etcdMessage(err)}`, { cause: err });
 }

@@ -447,6 +447,7 @@ export function nodeNameProblem(name: string): string | null {
 export function etcdUrlProblem(u: string): string | null {
   const accepted = '(accepted: http://HOST:PORT, https://HOST:PORT, unix://PATH)';
   if (u.startsWith('unix://')) return u.length > 'unix://'.length ? null : `"${u}" names no socket path ${accepted}`;
+  if (!u.includes('://')) return `"${u}" is not a URL: did you mean "http://${u}"? ${accepted}`;
   let url: URL;
   try {
     url = new URL(u);
