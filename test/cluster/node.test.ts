@@ -5,7 +5,9 @@
 // a node that dies (its lease expires) has its relays and sessions taken by
 // the next node, sessions resuming from the checkpoint it wrote; an invalid
 // value is logged with its key and revision and ignored; a second node with
-// a taken name refuses to start; an orderly stop hands over at once.
+// a taken name refuses to start; a node cut off (SIGSTOP) longer than its
+// lease loses what it ran to the next node and, back, registers again with a
+// new lease and stops it; an orderly stop hands over at once.
 import t from 'tap';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -71,18 +73,22 @@ if (why) {
       }
     });
     const a = await join('a');
-    // b in a child process (in the peer namespace), to be killed with SIGKILL
-    const child = tb.spawn('peer', [process.execPath, path.join(__dirname, 'fixtures/node-child.js'), etcd.local, 'b']);
-    let bRunning: { relays: string[]; sessions: string[] } = { relays: [], sessions: [] };
-    let bReady!: () => void;
-    const bJoined = new Promise<void>((r) => (bReady = r));
-    createInterface({ input: child.stdout! }).on('line', (l) => {
-      const m = JSON.parse(l) as { ready?: boolean; desired?: typeof bRunning };
-      if (m.ready) bReady();
-      if (m.desired) bRunning = m.desired;
-    });
-    child.stderr!.on('data', (d: Buffer) => process.stderr.write(`# b: ${d}`));
-    await bJoined;
+    /** a node in a child process (in the peer namespace), to be killed or stopped with signals */
+    const spawnChild = async (name: string): Promise<{ child: ReturnType<typeof tb.spawn>; running: () => { relays: string[]; sessions: string[] } }> => {
+      const child = tb.spawn('peer', [process.execPath, path.join(__dirname, 'fixtures/node-child.js'), etcd.local, name]);
+      let running = { relays: [] as string[], sessions: [] as string[] };
+      let ready!: () => void;
+      const joined = new Promise<void>((r) => (ready = r));
+      createInterface({ input: child.stdout! }).on('line', (l) => {
+        const m = JSON.parse(l) as { ready?: boolean; desired?: typeof running };
+        if (m.ready) ready();
+        if (m.desired) running = m.desired;
+      });
+      child.stderr!.on('data', (d: Buffer) => process.stderr.write(`# ${name}: ${d}`));
+      await joined;
+      return { child, running: () => running };
+    };
+    const { child, running: bNow } = await spawnChild('b');
     const c = await join('c');
     t.ok(a.node.synced && a.node.connected, 'a joined: synced and connected');
     t.equal(a.node.notReady(), null, 'and ready');
@@ -109,13 +115,13 @@ ${[1, 2, 3, 4, 5, 6].map((i) => `  - { name: s${i}, file: /media/m${i}.ts, to: "
     let bAlive = true;
     const runs = (name: string): string[] => [
       ...[...members.values()].filter((m) => m.running.relays.some((r) => r.name === name) || m.running.sessions.some((s) => s.name === name)).map((m) => m.node.name),
-      ...(bAlive && (bRunning.relays.includes(name) || bRunning.sessions.includes(name)) ? ['b'] : []),
+      ...(bAlive && (bNow().relays.includes(name) || bNow().sessions.includes(name)) ? ['b'] : []),
     ];
     const all = ['cam1', 'cam2', 's1', 's2', 's3', 's4', 's5', 's6'];
     await until('every object on exactly one node', () => all.every((n) => runs(n).length === 1));
     t.same(runs('cam1'), ['a'], 'cam1 on its node');
     t.same(runs('cam2'), ['b'], 'cam2 on the first of its nodes');
-    const onB = bRunning.sessions;
+    const onB = bNow().sessions;
     t.comment(`sessions: a ${a.running.sessions.map((s) => s.name)}, b ${onB}, c ${c.running.sessions.map((s) => s.name)}`);
     t.equal(a.running.sessions.length + onB.length + c.running.sessions.length, 6, 'six sessions in all, each once');
     t.ok(onB.length > 0, 'b holds some sessions (rendezvous over a, b, c)');
@@ -162,6 +168,23 @@ ${[1, 2, 3, 4, 5, 6].map((i) => `  - { name: s${i}, file: /media/m${i}.ts, to: "
     t.match(refused?.message, /cluster\.node: the name "a" is held by another live node \(host .*pid \d+/, 'the message names the holder');
     t.ok(Date.now() - t0 < 6000, `refused in ${Date.now() - t0} ms`);
     await dup.stop();
+
+    // d is cut off (SIGSTOP) longer than its lease: a takes d's relay; when d runs again, etcd says
+    // its lease expired: d registers again with a new lease and stops what a took (no object twice)
+    const d = await spawnChild('d');
+    await admin.put(keys.entry('relay', 'cam4')).value(JSON.stringify({ name: 'cam4', node: ['d', 'a'], listen: '198.18.0.14:5000', sources: ['198.18.0.0/24'] }));
+    await until('cam4 on d', () => d.running().relays.includes('cam4'));
+    const dLease = (await admin.get(keys.node('d')).exec()).kvs[0].lease;
+    d.child.kill('SIGSTOP');
+    await until('a took cam4 from the stopped d', () => runs('cam4').includes('a'), 8000, 20);
+    d.child.kill('SIGCONT');
+    await until('d dropped cam4', () => !d.running().relays.includes('cam4'), 8000, 20);
+    t.same(runs('cam4'), ['a'], 'cam4 runs on a only');
+    const dAgain = await until('d registered again', async () => (await admin.get(keys.node('d')).exec()).kvs[0]?.lease, 8000);
+    t.not(dAgain, dLease, 'd rejoined with a new lease');
+    d.child.kill('SIGKILL');
+    // (until d's lease runs out, rendezvous still counts d as live: let it)
+    await until('d gone', async () => !(await admin.get(keys.node('d')).exists()), 8000);
 
     // an orderly stop of c hands over at once (its lease is revoked, not left to expire)
     const stoppedAt = Date.now();
