@@ -44,7 +44,7 @@ Commands:
 
 Options:
   --etcd URL        etcd client URL(s): http://HOST:PORT, https://HOST:PORT, unix://PATH (repeat or comma-separate)
-  --config FILE     take etcd, prefix, TLS and auth from the cluster section of a node's config
+  --config FILE     take prefix, TLS and auth from the cluster section of a node's config
   --prefix P        key prefix (default: cluster.prefix of --config, else /reflector/)
   --ca FILE         PEM CA of the etcd servers
   --cert FILE       PEM client certificate (with --key)
@@ -112,8 +112,10 @@ type Values = ReturnType<typeof parse>['values'];
 function targetOf(v: Values): EtcdTarget & { prefix: string } {
   let base: Pick<ClusterConfig, 'etcd' | 'prefix' | 'tls' | 'auth'> = { etcd: [], prefix: '/reflector/', tls: { ca: null, cert: null, key: null }, auth: { username: null, passwordFile: null } };
   if (v.config) base = loadConfig(v.config, { checkFiles: false }).cluster;
-  const etcd = v.etcd ? v.etcd.flatMap((u) => u.split(',')).filter((u) => u !== '') : base.etcd;
-  if (etcd.length === 0) throw new Usage('--etcd URL is required (or --config FILE with cluster.etcd)');
+  // --etcd '' takes the URLs of --config's cluster.etcd
+  const given = (v.etcd ?? []).flatMap((u) => u.split(',')).filter((u) => u !== '');
+  const etcd = given.length ? given : base.etcd;
+  if (etcd.length === 0) throw new Usage(`--etcd URL is required${v.config ? ` (${v.config} has no cluster.etcd)` : ''}`);
   for (const u of etcd) {
     const why = etcdUrlProblem(u);
     if (why) throw new Usage(`--etcd: ${why}`);

@@ -286,6 +286,8 @@ export class ClusterNode implements DesiredStateSource {
       }
     }
     await this.apply!(desired);
+    // a checkpoint is for the first start here; a later restart (a changed definition) starts afresh
+    for (const s of desired.sessions) if (s.resume) delete this.held.get(refKey('session', s.name))?.resume;
     const before = this.running;
     this.running = desired;
     this.isSynced = this.isSynced || connected;
