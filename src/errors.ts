@@ -13,6 +13,7 @@ export type ReflectorErrorCode =
   | 'ERR_MEDIA' // a media file is missing, truncated or corrupt
   | 'ERR_POLICY' // the engine refused a policy update
   | 'ERR_CONTROL' // the control API refused a request
+  | 'ERR_CLUSTER' // etcd cannot be reached or refused, or the cluster refused this node (its name is taken)
   | 'ERR_CLOSED' // the object was stopped or closed
   | 'ERR_WOULD_BLOCK' // a synchronous call on the main thread found nothing ready and will not wait (use the *Async form)
   | 'ERR_WORKER' // a session worker crashed or hung

@@ -74,6 +74,8 @@ export interface Native {
    * address. Returns "" or what failed (a failed send is not fatal).
    */
   udpProbe(family: 4 | 6, addr: string, port: number, ifindex: number, netns?: string): string;
+  /** Gratuitous ARP (family 4) or unsolicited neighbour advertisement (6) for addr, `count` times (engine/include/reflector/announce.h). */
+  announceAddress(ifname: string, netns: string | undefined, family: 4 | 6, addr: Uint8Array, count: number): void;
 }
 
 let loaded: Native | undefined;

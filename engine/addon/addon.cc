@@ -43,6 +43,7 @@
 // region.h is C11; its static asserts use the C spelling.
 #define _Static_assert static_assert
 extern "C" {
+#include "reflector/announce.h"
 #include "reflector/engine.h"
 #include "reflector/region.h"
 }
@@ -396,6 +397,7 @@ class Reflector : public Napi::Addon<Reflector> {
         InstanceMethod("engineRunning", &Reflector::EngineRunning),
         InstanceMethod("interfaceInfo", &Reflector::InterfaceInfo),
         InstanceMethod("udpProbe", &Reflector::UdpProbe),
+        InstanceMethod("announceAddress", &Reflector::AnnounceAddress),
     });
     // Runs before the instance data is finalized (hooks run in reverse
     // order of registration and N-API registered its own first).
@@ -757,6 +759,24 @@ class Reflector : public Napi::Addon<Reflector> {
     std::string err;
     std::string ns_err = InNetns(netns, [&]() { err = SendProbe(family, addr, static_cast<uint16_t>(port), ifindex); });
     return Napi::String::New(env, ns_err.empty() ? err : ns_err);
+  }
+
+  // announceAddress(ifname, netns, family, addr: Uint8Array(16), count):
+  // gratuitous ARP / unsolicited neighbour advertisement (announce.h)
+  Napi::Value AnnounceAddress(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "interface: expected a string");
+    std::string ifname = info[0].As<Napi::String>().Utf8Value();
+    std::string netns = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    int family = static_cast<int>(U32Arg(info[2], "family"));
+    if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().ByteLength() != 16)
+      throw Napi::TypeError::New(env, "address: expected a Uint8Array of 16 bytes");
+    Napi::Uint8Array a = info[3].As<Napi::Uint8Array>();
+    int count = static_cast<int>(U32Arg(info[4], "count"));
+    char err[512] = "";
+    if (rf_announce(netns.c_str(), ifname.c_str(), family, a.Data(), count, err, sizeof(err)) < 0)
+      throw Napi::Error::New(env, err);
+    return env.Undefined();
   }
 
   std::map<uint32_t, std::shared_ptr<EngineSlot>> engines_;

@@ -11,6 +11,7 @@ import { parseArgs, optionHelp, UsageError, type OptionSpec } from './args';
 import { checkConfig } from './check-config';
 import { serve } from './serve';
 import { ctl, ctlHelp, CTL_OPTIONS } from './ctl';
+import { clusterCtl } from './ctl-cluster';
 import { version } from './version';
 
 export interface Io {
@@ -37,6 +38,7 @@ Commands:
   serve --config FILE        run the server (engine, relays, sessions, metrics, control API)
   check-config FILE          validate a config file; one line per problem
   ctl [--socket PATH] CMD    talk to a running server (list, subscribe, ... see reflector ctl --help)
+  ctl --etcd URL CMD         manage a cluster in etcd: apply FILE, status (reflector ctl --etcd URL --help)
 
 Options:
 ${optionHelp(TOP_OPTIONS)}
@@ -111,6 +113,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         return checkConfig(a.positionals[0], io, a.flags.has('quiet'));
       }
       case 'ctl': {
+        // cluster commands talk to etcd, not to one server (src/cli/ctl-cluster.ts)
+        if (rest.some((x) => x === '--etcd' || x.startsWith('--etcd='))) return await clusterCtl(rest, io);
         const a = parseArgs(rest, CTL_OPTIONS, 'ctl');
         if (a.flags.has('help')) return done(io, ctlHelp(a.positionals[0]));
         if (a.flags.has('version')) return done(io, `${version()}\n`);

@@ -15,10 +15,17 @@ export async function serve(file: string, io: Io): Promise<number> {
   const fixed = levels.find((l) => l === envLevel);
   if (envLevel !== undefined && !fixed) io.err(`reflector: REFLECTOR_LOG_LEVEL="${envLevel}" is not one of ${levels.join(' | ')}; using log.level\n`);
   const log = createLogger({ level: fixed ?? 'info' });
-  const server = new Server({ configFile: file, deps: realDeps, log, fixedLogLevel: fixed !== undefined, version: version() });
   let stopping = false;
   let resolveStopped!: (code: number) => void;
   const stopped = new Promise<number>((r) => (resolveStopped = r));
+  // cluster mode: another live node took this node's name; stop in order, exit 1
+  const onFatal = (err: Error): void => {
+    if (stopping) return;
+    stopping = true;
+    log.error('server stopping: cluster membership lost for good', { err });
+    server.stop().finally(() => resolveStopped(1));
+  };
+  const server = new Server({ configFile: file, deps: realDeps, log, fixedLogLevel: fixed !== undefined, version: version(), onFatal });
   const stop = (signal: string): void => {
     if (stopping) {
       log.warn('second stop signal, exiting now', { signal });

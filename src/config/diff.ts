@@ -82,6 +82,7 @@ export function diffConfig(before: Config, after: Config): ConfigDiff {
     'metrics.listen': c.metrics.listen ? formatEndpoint(c.metrics.listen) : 'null',
     'control': JSON.stringify(c.control),
     'media_root': c.mediaRoot,
+    'cluster': JSON.stringify(c.cluster),
   });
   const a = flat(before);
   const b = flat(after);

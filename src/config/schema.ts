@@ -18,7 +18,7 @@ export type FieldKind =
   | { t: 'prefix' } // "ADDR/LEN"
   | { t: 'path' } // relative to the config file's folder
   | { t: 'map'; fields: Readonly<Record<string, Field>> }
-  | { t: 'list'; of: FieldKind; minItems?: number; maxItems?: number };
+  | { t: 'list'; of: FieldKind; minItems?: number; maxItems?: number; scalarOk?: boolean }; // scalarOk: "x" means ["x"]
 
 export interface Field {
   readonly kind: FieldKind;
@@ -56,6 +56,21 @@ export const SESSION_FIELDS: Readonly<Record<string, Field>> = {
   to: { kind: { t: 'endpoint' }, required: true, doc: 'destination ADDR:PORT' },
   format: { kind: { t: 'enum', values: ['mpegts', 'rtp', 'pcap'] }, default: 'mpegts', doc: 'mpegts | rtp | pcap' },
   loop: { kind: { t: 'bool' }, default: false, doc: 'start again at the end of the file' },
+};
+
+/** Cluster mode (docs/cluster.md): where a relay or session may run, one node name or an ordered list. */
+const PLACEMENT_KIND: FieldKind = { t: 'list', of: { t: 'string', nonEmpty: true }, minItems: 1, scalarOk: true };
+
+/** A relay of a cluster's desired state (reflector ctl --etcd URL apply): the same keys plus its node(s). */
+export const CLUSTER_RELAY_FIELDS: Readonly<Record<string, Field>> = {
+  ...RELAY_FIELDS,
+  node: { kind: PLACEMENT_KIND, required: true, doc: 'the node that owns the listen address, or an ordered list (the first live one relays)' },
+};
+
+/** A session of a cluster's desired state: the same keys plus an optional node (or ordered list). */
+export const CLUSTER_SESSION_FIELDS: Readonly<Record<string, Field>> = {
+  ...SESSION_FIELDS,
+  node: { kind: PLACEMENT_KIND, nullable: true, default: null, doc: 'the node(s) to run on, in order; null = rendezvous hashing over the live nodes' },
 };
 
 export const SCHEMA: Readonly<Record<string, Field>> = {
@@ -136,8 +151,56 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
     default: null,
     doc: 'folder every session file must be inside (symlinks resolved), config and control API alike; null = this file\'s folder',
   },
+  cluster: {
+    kind: {
+      t: 'map',
+      fields: {
+        etcd: { kind: { t: 'list', of: { t: 'string', nonEmpty: true } }, default: [], doc: 'etcd client URLs (http://HOST:PORT, https://HOST:PORT, unix://PATH); [] = no cluster' },
+        node: { kind: { t: 'string', nonEmpty: true }, nullable: true, default: null, doc: 'this node\'s name in the cluster; null = the host name' },
+        prefix: { kind: { t: 'string', nonEmpty: true }, default: '/reflector/', doc: 'key prefix of the cluster\'s state in etcd (ends with /)' },
+        lease_s: { kind: { t: 'int', min: 2, max: 300 }, default: 10, doc: 'node lease TTL: a dead node\'s relays and sessions move after about this long' },
+        checkpoint_ms: { kind: { t: 'int', min: 100, max: 1000 }, default: 1000, doc: 'how often session positions are written to etcd' },
+        tls: {
+          kind: {
+            t: 'map',
+            fields: {
+              ca: { kind: { t: 'path' }, nullable: true, default: null, doc: 'PEM CA of the etcd servers (https:// URLs); null = the system roots' },
+              cert: { kind: { t: 'path' }, nullable: true, default: null, doc: 'PEM client certificate (etcd --client-cert-auth)' },
+              key: { kind: { t: 'path' }, nullable: true, default: null, doc: 'PEM key of the client certificate' },
+            },
+          },
+          default: {},
+          doc: 'TLS to etcd',
+        },
+        auth: {
+          kind: {
+            t: 'map',
+            fields: {
+              username: { kind: { t: 'string', nonEmpty: true }, nullable: true, default: null, doc: 'etcd user; null = no authentication' },
+              password_file: { kind: { t: 'path' }, nullable: true, default: null, doc: 'file holding the user\'s password (first line)' },
+            },
+          },
+          default: {},
+          doc: 'etcd user authentication',
+        },
+      },
+    },
+    default: {},
+    doc: 'cluster mode: relays and sessions live in etcd (docs/cluster.md)',
+  },
   relays: { kind: { t: 'list', of: { t: 'map', fields: RELAY_FIELDS }, maxItems: MAX_RELAYS }, default: [], doc: 'live relays (redirect / split)' },
   sessions: { kind: { t: 'list', of: { t: 'map', fields: SESSION_FIELDS } }, default: [], doc: 'on-demand sessions (timed transmit)' },
+};
+
+/**
+ * A cluster's desired state (a file given to `reflector ctl --etcd URL
+ * apply`, a value under the cluster's prefix): relays and sessions with
+ * their placement. Validated by the same walk as a server config.
+ */
+export const DESIRED_SCHEMA: Readonly<Record<string, Field>> = {
+  ...SCHEMA,
+  relays: { kind: { t: 'list', of: { t: 'map', fields: CLUSTER_RELAY_FIELDS } }, default: [], doc: 'relays with their node(s)' },
+  sessions: { kind: { t: 'list', of: { t: 'map', fields: CLUSTER_SESSION_FIELDS } }, default: [], doc: 'sessions with their node(s), if any' },
 };
 
 /** Every key path with its default, e.g. ["engine.workers", 2] (lists' item keys as "relays[].name"). */
@@ -181,6 +244,8 @@ export interface RelayConfig {
   /** ingress limits, 0 = none (bits per second for maxBps) */
   maxPps?: number;
   maxBps?: number;
+  /** cluster desired state only: the node(s) that may own it, in order */
+  node?: string[];
 }
 
 export type SessionFormat = 'mpegts' | 'rtp' | 'pcap';
@@ -192,6 +257,28 @@ export interface SessionConfig {
   to: Endpoint;
   format: SessionFormat;
   loop: boolean;
+  /** cluster desired state only: the node(s) to run on, in order; absent = rendezvous hashing */
+  node?: string[];
+  /** where to start in the file (a session moved to another node resumes from its checkpoint); absent = the beginning */
+  resume?: SessionPosition;
+}
+
+/** A session's place in its media file: the next packet of pass `pass` (src/media/session-media.ts). */
+export interface SessionPosition {
+  packet: number;
+  pass: number;
+}
+
+export interface ClusterConfig {
+  /** etcd client URLs; empty = not a cluster node */
+  etcd: string[];
+  /** this node's name (the host name unless set) */
+  node: string;
+  prefix: string;
+  leaseS: number;
+  checkpointMs: number;
+  tls: { ca: string | null; cert: string | null; key: string | null };
+  auth: { username: string | null; passwordFile: string | null };
 }
 
 export interface Config {
@@ -221,6 +308,7 @@ export interface Config {
     requestTimeoutMs: number;
   };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  cluster: ClusterConfig;
   relays: RelayConfig[];
   sessions: SessionConfig[];
 }

@@ -5,6 +5,7 @@
 // one actionable line per problem, like a compiler.
 import * as path from 'node:path';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { parseEndpoint, parsePrefix, formatEndpoint, type Endpoint } from '../net/address';
 import { ReflectorError } from '../errors';
@@ -12,7 +13,7 @@ import { mediaPathProblem } from '../media/root';
 import { nameProblem } from '../names';
 import { computeLayout, MAX_REGION } from '../region/layout';
 import { MAX_OUTPUTS } from '../relay/policy';
-import { SCHEMA, type Config, type Field, type FieldKind } from './schema';
+import { DESIRED_SCHEMA, SCHEMA, type Config, type Field, type FieldKind } from './schema';
 import { anySourceProblem } from '../relay/guards';
 import { didYouMean } from './suggest';
 
@@ -33,9 +34,16 @@ export interface ParseResult {
   problems: Problem[];
 }
 
+export interface ParseOptions {
+  /** check that media and key files exist (default true) */
+  checkFiles?: boolean;
+  /** a cluster's desired state (src/cluster/desired.ts): relays and sessions carry `node`, relays may feed relays */
+  desired?: boolean;
+}
+
 /** Validate YAML text. `file` names the source in problems and anchors relative paths. */
-export function parseConfig(text: string, file: string, opts: { checkFiles?: boolean } = {}): ParseResult {
-  const v = new Validator(text, file, opts.checkFiles ?? true);
+export function parseConfig(text: string, file: string, opts: ParseOptions = {}): ParseResult {
+  const v = new Validator(text, file, opts.checkFiles ?? true, opts.desired ?? false);
   return v.run();
 }
 
@@ -72,14 +80,17 @@ class Validator {
   private readonly problems: Problem[] = [];
   private readonly nodes = new Map<string, Node>();
   private readonly dir: string;
+  private readonly root: Readonly<Record<string, Field>>;
   private doc!: Document.Parsed;
 
   constructor(
     private readonly text: string,
     private readonly file: string,
     private readonly checkFiles: boolean,
+    private readonly desired: boolean,
   ) {
     this.dir = file ? path.dirname(path.resolve(file)) : process.cwd();
+    this.root = desired ? DESIRED_SCHEMA : SCHEMA;
   }
 
   run(): ParseResult {
@@ -93,10 +104,10 @@ class Validator {
     const root = this.doc.contents as Node | null;
     let raw: Raw = {};
     if (root !== null && !(isScalar(root) && root.value === null)) {
-      const v = this.value({ kind: { t: 'map', fields: SCHEMA }, doc: 'root' }, root, '');
+      const v = this.value({ kind: { t: 'map', fields: this.root }, doc: 'root' }, root, '');
       raw = (v as Raw | undefined) ?? {};
     } else {
-      raw = this.defaultsOf(SCHEMA);
+      raw = this.defaultsOf(this.root);
     }
     if (this.problems.length) return { config: null, problems: this.sorted() };
     const config = this.build(raw);
@@ -196,6 +207,7 @@ class Validator {
       }
       case 'list': {
         if (!isSeq(node)) {
+          if (kind.scalarOk && isScalar(node)) return [this.value({ kind: kind.of, doc: '' }, node, `${keyPath}[0]`)];
           this.report(node, keyPath, `expected a list of ${describe(kind.of)}, got ${typeName(node)}`);
           return undefined;
         }
@@ -317,6 +329,7 @@ class Validator {
         requestTimeoutMs: c.request_timeout_ms as number,
       },
       log: { level: l.level as Config['log']['level'] },
+      cluster: buildCluster(raw.cluster as Raw),
       relays: (raw.relays as Raw[]).map((x) => ({
         name: x.name as string,
         listen: x.listen as Endpoint,
@@ -325,6 +338,7 @@ class Validator {
         allowAnySource: x.allow_any_source as boolean,
         maxPps: x.max_pps as number,
         maxBps: x.max_bps as number,
+        ...(x.node ? { node: x.node as string[] } : {}),
       })),
       sessions: (raw.sessions as Raw[]).map((x) => ({
         name: x.name as string,
@@ -332,6 +346,7 @@ class Validator {
         to: x.to as Endpoint,
         format: x.format as Config['sessions'][0]['format'],
         loop: x.loop as boolean,
+        ...(x.node ? { node: x.node as string[] } : {}),
       })),
     };
   }
@@ -365,7 +380,8 @@ class Validator {
         if (any) this.reportAt(`relays[${i}].sources[${j}]`, any);
       });
     });
-    c.relays.forEach((r, i) =>
+    // a cluster's relays may feed other nodes' relays (src/cluster/desired.ts checks the nodes)
+    if (!this.desired) c.relays.forEach((r, i) =>
       r.subscribers.forEach((s, j) => {
         const t = formatEndpoint(s);
         const other = listens.get(t);
@@ -379,14 +395,88 @@ class Validator {
       const prev = sessionNames.get(s.name);
       if (prev !== undefined) this.reportAt(`sessions[${i}].name`, `duplicate session name "${s.name}" (first used by sessions[${prev}])`);
       else sessionNames.set(s.name, i);
-      // the same check the control API and the session workers make
-      const p = mediaPathProblem(c.mediaRoot, s.file, this.checkFiles);
+      // the same check the control API and the session workers make; a
+      // cluster's desired state is checked by the node that plays it, against
+      // its own media_root (the writer's is not the node's)
+      const p = this.desired ? null : mediaPathProblem(c.mediaRoot, s.file, this.checkFiles);
       if (p) this.reportAt(`sessions[${i}].file`, p);
     });
     if (c.control.tcp && !c.control.token) {
       this.reportAt('control.tcp', 'a TCP control listener needs control.token (a bearer token clients send first)');
     }
+    this.clusterRules(c);
   }
+
+  /** cluster: URLs, names, files; in cluster mode relays and sessions live in etcd, not in the file. */
+  private clusterRules(c: Config): void {
+    const k = c.cluster;
+    k.etcd.forEach((u, i) => {
+      const why = etcdUrlProblem(u);
+      if (why) this.reportAt(`cluster.etcd[${i}]`, why);
+    });
+    const nameWhy = nodeNameProblem(k.node);
+    if (nameWhy) this.reportAt('cluster.node', this.nodes.has('cluster.node') ? nameWhy : `the host name ${nameWhy}; set cluster.node`);
+    if (!k.prefix.endsWith('/')) this.reportAt('cluster.prefix', `"${k.prefix}" must end with "/" (keys are PREFIX/relays/NAME, ...)`);
+    if (!!k.tls.cert !== !!k.tls.key) this.reportAt(k.tls.cert ? 'cluster.tls.cert' : 'cluster.tls.key', 'cluster.tls.cert and cluster.tls.key go together');
+    if (!!k.auth.username !== !!k.auth.passwordFile) this.reportAt(k.auth.username ? 'cluster.auth.username' : 'cluster.auth.password_file', 'cluster.auth.username and cluster.auth.password_file go together');
+    if (this.checkFiles) {
+      for (const [key, f] of [['cluster.tls.ca', k.tls.ca], ['cluster.tls.cert', k.tls.cert], ['cluster.tls.key', k.tls.key], ['cluster.auth.password_file', k.auth.passwordFile]] as const) {
+        if (f && !fs.existsSync(f)) this.reportAt(key, `${f} does not exist`);
+      }
+    }
+    if (this.desired) {
+      c.relays.forEach((r, i) => r.node?.forEach((n, j) => {
+        const why = nodeNameProblem(n);
+        if (why) this.reportAt(`relays[${i}].node[${j}]`, why);
+      }));
+      c.sessions.forEach((s, i) => s.node?.forEach((n, j) => {
+        const why = nodeNameProblem(n);
+        if (why) this.reportAt(`sessions[${i}].node[${j}]`, why);
+      }));
+    } else if (k.etcd.length > 0) {
+      const hint = 'in cluster mode (cluster.etcd set) relays and sessions live in etcd: write them with `reflector ctl --etcd URL apply FILE`';
+      if (c.relays.length) this.reportAt('relays', hint);
+      if (c.sessions.length) this.reportAt('sessions', hint);
+    }
+  }
+}
+
+function buildCluster(k: Raw): Config['cluster'] {
+  const tls = k.tls as Raw;
+  const auth = k.auth as Raw;
+  return {
+    etcd: k.etcd as string[],
+    node: (k.node as string | null) ?? os.hostname(),
+    prefix: k.prefix as string,
+    leaseS: k.lease_s as number,
+    checkpointMs: k.checkpoint_ms as number,
+    tls: { ca: tls.ca as string | null, cert: tls.cert as string | null, key: tls.key as string | null },
+    auth: { username: auth.username as string | null, passwordFile: auth.password_file as string | null },
+  };
+}
+
+const NODE_NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
+
+/** Why `name` cannot be a cluster node's name (it is a key segment in etcd), or null. */
+export function nodeNameProblem(name: string): string | null {
+  return NODE_NAME_RE.test(name) ? null : `"${name}" is not a node name (1..253 letters, digits, ".", "_", "-"; starting and ending with a letter or digit)`;
+}
+
+/** Why `u` is not an etcd client URL we can dial, or null. */
+export function etcdUrlProblem(u: string): string | null {
+  const accepted = '(accepted: http://HOST:PORT, https://HOST:PORT, unix://PATH)';
+  if (u.startsWith('unix://')) return u.length > 'unix://'.length ? null : `"${u}" names no socket path ${accepted}`;
+  if (!u.includes('://')) return `"${u}" is not a URL: did you mean "http://${u}"? ${accepted}`;
+  let url: URL;
+  try {
+    url = new URL(u);
+  } catch {
+    return `"${u}" is not a URL ${accepted}`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `"${u}": scheme ${url.protocol} is not supported ${accepted}`;
+  if (!url.port) return `"${u}" names no port ${accepted}`;
+  if (url.pathname !== '/' || url.search || url.hash) return `"${u}": a client URL has no path ${accepted}`;
+  return null;
 }
 
 /** The engine's table and region limits that `serve` would otherwise refuse at start. */

@@ -57,6 +57,26 @@ export class SessionMedia {
     return cells * TS_CELL + (this.rtp ? RTP_HEADER : 0);
   }
 
+  /** Where the session is: its next packet and the pass through the file (a checkpoint to resume from). */
+  get position(): { packet: number; pass: number } {
+    return { packet: this.index, pass: this.passes };
+  }
+
+  /**
+   * Continue from `p` (a checkpoint written by this session on another
+   * node): the next packet is p.packet of pass p.pass. A position outside
+   * the file (it changed since) is refused: returns false and stays at the
+   * beginning.
+   */
+  seek(p: { packet: number; pass: number }): boolean {
+    const passOk = Number.isInteger(p.pass) && p.pass >= 0 && (this.loop || p.pass === 0);
+    if (!Number.isInteger(p.packet) || p.packet < 0 || p.packet >= this.count || !passOk) return false;
+    this.index = p.packet;
+    this.passes = p.pass;
+    this.passStart = p.pass * this.media.durationNs;
+    return true;
+  }
+
   /** Pass over the next packet without writing it (one too large for a slot). */
   skip(): void {
     this.advance();

@@ -13,6 +13,8 @@ export interface MetricsHttpOptions {
   port: number; // 0 = any free port
   registry: Registry;
   ready: () => boolean;
+  /** what /readyz says after "not ready: " (cluster mode: etcd unreachable since ...) */
+  notReadyReason?: () => string | null;
   log: Logger;
 }
 
@@ -67,7 +69,8 @@ export class MetricsHttp {
           return;
         case '/readyz': {
           const ok = this.opts.ready();
-          res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'not ready\n');
+          const why = ok ? null : this.opts.notReadyReason?.();
+          res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : `not ready${why ? `: ${why}` : ''}\n`);
           return;
         }
         default:

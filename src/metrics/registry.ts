@@ -68,6 +68,8 @@ export interface MetricsSource {
   relayCount(): number;
   sessionCount(): number;
   ready(): boolean;
+  /** cluster mode: etcd answers (null: not a cluster node) */
+  clusterConnected?(): boolean | null;
 }
 
 /** Engine thread index -> label value. */
@@ -241,6 +243,10 @@ export function createMetrics(source: MetricsSource, opts: { defaults?: boolean;
   add(new ScrapeMetric('reflector_ready', '1 when the engine runs and the config is applied (/readyz)', 'gauge', () => [{ value: source.ready() ? 1 : 0 }]));
   add(new ScrapeMetric('reflector_relays', 'Relays configured (config and control API)', 'gauge', () => [{ value: source.relayCount() }]));
   add(new ScrapeMetric('reflector_sessions', 'Sessions running (config and control API)', 'gauge', () => [{ value: source.sessionCount() }]));
+  add(new ScrapeMetric('reflector_cluster_connected', '1 while this cluster node reaches etcd (watch and lease), 0 while it serves its last state without it; absent outside cluster mode', 'gauge', () => {
+    const c = source.clusterConnected?.() ?? null;
+    return c === null ? [] : [{ value: c ? 1 : 0 }];
+  }));
 
   const configReloads = new client.Counter({ name: 'reflector_config_reloads_total', help: 'Config reloads applied', registers: [registry] });
   const configReloadFailures = new client.Counter({

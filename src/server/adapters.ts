@@ -142,7 +142,7 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
     },
     sessions: {
       async start(spec) {
-        await sessionsNow().start(spec.name, spec.file, spec.to, spec.format, spec.loop);
+        await sessionsNow().start(spec.name, spec.file, spec.to, spec.format, spec.loop, { resume: spec.resume });
       },
       async stop(name) {
         const m = sessionsNow();
@@ -153,6 +153,10 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
       stats(name) {
         if (!sessions || !sessions.names().includes(name)) return null;
         return sessions.engineCounters(name);
+      },
+      async positions() {
+        const all = sessions ? await sessions.stats() : {};
+        return new Map(Object.entries(all).map(([name, s]) => [name, s.worker.position]));
       },
       async close() {
         await sessions?.close();

@@ -4,7 +4,7 @@
 // (src/session). src/server/adapters.ts binds them to the real modules; tests
 // can pass their own.
 import type { Endpoint, Prefix } from '../net/address';
-import type { SessionConfig } from '../config/schema';
+import type { SessionConfig, SessionPosition } from '../config/schema';
 import type { EngineCounterReader, LaneSample, RingSample } from '../metrics/registry';
 import type { ServerEvent } from './events';
 
@@ -63,6 +63,8 @@ export interface SessionManagerLike {
   /** stop producing; packets already handed to the engine still go out. A session that already ended is no error. */
   stop(name: string): Promise<void>;
   stats(name: string): SessionStats | null;
+  /** where each running session is in its file (cluster checkpoints, src/cluster/checkpoints.ts) */
+  positions?(): Promise<Map<string, SessionPosition>>;
   /** release workers (after the engine drained) */
   close?(): Promise<void>;
 }

@@ -25,6 +25,8 @@ import { RunningState } from './state';
 import { CommandHandler, TRANSPORT_MARGIN_MS } from './handler';
 import { ServerEvents, type ServerEvent } from './events';
 import { ConfigWatcher } from './watch';
+import type { DesiredStateSource } from '../cluster/source';
+import { startClusterMode } from './cluster-mode';
 
 export type DepsFactory = (config: Config, log: Logger) => Promise<ServerDeps>;
 
@@ -39,6 +41,8 @@ export interface ServerOptions {
   fixedLogLevel?: boolean;
   /** prom-client default process metrics (default true) */
   processMetrics?: boolean;
+  /** cluster mode: something retrying cannot fix (this node's name is taken); the caller stops the server */
+  onFatal?: (err: Error) => void;
 }
 
 export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
@@ -60,6 +64,8 @@ export class Server {
   private http: MetricsHttp | null = null;
   private control: ControlServer | null = null;
   private watcher: ConfigWatcher | null = null;
+  /** cluster mode: relays and sessions come from etcd */
+  private cluster: DesiredStateSource | null = null;
   private applied = false;
   private stopping = false;
   private log: Logger;
@@ -72,7 +78,15 @@ export class Server {
   }
 
   get ready(): boolean {
-    return !this.stopping && this.applied && (this.deps?.engine.running ?? false);
+    return !this.stopping && this.applied && (this.deps?.engine.running ?? false) && !this.cluster?.notReady();
+  }
+
+  /** Why /readyz says 503, or null. */
+  notReadyReason(): string | null {
+    if (this.stopping) return 'stopping';
+    if (!(this.deps?.engine.running ?? false)) return 'the engine is not running';
+    if (!this.applied) return 'the config is not applied yet';
+    return this.cluster?.notReady() ?? null;
   }
 
   get metricsAddress(): { host: string; port: number } | null {
@@ -128,7 +142,7 @@ export class Server {
     this.deps.onEvent?.((e) => this.onPieceEvent(e));
     this.metrics = createMetrics(this.source(), { defaults: this.opts.processMetrics ?? true, version: this.opts.version });
     if (c.metrics.listen) {
-      this.http = new MetricsHttp({ host: c.metrics.listen.address, port: c.metrics.listen.port, registry: this.metrics.registry, ready: () => this.ready, log: this.log });
+      this.http = new MetricsHttp({ host: c.metrics.listen.address, port: c.metrics.listen.port, registry: this.metrics.registry, ready: () => this.ready, notReadyReason: () => this.notReadyReason(), log: this.log });
       await this.http.start();
       const a = this.http.address!;
       this.log.info('metrics listening', { address: `${a.address}:${a.port}`, paths: ['/metrics', '/healthz', '/readyz'] });
@@ -146,6 +160,10 @@ export class Server {
     }
     this.applied = true;
     this.metrics.configLastReload.setToCurrentTime();
+    if (c.cluster.etcd.length) {
+      const fatal = (err: Error): void => (this.opts.onFatal ? this.opts.onFatal(err) : this.log.error('cluster: fatal', { err }));
+      this.cluster = await startClusterMode({ config: c, state: this.state, deps: this.deps, log: this.log, version: this.opts.version ?? 'unknown', onFatal: fatal });
+    }
     this.control = this.makeControl(c);
     await this.control.start();
     this.checkStop();
@@ -181,8 +199,9 @@ export class Server {
     }
     // keys outside relays/sessions: compared with the file as last loaded
     const outside = diffConfig(this.config, next);
+    // in cluster mode relays and sessions come from etcd, not from the file;
     // media_root is read at start (the workers have it): sessions are checked against the running one
-    const report = await this.state.applyConfig({ ...next, mediaRoot: this.config.mediaRoot });
+    const report = this.cluster ? { diff: diffConfig(next, next), errors: [] } : await this.state.applyConfig({ ...next, mediaRoot: this.config.mediaRoot });
     if (outside.restartRequired.length) {
       this.log.warn('config keys changed that take effect only after a restart', { keys: outside.restartRequired });
     }
@@ -284,6 +303,8 @@ export class Server {
     const t0 = Date.now();
     this.log.info('server stopping');
     this.watcher?.stop();
+    // leave the cluster first: the nodes taking over resume from the last checkpoint
+    await this.cluster?.stop().catch((err) => this.log.error('cluster stop failed', { err }));
     await this.control?.stop().catch((err) => this.log.error('control stop failed', { err }));
     const st = this.state;
     const hadSessions = (st?.sessions.size ?? 0) > 0;
@@ -391,6 +412,7 @@ export class Server {
       relayCount: () => this.state?.relays.size ?? 0,
       sessionCount: () => this.state?.sessions.size ?? 0,
       ready: () => this.ready,
+      clusterConnected: () => (this.cluster ? this.cluster.connected : null),
     };
   }
 }

@@ -80,6 +80,8 @@ export interface SessionStartOptions {
   startAt?: bigint;
   /** RTP SSRC (random by default) */
   ssrc?: number;
+  /** continue from this packet and pass (a checkpoint: SessionCounters.position) instead of the beginning */
+  resume?: { packet: number; pass: number };
 }
 
 export interface SessionStats {
@@ -357,6 +359,7 @@ export class SessionManager extends EventEmitter {
         pace: extra.pace,
         startAt: extra.startAt === undefined ? undefined : Number(extra.startAt),
         ssrc: extra.ssrc,
+        resume: extra.resume,
       };
       worker.sessions++;
       let info: SessionInfo;
@@ -621,7 +624,7 @@ export class SessionManager extends EventEmitter {
 }
 
 function emptyCounters(): SessionCounters {
-  return { packets: 0, bytes: 0, passes: 0, rebases: 0, slotWaits: 0, oversize: 0, media: {} };
+  return { packets: 0, bytes: 0, passes: 0, rebases: 0, slotWaits: 0, oversize: 0, media: {}, position: { packet: 0, pass: 0 } };
 }
 
 /**

@@ -22,6 +22,8 @@ export interface StartRequest {
   /** CLOCK_MONOTONIC ns of the first packet (as a number); default now + the pump's start delay. */
   startAt?: number;
   ssrc?: number;
+  /** start at this packet and pass (SessionMedia.seek): the next packet, not the first, leaves at startAt */
+  resume?: { packet: number; pass: number };
 }
 
 export type ControlRequest =
@@ -45,6 +47,8 @@ export interface SessionCounters {
   oversize: number;
   /** the file's recoveries (mpegts: lostSync, bytesSkipped, truncatedBytes, pcrWraps, pcrDiscontinuities; pcap: notUdp, fragments, truncatedPackets, timeBackwards, truncatedBytes) */
   media: Record<string, number>;
+  /** the next packet to hand over and the pass through the file (a checkpoint: StartRequest.resume) */
+  position: { packet: number; pass: number };
 }
 
 export interface SessionInfo {

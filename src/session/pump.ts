@@ -107,6 +107,7 @@ export class SessionPump {
     if (req.format === 'pcap' && req.pace !== undefined) throw invalidArg(`session "${req.name}": pace applies to mpegts and rtp, not pcap`);
     const file = loadMedia(req.file, req.format, { bitrate: req.bitrate, pace: req.pace, root: this.mediaRoot });
     const media = new SessionMedia(file, req.format, req.loop, req.format === 'rtp' ? rtpState(req.ssrc) : undefined);
+    const resumed = req.resume !== undefined && media.seek(req.resume);
     this.releaseQuarantine(this.now());
     const dest = this.freeDests.pop();
     if (dest === undefined) {
@@ -118,7 +119,8 @@ export class SessionPump {
       this.freeDests.push(dest);
       throw e;
     }
-    const startAt = req.startAt ?? this.now() + this.startDelayNs;
+    // a resumed session's next packet, not its first, leaves at the start time
+    const startAt = (req.startAt ?? this.now() + this.startDelayNs) - (resumed ? media.nextTime() : 0);
     const isTs = file instanceof TsFile;
     const info: SessionInfo = {
       name: req.name,
@@ -134,12 +136,13 @@ export class SessionPump {
       pacedBy: isTs ? file.pacedBy : 'capture',
       problems: isTs ? [...file.problems] : [],
     };
+    if (req.resume !== undefined && !resumed) info.problems.push(`resume at packet ${req.resume.packet} of pass ${req.resume.pass} is outside the file: started from the beginning`);
     const s: Session = {
       info,
       media,
       startAt,
       file,
-      counters: { packets: 0, bytes: 0, passes: 0, rebases: 0, slotWaits: 0, oversize: 0, media: { ...file.counters } },
+      counters: { packets: 0, bytes: 0, passes: 0, rebases: 0, slotWaits: 0, oversize: 0, media: { ...file.counters }, position: media.position },
     };
     this.sessions.set(req.name, s);
     this.order.push(s);
@@ -263,6 +266,6 @@ export class SessionPump {
   }
 
   private snapshot(s: Session): SessionCounters {
-    return { ...s.counters, passes: s.media.passes, media: { ...s.counters.media } };
+    return { ...s.counters, passes: s.media.passes, media: { ...s.counters.media }, position: s.media.position };
   }
 }

@@ -223,3 +223,36 @@ t.test('a ring timeout part-way through a tick: what was not accepted is not cou
   t.equal(spareCount(lane), 3, 'the 3 slots the ring refused wait for the lane\'s next packets');
   t.equal(lane.free.length + spareCount(lane) + 2, 16, 'no slot lost');
 });
+
+t.test('resume at a checkpoint: the next packet, not the first, leaves at the start time', async (t) => {
+  const { ts, cells } = setup(t);
+  let now = 0;
+  const lane = new FakeLane(256);
+  const pump = new SessionPump(lane, { leadMs: 10, lateLimitMs: 1000, now: () => now });
+  pump.start(req('a', ts, { loop: true, startAt: 0 }));
+  pump.tick(); // 0 and 7 ms
+  now = 50 * MS;
+  pump.tick(); // 14, 21, 28 ms, then pass 1: 35, 42, 49, 56 ms
+  const at = pump.stats().a.position;
+  t.same(at, { packet: 4, pass: 1 }, 'the position is the next packet and the pass');
+  pump.stop('a');
+  // another node: the same file, from the checkpoint
+  const other = new FakeLane(256);
+  const resumed = new SessionPump(other, { leadMs: 10, now: () => now });
+  const info = resumed.start(req('a', ts, { loop: true, startAt: 100 * MS, resume: at }));
+  t.same(info.problems, []);
+  now = 100 * MS;
+  resumed.tick();
+  const first = other.commits[0][0];
+  t.equal(first.t, 100 * MS, 'packet 4 leaves at the start time');
+  t.same(other.bytes.subarray(other.payloadOffset(first.slot), other.payloadOffset(first.slot) + first.len), cells.subarray(4 * 1316, 5 * 1316), 'the cells of packet 4');
+  t.equal(other.commits[0][1].t, 107 * MS, 'then the media timing goes on: packet 0 of pass 2');
+  t.same(resumed.stats().a.position, { packet: 1, pass: 2 });
+  // a checkpoint outside the file (it changed since) starts from the beginning, said so
+  const third = new SessionPump(new FakeLane(), { now: () => now });
+  const bad = third.start(req('b', ts, { resume: { packet: 99, pass: 0 } }));
+  t.match(bad.problems, [/resume at packet 99 of pass 0 is outside the file: started from the beginning/]);
+  t.same(third.stats().b.position, { packet: 0, pass: 0 });
+  const noLoop = third.start(req('c', ts, { resume: { packet: 1, pass: 2 } }));
+  t.equal(noLoop.problems.length, 1, 'a later pass of a file that does not loop is refused too');
+});
