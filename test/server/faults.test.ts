@@ -14,7 +14,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from '../../src/control/protocol';
 import { createLogger } from '../../src/log';
+import type { Engine } from '../../src/engine/engine';
 import { realDeps } from '../../src/server/adapters';
+import { laneCensus } from '../../src/session/reclaim';
 import type { StampedEvent } from '../../src/server/events';
 import { CommandHandler } from '../../src/server/handler';
 import { Server } from '../../src/server/server';
@@ -52,8 +54,9 @@ if (why) {
     const session = (n: string, port: number, loop: boolean): string => `  - name: ${n}\n    file: media/${n}.ts\n    to: 127.0.0.1:${port}\n    loop: ${loop}\n`;
     fs.writeFileSync(file, `engine:\n  interface: lo\n  netns: ${tb.ns('a')}\n  backend: "null"\n  workers: 2\n  drain_ms: 0\nmetrics:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: null\nrelays:\n  - name: cam\n    listen: 127.0.0.1:5000\n    sources: [127.0.0.1/32]\n    subscribers: [127.0.0.1:6000]\nsessions:\n${session('a', 7000, true)}${session('b', 7001, true)}${session('c', 7002, true)}${session('d', 7003, true)}${session('short', 7004, false)}`);
     const logs: Array<Record<string, unknown>> = [];
+    let engine: Engine | null = null;
     const server = new Server({
-      configFile: file, deps: (c, l) => realDeps(c, l, { sessionWorkerFile: FIXTURE }),
+      configFile: file, deps: (c, l) => realDeps(c, l, { sessionWorkerFile: FIXTURE, onEngine: (e) => (engine = e) }),
       log: createLogger({ level: 'info', write: (l) => void logs.push(JSON.parse(l) as Record<string, unknown>) }), watch: false, processMetrics: false,
     });
     const events: StampedEvent[] = [];
@@ -131,9 +134,18 @@ if (why) {
     await t.test('every session stopped: no pool slot is missing', async (t) => {
       for (const n of list()) await handler.handle({ type: 'stopSession', name: n });
       t.same(list(), [], 'nothing runs');
-      await until('the pool is back', async () => metricValue(await metrics(), 'reflector_pool_used_slots') === 0, 5000).catch(() => undefined);
-      const died = events.filter((e) => e.type === 'worker_died').map((e) => `lane ${(e as { lane: number }).lane}: ${(e as { reason: string }).reason}`);
-      t.equal(metricValue(await metrics(), 'reflector_pool_used_slots'), 0, `reflector_pool_used_slots is 0: every slot is on a free ring (worker deaths: ${died.join('; ')})`);
+      const region = engine!.region;
+      const lanes = [1, 2]; // the two session workers'
+      // nothing in flight any more: every slot of a lane is on its free ring or
+      // held by the lane's live worker (a replacement keeps the slots it was
+      // handed until it sends them), none lost, none counted twice
+      await until('the lanes settle', () => lanes.every((l) => laneCensus(region, l).settled), 5000).catch(() => undefined);
+      const census = lanes.map((l) => laneCensus(region, l));
+      t.same(census.map((c) => c.settled), [true, true], `every slot on a free ring or held by the lane's worker (${JSON.stringify(census.map(({ held, back }) => ({ held, back })))})`);
+      const died = events.filter((e) => e.type === 'worker_died') as Array<Extract<StampedEvent, { type: 'worker_died' }>>;
+      t.ok(died.length >= 2 && died.every((d) => d.reclaimed !== null), `each dead worker's slots were reclaimed for its replacement (${died.map((d) => `lane ${d.lane}: ${d.reclaimed}`).join('; ')})`);
+      const held = census.reduce((n, c) => n + c.held, 0);
+      t.equal(metricValue(await metrics(), 'reflector_pool_used_slots'), held, `reflector_pool_used_slots counts exactly the ${held} slots workers hold`);
     });
   });
 }
