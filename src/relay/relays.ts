@@ -28,6 +28,8 @@ import type { Region } from '../region/region';
 import { PolicyChannel, type EngineEvent } from './channel';
 import { anySourceProblem, localAddresses } from './guards';
 import { NftGuard } from './nft';
+import { Memberships } from './membership';
+import { DEFAULT_MULTICAST_TTL, groupMac, groupProblem, interfaceAddress, isMulticast, sourceGroupProblem, ssmOf } from '../net/multicast';
 import {
   ERRNO, MAX_OUTPUTS, MAX_PREFIXES, MAX_RELAYS, OP, OUT_F_DSCP, OUT_F_MAC_VALID, OUT_F_TTL,
 } from './policy';
@@ -65,6 +67,14 @@ export interface RelaySpecInput {
   /** ingress limits: packets per second, bits per second (frame bytes x 8); 0 or absent = none */
   maxPps?: number;
   maxBps?: number;
+  /**
+   * listen is a multicast group: join it source-specifically (one join per
+   * source, every source a single host). Default: derived, true when every
+   * source is a /32 or /128. Refused on a unicast listen address.
+   */
+  ssm?: boolean;
+  /** TTL / hop limit of the relay's multicast outputs without their own ttl (default 16). */
+  multicastTtl?: number;
 }
 
 export interface RelayLimit {
@@ -88,7 +98,7 @@ export interface OutputOptions {
   source?: Endpoint | string;
   /** DSCP 0..63 (default: keep the arriving packet's). */
   dscp?: number;
-  /** TTL / hop limit 1..255 (default 64). */
+  /** TTL / hop limit 1..255 (default 64; a multicast output: the relay's multicastTtl, 16). */
   ttl?: number;
 }
 
@@ -107,6 +117,9 @@ interface RelayState {
   sources: Prefix[];
   outputs: Map<string, OutputState>; // formatEndpoint(to) ->
   limit: { pps: number; bytesPerS: number };
+  /** listen is a group; ssm: joined source-specifically */
+  group: { ssm: boolean } | null;
+  multicastTtl: number;
 }
 
 export const MAX_PPS = 0xffffffff;
@@ -131,6 +144,8 @@ export interface RelayInfo {
   listen: string;
   sources: string[];
   subscribers: string[];
+  /** listen is a multicast group: 'asm' (any-source join) or 'ssm' (source-specific) */
+  join?: 'asm' | 'ssm';
 }
 
 function keyOf(e: Endpoint): string {
@@ -163,6 +178,7 @@ export class Relays extends EventEmitter {
   private readonly engine: RelayEngine;
   private readonly channel: PolicyChannel;
   private readonly nft: NftGuard | null;
+  private readonly groups: Memberships;
   private readonly netns: string | undefined;
   private readonly resolver: (dst: string, opts: { netns?: string }) => Promise<NextHop>;
   private readonly isLocal: (address: string, opts: { netns?: string }) => Promise<boolean>;
@@ -188,6 +204,7 @@ export class Relays extends EventEmitter {
     this.channel = new PolicyChannel(engine.region, { timeoutMs: opts.ackTimeoutMs });
     this.channel.onEvent((e) => this.onEngineEvent(e));
     this.nft = opts.nft === false ? null : new NftGuard({ interface: engine.interface, netns: this.netns });
+    this.groups = new Memberships(engine.interface, engine.netnsPath);
     this.resolver = opts.resolve ?? ((dst, o) => resolveNextHop(dst, o));
     this.isLocal = opts.isLocal ?? (async (a, o) => (await localAddresses(o.netns)).has(a.toLowerCase()));
     // Engine.close() stops us before the engine (src/engine/children.ts)
@@ -230,6 +247,7 @@ export class Relays extends EventEmitter {
       await this.removeRelay(name).catch(() => undefined);
     }
     this.stopped = true;
+    this.groups.leaveAll();
     this.channel.close();
     disownChild(this.engine.region.sab, this);
     await this.nft?.stop();
@@ -246,6 +264,7 @@ export class Relays extends EventEmitter {
       listen: keyOf(r.listen),
       sources: r.sources.map((p) => `${p.address}/${p.length}`),
       subscribers: [...r.outputs.keys()],
+      ...(r.group ? { join: r.group.ssm ? ('ssm' as const) : ('asm' as const) } : {}),
     }));
   }
 
@@ -274,31 +293,47 @@ export class Relays extends EventEmitter {
       if (p.family !== listen.family) {
         throw invalidArg(`relay "${name}".sources[${i}]: ${p.address}/${p.length} is IPv${p.family}, the listen address ${keyOf(listen)} is IPv${listen.family}`);
       }
+      const g = sourceGroupProblem(p);
+      if (g) throw invalidArg(`relay "${name}".sources[${i}]: ${g}`);
       const any = anySourceProblem(p, spec.allowAnySource === true);
       if (any) throw invalidArg(`relay "${name}".sources[${i}]: ${any}`);
     });
+    const isGroup = isMulticast(listen.address, listen.family);
+    if (isGroup) {
+      const gp = groupProblem(listen);
+      if (gp) throw invalidArg(`relay "${name}".listen: ${gp}`);
+    }
+    const ssm = ssmOf(listen, sources, spec.ssm, `relay "${name}"`);
+    if ('problem' in ssm) throw invalidArg(ssm.problem);
+    const mttl = spec.multicastTtl ?? DEFAULT_MULTICAST_TTL;
+    if (!Number.isInteger(mttl) || mttl < 1 || mttl > 255) throw invalidArg(`relay "${name}".multicastTtl: ${String(spec.multicastTtl)} is not an integer in 1..255`);
     const limit = limitOf(spec, `relay "${name}"`);
     const subs = (spec.subscribers ?? []).map((s, i) => toEndpoint(s, `relay "${name}".subscribers[${i}]`));
     // from here on the name and the address are ours, across every await below
     this.reservedNames.add(name);
     this.reservedListens.add(keyOf(listen));
     try {
-      if (!(await this.isLocal(listen.address, { netns: this.netns }))) {
+      // a group is nobody's address: the join (below) is what makes it the host's
+      if (!isGroup && !(await this.isLocal(listen.address, { netns: this.netns }))) {
         const where = this.netns ? `namespace ${this.netns}` : "the server's namespace";
         throw invalidArg(
           `relay "${name}".listen: ${listen.address} is not an address of ${where} (a relay takes only traffic addressed to the engine's host; accepted: an address \`ip${this.netns ? ` -n ${this.netns}` : ''} addr\` lists)`,
         );
       }
       this.checkStarted('addRelay');
-      await this.addRelayNow(name, listen, sources, subs, limit);
+      await this.addRelayNow(name, listen, sources, subs, limit, isGroup ? { ssm: ssm.ssm } : null, mttl);
     } finally {
       this.reservedNames.delete(name);
       this.reservedListens.delete(keyOf(listen));
     }
   }
 
-  private async addRelayNow(name: string, listen: Endpoint, sources: Prefix[], subs: Endpoint[], limit: RelayState['limit']): Promise<void> {
-    const relay: RelayState = { id: this.nextRelayId++, counter: this.takeSlot(name), name, listen, sources, outputs: new Map(), limit: { pps: 0, bytesPerS: 0 } };
+  private async addRelayNow(
+    name: string, listen: Endpoint, sources: Prefix[], subs: Endpoint[], limit: RelayState['limit'], group: RelayState['group'], multicastTtl: number,
+  ): Promise<void> {
+    const relay: RelayState = {
+      id: this.nextRelayId++, counter: this.takeSlot(name), name, listen, sources, outputs: new Map(), limit: { pps: 0, bytesPerS: 0 }, group, multicastTtl,
+    };
     // kernel rule first: from now on nothing sent to P reaches the host's
     // UDP layer (no ICMP unreachable while the engine learns the relay)
     try {
@@ -323,6 +358,9 @@ export class Relays extends EventEmitter {
         );
       }
       for (const s of subs) await this.addOutput(name, s);
+      // last: the group's traffic is asked for once the relay can take it
+      // (the nftables rule above already keeps it from the kernel's UDP layer)
+      if (group) this.groups.join({ relay: name, listen, sources: group.ssm ? sources : [] });
     } catch (e) {
       await this.removeRelay(name).catch(() => undefined);
       throw e;
@@ -396,6 +434,8 @@ export class Relays extends EventEmitter {
     const r = this.relays.get(name);
     if (!r) throw invalidArg(`relay "${String(name)}" does not exist (relays: ${[...this.relays.keys()].join(', ') || 'none'})`);
     this.relays.delete(name);
+    // first: the group's traffic stops being asked for before the relay goes
+    this.groups.leave(name);
     try {
       await this.channel.send(OP.RELAY_REMOVE, `remove relay "${name}"`, (w, b) => w.relayRef(b, r.id));
     } catch (e) {
@@ -447,7 +487,7 @@ export class Relays extends EventEmitter {
     for (const o of this.relays.values()) {
       if (sameEndpoint(o.listen, to)) throw invalidArg(`${what} ${k} is relay "${o.name}"'s listen address (the packets would loop)`);
     }
-    const from = opts.source === undefined ? r.listen : toEndpoint(opts.source, `${what} ${k}: source`);
+    let from = opts.source === undefined ? r.listen : toEndpoint(opts.source, `${what} ${k}: source`);
     if (from.family !== to.family) throw invalidArg(`${what} ${k}: source ${keyOf(from)} is not IPv${to.family}`);
     const { dscp, ttl } = opts;
     if (dscp !== undefined && (!Number.isInteger(dscp) || dscp < 0 || dscp > 63)) throw invalidArg(`${what} ${k}: dscp ${String(dscp)} is not in 0..63`);
@@ -455,8 +495,22 @@ export class Relays extends EventEmitter {
     let total = 0;
     for (const o of this.relays.values()) total += o.outputs.size;
     if (total >= MAX_OUTPUTS) throw invalidArg(`${what} ${k}: the engine holds at most ${MAX_OUTPUTS} outputs`);
-    const hop = await this.nextHop(to.address);
+    const group = isMulticast(to.address, to.family);
+    if (group) {
+      const gp = groupProblem(to);
+      if (gp) throw invalidArg(`${what} ${k}: ${gp}`);
+    }
+    if (isMulticast(from.address, from.family)) {
+      if (opts.source !== undefined) {
+        throw invalidArg(`${what} ${k}: source ${keyOf(from)} is a multicast group (a group is nobody's source address: set source to an address of the engine's interface)`);
+      }
+      // a relay on a group sends from the interface's own address (same port)
+      from = { family: from.family, address: await interfaceAddress(this.engine.interface, from.family, this.netns), port: from.port };
+    }
+    // a group's frame goes to its Ethernet address: no neighbour to resolve or refresh
+    const hop = group ? { mac: groupMac(to.address, to.family) } : await this.nextHop(to.address);
     const out: OutputState = { id: this.takeSlot(`${what} ${k}`), to, from, mac: hop?.mac ?? null };
+    const outTtl = ttl ?? (group ? r.multicastTtl : undefined);
     r.outputs.set(k, out);
     try {
       await this.channel.send(OP.OUTPUT_ADD, `${what} ${k}`, (w, b) =>
@@ -464,8 +518,8 @@ export class Relays extends EventEmitter {
           relayId: r.id,
           outputId: out.id,
           family: to.family,
-          flags: (out.mac ? OUT_F_MAC_VALID : 0) | (dscp !== undefined ? OUT_F_DSCP : 0) | (ttl !== undefined ? OUT_F_TTL : 0),
-          ttl: ttl ?? 0,
+          flags: (out.mac ? OUT_F_MAC_VALID : 0) | (dscp !== undefined ? OUT_F_DSCP : 0) | (outTtl !== undefined ? OUT_F_TTL : 0),
+          ttl: outTtl ?? 0,
           dscp: dscp ?? 0,
           srcPort: from.port,
           dstPort: to.port,
@@ -520,6 +574,7 @@ export class Relays extends EventEmitter {
     this.hops.clear();
     for (const r of [...this.relays.values()]) {
       for (const out of [...r.outputs.values()]) {
+        if (isMulticast(out.to.address, out.to.family)) continue;
         const hop = await this.nextHop(out.to.address).catch(() => null);
         const mac = hop?.mac ?? null;
         if (mac === out.mac || !r.outputs.has(keyOf(out.to))) continue;
