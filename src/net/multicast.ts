@@ -16,7 +16,7 @@
 import { execFile } from 'node:child_process';
 import { ReflectorError } from '../errors';
 import { addressBytes, type Endpoint, type Family, type Prefix } from './address';
-import { netnsName } from './neighbour';
+import { linkInfo, netnsName, type NextHop } from './neighbour';
 
 /** TTL / hop limit of a multicast output or session destination without `ttl`. */
 export const DEFAULT_MULTICAST_TTL = 16;
@@ -93,4 +93,15 @@ export async function interfaceAddress(dev: string, family: Family, netns?: stri
     for (const a of l.addr_info ?? []) if (a.local) return a.local;
   }
   throw new ReflectorError('ERR_NO_NEIGHBOUR', `${dev}${ns ? ` in namespace ${ns}` : ''} has no global IPv${family} address to send to a multicast group from`);
+}
+
+/**
+ * Where a frame to group `dst` goes: out of `dev` (the engine's interface:
+ * a group has no route of its own to follow), from the interface's address
+ * and MAC, to the group's Ethernet address. No neighbour is asked.
+ */
+export async function multicastHop(dst: string, family: Family, dev: string, netns?: string): Promise<NextHop> {
+  const link = await linkInfo(dev, { netns });
+  const srcAddr = await interfaceAddress(dev, family, netns);
+  return { family, dst, dev, ifindex: link.ifindex, mtu: link.mtu, gateway: null, srcAddr, mac: groupMac(dst, family), srcMac: link.mac };
 }

@@ -131,6 +131,7 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
         relays.addRelay({
           name: spec.name, listen: spec.listen, sources: spec.sources, subscribers: spec.subscribers,
           allowAnySource: spec.allowAnySource, maxPps: spec.maxPps, maxBps: spec.maxBps,
+          ssm: spec.ssm, multicastTtl: spec.multicastTtl,
         }),
       setLimit: (relay, limit) => relays.setLimit(relay, limit),
       removeRelay: (name) => relays.removeRelay(name),

@@ -29,6 +29,9 @@ export interface RelaySpec {
   /** ingress limits, 0 = none (maxBps in bits per second) */
   maxPps?: number;
   maxBps?: number;
+  /** multicast listen: source-specific join (undefined: derived); TTL of multicast outputs */
+  ssm?: boolean;
+  multicastTtl?: number;
 }
 
 export interface OutputStats {

@@ -31,8 +31,8 @@ import { ReflectorError, invalidArg, type ReflectorErrorCode } from '../errors';
 import { MEDIA_FORMATS, type MediaFormat } from '../media/load';
 import { checkName } from '../names';
 import { parseEndpoint, type Endpoint } from '../net/address';
-import { destinationFromHop, type DestinationOptions } from '../net/destination';
-import { NEXT_HOP_TTL_MS, resolveNextHop, type NextHop } from '../net/neighbour';
+import { destinationFromHop, hopOf, type DestinationOptions } from '../net/destination';
+import { NEXT_HOP_TTL_MS, type NextHop } from '../net/neighbour';
 import type { Destination } from '../region/lane';
 import type { Region } from '../region/region';
 import type { ControlRequest, PumpTask, SessionCounters, SessionInfo, StartRequest, WorkerMessage } from './protocol';
@@ -638,7 +638,7 @@ function cachedResolver(opts: DestinationOptions): (to: Endpoint) => Promise<Des
     const now = Date.now();
     let known = hops.get(to.address);
     if (!known || now - known.at >= NEXT_HOP_TTL_MS) {
-      const hop = resolveNextHop(to.address, { netns: opts.netns, probeTimeoutMs: opts.probeTimeoutMs }).then((h) => {
+      const hop = hopOf(to, opts).then((h) => {
         if (opts.dev !== undefined && h.dev !== opts.dev) {
           throw new ReflectorError('ERR_NO_NEIGHBOUR', `route to ${to.address} leaves through ${h.dev}, not through the engine's interface ${opts.dev}`);
         }
