@@ -460,6 +460,7 @@ class Reflector : public Napi::Addon<Reflector> {
     o.Set("eventOff", l.event_off);
     o.Set("destOff", l.dest_off);
     o.Set("streamCountersOff", l.stream_counters_off);
+    o.Set("captureOff", l.capture_off);
     o.Set("outputCountersOff", l.output_counters_off);
     o.Set("laneCountersOff", l.lane_counters_off);
     o.Set("poolOff", l.pool_off);
