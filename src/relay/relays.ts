@@ -29,9 +29,11 @@ import { PolicyChannel, type EngineEvent } from './channel';
 import { anySourceProblem, localAddresses } from './guards';
 import { NftGuard } from './nft';
 import { Memberships } from './membership';
+import { CaptureRing } from '../capture/ring';
+import { checkCaptureOptions, writePcap, type CaptureOptions, type CaptureResult, type CaptureSummary, type CapturedPacket } from '../capture/capture';
 import { DEFAULT_MULTICAST_TTL, groupMac, groupProblem, interfaceAddress, isMulticast, sourceGroupProblem, ssmOf } from '../net/multicast';
 import {
-  ERRNO, MAX_OUTPUTS, MAX_PREFIXES, MAX_RELAYS, OP, OUT_F_DSCP, OUT_F_MAC_VALID, OUT_F_TTL,
+  ERRNO, MAX_OUTPUTS, MAX_PREFIXES, MAX_RELAYS, NONE, OP, OUT_F_DSCP, OUT_F_MAC_VALID, OUT_F_TTL,
 } from './policy';
 
 /** The part of Engine (src/engine/engine.ts) the manager needs. */
@@ -196,6 +198,9 @@ export class Relays extends EventEmitter {
   private readonly chains = new Map<string, Promise<unknown>>();
   private started = false;
   private stopped = false;
+  /** the relay being captured (one capture per engine: the RX thread has one ring) */
+  private capturing: string | null = null;
+  private captureRing: CaptureRing | null = null;
 
   constructor(engine: RelayEngine, opts: RelaysOptions = {}) {
     super();
@@ -567,6 +572,86 @@ export class Relays extends EventEmitter {
     const c = this.engine.region.outputCounters(r.counter);
     // the relay's drops count both kinds; `limited` the rate-limit ones alone
     return { packets: c.packets, bytes: c.bytes, notAllowed: c.drops - c.limited, rateLimited: c.limited };
+  }
+
+  // ------------------------------------------------------------ capture --
+
+  /**
+   * Capture what relay `name` receives and sends: its ingress frames as they
+   * arrived and each output's frame as rewritten (or one output's only, with
+   * `subscriber`), until `count` packets or `seconds` passed. An async
+   * generator of packets whose return value says how many the engine had to
+   * drop (the ring was full: the capture, never the relay, loses them). One
+   * capture at a time per engine; ERR_CAPTURE while another runs.
+   */
+  async *capture(name: string, opts: CaptureOptions): AsyncGenerator<CapturedPacket, CaptureResult> {
+    this.checkStarted('capture');
+    const r = this.relayOf(name);
+    const what = `capture of relay "${r.name}"`;
+    const lim = checkCaptureOptions(opts, what);
+    let only: OutputState | null = null;
+    if (opts.subscriber !== undefined) {
+      const k = keyOf(toEndpoint(opts.subscriber, `${what}.subscriber`));
+      only = r.outputs.get(k) ?? null;
+      if (!only) throw invalidArg(`${what}.subscriber: ${k} is not a subscriber of relay "${r.name}" (subscribers: ${[...r.outputs.keys()].join(', ') || 'none'})`);
+    }
+    if (this.capturing !== null) {
+      throw new ReflectorError('ERR_CAPTURE', `${what}: a capture of relay "${this.capturing}" is running (one capture at a time per engine); wait for it to end`);
+    }
+    this.capturing = r.name;
+    const ring = (this.captureRing ??= new CaptureRing(this.engine.region.sab, 1));
+    const names = new Map<number, string>();
+    for (const o of r.outputs.values()) names.set(o.id, keyOf(o.to));
+    ring.skip();
+    const dropped0 = ring.dropped;
+    let armed = false;
+    let n = 0;
+    try {
+      await this.channel.send(OP.CAPTURE, `${what} (arm)`, (w, b) => w.capture(b, { relayId: r.id, outputId: only ? only.id : NONE, ingress: only === null }));
+      armed = true;
+      const deadline = lim.seconds === Infinity ? Infinity : Date.now() + lim.seconds * 1000;
+      while (n < lim.count && Date.now() < deadline && !opts.signal?.aborted && this.relays.get(r.name) === r) {
+        const recs = ring.drain(lim.count - n);
+        for (const x of recs) {
+          // outputs added during the capture: their names as they are now
+          const out = x.kind === 'output' ? (names.get(x.id) ?? [...r.outputs.values()].find((o) => o.id === x.id)?.to) : null;
+          const label = x.kind === 'ingress' ? r.name : typeof out === 'string' ? out : out ? keyOf(out) : `output ${x.id}`;
+          n++;
+          yield { kind: x.kind, what: label, tsNs: x.tsNs, wireLen: x.wireLen, data: x.data };
+        }
+        if (!recs.length) await new Promise((res) => setTimeout(res, 2));
+      }
+    } finally {
+      if (armed) {
+        await this.channel.send(OP.CAPTURE, `${what} (disarm)`, (w, b) => w.capture(b, { relayId: NONE, outputId: NONE, ingress: false })).catch(() => undefined);
+      }
+      // what the engine wrote before it took the disarm is not this capture's business beyond count
+      this.capturing = null;
+    }
+    const rest = ring.drain(lim.count - n);
+    for (const x of rest) {
+      n++;
+      const label = x.kind === 'ingress' ? r.name : (names.get(x.id) ?? `output ${x.id}`);
+      yield { kind: x.kind, what: label, tsNs: x.tsNs, wireLen: x.wireLen, data: x.data };
+    }
+    ring.skip();
+    return { dropped: Number(ring.dropped - dropped0) };
+  }
+
+  /** capture() into a nanosecond pcap file; the file is created first (ERR_CAPTURE naming it when it cannot be). */
+  async captureToFile(name: string, file: string, opts: CaptureOptions): Promise<CaptureSummary> {
+    this.checkStarted('capture');
+    const r = this.relayOf(name);
+    checkCaptureOptions(opts, `capture of relay "${r.name}"`);
+    if (this.capturing !== null) {
+      throw new ReflectorError('ERR_CAPTURE', `capture of relay "${r.name}": a capture of relay "${this.capturing}" is running (one capture at a time per engine); wait for it to end`);
+    }
+    return writePcap(file, () => this.capture(name, opts), `capture of relay "${r.name}".out`);
+  }
+
+  /** Records the engine dropped because the capture ring was full, since it started (reflector_capture_dropped_total). */
+  captureDropped(): bigint {
+    return (this.captureRing ??= new CaptureRing(this.engine.region.sab, 1)).dropped;
   }
 
   /** Re-resolve every output's next hop; push the MACs that changed. */
