@@ -41,7 +41,7 @@ export class PcapWriter {
       fh = await fs.open(file, 'w', 0o640);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      throw new ReflectorError('ERR_CAPTURE', `${what}: cannot write the capture file ${file}: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' '), { cause: e });
+      throw new ReflectorError('ERR_CAPTURE', `${what}: cannot write the capture file ${file}: ${err.message}`, { cause: e });
     }
     const w = new PcapWriter(fh, file);
     await w.write([pcapHeader()]);

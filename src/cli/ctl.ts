@@ -22,6 +22,9 @@ export const CTL_OPTIONS: Record<string, OptionSpec> = {
   subscriber: { value: 'ADDR:PORT', repeat: true, help: 'add-relay: an initial subscriber' },
   format: { value: 'FORMAT', help: 'start-session: mpegts | rtp | pcap (default mpegts)' },
   loop: { help: 'start-session: start again at the end of the file' },
+  out: { value: 'FILE.pcap', help: 'capture: the pcap file to write (on the server\'s host)' },
+  count: { value: 'N', help: 'capture: stop after N packets (ingress and outputs together)' },
+  seconds: { value: 'S', help: 'capture: stop after S seconds' },
   help: { help: 'show help (after a command: that command\'s help)' },
   version: { help: 'print the version' },
 };
@@ -41,6 +44,10 @@ const COMMANDS: Record<string, CtlCommand> = {
   'start-session': { args: ['NAME', 'FILE', 'ADDR:PORT'], options: ['format', 'loop'], help: 'stream FILE to ADDR:PORT' },
   'stop-session': { args: ['NAME'], help: 'stop a session' },
   stats: { args: [], help: 'engine, relay and session counters' },
+  capture: {
+    args: ['NAME'], options: ['out', 'count', 'seconds', 'subscriber'],
+    help: 'write a nanosecond pcap of what relay NAME receives and sends (--out FILE.pcap, and --count N and/or --seconds S; --subscriber ADDR:PORT: that output only)',
+  },
 };
 
 export const CTL_HELP = `Usage: reflector ctl [--socket PATH | --tcp ADDR:PORT --token TOKEN] <command> [args]
@@ -82,7 +89,7 @@ export function buildCommand(a: Parsed): { name: string; command: Command } {
   if (args.length !== spec.args.length) {
     throw new UsageError(`ctl ${name}: expected ${spec.args.length ? spec.args.join(' ') : 'no arguments'}, got ${args.length} argument(s)`);
   }
-  for (const o of ['source', 'subscriber', 'format', 'loop']) {
+  for (const o of ['source', 'subscriber', 'format', 'loop', 'out', 'count', 'seconds']) {
     if ((a.options.has(o) || a.flags.has(o)) && !(spec.options ?? []).includes(o)) {
       throw new UsageError(`ctl ${name}: option --${o} does not apply to this command`);
     }
@@ -127,6 +134,27 @@ export function buildCommand(a: Parsed): { name: string; command: Command } {
     }
     case 'stop-session':
       return { name, command: { type: 'stopSession', name: args[0] } };
+    case 'capture': {
+      const out = a.options.get('out')?.[0];
+      if (!out) throw new UsageError('ctl capture: --out FILE.pcap is required');
+      const num = (o: string, int: boolean): number => {
+        const v = a.options.get(o)?.[0];
+        if (v === undefined) return 0;
+        const n = Number(v);
+        if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0) || (int && !Number.isInteger(n))) {
+          throw new UsageError(`ctl capture: --${o} "${v}" is not a ${int ? 'positive integer' : 'positive number'}`);
+        }
+        return n;
+      };
+      const count = num('count', true);
+      const seconds = num('seconds', false);
+      if (!count && !seconds) throw new UsageError('ctl capture: give --count N or --seconds S (a capture is bounded)');
+      const subs = a.options.get('subscriber') ?? [];
+      if (subs.length > 1) throw new UsageError('ctl capture: at most one --subscriber');
+      const subscriber = subs.length ? ep(subs[0], '--subscriber') : '';
+      // the server writes the file: a relative path is relative to where ctl runs
+      return { name, command: { type: 'capture', name: args[0], out: path.resolve(out), count, seconds, subscriber } };
+    }
   }
   throw new UsageError(`ctl: unknown command "${name}"`);
 }
@@ -168,6 +196,8 @@ export async function ctl(a: Parsed, io: Io): Promise<number> {
   const timeoutMs = timeoutText === undefined ? 10000 : Number(timeoutText);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`ctl: --timeout "${timeoutText}" is not a positive integer (milliseconds)`);
   const json = a.flags.has('json');
+  // a capture answers when it ends: its own bound on top of the usual wait
+  const waitMs = command.type === 'capture' ? timeoutMs + command.seconds * 1000 : timeoutMs;
   let client: ControlClient;
   try {
     client = await ControlClient.connect(t, { timeoutMs });
@@ -180,7 +210,7 @@ export async function ctl(a: Parsed, io: Io): Promise<number> {
     return 3;
   }
   try {
-    const r = await client.request(command, timeoutMs);
+    const r = await client.request(command, waitMs);
     if (r.type === 'list') {
       if (json) io.out(JSON.stringify({ relays: r.relays, sessions: r.sessions }, null, 2) + '\n');
       else {
@@ -191,6 +221,9 @@ export async function ctl(a: Parsed, io: Io): Promise<number> {
         }
         for (const s of r.sessions) io.out(`session ${s.name} ${s.format} ${s.file} -> ${s.to}${s.loop ? ' loop' : ''} (${s.origin})\n`);
       }
+    } else if (r.type === 'capture') {
+      if (json) io.out(JSON.stringify({ packets: r.packets, dropped: r.dropped, file: r.file }) + '\n');
+      else io.out(`captured ${r.packets} packets to ${r.file}${r.dropped ? ` (${r.dropped} dropped: the capture ring was full; the relay lost none)` : ''}\n`);
     } else if (r.type === 'stats') {
       io.out(json ? JSON.stringify(statsJson(r.stats), null, 2) + '\n' : statsText(r.stats));
     } else if (json) io.out('{"ok":true}\n');

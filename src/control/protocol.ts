@@ -51,11 +51,12 @@ export type Command =
   | { type: 'removeRelay'; name: string }
   | { type: 'startSession'; name: string; file: string; to: string; format: string; loop: boolean }
   | { type: 'stopSession'; name: string }
-  | { type: 'stats' };
+  | { type: 'stats' }
+  | { type: 'capture'; name: string; out: string; count: number; seconds: number; subscriber: string };
 
 export type CommandType = Command['type'];
 export const COMMAND_TYPES: readonly CommandType[] = [
-  'auth', 'list', 'subscribe', 'unsubscribe', 'addRelay', 'removeRelay', 'startSession', 'stopSession', 'stats',
+  'auth', 'list', 'subscribe', 'unsubscribe', 'addRelay', 'removeRelay', 'startSession', 'stopSession', 'stats', 'capture',
 ];
 
 export type ControlErrorCode =
@@ -73,6 +74,7 @@ export type Result =
   | { type: 'ok' }
   | { type: 'list'; relays: RelayInfo[]; sessions: SessionInfo[] }
   | { type: 'stats'; stats: StatsResult }
+  | { type: 'capture'; packets: number; dropped: number; file: string }
   | { type: 'error'; code: ControlErrorCode | string; message: string };
 
 export interface Request {
@@ -149,6 +151,9 @@ export function encodeResponse(r: Response): Uint8Array {
     case 'error':
       obj = { error: { code: result.code, message: result.message } };
       break;
+    case 'capture':
+      obj = { capture: { packets: String(result.packets), dropped: String(result.dropped), file: result.file } };
+      break;
     case 'list':
       obj = {
         list: {
@@ -187,6 +192,8 @@ export function decodeResponse(bytes: Uint8Array): Response {
       return { id, result: { type: 'ok' } };
     case 'error':
       return { id, result: { type: 'error', code: String(body.code), message: String(body.message) } };
+    case 'capture':
+      return { id, result: { type: 'capture', packets: Number(body.packets), dropped: Number(body.dropped), file: String(body.file) } };
     case 'list': {
       const relays = (body.relays as Array<Record<string, unknown>>).map((r) => ({
         name: String(r.name), listen: String(r.listen), sources: r.sources as string[], subscribers: r.subscribers as string[], origin: originFromWire(r.origin),

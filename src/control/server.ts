@@ -143,7 +143,9 @@ export class ControlServer {
   }
 
   private async run(req: Request, peer: string): Promise<Result> {
-    const timeoutMs = this.opts.requestTimeoutMs ?? 10000;
+    // a capture runs for its own bound (seconds) before it answers
+    const captureMs = req.command.type === 'capture' && req.command.seconds > 0 ? req.command.seconds * 1000 : 0;
+    const timeoutMs = (this.opts.requestTimeoutMs ?? 10000) + captureMs;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<Result>((resolve) => {
       timer = setTimeout(() => resolve({ type: 'error', code: 'ERR_TIMEOUT', message: `${req.command.type} took longer than ${timeoutMs} ms` }), timeoutMs);

@@ -70,6 +70,8 @@ export interface MetricsSource {
   ready(): boolean;
   /** cluster mode: etcd answers (null: not a cluster node) */
   clusterConnected?(): boolean | null;
+  /** packets a capture lost because the engine's capture ring was full (null: no engine) */
+  captureDropped?(): bigint | null;
 }
 
 /** Engine thread index -> label value. */
@@ -239,6 +241,10 @@ export function createMetrics(source: MetricsSource, opts: { defaults?: boolean;
   add(new ScrapeMetric('reflector_lane_quarantined', '1 while the engine takes nothing from a lane that broke the rules too often (until the engine restarts)', 'gauge', () =>
     (source.lanes?.() ?? []).map((l) => ({ labels: { lane: l.lane }, value: l.quarantined ? 1 : 0 })),
   ));
+  add(new ScrapeMetric('reflector_capture_dropped_total', 'Packets a capture (reflector ctl capture) lost because the engine\'s capture ring was full; the relay itself lost none', 'counter', () => {
+    const d = source.captureDropped?.() ?? null;
+    return d === null ? [] : [{ value: num(d) }];
+  }));
   add(new ScrapeMetric('reflector_engine_up', '1 when the engine is running', 'gauge', () => [{ value: source.engine() ? 1 : 0 }]));
   add(new ScrapeMetric('reflector_ready', '1 when the engine runs and the config is applied (/readyz)', 'gauge', () => [{ value: source.ready() ? 1 : 0 }]));
   add(new ScrapeMetric('reflector_relays', 'Relays configured (config and control API)', 'gauge', () => [{ value: source.relayCount() }]));

@@ -134,6 +134,8 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
           ssm: spec.ssm, multicastTtl: spec.multicastTtl,
         }),
       setLimit: (relay, limit) => relays.setLimit(relay, limit),
+      captureToFile: (relay, file, opts) => relays.captureToFile(relay, file, opts),
+      captureDropped: () => relays.captureDropped(),
       removeRelay: (name) => relays.removeRelay(name),
       addOutput: (relay, sub) => relays.addOutput(relay, sub),
       removeOutput: (relay, sub) => relays.removeOutput(relay, sub),

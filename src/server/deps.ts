@@ -58,6 +58,10 @@ export interface RelayManagerLike {
   relayStats?(relay: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited?: bigint } | null;
   /** change a relay's ingress limit live (0 = none) */
   setLimit?(relay: string, limit: { maxPps: number; maxBps: number }): Promise<void>;
+  /** capture a relay into a pcap file (src/relay/relays.ts captureToFile) */
+  captureToFile?(relay: string, file: string, opts: { count?: number; seconds?: number; subscriber?: string }): Promise<{ packets: number; dropped: number; file?: string }>;
+  /** records the capture ring could not take (reflector_capture_dropped_total) */
+  captureDropped?(): bigint;
   stop?(): Promise<void>;
 }
 

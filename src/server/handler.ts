@@ -37,6 +37,9 @@ export interface HandlerContext {
   stats: () => Promise<{ engineRunning: boolean; ready: boolean; configReloads: bigint; configReloadFailures: bigint; counters: StatsCounter[] }>;
   /** control.request_timeout_ms: the deadline of every change (default 10000) */
   requestTimeoutMs?: number;
+  /** Relays.captureToFile (absent: the capture command answers ERR_UNAVAILABLE) */
+  capture?: (relay: string, out: string, opts: { count?: number; seconds?: number; subscriber?: string }) =>
+    Promise<{ packets: number; dropped: number; file?: string }>;
 }
 
 export class CommandHandler implements ControlHandler {
@@ -77,6 +80,21 @@ export class CommandHandler implements ControlHandler {
         });
         const subs = c.subscribers.map((s, i) => endpoint(s, `subscribers[${i}]`));
         return this.change((signal) => st.addRelay(n, listen, sources, subs, 'runtime', { signal }));
+      }
+      case 'capture': {
+        // a read of the data path: not serialised with changes, bounded by count/seconds
+        const n = name('relay', c.name, 'name');
+        if (!st.relays.has(n)) throw new ControlError('ERR_NOT_FOUND', `no relay named "${n}" (have: ${[...st.relays.keys()].join(', ') || 'none'})`);
+        if (typeof c.out !== 'string' || !path.isAbsolute(c.out)) throw new ControlError('ERR_INVALID_ARG', `out: "${String(c.out)}" is not an absolute path (the server writes the file)`);
+        if (!this.ctx.capture) throw new ControlError('ERR_UNAVAILABLE', 'capture: this server has no relay engine to capture from');
+        const sub = c.subscriber ? endpoint(c.subscriber, 'subscriber') : undefined;
+        const opts = {
+          ...(c.count ? { count: c.count } : {}),
+          ...(c.seconds ? { seconds: c.seconds } : {}),
+          ...(sub ? { subscriber: sub.family === 6 ? `[${sub.address}]:${sub.port}` : `${sub.address}:${sub.port}` } : {}),
+        };
+        const r = await wrapAsync(() => this.ctx.capture!(n, c.out, opts));
+        return { type: 'capture', packets: r.packets, dropped: r.dropped, file: r.file ?? c.out };
       }
       case 'removeRelay': {
         const n = name('relay', c.name, 'name');
@@ -130,6 +148,17 @@ function wrap<T>(fn: () => T): T {
     return fn();
   } catch (err) {
     if (err instanceof ReflectorError) throw new ControlError('ERR_INVALID_ARG', err.message);
+    throw err;
+  }
+}
+
+/** As wrap, for a promise; a ReflectorError keeps its code (ERR_CAPTURE, ERR_INVALID_ARG ...). */
+async function wrapAsync<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ControlError) throw err;
+    if (err instanceof ReflectorError) throw new ControlError(err.code, err.message);
     throw err;
   }
 }

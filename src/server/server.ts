@@ -332,6 +332,7 @@ export class Server {
       mediaRoot: () => this.config.mediaRoot,
       stats: async () => this.stats(),
       requestTimeoutMs: c.control.requestTimeoutMs,
+      capture: this.deps?.relays.captureToFile ? (relay, out, o) => this.deps!.relays.captureToFile!(relay, out, o) : undefined,
     });
     const m = this.metrics!;
     return new ControlServer({
@@ -413,6 +414,7 @@ export class Server {
       sessionCount: () => this.state?.sessions.size ?? 0,
       ready: () => this.ready,
       clusterConnected: () => (this.cluster ? this.cluster.connected : null),
+      captureDropped: () => (this.deps?.engine.running && this.deps.relays.captureDropped ? this.deps.relays.captureDropped() : null),
     };
   }
 }

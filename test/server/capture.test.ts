@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+// `reflector ctl capture` through the real server (issue #14): 1,000
+// datagrams through a relay at 1:2 while the capture runs; tcpdump -r reads
+// exactly the ingress packets and both outputs' packets as rewritten; the
+// subscribers lose nothing; reflector_capture_dropped_total is 0. Bad
+// input through the CLI: a second capture of the relay while one runs, a
+// file that cannot be written, an unknown relay, no bound: exit 1 or 2 with
+// the key and the value, and the relay keeps relaying.
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { Testbed } from '../helpers/testbed';
+import { BIN, Peer, ServerProcess, childEnv, ctl, metricValue, scrape, serverUnavailable, sleep, ROOT } from './fixtures/harness';
+
+const why = serverUnavailable({ netns: true });
+const COUNT = 1000;
+
+function ctlAsync(socket: string, ...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [BIN, 'ctl', '--socket', socket, ...args], { env: childEnv() });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    c.on('exit', (code) => resolve({ code, out, err }));
+  });
+}
+
+if (why) {
+  process.stderr.write(`# SKIP ctl capture: ${why}\n`);
+  t.plan(0, why);
+} else {
+  t.test('ctl capture of a 1:2 relay while 1,000 datagrams pass', { timeout: 120000 }, async (t) => {
+    const tb = await Testbed.create(t, { hosts: ['client', 'relay'], links: [['client', 'relay']] });
+    const client = tb.addr('client');
+    const relayAddr = tb.addr('relay');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-ctlcap-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const socket = path.join(dir, 'ctl.sock');
+    const file = path.join(dir, 'reflector.yaml');
+    fs.writeFileSync(file, `engine:
+  interface: ${tb.iface('relay').name}
+  netns: ${tb.ns('relay')}
+  workers: 1
+metrics:
+  listen: 127.0.0.1:0
+control:
+  socket: ctl.sock
+media_root: ${ROOT}
+relays:
+  - name: cam
+    listen: ${relayAddr}:5000
+    sources: [${client}/32]
+    subscribers: [${client}:9301, ${client}:9302]
+`);
+    const peer = new Peer(tb.spawn('client', [process.execPath, path.join(__dirname, 'fixtures/udp-peer.js'), client], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    t.teardown(() => peer.close());
+    await peer.ready;
+    await peer.call('bind', { ports: [9301, 9302] });
+    const server = new ServerProcess(['serve', '--config', file]);
+    t.teardown(() => server.kill('SIGKILL'));
+    const port = await server.ready();
+
+    const out = path.join(dir, 'cam.pcap');
+    const cap = ctlAsync(socket, 'capture', 'cam', '--out', out, '--count', String(3 * COUNT), '--seconds', '30');
+    for (let i = 0; i < 100 && !fs.existsSync(out); i++) await sleep(20);
+    await sleep(200);
+    const second = ctl(socket, 'capture', 'cam', '--out', path.join(dir, 'second.pcap'), '--count', '1');
+    t.equal(second.code, 1, 'a second capture of the relay: exit 1');
+    t.match(second.err, /ERR_CAPTURE: .*a capture of relay "cam" is running/, second.err.trim());
+    await peer.call('send', { to: `${relayAddr}:5000`, count: COUNT, pps: 1000, first: 0 });
+    const r = await cap;
+    t.equal(r.code, 0, `ctl capture exits 0: ${r.err.trim()}`);
+    t.match(r.out, new RegExp(`captured ${3 * COUNT} packets to ${out.replace(/[.]/g, '\\.')}\\n`), r.out.trim());
+    await sleep(300);
+    const rep = await peer.report();
+    t.same([rep[9301].length, rep[9302].length], [COUNT, COUNT], 'both subscribers got every datagram during the capture');
+    const lines = execFileSync('tcpdump', ['-r', out, '-n'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n');
+    const n = (re: RegExp): number => lines.filter((l) => re.test(l)).length;
+    const e = (s: string): string => s.replace(/\./g, '\\.');
+    t.equal(lines.length, 3 * COUNT, 'tcpdump -r reads 3,000 packets');
+    t.same([
+      n(new RegExp(`${e(client)}\\.\\d+ > ${e(relayAddr)}\\.5000: UDP`)),
+      n(new RegExp(`${e(relayAddr)}\\.5000 > ${e(client)}\\.9301: UDP`)),
+      n(new RegExp(`${e(relayAddr)}\\.5000 > ${e(client)}\\.9302: UDP`)),
+    ], [COUNT, COUNT, COUNT], 'the ingress packets and each output\'s, as rewritten');
+    const m = (await scrape(port)).body;
+    t.equal(metricValue(m, 'reflector_capture_dropped_total'), 0, 'reflector_capture_dropped_total 0');
+
+    const only = path.join(dir, 'only.pcap');
+    const sub = ctlAsync(socket, 'capture', 'cam', '--out', only, '--seconds', '3', '--subscriber', `${client}:9302`);
+    for (let i = 0; i < 100 && !fs.existsSync(only); i++) await sleep(20);
+    await sleep(200);
+    await peer.call('send', { to: `${relayAddr}:5000`, count: 100, pps: 1000, first: COUNT });
+    t.equal((await sub).code, 0, '--subscriber capture exits 0 after --seconds');
+    const ol = execFileSync('tcpdump', ['-r', only, '-n'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n');
+    t.equal(ol.length, 100, `--subscriber: 100 packets, that output's only (${ol.slice(0, 2).join(' | ')})`);
+    t.ok(ol.every((l) => l.includes(`> ${client}.9302:`)), 'all to the chosen subscriber');
+
+    const bad = ctl(socket, 'capture', 'cam', '--out', '/nonexistent-dir/x.pcap', '--count', '1');
+    t.equal(bad.code, 1, 'unwritable file: exit 1');
+    t.match(bad.err, /cannot write the capture file \/nonexistent-dir\/x\.pcap/, bad.err.trim());
+    const none = ctl(socket, 'capture', 'nope', '--out', path.join(dir, 'n.pcap'), '--count', '1');
+    t.equal(none.code, 1, 'unknown relay: exit 1');
+    t.match(none.err, /ERR_NOT_FOUND: no relay named "nope"/);
+    const unbounded = ctl(socket, 'capture', 'cam', '--out', path.join(dir, 'u.pcap'));
+    t.equal(unbounded.code, 2, 'no bound: usage error');
+    t.match(unbounded.err, /give --count N or --seconds S/);
+    await peer.call('clear', {});
+    await peer.call('send', { to: `${relayAddr}:5000`, count: 100, pps: 1000, first: 5000 });
+    await sleep(300);
+    t.same((await peer.report())[9301].length, 100, 'the relay relays on after every refused capture');
+  });
+}
