@@ -36,6 +36,11 @@ export class CaptureRing {
     this.data = this.base + CAPTURE_HDR;
   }
 
+  /** TX ring: capture stream `stream` (null: none). The TX thread reads it once per burst. */
+  arm(stream: number | null): void {
+    Atomics.store(this.u32, (this.base + CAPTURE_RING.armed) >> 2, stream === null ? 0 : stream + 1);
+  }
+
   /** Records copied by the engine, and records it dropped (ring full). */
   get captured(): bigint {
     return this.dv.getBigUint64(this.base + CAPTURE_RING.captured, true);

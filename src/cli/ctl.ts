@@ -46,7 +46,7 @@ const COMMANDS: Record<string, CtlCommand> = {
   stats: { args: [], help: 'engine, relay and session counters' },
   capture: {
     args: ['NAME'], options: ['out', 'count', 'seconds', 'subscriber'],
-    help: 'write a nanosecond pcap of what relay NAME receives and sends (--out FILE.pcap, and --count N and/or --seconds S; --subscriber ADDR:PORT: that output only)',
+    help: 'write a nanosecond pcap of what relay NAME receives and sends, or what session NAME sends (--out FILE.pcap, and --count N and/or --seconds S; --subscriber ADDR:PORT: that output of the relay only)',
   },
 };
 

@@ -165,7 +165,7 @@ export const CAPTURE_STRIDE = CAPTURE_HDR + CAPTURE_DATA;
 export const CAPTURE_SNAP = 2048;
 
 /** struct rf_capture_ring (its header; CAPTURE_DATA bytes of records follow) */
-export const CAPTURE_RING = { size: CAPTURE_HDR, producer: 0, captured: 8, dropped: 16, consumer: 64, size_: 128, dataOff: 132 } as const;
+export const CAPTURE_RING = { size: CAPTURE_HDR, producer: 0, captured: 8, dropped: 16, consumer: 64, armed: 68, size_: 128, dataOff: 132 } as const;
 
 /** struct rf_capture_rec (then caplen frame bytes; records are 8-byte aligned) */
 export const CAPTURE_REC = { size: 32, len: 0, caplen: 4, wireLen: 8, kind: 12, id: 16, tsNs: 24 } as const;

@@ -649,9 +649,10 @@ export class Relays extends EventEmitter {
     return writePcap(file, () => this.capture(name, opts), `capture of relay "${r.name}".out`);
   }
 
-  /** Records the engine dropped because the capture ring was full, since it started (reflector_capture_dropped_total). */
+  /** Records the engine dropped because a capture ring (relays' or sessions') was full, since it started (reflector_capture_dropped_total). */
   captureDropped(): bigint {
-    return (this.captureRing ??= new CaptureRing(this.engine.region.sab, 1)).dropped;
+    const rx = (this.captureRing ??= new CaptureRing(this.engine.region.sab, 1));
+    return rx.dropped + new CaptureRing(this.engine.region.sab, 0).dropped;
   }
 
   /** Re-resolve every output's next hop; push the MACs that changed. */

@@ -164,6 +164,7 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
       async close() {
         await sessions?.close();
       },
+      captureToFile: (name, file, opts) => sessionsNow().captureToFile(name, file, opts),
     },
   };
 }

@@ -74,6 +74,8 @@ export interface SessionManagerLike {
   positions?(): Promise<Map<string, SessionPosition>>;
   /** release workers (after the engine drained) */
   close?(): Promise<void>;
+  /** capture a session's frames into a pcap file (src/capture/session-capture.ts) */
+  captureToFile?(session: string, file: string, opts: { count?: number; seconds?: number }): Promise<{ packets: number; dropped: number; file?: string }>;
 }
 
 export interface ServerDeps {

@@ -40,6 +40,9 @@ export interface HandlerContext {
   /** Relays.captureToFile (absent: the capture command answers ERR_UNAVAILABLE) */
   capture?: (relay: string, out: string, opts: { count?: number; seconds?: number; subscriber?: string }) =>
     Promise<{ packets: number; dropped: number; file?: string }>;
+  /** SessionManager.captureToFile */
+  captureSession?: (session: string, out: string, opts: { count?: number; seconds?: number }) =>
+    Promise<{ packets: number; dropped: number; file?: string }>;
 }
 
 export class CommandHandler implements ControlHandler {
@@ -83,9 +86,20 @@ export class CommandHandler implements ControlHandler {
       }
       case 'capture': {
         // a read of the data path: not serialised with changes, bounded by count/seconds
-        const n = name('relay', c.name, 'name');
-        if (!st.relays.has(n)) throw new ControlError('ERR_NOT_FOUND', `no relay named "${n}" (have: ${[...st.relays.keys()].join(', ') || 'none'})`);
+        // NAME is a relay's or a session's (names are unique within each kind; a relay wins)
+        const isSession = !st.relays.has(c.name) && st.sessions.has(c.name);
+        const n = name(isSession ? 'session' : 'relay', c.name, 'name');
+        if (!st.relays.has(n) && !isSession) {
+          throw new ControlError('ERR_NOT_FOUND', `no relay or session named "${n}" (relays: ${[...st.relays.keys()].join(', ') || 'none'}; sessions: ${[...st.sessions.keys()].join(', ') || 'none'})`);
+        }
         if (typeof c.out !== 'string' || !path.isAbsolute(c.out)) throw new ControlError('ERR_INVALID_ARG', `out: "${String(c.out)}" is not an absolute path (the server writes the file)`);
+        if (isSession) {
+          if (c.subscriber) throw new ControlError('ERR_INVALID_ARG', `subscriber: "${c.subscriber}": session "${n}" has one destination; --subscriber applies to relays`);
+          if (!this.ctx.captureSession) throw new ControlError('ERR_UNAVAILABLE', 'capture: this server cannot capture sessions');
+          const so = { ...(c.count ? { count: c.count } : {}), ...(c.seconds ? { seconds: c.seconds } : {}) };
+          const r = await wrapAsync(() => this.ctx.captureSession!(n, c.out, so));
+          return { type: 'capture', packets: r.packets, dropped: r.dropped, file: r.file ?? c.out };
+        }
         if (!this.ctx.capture) throw new ControlError('ERR_UNAVAILABLE', 'capture: this server has no relay engine to capture from');
         const sub = c.subscriber ? endpoint(c.subscriber, 'subscriber') : undefined;
         const opts = {

@@ -333,6 +333,7 @@ export class Server {
       stats: async () => this.stats(),
       requestTimeoutMs: c.control.requestTimeoutMs,
       capture: this.deps?.relays.captureToFile ? (relay, out, o) => this.deps!.relays.captureToFile!(relay, out, o) : undefined,
+      captureSession: this.deps?.sessions.captureToFile ? (s, out, o) => this.deps!.sessions.captureToFile!(s, out, o) : undefined,
     });
     const m = this.metrics!;
     return new ControlServer({

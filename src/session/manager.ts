@@ -22,6 +22,8 @@
 // more than restartLimit times within restartWindowMs fails instead
 // (`failed`, ERR_WORKER, with the reason). Sessions that end or fail on
 // their own leave with `ended` / `failed`.
+import { captureSessionToFile } from '../capture/session-capture';
+import type { CaptureOptions, CaptureSummary } from '../capture/capture';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -419,6 +421,17 @@ export class SessionManager extends EventEmitter {
       }
     }
     return out;
+  }
+
+  /**
+   * Capture the frames session `name` sends (as the engine hands them to the
+   * port) into a nanosecond pcap file, bounded by count / seconds; ends
+   * early when the session does (src/capture/session-capture.ts).
+   */
+  captureToFile(name: string, file: string, opts: CaptureOptions): Promise<CaptureSummary> {
+    const e = this.sessions.get(name);
+    if (!e) return Promise.reject(invalidArg(`session "${name}" is not running (sessions: ${this.names().join(', ') || 'none'})`));
+    return captureSessionToFile(this.region, name, e.info.stream, file, opts, () => this.sessions.get(name) === e);
   }
 
   /** The engine's counters of a running session's stream since the session started. */

@@ -37,7 +37,7 @@ if (why) {
     const client = tb.addr('client');
     const relayAddr = tb.addr('relay');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-ctlcap-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    t.teardown(() => (process.env.RF_KEEP ? undefined : fs.rmSync(dir, { recursive: true, force: true })));
     const socket = path.join(dir, 'ctl.sock');
     const file = path.join(dir, 'reflector.yaml');
     fs.writeFileSync(file, `engine:
@@ -54,11 +54,16 @@ relays:
     listen: ${relayAddr}:5000
     sources: [${client}/32]
     subscribers: [${client}:9301, ${client}:9302]
+sessions:
+  - name: movie
+    file: ${path.join(ROOT, 'media/sample.ts')}
+    to: ${client}:9400
+    loop: true
 `);
     const peer = new Peer(tb.spawn('client', [process.execPath, path.join(__dirname, 'fixtures/udp-peer.js'), client], { stdio: ['pipe', 'pipe', 'pipe'] }));
     t.teardown(() => peer.close());
     await peer.ready;
-    await peer.call('bind', { ports: [9301, 9302] });
+    await peer.call('bind', { ports: [9301, 9302, 9400] });
     const server = new ServerProcess(['serve', '--config', file]);
     t.teardown(() => server.kill('SIGKILL'));
     const port = await server.ready();
@@ -72,6 +77,7 @@ relays:
     t.match(second.err, /ERR_CAPTURE: .*a capture of relay "cam" is running/, second.err.trim());
     await peer.call('send', { to: `${relayAddr}:5000`, count: COUNT, pps: 1000, first: 0 });
     const r = await cap;
+    if (r.code !== 0) t.comment(server.stderrText.slice(-15).join("\n"));
     t.equal(r.code, 0, `ctl capture exits 0: ${r.err.trim()}`);
     t.match(r.out, new RegExp(`captured ${3 * COUNT} packets to ${out.replace(/[.]/g, '\\.')}\\n`), r.out.trim());
     await sleep(300);
@@ -99,12 +105,23 @@ relays:
     t.equal(ol.length, 100, `--subscriber: 100 packets, that output's only (${ol.slice(0, 2).join(' | ')})`);
     t.ok(ol.every((l) => l.includes(`> ${client}.9302:`)), 'all to the chosen subscriber');
 
+    // a session: the frames the engine sends, checksums complete
+    const mv = path.join(dir, 'movie.pcap');
+    const ms = ctl(socket, 'capture', 'movie', '--out', mv, '--count', '50', '--seconds', '10');
+    t.equal(ms.code, 0, `ctl capture of a session exits 0: ${ms.err.trim()}`);
+    t.match(ms.out, /captured 50 packets/);
+    const mvl = execFileSync('tcpdump', ['-r', mv, '-n', '-vv'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    t.equal((mvl.match(new RegExp(`> ${e(client)}\\.9400: \\[udp sum ok\\] UDP, length 1316`, 'g')) ?? []).length, 50, 'the session\'s 50 frames to its destination, UDP checksums complete (tcpdump: udp sum ok)');
+    const both = ctl(socket, 'capture', 'movie', '--out', mv, '--count', '1', '--subscriber', `${client}:9400`);
+    t.equal(both.code, 1, '--subscriber on a session: refused');
+    t.match(both.err, /--subscriber applies to relays/);
+
     const bad = ctl(socket, 'capture', 'cam', '--out', '/nonexistent-dir/x.pcap', '--count', '1');
     t.equal(bad.code, 1, 'unwritable file: exit 1');
     t.match(bad.err, /cannot write the capture file \/nonexistent-dir\/x\.pcap/, bad.err.trim());
     const none = ctl(socket, 'capture', 'nope', '--out', path.join(dir, 'n.pcap'), '--count', '1');
     t.equal(none.code, 1, 'unknown relay: exit 1');
-    t.match(none.err, /ERR_NOT_FOUND: no relay named "nope"/);
+    t.match(none.err, /ERR_NOT_FOUND: no relay or session named "nope"/);
     const unbounded = ctl(socket, 'capture', 'cam', '--out', path.join(dir, 'u.pcap'));
     t.equal(unbounded.code, 2, 'no bound: usage error');
     t.match(unbounded.err, /give --count N or --seconds S/);

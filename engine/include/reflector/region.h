@@ -345,7 +345,9 @@ struct rf_capture_ring {
 	uint8_t _pad0[RF_CACHELINE - 24];
 	/* consumer cache line: written by TypeScript */
 	uint32_t consumer;
-	uint8_t _pad1[RF_CACHELINE - 4];
+	uint32_t armed;     /* RF_THREAD_TX's ring: 0 = no capture, else the captured stream + 1
+			     * (read once per burst; the RX ring is armed by RF_POLICY_OP_CAPTURE) */
+	uint8_t _pad1[RF_CACHELINE - 8];
 	/* constant after init */
 	uint32_t size;      /* RF_CAPTURE_DATA */
 	uint32_t data_off;  /* RF_CAPTURE_HDR */
