@@ -4,7 +4,9 @@
 // the engine, draining the ring) is Relays.capture() in src/relay/relays.ts.
 import { rm } from 'node:fs/promises';
 import { ReflectorError, invalidArg } from '../errors';
-import { PcapWriter, pcapRecord } from './pcap-writer';
+import { PcapWriter, putRecord } from './pcap-writer';
+
+const CHUNK = 1 << 20;
 import type { CaptureKind } from './ring';
 
 export interface CaptureOptions {
@@ -62,21 +64,25 @@ export async function writePcap(
   let dropped = 0;
   try {
     const it = start();
-    let batch: Buffer[] = [];
+    // records are packed into one buffer and written when it fills: no allocation per packet
+    let chunk = Buffer.allocUnsafe(CHUNK);
+    let pos = 0;
     for (;;) {
       const r = await it.next();
       if (r.done) {
         dropped = r.value.dropped;
         break;
       }
-      batch.push(pcapRecord(r.value.tsNs, r.value.data, r.value.wireLen));
-      packets++;
-      if (batch.length >= 256) {
-        await w.write(batch);
-        batch = [];
+      const p = r.value;
+      if (pos + 16 + p.data.length > chunk.length) {
+        await w.write([chunk.subarray(0, pos)]);
+        chunk = Buffer.allocUnsafe(Math.max(CHUNK, 16 + p.data.length));
+        pos = 0;
       }
+      pos = putRecord(chunk, pos, p.tsNs, p.data, p.wireLen);
+      packets++;
     }
-    await w.write(batch);
+    await w.write([chunk.subarray(0, pos)]);
   } catch (e) {
     await w.close().catch(() => undefined);
     // a capture that never started (bad subscriber, engine refused) leaves no empty file behind

@@ -21,6 +21,16 @@ export function pcapHeader(): Buffer {
   return b;
 }
 
+/** Write one record (header + data) into `b` at `pos`; returns the position after it. */
+export function putRecord(b: Buffer, pos: number, tsNs: bigint, data: Uint8Array, wireLen: number): number {
+  b.writeUInt32LE(Number(tsNs / 1_000_000_000n), pos);
+  b.writeUInt32LE(Number(tsNs % 1_000_000_000n), pos + 4);
+  b.writeUInt32LE(data.length, pos + 8);
+  b.writeUInt32LE(Math.max(wireLen, data.length), pos + 12);
+  b.set(data, pos + 16);
+  return pos + 16 + data.length;
+}
+
 export function pcapRecord(tsNs: bigint, data: Uint8Array, wireLen: number): Buffer {
   const b = Buffer.alloc(16 + data.length);
   b.writeUInt32LE(Number(tsNs / 1_000_000_000n), 0);

@@ -24,6 +24,7 @@ const KINDS: Record<number, CaptureKind> = { [CAP_KIND.ingress]: 'ingress', [CAP
 
 export class CaptureRing {
   private readonly u32: Uint32Array;
+  private readonly u8: Uint8Array;
   private readonly dv: DataView;
   private readonly base: number;
   private readonly data: number;
@@ -31,6 +32,7 @@ export class CaptureRing {
   /** Ring `ring` (0: the TX thread's, 1: the RX thread's) of the region in `sab`. */
   constructor(sab: SharedArrayBuffer, ring: number) {
     this.u32 = new Uint32Array(sab);
+    this.u8 = new Uint8Array(sab);
     this.dv = new DataView(sab);
     this.base = this.u32[HDR.captureOff >> 2] + ring * CAPTURE_STRIDE;
     this.data = this.base + CAPTURE_HDR;
@@ -81,12 +83,15 @@ export class CaptureRing {
       const kind = KINDS[this.dv.getUint16(at + CAPTURE_REC.kind, true)];
       if (kind) {
         const caplen = Math.min(this.dv.getUint32(at + CAPTURE_REC.caplen, true), len - CAPTURE_REC.size);
+        // one copy out of the ring (slice() of a SharedArrayBuffer would allocate another SharedArrayBuffer)
+        const data = new Uint8Array(caplen);
+        data.set(this.u8.subarray(at + CAPTURE_REC.size, at + CAPTURE_REC.size + caplen));
         out.push({
           kind,
           id: this.dv.getUint32(at + CAPTURE_REC.id, true),
           tsNs: this.dv.getBigUint64(at + CAPTURE_REC.tsNs, true),
           wireLen: this.dv.getUint32(at + CAPTURE_REC.wireLen, true),
-          data: new Uint8Array(this.dv.buffer.slice(at + CAPTURE_REC.size, at + CAPTURE_REC.size + caplen)),
+          data,
         });
       }
       pos = (pos + len) >>> 0;
