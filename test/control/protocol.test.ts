@@ -17,6 +17,7 @@ const commands: Command[] = [
   { type: 'startSession', name: 'm', file: '/media/a.ts', to: '127.0.0.1:7000', format: 'rtp', loop: true },
   { type: 'stopSession', name: 'm' },
   { type: 'stats' },
+  { type: 'capture', name: 'cam', out: '/var/tmp/cam.pcap', count: 3000, seconds: 2.5, subscriber: '127.0.0.1:6000' },
 ];
 
 t.test('every request type round-trips', async (t) => {
@@ -41,6 +42,7 @@ const results: Result[] = [
       counters: [{ name: 'tx_packets', labels: { thread: 'tx' }, value: 2n ** 60n + 1n }],
     },
   },
+  { type: 'capture', packets: 3000, dropped: 12, file: '/var/tmp/cam.pcap' },
 ];
 
 t.test('every response type round-trips (64-bit counters exact)', async (t) => {
