@@ -15,6 +15,7 @@ import { hasTcpdump } from './mcast';
 
 const COUNT = 1000;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-cap-'));
+// RF_KEEP=1 keeps the pcap files for a look after a failure
 t.teardown(() => (process.env.RF_KEEP ? undefined : fs.rmSync(dir, { recursive: true, force: true })));
 
 if (!cannotRun(t)) {

@@ -37,6 +37,7 @@ if (why) {
     const client = tb.addr('client');
     const relayAddr = tb.addr('relay');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-ctlcap-'));
+    // RF_KEEP=1 keeps the pcap files for a look after a failure
     t.teardown(() => (process.env.RF_KEEP ? undefined : fs.rmSync(dir, { recursive: true, force: true })));
     const socket = path.join(dir, 'ctl.sock');
     const file = path.join(dir, 'reflector.yaml');
