@@ -26,4 +26,6 @@ export interface DesiredStateSource {
   readonly connected: boolean;
   /** Why the node is not ready (for /readyz), or null. */
   notReady(): string | null;
+  /** A session this source placed here ended on its own (not stopped, not failed): not to be run again. */
+  sessionEnded?(name: string): void;
 }
