@@ -32,7 +32,7 @@
 //                          [--origin ring|udp] [--rate PPS] [--readme]
 // --rate: no search, PPS is taken as the lossless rate (iterating on overload)
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { compileBench, holdSharedLock, median, runChild } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
@@ -43,7 +43,6 @@ const LABEL: Record<Method, string> = { engine: 'engine', afpacket: 'bare C AF_P
 type Method = (typeof METHODS)[number];
 const P = 5000;
 const SUB0 = 6000;
-const CLK_TCK = 100;
 // the origin and the relay on CPUs of their own (when there are 2): the relay,
 // not its competition with the origin for one CPU, is what is measured
 const PIN = cpus().length >= 2 && process.env.RF_RELAY_PIN !== '0';
@@ -81,9 +80,37 @@ interface RelayUnderTest {
   stop(): Promise<void>;
 }
 
-function procCpu(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+/**
+ * CPU seconds of a process's threads from their schedstat (run time in ns,
+ * exact, where /proc/PID/stat counts 10 ms ticks): every thread, or those
+ * whose name passes `only` (the engine's rf-rx and rf-tx in this process,
+ * not the main thread that runs this bench). Exited threads are not counted.
+ */
+function threadCpu(pid: number, only?: (comm: string) => boolean): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      if (only && !only(readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim())) continue;
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread exited between the listing and the read
+    }
+  }
+  return ns / 1e9;
+}
+
+/** Each thread's CPU seconds by name (RF_BENCH_DEBUG: where the engine's process spends). */
+function threadsByName(pid: number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      m.set(comm, (m.get(comm) ?? 0) + Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9);
+    } catch {
+      // exited
+    }
+  }
+  return m;
 }
 
 async function readyChild(child: ChildProcess, what: string): Promise<void> {
@@ -173,12 +200,8 @@ async function main(args: string[]): Promise<void> {
     const start = async (m: Method, fanout: number): Promise<RelayUnderTest> => {
       if (m === 'engine') {
         await relays!.addRelay({ name: 'bench', listen: `${R}:${P}`, sources: [`${O}/32`], subscribers: subs(fanout).map(([a, p]) => `${a}:${p}`) });
-        const c0 = process.cpuUsage();
         return {
-          cpu: () => {
-            const c = process.cpuUsage(c0);
-            return (c.user + c.system) / 1e6;
-          },
+          cpu: () => threadCpu(process.pid, (c) => c.startsWith('rf-')),
           stop: () => relays!.removeRelay('bench'),
         };
       }
@@ -201,7 +224,7 @@ async function main(args: string[]): Promise<void> {
         await readyChild(child, `${m} relay`);
         const pid = child.pid!;
         return {
-          cpu: () => procCpu(pid),
+          cpu: () => threadCpu(pid),
           stop: async () => {
             child.kill('SIGTERM');
             await new Promise((r) => child.once('exit', r));
@@ -234,6 +257,7 @@ async function main(args: string[]): Promise<void> {
     const measure = async (rut: RelayUnderTest, fanout: number, size: number, pps: number, ms = o.ms): Promise<Point> => {
       const d0 = await delivered();
       const s0 = await snapshot();
+      const t0 = process.env.RF_BENCH_DEBUG ? threadsByName(process.pid) : null;
       const c0 = rut.cpu();
       const ring = o.origin === 'ring' ? ['--ifname', odev, '--src', `${O}:${P + 1}`, '--dst-mac', tb.mac('relay')] : [];
       const r = await runChild(['ip', 'netns', 'exec', tb.ns('origin'), ...(PIN ? ['taskset', '-c', String(ORIGIN_CPU)] : []), origin.bin, '--dst', `${R}:${P}`, '--size', String(size), '--pps', String(pps), '--ms', String(ms), ...ring]);
@@ -258,7 +282,11 @@ async function main(args: string[]): Promise<void> {
       const where = `lost ${Math.max(0, sent * fanout - got)}${counted ? `: ${counted}` : ''}`;
       // delivered over the time it took, drain included (the settle loop's last 50 ms saw nothing)
       const secs = Number(r.json.seconds) + Math.max(0, waited - 50) / 1000;
-      if (process.env.RF_BENCH_DEBUG) process.stdout.write(`  run pps=${pps}: sent ${sent}, delivered ${got} (${d0} before); ${where}; usr/sys/si/idle % ${cpuWhere(s0, s1)}\n`);
+      if (t0) {
+        const t1 = threadsByName(process.pid);
+        const us = [...t1].map(([n, v]) => `${n} ${Math.round((v - (t0.get(n) ?? 0)) * 1e6)}`).join(', ');
+        process.stdout.write(`  run pps=${pps}: sent ${sent}, delivered ${got} (${d0} before); ${where}; usr/sys/si/idle % ${cpuWhere(s0, s1)}; this process's threads (us): ${us}\n`);
+      }
       // lossless means kept up: nothing lost AND delivered within ~150 ms of the
       // origin's end (a socket buffer or RX ring that absorbs a short run and
       // drains for seconds afterwards is not a rate the relay sustains)
