@@ -1,21 +1,32 @@
 // SPDX-License-Identifier: MIT
-// Relay benchmark (issue #4): lossless delivered packets/s per subscriber
-// and relay CPU per packet for redirect (1:1) and split (1:8, 1:64 with
-// --fanouts 1,8,64), payloads 64 and 1316 bytes, side by side in one run:
-//   engine    the Reflector engine (AF_PACKET RX -> policy table -> TX ring)
+// Relay benchmark (issues #4, #10): lossless delivered packets/s per
+// subscriber and relay CPU per packet for redirect (1:1) and split (1:8,
+// 1:64 with --fanouts 1,8,64), payloads 64 and 1316 bytes, side by side in
+// one run. The methods (METHODS below, each a MethodSpec: add one there):
+//   engine    the Reflector engine's user tier (AF_PACKET RX -> policy table -> TX ring)
 //   afpacket  bench/c/afpacket_relay.c: the bare C AF_PACKET relay (TPACKET_V3
 //             RX ring, PACKET_TX_RING with qdisc bypass, one send() per burst)
 //   c         bench/c/mmsg_relay.c: recvmmsg/sendmmsg on a UDP socket
-//   node    a Node.js dgram proxy (the patent's user-level proxy, Figs. 3/5)
-//   nft     the kernel: nftables dnat (1:1) / netdev dup (1:N)
+//   node      a Node.js dgram proxy (the patent's user-level proxy, Figs. 3/5)
+//   nft       the kernel: nftables dnat (1:1) / netdev dup (1:N)
 // Topology: origin <-veth-> relay; the subscribers are ports 6000.. on the
 // origin host, whose veth ingress counts and drops them with nftables (no
 // socket, no IP processing). The origin is bench/c/relay_origin.c, paced;
-// by default it sends from a PACKET_TX_RING (--origin ring), several times
-// what its UDP socket does (--origin udp), so that the relay is the limit.
+// by default it sends from a PACKET_TX_RING with a virtio_net_hdr per frame
+// (--origin ring), several times what its UDP socket does (--origin udp), so
+// that the relay is the limit; where it still is not, the row says
+// "origin-bound" and ratios against it are bounds (>=, <=).
 //
 // The origin is pinned to CPU 0, the relay to CPU 1, and RPS keeps each
 // veth's receive work on its own host's CPU (RF_RELAY_PIN=0: off).
+// CPU per delivered packet, counted alike for every method: the relay's own
+// threads (schedstat run time of the relay process's threads; the engine:
+// its rf-rx and rf-tx threads, not the Node main thread that runs this
+// bench; 0 for a relay in the kernel) + the relay CPU's softirq time (its
+// receive path; all of a kernel relay's work), each over the packets
+// delivered in the run. Softirq served while a relay thread ran is in both
+// (this kernel has no IRQ time accounting): the same for every user-space
+// relay.
 //
 // For each method and case: one run at the origin's full speed, then paced
 // runs at falling fractions of what got through until one keeps up (< 0.1 %
@@ -26,7 +37,8 @@
 // must stay >= 90 % of the lossless rate (no collapse). Every run records
 // where its lost frames were counted (softnet_stat per CPU, veth drops, the
 // engine's drop counters) and each CPU's usr/sys/softirq/idle split; the
-// summary line of a case prints them, RF_BENCH_DEBUG=1 for every run.
+// summary line of a case prints them, RF_BENCH_DEBUG=1 for every run (and
+// the CPU of each thread of this process).
 //   npm run bench -- relay [--runs 3] [--ms 500] [--sizes 64,1316]
 //                          [--fanouts 1,8] [--methods engine,afpacket,c,node,nft]
 //                          [--origin ring|udp] [--rate PPS] [--readme]
