@@ -177,33 +177,38 @@ s.bind(${P},process.argv[2],()=>{try{s.setRecvBufferSize(8<<20);s.setSendBufferS
 
 // ------------------------------------------------------------ methods --
 
-// the engine lives in this process for the whole bench: its CPU is that of
+// the engine runs in this process, only for its own cases (its RX socket
+// and guard rules are gone while the other methods run): its CPU is that of
 // its threads (rf-rx, rf-tx), not of the main thread that runs this bench
-let engineRef: { engine: import('../src/engine/engine').Engine; relays: import('../src/relay/relays').Relays } | null = null;
+let engineNow: import('../src/engine/engine').Engine | null = null;
 const engineMethod: MethodSpec = {
   name: 'engine',
   label: 'engine (user tier)',
-  async open(ctx) {
+  async start(ctx, fanout) {
     const { Engine } = await import('../src/engine/engine');
     const { Relays } = await import('../src/relay/relays');
     const engine = new Engine({ interface: ctx.dev, netns: ctx.tb.ns('relay'), backend: 'afpacket', txFrames: TX_FRAMES, ...ctx.pinEngine });
     const relays = new Relays(engine, { refreshMs: 0 });
     await engine.start();
-    await relays.start();
-    engineRef = { engine, relays };
+    engineNow = engine;
+    try {
+      await relays.start();
+      await relays.addRelay({ name: 'bench', listen: `${ctx.R}:${P}`, sources: [`${ctx.O}/32`], subscribers: ctx.subs(fanout).map(([a, p]) => `${a}:${p}`) });
+    } catch (e) {
+      engineNow = null;
+      await engine.close();
+      throw e;
+    }
+    return {
+      cpu: () => threadCpu(process.pid, (c) => c.startsWith('rf-')),
+      stop: async () => {
+        engineNow = null;
+        // the relays (their policy and guard rules) first, then the threads
+        await engine.close();
+      },
+    };
   },
-  async close() {
-    if (!engineRef) return;
-    await engineRef.relays.stop();
-    await engineRef.engine.stop();
-    engineRef = null;
-  },
-  async start(ctx, fanout) {
-    const { relays } = engineRef!;
-    await relays.addRelay({ name: 'bench', listen: `${ctx.R}:${P}`, sources: [`${ctx.O}/32`], subscribers: ctx.subs(fanout).map(([a, p]) => `${a}:${p}`) });
-    return { cpu: () => threadCpu(process.pid, (c) => c.startsWith('rf-')), stop: () => relays.removeRelay('bench') };
-  },
-  counter: (n) => Number(engineRef ? engineRef.engine.region.counter(1, n) : 0),
+  counter: (n) => Number(engineNow ? engineNow.region.counter(1, n) : 0),
 };
 
 /** A relay in a child process on the relay host: its CPU is all its threads'. */
