@@ -589,7 +589,7 @@ function render(rows: Row[], o: Options): string {
 
 function writeReadme(table: string, args: string[], o: Options): void {
   writeResults('relay', [
-    `Measured ${measuredOn()}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (1/5/15 min) at the end; origin: ${o.origin === 'ring' ? 'PACKET_TX_RING' : 'UDP sendmmsg'}.`,
+    `Measured ${measuredOn()}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (1/5/15 min) at the end; origin: ${o.origin === 'ring' ? 'PACKET_TX_RING with a virtio_net_hdr per frame' : 'UDP sendmmsg'}.`,
     commandOf('relay', args),
     '',
     table,
