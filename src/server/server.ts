@@ -15,7 +15,7 @@ import { loadConfig, ConfigError, formatProblem } from '../config/validate';
 import type { Config } from '../config/schema';
 import { diffConfig } from '../config/diff';
 import { createLogger, type Logger } from '../log';
-import { createMetrics, type MetricsSource, type ServerMetrics } from '../metrics/registry';
+import { createMetrics, seriesOf, type MetricsSource, type ServerMetrics } from '../metrics/registry';
 import { MetricsHttp } from '../metrics/http';
 import { ControlServer } from '../control/server';
 import type { StatsCounter } from '../control/protocol';
@@ -350,29 +350,9 @@ export class Server {
     });
   }
 
-  private stats(): { engineRunning: boolean; ready: boolean; configReloads: bigint; configReloadFailures: bigint; counters: StatsCounter[] } {
-    const counters: StatsCounter[] = [];
-    const eng = this.deps?.engine.running ? this.deps.engine.counters() : null;
-    if (eng) {
-      for (const n of eng.counterNames()) {
-        counters.push({ name: n, labels: { thread: 'tx' }, value: eng.counter(0, n) });
-        counters.push({ name: n, labels: { thread: 'rx' }, value: eng.counter(1, n) });
-      }
-    }
-    const src = this.source();
-    for (const o of src.relayOutputs()) {
-      const labels = { relay: o.relay, subscriber: o.subscriber };
-      counters.push({ name: 'relay_subscriber_packets', labels, value: o.packets }, { name: 'relay_subscriber_bytes', labels, value: o.bytes }, { name: 'relay_subscriber_drops', labels, value: o.drops });
-    }
-    for (const r of src.relays()) {
-      const labels = { relay: r.relay };
-      counters.push({ name: 'relay_received_packets', labels, value: r.packets }, { name: 'relay_received_bytes', labels, value: r.bytes }, { name: 'relay_not_allowed_packets', labels, value: r.notAllowed });
-      counters.push({ name: 'relay_rate_limited_packets', labels, value: r.rateLimited ?? 0n });
-    }
-    for (const s of src.sessions()) {
-      const labels = { session: s.session };
-      counters.push({ name: 'session_packets', labels, value: s.packets }, { name: 'session_bytes', labels, value: s.bytes }, { name: 'session_late', labels, value: s.late }, { name: 'session_dropped', labels, value: s.dropped });
-    }
+  /** The control API's Stats: the registry's reflector_* series, the names /metrics uses. */
+  private async stats(): Promise<{ engineRunning: boolean; ready: boolean; configReloads: bigint; configReloadFailures: bigint; counters: StatsCounter[] }> {
+    const counters: StatsCounter[] = this.metrics ? await seriesOf(this.metrics.registry) : [];
     return { engineRunning: this.deps?.engine.running ?? false, ready: this.ready, configReloads: this.reloads, configReloadFailures: this.reloadFailures, counters };
   }
 
