@@ -27,6 +27,7 @@ import { ServerEvents, type ServerEvent } from './events';
 import { ConfigWatcher } from './watch';
 import type { DesiredStateSource } from '../cluster/source';
 import { startClusterMode } from './cluster-mode';
+import { systemdNotifier, type Notifier } from './systemd';
 
 export type DepsFactory = (config: Config, log: Logger) => Promise<ServerDeps>;
 
@@ -43,6 +44,8 @@ export interface ServerOptions {
   processMetrics?: boolean;
   /** cluster mode: something retrying cannot fix (this node's name is taken); the caller stops the server */
   onFatal?: (err: Error) => void;
+  /** the service manager's notify protocol; default: systemd's when NOTIFY_SOCKET is set (src/server/systemd.ts), null = none */
+  notify?: Notifier | null;
 }
 
 export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
@@ -71,10 +74,13 @@ export class Server {
   private log: Logger;
   private reloads = 0n;
   private reloadFailures = 0n;
+  private readonly notify: Notifier | null;
 
   constructor(private readonly opts: ServerOptions) {
     this.log = opts.log ?? createLogger();
     this.events = new ServerEvents((err, ev) => this.log.error('server event listener failed', { event: ev.type, err }));
+    // the watchdog stops while a running server has lost its engine: the manager restarts it
+    this.notify = opts.notify !== undefined ? opts.notify : systemdNotifier({ log: () => this.log, healthy: () => this.phase !== 'running' || (this.deps?.engine.running ?? false) });
   }
 
   get ready(): boolean {
@@ -174,11 +180,27 @@ export class Server {
       this.watcher.start();
     }
     this.log.info('server ready', { relays: this.state.relays.size, sessions: this.state.sessions.size });
+    this.notify?.ready(this.statusLine());
+  }
+
+  private statusLine(): string {
+    return `serving ${this.state?.relays.size ?? 0} relays, ${this.state?.sessions.size ?? 0} sessions`;
   }
 
   /** Re-read the file; apply only the difference. An invalid file keeps the running config. */
   async reload(reason: string): Promise<ReloadOutcome> {
     if (!this.state || !this.metrics || this.stopping || this.phase !== 'running') return 'failed';
+    this.notify?.reloading();
+    try {
+      return await this.reloadNow(reason);
+    } finally {
+      // READY=1 whatever the outcome: the server keeps serving (the old config when refused)
+      if (!this.stopping) this.notify?.ready(this.statusLine());
+    }
+  }
+
+  private async reloadNow(reason: string): Promise<ReloadOutcome> {
+    if (!this.state || !this.metrics) return 'failed';
     const file = this.config.file;
     let text: string;
     try {
@@ -283,12 +305,14 @@ export class Server {
   stop(): Promise<void> {
     if (this.stopping_) return this.stopping_;
     if (this.phase === 'new') {
+      this.notify?.close();
       this.phase = 'stopped';
       this.stopping_ = Promise.resolve();
       return this.stopping_;
     }
     this.stopRequested = true;
     this.stopping = true;
+    this.notify?.stopping();
     this.stopping_ = (async () => {
       // start() gives up at its next step; what it built is torn down here
       if (this.starting) await this.starting.catch(() => undefined);
@@ -323,6 +347,7 @@ export class Server {
       await this.deps.sessions.close?.().catch((err) => this.log.error('sessions close failed', { err }));
     }
     await this.http?.stop();
+    this.notify?.close();
     this.log.info('server stopped', { ms: Date.now() - t0 });
   }
 
