@@ -22,10 +22,10 @@ need=(
   "iproute2|ip netns / ip link: every packet test builds namespaces and veth pairs (test/helpers/testbed.ts)"
   "nftables|nft in relay guard and rate-limit tests (test/relay/guard.test.ts, limit.test.ts) and the soak"
   "clang|BPF objects (test/helpers/cc.ts compileBpf) and libFuzzer targets (engine/fuzz)"
-  "llvm|llvm-objdump / llvm-strip for BPF objects and fuzz builds"
+  "llvm|llvm-strip / llvm-objdump for the kernel tier's BPF objects, llvm-symbolizer for sanitizer reports"
   "libclang-rt-14-dev|the sanitizer and libFuzzer runtimes clang links (engine/fuzz)"
   "libbpf-dev|libbpf headers (<bpf/bpf_helpers.h>) for BPF objects"
-  "bpftool|inspecting loaded BPF programs and maps in kernel-tier tests"
+  "bpftool|the kernel tier's tests look at loaded BPF programs, maps and pins"
   "ffmpeg|test media and decoding checks with ffprobe (test/relay/ffmpeg.test.ts, test/session)"
   "tcpdump|nanosecond captures (test/aggregate/capture.ts), ARP checks (test/cluster/failover.test.ts)"
   "prometheus|promtool check metrics / check rules / test rules, a real Prometheus scraping the server (test/metrics, test/deploy)"
@@ -34,9 +34,9 @@ need=(
   "python3-grpcio|a gRPC client not written in this project (test/control)"
   "python3-grpc-tools|compiles the .proto for that client"
   "systemd|systemd-analyze verify on deploy/systemd/reflector.service (test/deploy)"
-  "procps|ps and pgrep in process tests"
+  "procps|sysctl in the testbed (test/helpers/testbed.ts forwarding) and for an engine in a namespace on lo (src/net/loopback.ts)"
   "util-linux|flock, setpriv, taskset (test/engine/bad-input.test.ts, benches)"
-  "openssl|TLS certificates for the control API over TCP"
+  "openssl|TLS certificates for the gRPC control API tests over TCP"
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
