@@ -46,6 +46,8 @@ export interface ServerOptions {
   onFatal?: (err: Error) => void;
   /** the service manager's notify protocol; default: systemd's when NOTIFY_SOCKET is set (src/server/systemd.ts), null = none */
   notify?: Notifier | null;
+  /** where the default notifier reads NOTIFY_SOCKET and WATCHDOG_* (default process.env; they are removed from it) */
+  notifyEnv?: NodeJS.ProcessEnv;
 }
 
 export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
@@ -80,7 +82,7 @@ export class Server {
     this.log = opts.log ?? createLogger();
     this.events = new ServerEvents((err, ev) => this.log.error('server event listener failed', { event: ev.type, err }));
     // the watchdog stops while a running server has lost its engine: the manager restarts it
-    this.notify = opts.notify !== undefined ? opts.notify : systemdNotifier({ log: () => this.log, healthy: () => this.phase !== 'running' || (this.deps?.engine.running ?? false) });
+    this.notify = opts.notify !== undefined ? opts.notify : systemdNotifier({ env: opts.notifyEnv, log: () => this.log, healthy: () => this.phase !== 'running' || (this.deps?.engine.running ?? false) });
   }
 
   get ready(): boolean {

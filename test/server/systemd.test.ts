@@ -91,6 +91,35 @@ t.test('notifier: nothing without NOTIFY_SOCKET; a dead socket is one warning; t
   t.notOk(lines.some((l) => /watchdog on/.test(l)), 'WATCHDOG_PID of another process: no watchdog');
 });
 
+t.test('watchdog: pings while the engine runs, stops when it died under a running server', { skip: fs.existsSync(PY) ? false : `${PY} is not installed` }, async (t) => {
+  const { Server } = await import('../../src/server/server');
+  const { FakeDeps } = await import('./fixtures/fake-deps');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-wd-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sock = path.join(dir, 'notify.sock');
+  const m = await managerSocket(t, sock);
+  fs.writeFileSync(path.join(dir, 'r.yaml'), 'metrics:\n  listen: null\ncontrol:\n  socket: null\n');
+  const env: NodeJS.ProcessEnv = { NOTIFY_SOCKET: sock, WATCHDOG_USEC: '200000' };
+  const deps = new FakeDeps();
+  const server = new Server({
+    configFile: path.join(dir, 'r.yaml'), deps: async () => deps, log: silentLogger, watch: false, processMetrics: false,
+    // the default notifier and its health rule, reading this env instead of process.env
+    notifyEnv: env,
+  });
+  await server.start();
+  t.teardown(() => server.stop());
+  await m.next((d) => d.fields.READY === '1');
+  await sleep(700);
+  const pings = (): number => m.got.filter((d) => d.fields.WATCHDOG === '1').length;
+  const before = pings();
+  t.ok(before >= 3, `WATCHDOG=1 every 100 ms while the engine runs (${before} in 0.7 s)`);
+  deps.running = false;
+  await sleep(150);
+  const at = pings();
+  await sleep(600);
+  t.equal(pings(), at, 'no WATCHDOG=1 once the engine is gone: the manager restarts the service');
+});
+
 t.test('systemd-analyze verify accepts deploy/systemd/reflector.service', async (t) => {
   const sa = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => fs.existsSync(p));
   if (!sa) {
