@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { startReceiver } from '../helpers/receiver';
 import { Testbed, skipUnlessRoot } from '../helpers/testbed';
 import { engineUnavailable } from '../helpers/engine-available';
+import { ServerProcess } from '../server/fixtures/harness';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const run = promisify(execFile);
@@ -122,5 +123,22 @@ if (skipUnlessRoot(t)) {
     t.same(table?.map((x) => ({ ...x, subscribers: x.subscribers.sort() })), [{ name: 'camera1', subscribers: [`${sub}:6001`, `${sub}:6002`] }], 'the relay table holds what the calls left');
     const got = await receiver.result;
     t.same(got.hashes, [sha('F'), sha('A')], 'the aggregate: F (13 ms) then A (14 ms) arrived at the subscriber');
+
+    // the server from the installed package: its session workers (dist/workers), the control
+    // API's schema (the .proto, loaded from the package) answering `reflector ctl` of the package
+    const cfg = path.join(app, 'reflector.yaml');
+    fs.copyFileSync(path.join(ROOT, 'media', 'sample.ts'), path.join(app, 'sample.ts'));
+    fs.writeFileSync(cfg, `engine:\n  interface: ${tb.iface('relay').name}\n  netns: ${tb.ns('relay')}\n  workers: 1\nmetrics:\n  listen: 127.0.0.1:0\ncontrol:\n  socket: ctl.sock\n` +
+      `relays:\n  - name: cam\n    listen: ${relay}:5000\n    sources: [${sub}/32]\n    subscribers: [${sub}:6000]\n` +
+      `sessions:\n  - name: movie\n    file: sample.ts\n    to: ${sub}:7001\n    loop: true\n`);
+    const bin = path.join(app, 'node_modules', '.bin', 'reflector');
+    const server = new ServerProcess([], { cwd: app, command: [bin, 'serve', '--config', cfg] });
+    t.teardown(() => server.kill('SIGKILL'));
+    await server.ready(60000);
+    const list = await run(bin, ['ctl', '--socket', path.join(app, 'ctl.sock'), 'list', '--json'], { cwd: app, env, encoding: 'utf8', timeout: 20000 });
+    const l = JSON.parse(list.stdout) as { relays: Array<{ name: string }>; sessions: Array<{ name: string }> };
+    t.same([l.relays.map((x) => x.name), l.sessions.map((x) => x.name)], [['cam'], ['movie']], 'reflector ctl list from the package answers with the relay and the session');
+    const stop = await server.kill('SIGTERM');
+    t.equal(stop.code, 0, 'SIGTERM: exit 0');
   });
 }
