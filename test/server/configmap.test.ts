@@ -66,6 +66,19 @@ t.test('the watcher fires once per ..data swap, not for unrelated files', async 
   t.ok(await until(() => fired === 2, 3000), 'the next swap: one more');
 });
 
+t.test('a plain file edited in place (same size, same coarse mtime tick) still counts', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-cm-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'reflector.yaml');
+  fs.writeFileSync(file, 'a: 1\n');
+  let fired = 0;
+  const w = new ConfigWatcher(file, () => fired++, silentLogger, 50);
+  w.start();
+  t.teardown(() => w.stop());
+  fs.writeFileSync(file, 'a: 2\n');
+  t.ok(await until(() => fired === 1, 3000), 'an event naming the file is a change');
+});
+
 t.test('a ConfigMap update reaches the running server: the new relays are applied', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-cm-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
