@@ -34,7 +34,7 @@ need=(
   "python3-grpcio|a gRPC client not written in this project (test/control)"
   "python3-grpc-tools|compiles the .proto for that client"
   "systemd|systemd-analyze verify on deploy/systemd/reflector.service (test/deploy)"
-  "procps|sysctl in the testbed (test/helpers/testbed.ts forwarding) and for an engine in a namespace on lo (src/net/loopback.ts)"
+  "procps|sysctl in the testbed (test/helpers/testbed.ts turns on forwarding)"
   "util-linux|flock, setpriv, taskset (test/engine/bad-input.test.ts, benches)"
   "openssl|TLS certificates for the gRPC control API tests over TCP"
 )
