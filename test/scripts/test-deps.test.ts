@@ -31,9 +31,10 @@ function shims(t: { teardown(fn: () => void): void }, missing: string[]): { dir:
   return { dir, log };
 }
 
-function run(dir: string, asNobody: boolean): { status: number | null; out: string; err: string } {
+function run(dir: string, asNobody: boolean, extra: NodeJS.ProcessEnv = {}): { status: number | null; out: string; err: string } {
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dir}:/usr/sbin:/usr/bin:/sbin:/bin` };
   delete env.REFLECTOR_TEST_DEPS;
+  Object.assign(env, extra);
   const argv = asNobody ? [setpriv as string, ['--reuid=65534', '--regid=65534', '--clear-groups', '/bin/bash', SCRIPT]] as const : ['/bin/bash', [SCRIPT]] as const;
   const r = spawnSync(argv[0], [...argv[1]], { env, encoding: 'utf8' });
   return { status: r.status, out: r.stdout, err: r.stderr };
@@ -67,6 +68,14 @@ t.test('not root: names the missing packages, exits 1, installs nothing', { skip
   t.match(r.err, /^ {2}etcd-server: /m);
   t.match(r.err, /apt-get install --no-install-recommends tcpdump etcd-server/);
   t.equal(readFileSync(log, 'utf8'), '', 'apt-get not called');
+});
+
+t.test('REFLECTOR_TEST_DEPS=skip: says so, checks nothing, exit 0', async (t) => {
+  const { dir, log } = shims(t, ['ffmpeg']);
+  const r = run(dir, false, { REFLECTOR_TEST_DEPS: 'skip' });
+  t.equal(r.status, 0);
+  t.match(r.out, /REFLECTOR_TEST_DEPS=skip, not checking/);
+  t.equal(readFileSync(log, 'utf8'), '');
 });
 
 t.test('the script is what npm test and .ci/run call', async (t) => {
