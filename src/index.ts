@@ -13,6 +13,9 @@ export { Region, type RegionParams } from './region/region';
 export { Lane, type Destination, type PacketDesc } from './region/lane';
 export { monotonicNs } from './monotonic';
 
+// files shipped in the package (the .proto, deploy/), found from its root
+export { PACKAGE_ROOT, packagePath } from './paths';
+
 // next hops
 export { resolveNextHop, NextHopCache, type NextHop, type NextHopOptions } from './net/neighbour';
 export { makeDestination, type DestinationOptions } from './net/destination';

@@ -76,6 +76,8 @@ export interface Native {
   udpProbe(family: 4 | 6, addr: string, port: number, ifindex: number, netns?: string): string;
   /** Gratuitous ARP (family 4) or unsolicited neighbour advertisement (6) for addr, `count` times (engine/include/reflector/announce.h). */
   announceAddress(ifname: string, netns: string | undefined, family: 4 | 6, addr: Uint8Array, count: number): void;
+  /** One datagram to a service manager's NOTIFY_SOCKET (a path or "@abstract"); "" or what failed (src/server/systemd.ts). */
+  sdNotify(socket: string, message: string): string;
 }
 
 let loaded: Native | undefined;

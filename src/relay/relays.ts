@@ -107,6 +107,10 @@ interface RelayState {
   sources: Prefix[];
   outputs: Map<string, OutputState>; // formatEndpoint(to) ->
   limit: { pps: number; bytesPerS: number };
+  /** what removed outputs had sent, read once the engine acked the removal (their slots are reused after) */
+  retired: { packets: bigint; bytes: bigint; drops: bigint };
+  /** counter slots of outputs removed but not yet acked: still counted live, so the relay's totals never dip */
+  retiring: Set<number>;
 }
 
 export const MAX_PPS = 0xffffffff;
@@ -298,7 +302,7 @@ export class Relays extends EventEmitter {
   }
 
   private async addRelayNow(name: string, listen: Endpoint, sources: Prefix[], subs: Endpoint[], limit: RelayState['limit']): Promise<void> {
-    const relay: RelayState = { id: this.nextRelayId++, counter: this.takeSlot(name), name, listen, sources, outputs: new Map(), limit: { pps: 0, bytesPerS: 0 } };
+    const relay: RelayState = { id: this.nextRelayId++, counter: this.takeSlot(name), name, listen, sources, outputs: new Map(), limit: { pps: 0, bytesPerS: 0 }, retired: { packets: 0n, bytes: 0n, drops: 0n }, retiring: new Set() };
     // kernel rule first: from now on nothing sent to P reaches the host's
     // UDP layer (no ICMP unreachable while the engine learns the relay)
     try {
@@ -495,7 +499,16 @@ export class Relays extends EventEmitter {
       // as removeRelay: queued in order, gone from here on
       if (!isTimeout(e)) throw e;
     } finally {
-      this.freeSlot(out.id);
+      r.retiring.add(out.id);
+      this.channel.whenSettled(() => {
+        // the engine no longer writes this slot: its last values join the relay's totals
+        const c = this.engine.region.outputCounters(out.id);
+        r.retired.packets += c.packets;
+        r.retired.bytes += c.bytes;
+        r.retired.drops += c.drops;
+        r.retiring.delete(out.id);
+        this.freeSlots.push(out.id);
+      });
     }
   }
 
@@ -507,12 +520,25 @@ export class Relays extends EventEmitter {
   }
 
   /** Packets matched by the relay, and drops for sources outside its prefixes. */
-  relayStats(relayName: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited: bigint } | null {
+  relayStats(relayName: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited: bigint; sent: { packets: bigint; bytes: bigint; drops: bigint } } | null {
     const r = this.relays.get(relayName);
     if (!r) return null;
     const c = this.engine.region.outputCounters(r.counter);
     // the relay's drops count both kinds; `limited` the rate-limit ones alone
-    return { packets: c.packets, bytes: c.bytes, notAllowed: c.drops - c.limited, rateLimited: c.limited };
+    return { packets: c.packets, bytes: c.bytes, notAllowed: c.drops - c.limited, rateLimited: c.limited, sent: this.sentTotals(r) };
+  }
+
+  /** Sent to every subscriber the relay has or had: live outputs, outputs being removed, and the retired ones' last values. */
+  private sentTotals(r: RelayState): { packets: bigint; bytes: bigint; drops: bigint } {
+    const t = { ...r.retired };
+    const slots = [...[...r.outputs.values()].map((o) => o.id), ...r.retiring];
+    for (const id of slots) {
+      const c = this.engine.region.outputCounters(id);
+      t.packets += c.packets;
+      t.bytes += c.bytes;
+      t.drops += c.drops;
+    }
+    return t;
   }
 
   /** Re-resolve every output's next hop; push the MACs that changed. */

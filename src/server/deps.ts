@@ -52,7 +52,7 @@ export interface RelayManagerLike {
   /** counters of one output, null when unknown */
   outputStats(relay: string, subscriber: Endpoint): OutputStats | null;
   /** packets matched by a relay and drops for sources outside its prefixes (and above its limit), null when unknown */
-  relayStats?(relay: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited?: bigint } | null;
+  relayStats?(relay: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited?: bigint; sent?: OutputStats } | null;
   /** change a relay's ingress limit live (0 = none) */
   setLimit?(relay: string, limit: { maxPps: number; maxBps: number }): Promise<void>;
   stop?(): Promise<void>;

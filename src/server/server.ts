@@ -15,7 +15,7 @@ import { loadConfig, ConfigError, formatProblem } from '../config/validate';
 import type { Config } from '../config/schema';
 import { diffConfig } from '../config/diff';
 import { createLogger, type Logger } from '../log';
-import { createMetrics, type MetricsSource, type ServerMetrics } from '../metrics/registry';
+import { createMetrics, seriesOf, type MetricsSource, type ServerMetrics } from '../metrics/registry';
 import { MetricsHttp } from '../metrics/http';
 import { ControlServer } from '../control/server';
 import type { StatsCounter } from '../control/protocol';
@@ -27,6 +27,7 @@ import { ServerEvents, type ServerEvent } from './events';
 import { ConfigWatcher } from './watch';
 import type { DesiredStateSource } from '../cluster/source';
 import { startClusterMode } from './cluster-mode';
+import { systemdNotifier, type Notifier } from './systemd';
 
 export type DepsFactory = (config: Config, log: Logger) => Promise<ServerDeps>;
 
@@ -43,6 +44,10 @@ export interface ServerOptions {
   processMetrics?: boolean;
   /** cluster mode: something retrying cannot fix (this node's name is taken); the caller stops the server */
   onFatal?: (err: Error) => void;
+  /** the service manager's notify protocol; default: systemd's when NOTIFY_SOCKET is set (src/server/systemd.ts), null = none */
+  notify?: Notifier | null;
+  /** where the default notifier reads NOTIFY_SOCKET and WATCHDOG_* (default process.env; they are removed from it) */
+  notifyEnv?: NodeJS.ProcessEnv;
 }
 
 export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
@@ -71,10 +76,13 @@ export class Server {
   private log: Logger;
   private reloads = 0n;
   private reloadFailures = 0n;
+  private readonly notify: Notifier | null;
 
   constructor(private readonly opts: ServerOptions) {
     this.log = opts.log ?? createLogger();
     this.events = new ServerEvents((err, ev) => this.log.error('server event listener failed', { event: ev.type, err }));
+    // the watchdog stops while a running server has lost its engine: the manager restarts it
+    this.notify = opts.notify !== undefined ? opts.notify : systemdNotifier({ env: opts.notifyEnv, log: () => this.log, healthy: () => this.phase !== 'running' || (this.deps?.engine.running ?? false) });
   }
 
   get ready(): boolean {
@@ -174,11 +182,27 @@ export class Server {
       this.watcher.start();
     }
     this.log.info('server ready', { relays: this.state.relays.size, sessions: this.state.sessions.size });
+    this.notify?.ready(this.statusLine());
+  }
+
+  private statusLine(): string {
+    return `serving ${this.state?.relays.size ?? 0} relays, ${this.state?.sessions.size ?? 0} sessions`;
   }
 
   /** Re-read the file; apply only the difference. An invalid file keeps the running config. */
   async reload(reason: string): Promise<ReloadOutcome> {
     if (!this.state || !this.metrics || this.stopping || this.phase !== 'running') return 'failed';
+    this.notify?.reloading();
+    try {
+      return await this.reloadNow(reason);
+    } finally {
+      // READY=1 whatever the outcome: the server keeps serving (the old config when refused)
+      if (!this.stopping) this.notify?.ready(this.statusLine());
+    }
+  }
+
+  private async reloadNow(reason: string): Promise<ReloadOutcome> {
+    if (!this.state || !this.metrics) return 'failed';
     const file = this.config.file;
     let text: string;
     try {
@@ -285,12 +309,14 @@ export class Server {
   stop(): Promise<void> {
     if (this.stopping_) return this.stopping_;
     if (this.phase === 'new') {
+      this.notify?.close();
       this.phase = 'stopped';
       this.stopping_ = Promise.resolve();
       return this.stopping_;
     }
     this.stopRequested = true;
     this.stopping = true;
+    this.notify?.stopping();
     this.stopping_ = (async () => {
       // start() gives up at its next step; what it built is torn down here
       if (this.starting) await this.starting.catch(() => undefined);
@@ -325,6 +351,7 @@ export class Server {
       await this.deps.sessions.close?.().catch((err) => this.log.error('sessions close failed', { err }));
     }
     await this.http?.stop();
+    this.notify?.close();
     this.log.info('server stopped', { ms: Date.now() - t0 });
   }
 
@@ -352,29 +379,9 @@ export class Server {
     });
   }
 
-  private stats(): { engineRunning: boolean; ready: boolean; configReloads: bigint; configReloadFailures: bigint; counters: StatsCounter[] } {
-    const counters: StatsCounter[] = [];
-    const eng = this.deps?.engine.running ? this.deps.engine.counters() : null;
-    if (eng) {
-      for (const n of eng.counterNames()) {
-        counters.push({ name: n, labels: { thread: 'tx' }, value: eng.counter(0, n) });
-        counters.push({ name: n, labels: { thread: 'rx' }, value: eng.counter(1, n) });
-      }
-    }
-    const src = this.source();
-    for (const o of src.relayOutputs()) {
-      const labels = { relay: o.relay, subscriber: o.subscriber };
-      counters.push({ name: 'relay_subscriber_packets', labels, value: o.packets }, { name: 'relay_subscriber_bytes', labels, value: o.bytes }, { name: 'relay_subscriber_drops', labels, value: o.drops });
-    }
-    for (const r of src.relays()) {
-      const labels = { relay: r.relay };
-      counters.push({ name: 'relay_received_packets', labels, value: r.packets }, { name: 'relay_received_bytes', labels, value: r.bytes }, { name: 'relay_not_allowed_packets', labels, value: r.notAllowed });
-      counters.push({ name: 'relay_rate_limited_packets', labels, value: r.rateLimited ?? 0n });
-    }
-    for (const s of src.sessions()) {
-      const labels = { session: s.session };
-      counters.push({ name: 'session_packets', labels, value: s.packets }, { name: 'session_bytes', labels, value: s.bytes }, { name: 'session_late', labels, value: s.late }, { name: 'session_dropped', labels, value: s.dropped });
-    }
+  /** The control API's Stats: the registry's reflector_* series, the names /metrics uses. */
+  private async stats(): Promise<{ engineRunning: boolean; ready: boolean; configReloads: bigint; configReloadFailures: bigint; counters: StatsCounter[] }> {
+    const counters: StatsCounter[] = this.metrics ? await seriesOf(this.metrics.registry) : [];
     return { engineRunning: this.deps?.engine.running ?? false, ready: this.ready, configReloads: this.reloads, configReloadFailures: this.reloadFailures, counters };
   }
 
