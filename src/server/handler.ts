@@ -20,8 +20,7 @@ import { ReflectorError } from '../errors';
 import { nameProblem, type NameKind } from '../names';
 import { checkMediaPath } from '../media/root';
 import { anySourceProblem } from '../relay/guards';
-import { ControlError, type Command, type Result, type StatsCounter } from '../control/protocol';
-import type { ControlHandler } from '../control/server';
+import { ControlError, type Command, type ControlHandler, type Result, type StatsCounter } from '../control/types';
 import type { SessionFormat } from '../config/schema';
 import type { RunningState } from './state';
 
@@ -97,8 +96,6 @@ export class CommandHandler implements ControlHandler {
         const n = name('session', c.name, 'name');
         return this.change(() => st.stopSession(n));
       }
-      case 'auth':
-        return { type: 'ok' };
     }
   }
 
