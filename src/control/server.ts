@@ -82,6 +82,7 @@ export class ControlServer {
   private readonly listeners: Listener[] = [];
   private readonly watches = new Set<grpc.ServerWritableStream<unknown, unknown>>();
   private readonly token: BearerToken | null;
+  private readonly sockets = new Set<net.Socket>();
   private tcpAddr: net.AddressInfo | null = null;
   private closing = false;
 
@@ -124,19 +125,21 @@ export class ControlServer {
     for (const w of this.watches) w.end();
     this.watches.clear();
     const ls = this.listeners.splice(0);
-    await Promise.all(
-      ls.map(async (l) => {
-        await new Promise<void>((resolve) => l.net.close(() => resolve()));
-        l.injector.destroy();
-        l.grpc.forceShutdown();
-      }),
-    );
+    // net.Server.close waits for its connections: stop accepting, then end them
+    const closed = ls.map((l) => new Promise<void>((resolve) => l.net.close(() => resolve())));
+    for (const l of ls) {
+      l.injector.destroy();
+      l.grpc.forceShutdown();
+    }
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    await Promise.all(closed);
     if (ls.some((l) => l.transport === 'unix') && this.opts.socket) fs.rmSync(this.opts.socket, { force: true });
   }
 
   private makeGrpc(transport: Transport, credentials: grpc.ServerCredentials): { server: grpc.Server; injector: grpc.ConnectionInjector } {
     const o = this.opts;
-    const interceptors: grpc.ServerInterceptor[] = [this.observe()];
+    const interceptors: grpc.ServerInterceptor[] = [];
     if (transport === 'tcp') interceptors.push(this.authenticate());
     const server = new grpc.Server({
       interceptors,
@@ -158,6 +161,7 @@ export class ControlServer {
     const ns = net.createServer((s) => {
       // bound under the temporary name, not yet given its mode and group
       if (!open) return s.destroy();
+      this.track(s);
       o.onConnection?.('unix');
       injector.injectConnection(s);
     });
@@ -191,6 +195,7 @@ export class ControlServer {
       : grpc.ServerCredentials.createInsecure();
     const { server, injector } = this.makeGrpc('tcp', creds);
     const ns = net.createServer((s) => {
+      this.track(s);
       o.onConnection?.('tcp');
       injector.injectConnection(s);
     });
@@ -198,6 +203,11 @@ export class ControlServer {
     this.listeners.push({ transport: 'tcp', grpc: server, injector, net: ns });
     await listen(ns, { host, port }, `control.tcp: cannot listen on ${host}:${port}`);
     this.tcpAddr = ns.address() as net.AddressInfo;
+  }
+
+  private track(s: net.Socket): void {
+    this.sockets.add(s);
+    s.once('close', () => this.sockets.delete(s));
   }
 
   /** TCP: the token, checked on the call's metadata; a refused call is never read. */
@@ -215,19 +225,6 @@ export class ControlServer {
               call.sendStatus(errorStatus('ERR_UNAUTHENTICATED', given === null ? 'no authorization metadata (send "authorization: Bearer TOKEN")' : 'wrong token'));
             },
           }),
-      });
-  }
-
-  /** Counts what grpc-js refuses on its own (an over-size message). */
-  private observe(): grpc.ServerInterceptor {
-    return (method, call) =>
-      new grpc.ServerInterceptingCall(call, {
-        sendStatus: (status, next) => {
-          if (status.code === grpc.status.RESOURCE_EXHAUSTED && /larger than max/.test(status.details ?? '')) {
-            this.refused(call.getPeer(), method.path, 'oversize', 'RESOURCE_EXHAUSTED', status.details ?? '');
-          }
-          next(status);
-        },
       });
   }
 
