@@ -334,6 +334,7 @@ export class Server {
       mediaRoot: () => this.config.mediaRoot,
       stats: async () => this.stats(),
       requestTimeoutMs: c.control.requestTimeoutMs,
+      cluster: this.cluster?.writer?.() ?? null,
     });
     const m = this.metrics!;
     const k = c.control;
