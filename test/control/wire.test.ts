@@ -93,3 +93,19 @@ t.test('errors: status by code, ERR_* code back from the details', async (t) => 
     t.ok(STATUS_OF[code] !== undefined && STATUS_OF[code] !== grpc.status.UNKNOWN, `${code} has a status`);
   }
 });
+
+t.test('docs/api.md names every rpc, message, enum value and Event kind of the .proto', async (t) => {
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const proto = fs.readFileSync(protoPath(), 'utf8');
+  const doc = fs.readFileSync(path.resolve(__dirname, '../../../docs/api.md'), 'utf8');
+  const names = [
+    ...[...proto.matchAll(/^\s*rpc (\w+)\(/gm)].map((m) => m[1]),
+    ...[...proto.matchAll(/^message (\w+)/gm)].map((m) => m[1]),
+    ...[...proto.matchAll(/^\s*(ORIGIN_\w+|APPLIED_\w+) =/gm)].map((m) => m[1]),
+    ...EVENT_TYPES,
+  ];
+  t.ok(names.length > 40, `${names.length} names`);
+  t.same(names.filter((n) => !doc.includes(`\`${n}\``) && !doc.includes(`\`${n} `)), [], 'each is in docs/api.md');
+  for (const code of Object.keys(STATUS_OF)) t.ok(doc.includes(`\`${code}\``), `${code} is in the status table`);
+});
