@@ -349,3 +349,25 @@ t.test('TCP on a non-loopback address without TLS is refused', async (t) => {
   const y = new ControlServer({ socket: null, tcp: { host: '127.0.0.1', port: 0 }, handler, log });
   await t.rejects(y.start(), { code: 'ERR_INVALID_ARG', message: /control\.tcp needs control\.token/ });
 });
+
+t.test('reflector ctl watch: one JSON line per event; SIGINT ends it with exit 0', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const bin = path.resolve(__dirname, '../../../bin/reflector.js');
+  const child = spawn(process.execPath, [bin, 'ctl', '--socket', socket, 'watch', '--type', 'session_failed'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const deadline = Date.now() + 15000;
+  while (server.watchCount < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  t.equal(server.watchCount, 1, 'the watch is in place');
+  events.emit({ type: 'session_ended', session: 'not-this-kind' });
+  events.emit({ type: 'session_failed', session: 'clip', code: 'ERR_MEDIA', reason: 'truncated' });
+  while (!out.includes('\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  t.equal(code, 0, `exit 0 ${err}`);
+  const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.match(lines, [{ type: 'session_failed', session: 'clip', code: 'ERR_MEDIA', reason: 'truncated', at: Number }], 'only the kind asked for');
+  t.equal(lines.length, 1);
+});
