@@ -138,13 +138,20 @@ export class CommandHandler implements ControlHandler {
 
   /** Cluster mode: one edit of the desired state in etcd; its refusals keep their reason. */
   private async write(fn: () => Promise<void>): Promise<Result> {
+    let timer: NodeJS.Timeout | undefined;
+    // etcd3 retries an unreachable cluster on its own: the deadline bounds it
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
     try {
-      await fn();
+      await Promise.race([fn(), late]);
     } catch (err) {
       if (err instanceof ClusterWriteError) throw new ControlError(REFUSAL_CODE[err.reason], err.message);
       if (err instanceof ReflectorError) throw err;
       // etcd unreachable or refusing: the change was not written
       throw new ReflectorError('ERR_CLUSTER', `etcd: ${(err as Error)?.message ?? String(err)} (the change may not have been written: ctl --etcd URL status shows the desired state)`, { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
     return { type: 'ok', cluster: true };
   }

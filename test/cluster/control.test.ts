@@ -38,7 +38,7 @@ if (why) {
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
     fs.writeFileSync(path.join(dir, 'clip.ts'), 'x');
     const file = path.join(dir, 'reflector.yaml');
-    fs.writeFileSync(file, `metrics:\n  listen: null\ncontrol:\n  socket: ctl.sock\nengine:\n  drain_ms: 0\ncluster:\n  etcd: ["${etcd.local}"]\n  node: edge1\n  prefix: /t/\n  lease_s: 2\n  checkpoint_ms: 200\n`);
+    fs.writeFileSync(file, `metrics:\n  listen: null\ncontrol:\n  socket: ctl.sock\n  request_timeout_ms: 3000\nengine:\n  drain_ms: 0\ncluster:\n  etcd: ["${etcd.local}"]\n  node: edge1\n  prefix: /t/\n  lease_s: 2\n  checkpoint_ms: 200\n`);
     const deps = new FakeDeps();
     const { log } = keptLog();
     const server = new Server({ configFile: file, deps: async () => deps, log, watch: false, processMetrics: false });
@@ -76,5 +76,12 @@ if (why) {
     t.same(await ctl.request({ type: 'removeRelay', name: 'cam' }), { type: 'ok', cluster: true });
     await until('the relay removed here', () => deps.calls.includes('removeRelay cam'));
     t.same((await ctl.list()).relays, [], 'nothing left');
+
+    // etcd gone: the write is refused within the request deadline, and says it may not have happened
+    await etcd.stop();
+    await t.rejects(ctl.request({ type: 'addRelay', name: 'late', listen: '127.0.0.1:5003', sources: ['127.0.0.1/32'], subscribers: [] }), {
+      controlCode: 'ERR_CLUSTER', message: /^etcd: .*\(the change may not have been written: ctl --etcd URL status shows the desired state\)$/, grpcCode: grpc.status.UNAVAILABLE,
+    });
+    t.equal((await ctl.list()).relays.length, 0, 'the node still answers');
   });
 }
