@@ -14,8 +14,10 @@
 // request: an unauthenticated peer gets UNAUTHENTICATED and none of its
 // message bytes are accepted. Requests are decoded by us, after that, so a
 // malformed one is INVALID_ARGUMENT (ERR_BAD_MESSAGE), not grpc-js's INTERNAL.
-// Messages over control.max_message_bytes are RESOURCE_EXHAUSTED; streams per
-// connection are capped (control.max_streams).
+// Messages over control.max_message_bytes are RESOURCE_EXHAUSTED (grpc-js
+// refuses them while reading); streams per connection are capped
+// (control.max_streams). The Unix socket takes no token: its mode and group
+// decide who may connect.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -212,7 +214,7 @@ export class ControlServer {
 
   /** TCP: the token, checked on the call's metadata; a refused call is never read. */
   private authenticate(): grpc.ServerInterceptor {
-    return (_method, call) =>
+    return (method, call) =>
       new grpc.ServerInterceptingCall(call, {
         start: (next) =>
           next({
@@ -220,9 +222,10 @@ export class ControlServer {
               const values = md.get('authorization');
               const given = values.length === 1 && typeof values[0] === 'string' ? values[0] : null;
               if (given !== null && this.token!.matches(given)) return nextMd(md);
-              const reason = given === null ? 'unauthenticated' : 'bad_token';
-              this.refused(call.getPeer(), _method.path, reason, 'ERR_UNAUTHENTICATED', given === null ? 'no authorization metadata (send "authorization: Bearer TOKEN")' : 'wrong token');
-              call.sendStatus(errorStatus('ERR_UNAUTHENTICATED', given === null ? 'no authorization metadata (send "authorization: Bearer TOKEN")' : 'wrong token'));
+              // not passing the metadata on means the handler never starts and never asks for the message
+              const [reason, message] = given === null ? ['unauthenticated', 'no authorization metadata (send "authorization: Bearer TOKEN")'] : ['bad_token', 'wrong token'];
+              this.refused(call.getPeer(), method.path, reason, 'ERR_UNAUTHENTICATED', message);
+              call.sendStatus(errorStatus('ERR_UNAUTHENTICATED', message));
             },
           }),
       });
