@@ -23,7 +23,7 @@ import { sessionIdentity } from '../config/diff';
 import type { ClusterConfig, RelayConfig, SessionConfig, SessionPosition } from '../config/schema';
 import { ReflectorError } from '../errors';
 import type { Logger } from '../log';
-import { CheckpointWriter, decodeCheckpoint, resumeFrom } from './checkpoints';
+import { CheckpointWriter, decodeCheckpoint, endedBefore, resumeFrom } from './checkpoints';
 import type { DesiredState } from './desired';
 import { connectEtcd, etcdError } from './etcd';
 import { ClusterKeys, type EntryKind } from './keys';
@@ -73,6 +73,8 @@ export class ClusterNode implements DesiredStateSource {
   private apply: ApplyDesired | null = null;
   /** placements this node holds, by refKey */
   private readonly held = new Map<string, Held>();
+  /** sessions that ended on their own (here, or before a claim), by name: the identity that ended */
+  private readonly ended = new Map<string, string>();
   /** what the server runs now (the last desired state applied) */
   private running: DesiredState = { relays: [], sessions: [] };
   private dirty = false;
@@ -139,6 +141,20 @@ export class ClusterNode implements DesiredStateSource {
   /** Revision of the desired state this node reflects. */
   get revision(): number {
     return this.view.revision;
+  }
+
+  /**
+   * A session of this node's ended on its own (a file played once): it is
+   * not run again, by this node or by one taking it over, until its
+   * definition changes (docs/cluster.md "Sessions that end").
+   */
+  sessionEnded(name: string): void {
+    const spec = this.running.sessions.find((s) => s.name === name);
+    if (!spec) return;
+    this.ended.set(name, sessionIdentity(spec));
+    this.log.info('cluster session ended: it stays placed here and is not run again', { session: name });
+    void this.checkpoints.markEnded(name, spec, undefined);
+    this.kick();
   }
 
   /** What this node holds placements for ("relay/NAME", "session/NAME"). */
@@ -273,6 +289,10 @@ export class ClusterNode implements DesiredStateSource {
       await Promise.all(p.claim.map((r) => this.claim(r, lease).catch((err: Error) => this.log.warn('cluster claim failed', { ...r, err }))));
     }
     const release = new Set(p.release.map((r) => refKey(r.kind, r.name)));
+    for (const [name, identity] of this.ended) {
+      const s = this.state.sessions.get(name);
+      if (!s || sessionIdentity(s) !== identity) this.ended.delete(name);
+    }
     const desired: DesiredState = { relays: [], sessions: [] };
     for (const [k, h] of this.held) {
       if (release.has(k)) continue;
@@ -282,7 +302,7 @@ export class ClusterNode implements DesiredStateSource {
         if (r) desired.relays.push(r);
       } else {
         const s = this.state.sessions.get(name);
-        if (s) desired.sessions.push(h.resume && h.resume.identity === sessionIdentity(s) ? { ...s, resume: h.resume.position } : s);
+        if (s && this.ended.get(name) !== sessionIdentity(s)) desired.sessions.push(h.resume && h.resume.identity === sessionIdentity(s) ? { ...s, resume: h.resume.position } : s);
       }
     }
     // a moving unicast address first: the engine's relay is useless until senders reach this node
@@ -330,7 +350,10 @@ export class ClusterNode implements DesiredStateSource {
       const cp = decodeCheckpoint(res.responses[1]?.response_range?.kvs?.[0]?.value?.toString());
       const pos = spec ? resumeFrom(spec, cp) : null;
       if (spec && pos) held.resume = { identity: sessionIdentity(spec), position: pos };
-      this.log.info('cluster session placed here', { session: r.name, revision: rev, resume: pos ?? 'from the beginning', checkpoint_from: cp?.node, checkpoint_age_ms: cp ? Date.now() - cp.at : undefined });
+      if (spec && endedBefore(spec, cp)) {
+        this.ended.set(r.name, sessionIdentity(spec));
+        this.log.info('cluster session placed here, ended already: not run', { session: r.name, revision: rev, ended_on: cp?.node });
+      } else this.log.info('cluster session placed here', { session: r.name, revision: rev, resume: pos ?? 'from the beginning', checkpoint_from: cp?.node, checkpoint_age_ms: cp ? Date.now() - cp.at : undefined });
     } else this.log.info('cluster relay placed here', { relay: r.name, revision: rev });
     this.held.set(refKey(r.kind, r.name), held);
   }

@@ -29,4 +29,6 @@ export interface DesiredStateSource {
   notReady(): string | null;
   /** Where the control API writes through to (cluster mode), if the store takes writes. */
   writer?(): ClusterWriter;
+  /** A session this source placed here ended on its own (not stopped, not failed): not to be run again. */
+  sessionEnded?(name: string): void;
 }

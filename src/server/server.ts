@@ -248,8 +248,10 @@ export class Server {
       case 'session_ended':
       case 'session_failed': {
         if (!this.state?.sessionExited(e.session)) return;
-        // the next reload (any reason) starts it again when the file still names it
-        this.configText = '';
+        // cluster mode: an ended session is recorded in etcd and not run again;
+        // file mode: the next reload (any reason) starts it again when the file still names it
+        if (this.cluster && e.type === 'session_ended') this.cluster.sessionEnded?.(e.session);
+        else this.configText = '';
         if (e.type === 'session_ended') this.log.info('session ended', { session: e.session });
         else this.log.warn('session failed', { session: e.session, code: e.code, reason: e.reason });
         break;
