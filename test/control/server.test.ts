@@ -162,7 +162,14 @@ t.test('TCP: no token and a wrong token are UNAUTHENTICATED; the right one works
   longer.close();
   const ok = await ControlClient.connect(tcp('letmein'));
   t.equal((await ok.list()).relays.length, 1);
+  const w = ok.watch();
+  await w.ready;
+  w.cancel();
+  t.equal(await w.ended, null, 'Watch with the token: in place, then cancelled');
   ok.close();
+  const nw = await ControlClient.connect(tcp('nope'));
+  t.match(await nw.watch().ended, { controlCode: 'ERR_UNAUTHENTICATED', message: 'wrong token' }, 'Watch without the right token: refused');
+  nw.close();
   t.ok(bad.includes('unauthenticated') && bad.includes('bad_token'), 'counted by reason');
   t.ok(logs.some((l) => l.msg === 'control request refused' && l.reason === 'bad_token'), 'logged');
   await stillServes(t);
