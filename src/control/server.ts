@@ -157,7 +157,8 @@ export class ControlServer {
 
   private async listenUnix(socket: string): Promise<void> {
     const o = this.opts;
-    await prepareSocketPath(socket);
+    const gid = o.socketGroup !== undefined && o.socketGroup !== null ? groupId(o.socketGroup) : null;
+    await prepareSocketPath(socket, gid);
     const { server, injector } = this.makeGrpc('unix', grpc.ServerCredentials.createInsecure());
     let open = false;
     const ns = net.createServer((s) => {
@@ -174,8 +175,7 @@ export class ControlServer {
     await listen(ns, { path: tmp }, `control.socket: cannot listen on ${socket}`);
     try {
       fs.chmodSync(tmp, o.socketMode ?? 0o660);
-      if (o.socketGroup !== undefined && o.socketGroup !== null) {
-        const gid = groupId(o.socketGroup);
+      if (gid !== null) {
         try {
           fs.chownSync(tmp, -1, gid);
         } catch (err) {
@@ -365,9 +365,20 @@ export function groupId(g: string | number): number {
   throw new ReflectorError('ERR_INVALID_ARG', `control.socket_group: no group named "${g}" in /etc/group (give a group name or a numeric gid)`);
 }
 
-/** Create the socket's folder; remove a stale socket, refuse when a live server owns it. */
-async function prepareSocketPath(p: string): Promise<void> {
-  fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o750 });
+/**
+ * Create the socket's folder (mode 0750; with a socket group, the folder we
+ * create gets it too, or the group could not reach the socket); remove a
+ * stale socket, refuse when a live server owns it.
+ */
+async function prepareSocketPath(p: string, gid: number | null): Promise<void> {
+  const created = fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o750 });
+  if (created !== undefined && gid !== null) {
+    try {
+      fs.chownSync(path.dirname(p), -1, gid);
+    } catch (err) {
+      throw new ReflectorError('ERR_INVALID_ARG', `control.socket_group: cannot give ${path.dirname(p)} to gid ${gid}: ${(err as Error).message}`, { cause: err });
+    }
+  }
   let st: fs.Stats;
   try {
     st = fs.lstatSync(p);

@@ -132,12 +132,14 @@ t.test('a second server on the same live socket is refused', async (t) => {
 const gid = Number(fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('daemon:'))?.split(':')[2] ?? NaN);
 const groupSkip = process.getuid?.() !== 0 || Number.isNaN(gid) ? `needs root and a "daemon" group to change a socket's group (uid ${process.getuid?.()}, daemon gid ${gid})` : false;
 t.test('socket mode and group are set before the socket is in place', { skip: groupSkip }, async (t) => {
-  const s = path.join(dir, 'g.sock');
+  const s = path.join(dir, 'run/g.sock');
   const x = new ControlServer({ socket: s, socketMode: 0o600, socketGroup: 'daemon', handler, log });
   await x.start();
   const st = fs.statSync(s);
   t.equal(st.mode & 0o777, 0o600, 'control.socket_mode');
   t.equal(st.gid, gid, 'control.socket_group by name');
+  const d = fs.statSync(path.dirname(s));
+  t.same([d.mode & 0o777, d.gid], [0o750, gid], 'the folder it created: 0750, the same group (the group can reach the socket)');
   const c = await ControlClient.connect({ socket: s });
   t.equal((await c.list()).relays.length, 1);
   c.close();
@@ -145,7 +147,7 @@ t.test('socket mode and group are set before the socket is in place', { skip: gr
   const y = new ControlServer({ socket: s, socketGroup: 'no-such-group-here', handler, log });
   await t.rejects(y.start(), { code: 'ERR_INVALID_ARG', message: 'control.socket_group: no group named "no-such-group-here" in /etc/group (give a group name or a numeric gid)' });
   t.notOk(fs.existsSync(s), 'no socket left behind');
-  t.same(fs.readdirSync(dir).filter((f) => f.includes('g.sock')), [], 'no temporary socket left behind');
+  t.same(fs.readdirSync(path.dirname(s)).filter((f) => f.includes('g.sock')), [], 'no temporary socket left behind');
 });
 
 t.test('TCP: no token and a wrong token are UNAUTHENTICATED; the right one works', async (t) => {
