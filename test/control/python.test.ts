@@ -2,8 +2,9 @@
 // The control API from a client not written in this project: Python's
 // grpcio (Debian python3-grpcio), stubs compiled from the shipped .proto by
 // grpc_tools.protoc (python3-grpc-tools) at test time. Against a real Server
-// (recording stand-ins for the engine): List, Subscribe, typed errors, Stats,
-// server reflection, the TCP token, and a Watch that sees a session end.
+// (recording stand-ins for the engine): List, Subscribe, typed errors, bad
+// input (over-size, unknown method, malformed), Stats, server reflection,
+// the TCP token, and a Watch that sees a session end.
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -56,6 +57,10 @@ if (why) {
     t.ok(deps.calls.includes('addOutput cam 127.0.0.1:6500'), 'and reached the relays manager');
     t.match(steps.get('not-found'), { code: 'NOT_FOUND', details: /^ERR_NOT_FOUND: no relay named "nope"/ });
     t.match(steps.get('invalid'), { code: 'INVALID_ARGUMENT', details: /^ERR_INVALID_ARG: sources\[0\]: 0\.0\.0\.0\/0 is not accepted through the control API/ });
+    t.match(steps.get('oversize'), { code: 'RESOURCE_EXHAUSTED' }, 'over control.max_message_bytes');
+    t.match(steps.get('unknown-method'), { code: 'UNIMPLEMENTED' });
+    t.match(steps.get('malformed'), { code: 'INVALID_ARGUMENT', details: /^ERR_BAD_MESSAGE: Subscribe: malformed request message/ });
+    t.same(steps.get('after-bad'), { step: 'after-bad', relays: 1 }, 'the server goes on serving after each');
     t.match(steps.get('stats'), { engine_running: true });
     t.ok(((steps.get('stats')?.counters as number) ?? 0) > 0, 'stats carries counters');
     t.ok(((steps.get('reflection')?.services as string[]) ?? []).includes('reflector.v1.Control'), `reflection lists reflector.v1.Control (${JSON.stringify(steps.get('reflection'))})`);
