@@ -150,6 +150,7 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
         max_message_bytes: { kind: { t: 'int', min: 1024, max: 16 << 20 }, default: 65536, doc: 'largest request message accepted (RESOURCE_EXHAUSTED above)' },
         max_connections: { kind: { t: 'int', min: 1, max: 4096 }, default: 64, doc: 'connections per listener; more wait in the kernel backlog' },
         max_streams: { kind: { t: 'int', min: 1, max: 1024 }, default: 16, doc: 'concurrent calls (Watch streams included) per connection' },
+        idle_timeout_ms: { kind: { t: 'int', min: 100, max: 86400000 }, default: 120000, doc: 'a connection with no call open this long is closed' },
         request_timeout_ms: { kind: { t: 'int', min: 1, max: 600000 }, default: 10000, doc: 'a request taking longer gets ERR_TIMEOUT' },
       },
     },
@@ -327,6 +328,7 @@ export interface Config {
     maxMessageBytes: number;
     maxConnections: number;
     maxStreams: number;
+    idleTimeoutMs: number;
     requestTimeoutMs: number;
   };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };

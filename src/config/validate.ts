@@ -332,6 +332,7 @@ class Validator {
         maxMessageBytes: c.max_message_bytes as number,
         maxConnections: c.max_connections as number,
         maxStreams: c.max_streams as number,
+        idleTimeoutMs: c.idle_timeout_ms as number,
         requestTimeoutMs: c.request_timeout_ms as number,
       },
       log: { level: l.level as Config['log']['level'] },

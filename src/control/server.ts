@@ -35,6 +35,7 @@ import { COMMAND_OF, EVENT_TYPES, commandOf, eventMessage, responseOf } from './
 export const DEFAULT_MAX_MESSAGE = 64 * 1024;
 export const DEFAULT_MAX_CONNECTIONS = 64;
 export const DEFAULT_MAX_STREAMS = 16;
+export const DEFAULT_IDLE_MS = 120_000;
 
 export interface ControlTls {
   /** PEM certificate chain of the server */
@@ -59,6 +60,8 @@ export interface ControlServerOptions {
   maxMessageBytes?: number;
   maxConnections?: number;
   maxStreams?: number;
+  /** a connection with no call open this long is closed (it would hold one of maxConnections) */
+  idleMs?: number;
   /** backstop: a call the handler has not answered by then gets ERR_TIMEOUT */
   requestTimeoutMs?: number;
   handler: ControlHandler;
@@ -147,6 +150,7 @@ export class ControlServer {
       interceptors,
       'grpc.max_receive_message_length': o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE,
       'grpc.max_concurrent_streams': o.maxStreams ?? DEFAULT_MAX_STREAMS,
+      'grpc.max_connection_idle_ms': o.idleMs ?? DEFAULT_IDLE_MS,
       // HTTP/2 buffers per connection beyond which new streams are refused
       'grpc-node.max_session_memory': 4,
     });
@@ -210,6 +214,14 @@ export class ControlServer {
   private track(s: net.Socket): void {
     this.sockets.add(s);
     s.once('close', () => this.sockets.delete(s));
+    // grpc-js times out idle HTTP/2 sessions; a peer that never says a word
+    // (no TLS hello, no HTTP/2 preface) is ours to close
+    // (socket.setTimeout does not fire once HTTP/2 owns the socket: a timer)
+    const timer = setTimeout(() => {
+      if (s.bytesRead === 0) s.destroy();
+    }, this.opts.idleMs ?? DEFAULT_IDLE_MS);
+    timer.unref();
+    s.once('close', () => clearTimeout(timer));
   }
 
   /** TCP: the token, checked on the call's metadata; a refused call is never read. */

@@ -350,6 +350,7 @@ export class Server {
       maxMessageBytes: k.maxMessageBytes,
       maxConnections: k.maxConnections,
       maxStreams: k.maxStreams,
+      idleMs: k.idleTimeoutMs,
       // the handler answers at request_timeout_ms with the truth (applied or
       // not, changes undone); the transport's timer is only a backstop
       requestTimeoutMs: k.requestTimeoutMs + TRANSPORT_MARGIN_MS,

@@ -334,6 +334,39 @@ t.test('connections per listener are capped (control.max_connections)', async (t
   await x.stop();
 });
 
+t.test('a connection with no call open is closed after idle_timeout_ms; one with a Watch is kept', async (t) => {
+  const s = path.join(dir, 'idle.sock');
+  const ev = new ServerEvents();
+  const x = new ControlServer({ socket: s, idleMs: 300, handler, events: ev, log });
+  await x.start();
+  const silent = net.connect(s);
+  // read what the server sends (its HTTP/2 settings), or 'close' waits for us
+  silent.resume();
+  const t0 = Date.now();
+  const closed = await new Promise<boolean>((resolve) => {
+    silent.on('close', () => resolve(true));
+    silent.on('error', () => undefined);
+    setTimeout(() => resolve(false), 5000);
+  });
+  t.ok(closed, `a silent peer is closed (after ${Date.now() - t0} ms)`);
+  const idle = raw({ socket: s });
+  t.equal((await rawCall(idle, 'List', Buffer.alloc(0))).err, null, 'one call');
+  t.equal(idle.getChannel().getConnectivityState(false), grpc.connectivityState.READY);
+  await new Promise((r) => setTimeout(r, 1000));
+  t.not(idle.getChannel().getConnectivityState(false), grpc.connectivityState.READY, 'then, with no call open, the server closed the connection');
+  t.equal((await rawCall(idle, 'List', Buffer.alloc(0))).err, null, 'and a new call connects again');
+  idle.close();
+  const c = await ControlClient.connect({ socket: s });
+  const w = c.watch();
+  await w.ready;
+  await new Promise((r) => setTimeout(r, 900));
+  ev.emit({ type: 'session_ended', session: 'late' });
+  t.match(await w.next(), { type: 'session_ended', session: 'late' }, 'a connection with a Watch open is not idle');
+  w.cancel();
+  c.close();
+  await x.stop();
+});
+
 t.test('stopping: new calls UNAVAILABLE, Watch streams stay until stop(), then end; the socket goes', async (t) => {
   const s = path.join(dir, 'b.sock');
   const ev = new ServerEvents();
