@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
-// `reflector ctl`: one control API request per invocation.
+// `reflector ctl`: a client of the gRPC control API (reflector.v1.Control):
+// one request per invocation, or `watch` to print events until interrupted.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseEndpoint, parsePrefix } from '../net/address';
 import { ReflectorError } from '../errors';
 import { loadConfig } from '../config/validate';
-import { ControlClient, type ControlTarget } from '../control/client';
-import { ControlError, type Command, type StatsResult } from '../control/protocol';
+import { ControlClient, type ClientTls, type ControlTarget } from '../control/client';
+import { ControlError, type Command, type StatsResult } from '../control/types';
+import { EVENT_TYPES } from '../control/wire';
+import type { ServerEventType } from '../server/events';
 import { optionHelp, UsageError, type OptionSpec, type Parsed } from './args';
 import type { Io } from './main';
 
@@ -16,12 +20,17 @@ export const CTL_OPTIONS: Record<string, OptionSpec> = {
   config: { value: 'FILE', help: 'take the socket path from this config file' },
   tcp: { value: 'ADDR:PORT', help: 'connect over TCP instead (needs --token or REFLECTOR_TOKEN)' },
   token: { value: 'TOKEN', help: 'bearer token for --tcp (default: $REFLECTOR_TOKEN)' },
+  'tls-ca': { value: 'FILE', help: '--tcp over TLS: PEM CA of the server\'s certificate' },
+  'tls-cert': { value: 'FILE', help: '--tcp over TLS: PEM client certificate (when the server asks for one)' },
+  'tls-key': { value: 'FILE', help: '--tcp over TLS: PEM key of --tls-cert' },
+  'tls-name': { value: 'NAME', help: '--tcp over TLS: the name the server\'s certificate carries, when not ADDR' },
   timeout: { value: 'MS', help: 'give up after this many milliseconds (default 10000)' },
   json: { help: 'print results as JSON' },
   source: { value: 'PREFIX', repeat: true, help: 'add-relay: a source prefix allowed to send (at least one)' },
   subscriber: { value: 'ADDR:PORT', repeat: true, help: 'add-relay: an initial subscriber' },
   format: { value: 'FORMAT', help: 'start-session: mpegts | rtp | pcap (default mpegts)' },
   loop: { help: 'start-session: start again at the end of the file' },
+  type: { value: 'KIND', repeat: true, help: `watch: only events of this kind (${EVENT_TYPES.join(', ')})` },
   help: { help: 'show help (after a command: that command\'s help)' },
   version: { help: 'print the version' },
 };
@@ -41,9 +50,12 @@ const COMMANDS: Record<string, CtlCommand> = {
   'start-session': { args: ['NAME', 'FILE', 'ADDR:PORT'], options: ['format', 'loop'], help: 'stream FILE to ADDR:PORT' },
   'stop-session': { args: ['NAME'], help: 'stop a session' },
   stats: { args: [], help: 'engine, relay and session counters' },
+  watch: { args: [], options: ['type'], help: 'print events (JSON lines) as they happen, until interrupted' },
 };
 
-export const CTL_HELP = `Usage: reflector ctl [--socket PATH | --tcp ADDR:PORT --token TOKEN] <command> [args]
+export const CTL_HELP = `Usage: reflector ctl [--socket PATH | --tcp ADDR:PORT --token TOKEN [--tls-ca FILE]] <command> [args]
+
+A client of the gRPC control API (reflector.v1.Control, docs/api.md).
 
 Commands:
 ${Object.entries(COMMANDS)
@@ -69,12 +81,12 @@ function commandHelp(name: string): string {
 
 ${c.help}
 ${opts.length ? `\nOptions:\n${opts.map((o) => `  --${o}${CTL_OPTIONS[o].value ? ' ' + CTL_OPTIONS[o].value : ''}  ${CTL_OPTIONS[o].help}`).join('\n')}\n` : ''}
-Common options: --socket PATH, --config FILE, --tcp ADDR:PORT, --token TOKEN, --timeout MS, --json
+Common options: --socket PATH, --config FILE, --tcp ADDR:PORT, --token TOKEN, --tls-ca FILE, --timeout MS, --json
 `;
 }
 
-/** Parse the command line into one control Command (UsageError on any mistake). */
-export function buildCommand(a: Parsed): { name: string; command: Command } {
+/** Parse the command line into one control Command (UsageError on any mistake); `watch` is no command. */
+export function buildCommand(a: Parsed): { name: string; command: Command | null } {
   const [name, ...args] = a.positionals;
   if (!name) throw new UsageError(`ctl: a command is required (commands: ${Object.keys(COMMANDS).join(', ')})`);
   const spec = COMMANDS[name];
@@ -82,7 +94,7 @@ export function buildCommand(a: Parsed): { name: string; command: Command } {
   if (args.length !== spec.args.length) {
     throw new UsageError(`ctl ${name}: expected ${spec.args.length ? spec.args.join(' ') : 'no arguments'}, got ${args.length} argument(s)`);
   }
-  for (const o of ['source', 'subscriber', 'format', 'loop']) {
+  for (const o of ['source', 'subscriber', 'format', 'loop', 'type']) {
     if ((a.options.has(o) || a.flags.has(o)) && !(spec.options ?? []).includes(o)) {
       throw new UsageError(`ctl ${name}: option --${o} does not apply to this command`);
     }
@@ -127,6 +139,12 @@ export function buildCommand(a: Parsed): { name: string; command: Command } {
     }
     case 'stop-session':
       return { name, command: { type: 'stopSession', name: args[0] } };
+    case 'watch': {
+      const types = a.options.get('type') ?? [];
+      const bad = types.find((x) => !EVENT_TYPES.includes(x as ServerEventType));
+      if (bad !== undefined) throw new UsageError(`ctl watch: --type "${bad}" is not an event kind (kinds: ${EVENT_TYPES.join(', ')})`);
+      return { name, command: null };
+    }
   }
   throw new UsageError(`ctl: unknown command "${name}"`);
 }
@@ -142,7 +160,10 @@ function target(a: Parsed): ControlTarget {
     }
     const token = a.options.get('token')?.[0] ?? process.env.REFLECTOR_TOKEN;
     if (!token) throw new UsageError('ctl: --tcp needs --token TOKEN (or REFLECTOR_TOKEN in the environment)');
-    return { host: e.address, port: e.port, token };
+    return { host: e.address, port: e.port, token, tls: tlsOf(a) };
+  }
+  for (const o of ['tls-ca', 'tls-cert', 'tls-key', 'tls-name']) {
+    if (a.options.has(o)) throw new UsageError(`ctl: --${o} applies to --tcp only`);
   }
   const socket = a.options.get('socket')?.[0];
   if (socket) return { socket };
@@ -158,6 +179,25 @@ function target(a: Parsed): ControlTarget {
     }
   }
   return { socket: DEFAULT_SOCKET };
+}
+
+function tlsOf(a: Parsed): ClientTls | null {
+  const read = (o: string): Buffer | null => {
+    const f = a.options.get(o)?.[0];
+    if (f === undefined) return null;
+    try {
+      return fs.readFileSync(f);
+    } catch (err) {
+      throw new UsageError(`ctl: --${o} ${f}: ${(err as Error).message}`);
+    }
+  };
+  const ca = read('tls-ca');
+  const cert = read('tls-cert');
+  const key = read('tls-key');
+  const name = a.options.get('tls-name')?.[0];
+  if (!!cert !== !!key) throw new UsageError('ctl: --tls-cert and --tls-key go together');
+  if (!ca && !cert && name === undefined) return null;
+  return { ca, cert, key, ...(name !== undefined ? { servername: name } : {}) };
 }
 
 export async function ctl(a: Parsed, io: Io): Promise<number> {
@@ -179,6 +219,7 @@ export async function ctl(a: Parsed, io: Io): Promise<number> {
     io.err(`reflector: ctl: ${(err as Error).message}\n`);
     return 3;
   }
+  if (command === null) return watch(client, (a.options.get('type') ?? []) as ServerEventType[], io);
   try {
     const r = await client.request(command, timeoutMs);
     if (r.type === 'list') {
@@ -197,13 +238,35 @@ export async function ctl(a: Parsed, io: Io): Promise<number> {
     else io.out('ok\n');
     return 0;
   } catch (err) {
-    if (err instanceof ControlError && err.controlCode !== 'ERR_TIMEOUT') {
+    // a status the transport made (UNAVAILABLE, ...) means the server was not reached
+    if (err instanceof ControlError && err.controlCode !== 'ERR_TIMEOUT' && err.controlCode.startsWith('ERR_')) {
       io.err(`reflector: ctl ${name}: ${err.controlCode}: ${err.message}\n`);
       return 1;
     }
     io.err(`reflector: ctl ${name}: ${(err as Error).message}\n`);
     return err instanceof ReflectorError && err.code === 'ERR_CLOSED' ? 3 : err instanceof ControlError ? 3 : 1;
   } finally {
+    client.close();
+  }
+}
+
+/** `ctl watch`: one JSON line per event until SIGINT/SIGTERM (exit 0) or the server ends the stream. */
+async function watch(client: ControlClient, types: ServerEventType[], io: Io): Promise<number> {
+  const w = client.watch(types);
+  w.on('event', (ev) => io.out(JSON.stringify(ev) + '\n'));
+  const stop = (): void => w.cancel();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const err = await w.ended;
+    if (err) {
+      io.err(`reflector: ctl watch: ${err.controlCode}: ${err.message}\n`);
+      return err.controlCode === 'ERR_UNAUTHENTICATED' || err.controlCode === 'ERR_INVALID_ARG' ? 1 : 3;
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
     client.close();
   }
 }

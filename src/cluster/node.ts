@@ -17,6 +17,7 @@
 // While etcd is unreachable nothing changes here: the node keeps serving
 // its last state, says so in notReady() and `connected`, and resumes the
 // watch from the last revision when etcd returns.
+import { ClusterWriter } from './writer';
 import type { Etcd3 } from 'etcd3';
 import { sessionIdentity } from '../config/diff';
 import type { ClusterConfig, RelayConfig, SessionConfig, SessionPosition } from '../config/schema';
@@ -122,6 +123,11 @@ export class ClusterNode implements DesiredStateSource {
 
   get name(): string {
     return this.o.cluster.node;
+  }
+
+  /** The control API's write-through: requests to this node edit the cluster's desired state. */
+  writer(): ClusterWriter {
+    return new ClusterWriter(this.client, this.keys, this.name);
   }
 
   get synced(): boolean {

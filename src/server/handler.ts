@@ -13,17 +13,23 @@
 //   that could not start before it is never run, one that finished after it
 //   is undone, and both answer ERR_TIMEOUT ("not applied"); what answers ok
 //   is in effect. A transport's own request timer must be a backstop above
-//   the deadline (the server gives it TRANSPORT_MARGIN_MS more).
+//   the deadline (the server gives it TRANSPORT_MARGIN_MS more);
+// - in cluster mode (a `cluster` writer) a change, once validated by the same
+//   rules, is written to the cluster's desired state in etcd instead of
+//   applied here (src/cluster/writer.ts); it answers ok { cluster } once etcd
+//   took it, and the node that runs the object applies it through its watch.
+//   List and Stats stay this node's own.
 import * as path from 'node:path';
 import { parseEndpoint, parsePrefix, type Endpoint } from '../net/address';
 import { ReflectorError } from '../errors';
 import { nameProblem, type NameKind } from '../names';
 import { checkMediaPath } from '../media/root';
 import { anySourceProblem } from '../relay/guards';
-import { ControlError, type Command, type Result, type StatsCounter } from '../control/protocol';
-import type { ControlHandler } from '../control/server';
+import { ControlError, type Command, type ControlHandler, type Result, type StatsCounter } from '../control/types';
 import type { SessionFormat } from '../config/schema';
 import type { RunningState } from './state';
+import { ClusterWriteError, type ClusterWriter } from '../cluster/writer';
+import { formatEndpoint } from '../net/address';
 
 const FORMATS: readonly SessionFormat[] = ['mpegts', 'rtp', 'pcap'];
 
@@ -37,7 +43,11 @@ export interface HandlerContext {
   stats: () => Promise<{ engineRunning: boolean; ready: boolean; configReloads: bigint; configReloadFailures: bigint; counters: StatsCounter[] }>;
   /** control.request_timeout_ms: the deadline of every change (default 10000) */
   requestTimeoutMs?: number;
+  /** cluster mode: changes are written through to etcd */
+  cluster?: ClusterWriter | null;
 }
+
+const REFUSAL_CODE: Record<ClusterWriteError['reason'], string> = { exists: 'ERR_EXISTS', not_found: 'ERR_NOT_FOUND', invalid: 'ERR_INVALID_ARG', conflict: 'ERR_CONFLICT' };
 
 export class CommandHandler implements ControlHandler {
   private readonly timeoutMs: number;
@@ -56,12 +66,16 @@ export class CommandHandler implements ControlHandler {
       case 'subscribe': {
         const relay = name('relay', c.relay, 'relay');
         const e = endpoint(c.subscriber, 'subscriber');
+        const w = this.ctx.cluster;
+        if (w) return this.write(() => w.subscribe(relay, formatEndpoint(e)));
         return this.change((signal) => st.subscribe(relay, e, 'runtime', signal));
       }
       case 'unsubscribe': {
         const relay = name('relay', c.relay, 'relay');
         const e = endpoint(c.subscriber, 'subscriber');
         const key = e.family === 6 ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+        const w = this.ctx.cluster;
+        if (w) return this.write(() => w.unsubscribe(relay, key));
         return this.change(() => st.unsubscribe(relay, key));
       }
       case 'addRelay': {
@@ -76,10 +90,16 @@ export class CommandHandler implements ControlHandler {
           return p;
         });
         const subs = c.subscribers.map((s, i) => endpoint(s, `subscribers[${i}]`));
+        const w = this.ctx.cluster;
+        if (w) {
+          return this.write(() => w.addRelay({ name: n, listen: formatEndpoint(listen), sources: sources.map((p) => `${p.address}/${p.length}`), subscribers: subs.map(formatEndpoint) }));
+        }
         return this.change((signal) => st.addRelay(n, listen, sources, subs, 'runtime', { signal }));
       }
       case 'removeRelay': {
         const n = name('relay', c.name, 'name');
+        const w = this.ctx.cluster;
+        if (w) return this.write(() => w.removeRelay(n));
         return this.change(() => st.removeRelay(n));
       }
       case 'startSession': {
@@ -91,14 +111,16 @@ export class CommandHandler implements ControlHandler {
         const to = endpoint(c.to, 'to');
         const format = (c.format || 'mpegts') as SessionFormat;
         if (!FORMATS.includes(format)) throw new ControlError('ERR_INVALID_ARG', `format: "${c.format}" is not one of ${FORMATS.join(' | ')}`);
+        const w = this.ctx.cluster;
+        if (w) return this.write(() => w.startSession({ name: n, file, to: formatEndpoint(to), format, loop: c.loop }));
         return this.change((signal) => st.startSession({ name: n, file, to, format, loop: c.loop }, 'runtime', signal));
       }
       case 'stopSession': {
         const n = name('session', c.name, 'name');
+        const w = this.ctx.cluster;
+        if (w) return this.write(() => w.stopSession(n));
         return this.change(() => st.stopSession(n));
       }
-      case 'auth':
-        return { type: 'ok' };
     }
   }
 
@@ -112,6 +134,26 @@ export class CommandHandler implements ControlHandler {
       clearTimeout(timer);
     }
     return { type: 'ok' };
+  }
+
+  /** Cluster mode: one edit of the desired state in etcd; its refusals keep their reason. */
+  private async write(fn: () => Promise<void>): Promise<Result> {
+    let timer: NodeJS.Timeout | undefined;
+    // etcd3 retries an unreachable cluster on its own: the deadline bounds it
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    try {
+      await Promise.race([fn(), late]);
+    } catch (err) {
+      if (err instanceof ClusterWriteError) throw new ControlError(REFUSAL_CODE[err.reason], err.message);
+      if (err instanceof ReflectorError) throw err;
+      // etcd unreachable or refusing: the change was not written
+      throw new ReflectorError('ERR_CLUSTER', `etcd: ${(err as Error)?.message ?? String(err)} (the change may not have been written: ctl --etcd URL status shows the desired state)`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+    return { type: 'ok', cluster: true };
   }
 }
 

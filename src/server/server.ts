@@ -18,7 +18,7 @@ import { createLogger, type Logger } from '../log';
 import { createMetrics, seriesOf, type MetricsSource, type ServerMetrics } from '../metrics/registry';
 import { MetricsHttp } from '../metrics/http';
 import { ControlServer } from '../control/server';
-import type { StatsCounter } from '../control/protocol';
+import type { StatsCounter } from '../control/types';
 import { ReflectorError } from '../errors';
 import type { ServerDeps } from './deps';
 import { RunningState } from './state';
@@ -333,7 +333,8 @@ export class Server {
     this.watcher?.stop();
     // leave the cluster first: the nodes taking over resume from the last checkpoint
     await this.cluster?.stop().catch((err) => this.log.error('cluster stop failed', { err }));
-    await this.control?.stop().catch((err) => this.log.error('control stop failed', { err }));
+    // new calls are refused from here; Watch streams stay to see the engine stop
+    this.control?.beginStop();
     const st = this.state;
     const hadSessions = (st?.sessions.size ?? 0) > 0;
     if (st) {
@@ -350,6 +351,7 @@ export class Server {
       if (wasRunning) this.events.emit({ type: 'engine_stopped', reason: 'server stop' });
       await this.deps.sessions.close?.().catch((err) => this.log.error('sessions close failed', { err }));
     }
+    await this.control?.stop().catch((err) => this.log.error('control stop failed', { err }));
     await this.http?.stop();
     this.notify?.close();
     this.log.info('server stopped', { ms: Date.now() - t0 });
@@ -361,21 +363,30 @@ export class Server {
       mediaRoot: () => this.config.mediaRoot,
       stats: async () => this.stats(),
       requestTimeoutMs: c.control.requestTimeoutMs,
+      cluster: this.cluster?.writer?.() ?? null,
     });
     const m = this.metrics!;
+    const k = c.control;
     return new ControlServer({
-      socket: c.control.socket,
-      tcp: c.control.tcp ? { host: c.control.tcp.address, port: c.control.tcp.port } : null,
-      token: c.control.token,
-      maxFrameBytes: c.control.maxFrameBytes,
+      socket: k.socket,
+      socketMode: k.socketMode,
+      socketGroup: k.socketGroup,
+      tcp: k.tcp ? { host: k.tcp.address, port: k.tcp.port } : null,
+      tls: k.tls.cert && k.tls.key ? { cert: readPem(k.tls.cert, 'control.tls.cert'), key: readPem(k.tls.key, 'control.tls.key'), clientCa: k.tls.clientCa ? readPem(k.tls.clientCa, 'control.tls.client_ca') : null } : null,
+      token: k.token,
+      maxMessageBytes: k.maxMessageBytes,
+      maxConnections: k.maxConnections,
+      maxStreams: k.maxStreams,
+      idleMs: k.idleTimeoutMs,
       // the handler answers at request_timeout_ms with the truth (applied or
       // not, changes undone); the transport's timer is only a backstop
-      requestTimeoutMs: c.control.requestTimeoutMs + TRANSPORT_MARGIN_MS,
+      requestTimeoutMs: k.requestTimeoutMs + TRANSPORT_MARGIN_MS,
       handler,
+      events: this.events,
       log: this.log,
       onRequest: (command, result) => m.controlRequests.inc({ command, result }),
       onConnection: (transport) => m.controlConnections.inc({ transport }),
-      onBadFrame: (reason) => m.controlBadFrames.inc({ reason }),
+      onBadRequest: (reason) => m.controlBadFrames.inc({ reason }),
     });
   }
 
@@ -423,6 +434,14 @@ export class Server {
       ready: () => this.ready,
       clusterConnected: () => (this.cluster ? this.cluster.connected : null),
     };
+  }
+}
+
+function readPem(file: string, key: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new ReflectorError('ERR_CONFIG', `${key}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ControlClient } from '../../src/control/client';
-import type { Command, Result } from '../../src/control/protocol';
+import type { Command, Result } from '../../src/control/types';
 import type { Engine } from '../../src/engine/engine';
 import { createLogger } from '../../src/log';
 import { HDR, LANE, RING } from '../../src/region/layout';

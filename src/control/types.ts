@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+// The control API's requests and results as TypeScript types: the mirror of
+// proto/reflector/v1/control.proto that the handler (src/server/handler.ts),
+// the gRPC service and the client share. src/control/wire.ts converts
+// between these and the messages on the wire.
+import { ReflectorError } from '../errors';
+
+export type Origin = 'config' | 'runtime';
+
+export interface RelayInfo {
+  name: string;
+  listen: string;
+  sources: string[];
+  subscribers: string[];
+  origin: Origin;
+}
+
+export interface SessionInfo {
+  name: string;
+  file: string;
+  to: string;
+  format: string;
+  loop: boolean;
+  origin: Origin;
+}
+
+export interface StatsCounter {
+  name: string;
+  labels: Record<string, string>;
+  value: bigint;
+}
+
+export interface StatsResult {
+  engineRunning: boolean;
+  ready: boolean;
+  configReloads: bigint;
+  configReloadFailures: bigint;
+  counters: StatsCounter[];
+}
+
+export type Command =
+  | { type: 'list' }
+  | { type: 'subscribe'; relay: string; subscriber: string }
+  | { type: 'unsubscribe'; relay: string; subscriber: string }
+  | { type: 'addRelay'; name: string; listen: string; sources: string[]; subscribers: string[] }
+  | { type: 'removeRelay'; name: string }
+  | { type: 'startSession'; name: string; file: string; to: string; format: string; loop: boolean }
+  | { type: 'stopSession'; name: string }
+  | { type: 'stats' };
+
+export type CommandType = Command['type'];
+
+export type ControlErrorCode =
+  | 'ERR_INVALID_ARG'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_EXISTS'
+  | 'ERR_CONFLICT'
+  | 'ERR_UNAUTHENTICATED'
+  | 'ERR_BAD_MESSAGE'
+  | 'ERR_UNAVAILABLE'
+  | 'ERR_TIMEOUT'
+  | 'ERR_INTERNAL';
+
+export type Result =
+  /** cluster: the change was written to etcd's desired state, not applied here */
+  | { type: 'ok'; cluster?: boolean }
+  | { type: 'list'; relays: RelayInfo[]; sessions: SessionInfo[] }
+  | { type: 'stats'; stats: StatsResult }
+  | { type: 'error'; code: ControlErrorCode | string; message: string };
+
+/** An error the control API reports to its client; `controlCode` is the ERR_* code on the wire. */
+export class ControlError extends ReflectorError {
+  readonly controlCode: ControlErrorCode | string;
+  constructor(controlCode: ControlErrorCode | string, message: string) {
+    super('ERR_CONTROL', message);
+    this.controlCode = controlCode;
+  }
+}
+
+/** Carries out control commands (src/server/handler.ts is the one that runs a server's). */
+export interface ControlHandler {
+  /** Throw ControlError (or a piece's ReflectorError) for a typed error reply. */
+  handle(command: Command): Promise<Result>;
+}
