@@ -9,7 +9,11 @@
 //      nodes' watch, the claim, the apply);
 //    - the apply transaction alone, from this process (no CLI start-up);
 //    - baseline: `reflector ctl --socket PATH add-relay` on the node itself
-//      (a process and the local control API: no etcd at all).
+//      (a process and the node's gRPC control API, which in cluster mode
+//      writes the relay through to etcd: the same watch and claim, one
+//      entry instead of a file's transaction). Before issue #13 this was the
+//      local control API with no etcd at all: results from before and after
+//      are not comparable.
 // 2. failover gaps: the longest silence at the subscriber of a relay (unicast
 //    listen address taken over) and of a session (resumed from its
 //    checkpoint) when the node running them is killed (kill -9), and when it

@@ -1,21 +1,32 @@
 // SPDX-License-Identifier: MIT
-// Relay benchmark (issue #4): lossless delivered packets/s per subscriber
-// and relay CPU per packet for redirect (1:1) and split (1:8, 1:64 with
-// --fanouts 1,8,64), payloads 64 and 1316 bytes, side by side in one run:
-//   engine    the Reflector engine (AF_PACKET RX -> policy table -> TX ring)
+// Relay benchmark (issues #4, #10): lossless delivered packets/s per
+// subscriber and relay CPU per packet for redirect (1:1) and split (1:8,
+// 1:64 with --fanouts 1,8,64), payloads 64 and 1316 bytes, side by side in
+// one run. The methods (METHODS below, each a MethodSpec: add one there):
+//   engine    the Reflector engine's user tier (AF_PACKET RX -> policy table -> TX ring)
 //   afpacket  bench/c/afpacket_relay.c: the bare C AF_PACKET relay (TPACKET_V3
 //             RX ring, PACKET_TX_RING with qdisc bypass, one send() per burst)
 //   c         bench/c/mmsg_relay.c: recvmmsg/sendmmsg on a UDP socket
-//   node    a Node.js dgram proxy (the patent's user-level proxy, Figs. 3/5)
-//   nft     the kernel: nftables dnat (1:1) / netdev dup (1:N)
+//   node      a Node.js dgram proxy (the patent's user-level proxy, Figs. 3/5)
+//   nft       the kernel: nftables dnat (1:1) / netdev dup (1:N)
 // Topology: origin <-veth-> relay; the subscribers are ports 6000.. on the
 // origin host, whose veth ingress counts and drops them with nftables (no
 // socket, no IP processing). The origin is bench/c/relay_origin.c, paced;
-// by default it sends from a PACKET_TX_RING (--origin ring), several times
-// what its UDP socket does (--origin udp), so that the relay is the limit.
+// by default it sends from a PACKET_TX_RING with a virtio_net_hdr per frame
+// (--origin ring), several times what its UDP socket does (--origin udp), so
+// that the relay is the limit; where it still is not, the row says
+// "origin-bound" and ratios against it are bounds (>=, <=).
 //
 // The origin is pinned to CPU 0, the relay to CPU 1, and RPS keeps each
 // veth's receive work on its own host's CPU (RF_RELAY_PIN=0: off).
+// CPU per delivered packet, counted alike for every method: the relay's own
+// threads (schedstat run time of the relay process's threads; the engine:
+// its rf-rx and rf-tx threads, not the Node main thread that runs this
+// bench; 0 for a relay in the kernel) + the relay CPU's softirq time (its
+// receive path; all of a kernel relay's work), each over the packets
+// delivered in the run. Softirq served while a relay thread ran is in both
+// (this kernel has no IRQ time accounting): the same for every user-space
+// relay.
 //
 // For each method and case: one run at the origin's full speed, then paced
 // runs at falling fractions of what got through until one keeps up (< 0.1 %
@@ -26,24 +37,26 @@
 // must stay >= 90 % of the lossless rate (no collapse). Every run records
 // where its lost frames were counted (softnet_stat per CPU, veth drops, the
 // engine's drop counters) and each CPU's usr/sys/softirq/idle split; the
-// summary line of a case prints them, RF_BENCH_DEBUG=1 for every run.
+// summary line of a case prints them, RF_BENCH_DEBUG=1 for every run (and
+// the CPU of each thread of this process).
 //   npm run bench -- relay [--runs 3] [--ms 500] [--sizes 64,1316]
 //                          [--fanouts 1,8] [--methods engine,afpacket,c,node,nft]
 //                          [--origin ring|udp] [--rate PPS] [--readme]
 // --rate: no search, PPS is taken as the lossless rate (iterating on overload)
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { compileBench, holdSharedLock, median, runChild } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
 
-const METHODS = ['engine', 'afpacket', 'c', 'node', 'nft'] as const;
-const LABEL: Record<Method, string> = { engine: 'engine', afpacket: 'bare C AF_PACKET', c: 'C mmsg relay', node: 'Node proxy', nft: 'nftables' };
-type Method = (typeof METHODS)[number];
+// The methods, in the order they run. Each is a MethodSpec: a label, the
+// bench/c programs it needs, and start(ctx, fanout), which sets the relay up
+// on the testbed for one case and returns how to read its CPU and stop it.
+// A new method (the kernel tier) is one more start function and one more
+// entry here; the search, the CPU accounting and the table are shared.
 const P = 5000;
 const SUB0 = 6000;
-const CLK_TCK = 100;
 // the origin and the relay on CPUs of their own (when there are 2): the relay,
 // not its competition with the origin for one CPU, is what is measured
 const PIN = cpus().length >= 2 && process.env.RF_RELAY_PIN !== '0';
@@ -52,11 +65,12 @@ const ORIGIN_CPU = 0;
 // 512, overflows in a 1:64 split of one 64-frame burst: 4096 frames)
 const TX_FRAMES = 8192;
 const RELAY_CPU = 1;
+const USER_HZ = 100;
 
-interface Options { rate: number; runs: number; ms: number; sizes: number[]; fanouts: number[]; methods: Method[]; origin: 'ring' | 'udp'; readme: boolean }
+interface Options { rate: number; runs: number; ms: number; sizes: number[]; fanouts: number[]; methods: string[]; origin: 'ring' | 'udp'; readme: boolean }
 
 function parse(args: string[]): Options {
-  const o: Options = { rate: 0, runs: 3, ms: 500, sizes: [64, 1316], fanouts: [1, 8], methods: [...METHODS], origin: 'ring', readme: false };
+  const o: Options = { rate: 0, runs: 3, ms: 500, sizes: [64, 1316], fanouts: [1, 8], methods: METHODS.map((m) => m.name), origin: 'ring', readme: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = args[i + 1];
@@ -64,26 +78,85 @@ function parse(args: string[]): Options {
     else if (a === '--ms') o.ms = Number(args[++i]);
     else if (a === '--sizes') (o.sizes = v.split(',').map(Number)), i++;
     else if (a === '--fanouts') (o.fanouts = v.split(',').map(Number)), i++;
-    else if (a === '--methods') (o.methods = v.split(',') as Method[]), i++;
+    else if (a === '--methods') (o.methods = v.split(',')), i++;
     else if (a === '--origin') o.origin = args[++i] as Options['origin'];
     else if (a === '--rate') o.rate = Number(args[++i]);
     else if (a === '--readme') o.readme = true;
     else throw new Error(`bench relay: unknown option "${a}" (accepted: --runs, --rate, --ms, --sizes, --fanouts, --methods, --origin, --readme)`);
   }
-  for (const m of o.methods) if (!METHODS.includes(m)) throw new Error(`bench relay: --methods: "${m}" is not one of ${METHODS.join(', ')}`);
+  for (const m of o.methods) if (!METHODS.some((x) => x.name === m)) throw new Error(`bench relay: --methods: "${m}" is not one of ${METHODS.map((x) => x.name).join(', ')}`);
   if (o.origin !== 'ring' && o.origin !== 'udp') throw new Error(`bench relay: --origin: "${String(o.origin)}" is not one of ring, udp`);
   return o;
 }
 
 interface RelayUnderTest {
-  /** CPU seconds the relay has used so far (NaN: not measurable, e.g. kernel softirq) */
+  /** CPU seconds the relay's own threads have used so far (0: a relay in the kernel has none) */
   cpu(): number;
   stop(): Promise<void>;
 }
 
-function procCpu(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+/** What a method's start() works with: the testbed of one bench run. */
+interface BenchCtx {
+  tb: Testbed;
+  /** the relay's address (it listens on R:P), the origin's (subscribers are O:SUB0..) */
+  R: string;
+  O: string;
+  /** the relay's and the origin's veth ends */
+  dev: string;
+  odev: string;
+  /** argv prefix that pins a relay process to the relay's CPU (empty: not pinned) */
+  pin: string[];
+  /** engine options that pin its RX thread likewise */
+  pinEngine: { cpuRx?: number };
+  subs(n: number): Array<[string, number]>;
+  /** a compiled bench/c program (listed in the method's `bins`) */
+  bin(name: string): string;
+}
+
+interface MethodSpec {
+  name: string;
+  label: string;
+  /** bench/c programs start() runs */
+  bins?: string[];
+  /** once before the first case, once after the last */
+  open?(ctx: BenchCtx): Promise<void>;
+  close?(): Promise<void>;
+  start(ctx: BenchCtx, fanout: number): Promise<RelayUnderTest>;
+  /** counters to print after a case and to count drops in (engine) */
+  counter?(name: string): number;
+}
+
+/**
+ * CPU seconds of a process's threads from their schedstat (run time in ns,
+ * exact, where /proc/PID/stat counts 10 ms ticks): every thread, or those
+ * whose name passes `only` (the engine's rf-rx and rf-tx in this process,
+ * not the main thread that runs this bench). Exited threads are not counted.
+ */
+function threadCpu(pid: number, only?: (comm: string) => boolean): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      if (only && !only(readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim())) continue;
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread exited between the listing and the read
+    }
+  }
+  return ns / 1e9;
+}
+
+/** Each thread's CPU seconds by name (RF_BENCH_DEBUG: where the engine's process spends). */
+function threadsByName(pid: number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      m.set(comm, (m.get(comm) ?? 0) + Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9);
+    } catch {
+      // exited
+    }
+  }
+  return m;
 }
 
 async function readyChild(child: ChildProcess, what: string): Promise<void> {
@@ -102,6 +175,116 @@ const NODE_PROXY = `const d=require('dgram');const subs=JSON.parse(process.argv[
 s.on('message',(m)=>{for(const [a,p] of subs)s.send(m,p,a)});
 s.bind(${P},process.argv[2],()=>{try{s.setRecvBufferSize(8<<20);s.setSendBufferSize(8<<20)}catch{};console.log('{"ready":true}')});`;
 
+// ------------------------------------------------------------ methods --
+
+// the engine runs in this process, only for its own cases (its RX socket
+// and guard rules are gone while the other methods run): its CPU is that of
+// its threads (rf-rx, rf-tx), not of the main thread that runs this bench
+let engineNow: import('../src/engine/engine').Engine | null = null;
+const engineMethod: MethodSpec = {
+  name: 'engine',
+  label: 'engine (user tier)',
+  async start(ctx, fanout) {
+    const { Engine } = await import('../src/engine/engine');
+    const { Relays } = await import('../src/relay/relays');
+    const engine = new Engine({ interface: ctx.dev, netns: ctx.tb.ns('relay'), backend: 'afpacket', txFrames: TX_FRAMES, ...ctx.pinEngine });
+    const relays = new Relays(engine, { refreshMs: 0 });
+    await engine.start();
+    engineNow = engine;
+    try {
+      await relays.start();
+      await relays.addRelay({ name: 'bench', listen: `${ctx.R}:${P}`, sources: [`${ctx.O}/32`], subscribers: ctx.subs(fanout).map(([a, p]) => `${a}:${p}`) });
+    } catch (e) {
+      engineNow = null;
+      await engine.close();
+      throw e;
+    }
+    return {
+      cpu: () => threadCpu(process.pid, (c) => c.startsWith('rf-')),
+      stop: async () => {
+        engineNow = null;
+        // the relays (their policy and guard rules) first, then the threads
+        await engine.close();
+      },
+    };
+  },
+  counter: (n) => Number(engineNow ? engineNow.region.counter(1, n) : 0),
+};
+
+/** A relay in a child process on the relay host: its CPU is all its threads'. */
+async function startChild(ctx: BenchCtx, argv: string[], what: string, after?: () => Promise<void>): Promise<RelayUnderTest> {
+  const child = ctx.tb.spawn('relay', [...ctx.pin, ...argv]);
+  await readyChild(child, what);
+  const pid = child.pid!;
+  return {
+    cpu: () => threadCpu(pid),
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      if (after) await after();
+    },
+  };
+}
+
+const afpacketMethod: MethodSpec = {
+  name: 'afpacket',
+  label: 'bare C AF_PACKET',
+  bins: ['afpacket_relay'],
+  async start(ctx, fanout) {
+    // like the engine's guard (src/relay/nft.ts), keep the datagrams from the
+    // kernel stack (no ICMP port unreachable); ingress runs after the taps
+    await ctx.tb.exec('relay', ['nft', '-f', '-'], {
+      input: `table netdev rfbench_guard {\n chain in { type filter hook ingress device "${ctx.dev}" priority 0; policy accept;\n` +
+        `  ip daddr ${ctx.R} udp dport ${P} drop\n }\n}\n`,
+    });
+    const to = ctx.subs(fanout).map(([a, p]) => `${a}:${p}`).join(',');
+    return startChild(ctx, [ctx.bin('afpacket_relay'), '--ifname', ctx.dev, '--listen', `${ctx.R}:${P}`, '--to', to, '--dst-mac', ctx.tb.mac('origin')], 'afpacket relay',
+      async () => { await ctx.tb.exec('relay', ['nft', 'delete', 'table', 'netdev', 'rfbench_guard']); });
+  },
+};
+
+const mmsgMethod: MethodSpec = {
+  name: 'c',
+  label: 'C mmsg relay',
+  bins: ['mmsg_relay'],
+  start: (ctx, fanout) => startChild(ctx, [ctx.bin('mmsg_relay'), '--listen', `${ctx.R}:${P}`, '--to', ctx.subs(fanout).map(([a, p]) => `${a}:${p}`).join(',')], 'c relay'),
+};
+
+const nodeMethod: MethodSpec = {
+  name: 'node',
+  label: 'Node proxy',
+  start: (ctx, fanout) => startChild(ctx, [process.execPath, '-e', NODE_PROXY, JSON.stringify(ctx.subs(fanout)), ctx.R], 'node relay'),
+};
+
+// nftables: dnat for 1:1, netdev dup for 1:N; all its work is softirq
+const nftMethod: MethodSpec = {
+  name: 'nft',
+  label: 'nftables',
+  async start(ctx, fanout) {
+    await ctx.tb.exec('relay', ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    const { R, O } = ctx;
+    const rmac = ctx.tb.mac('relay');
+    const omac = ctx.tb.mac('origin');
+    const script = fanout === 1
+      ? `table ip rfbench {\n chain pre { type nat hook prerouting priority dstnat; ip daddr ${R} udp dport ${P} dnat to ${O}:${SUB0}; }\n` +
+        ` chain post { type nat hook postrouting priority srcnat; ip daddr ${O} udp dport ${SUB0} snat to ${R}; }\n}\n`
+      : `table netdev rfbench {\n chain in { type filter hook ingress device "${ctx.dev}" priority 0; policy accept;\n` +
+        `  ip daddr ${R} udp dport ${P} meta mark set 0x42 ether saddr set ${rmac} ether daddr set ${omac} ip saddr set ${R} ip daddr set ${O} udp sport set ${P}\n` +
+        ctx.subs(fanout).map(([, p]) => `  meta mark 0x42 udp dport set ${p} dup to "${ctx.dev}"\n`).join('') +
+        `  meta mark 0x42 drop\n }\n}\n`;
+    await ctx.tb.exec('relay', ['nft', '-f', '-'], { input: script });
+    return {
+      cpu: () => 0,
+      stop: async () => {
+        await ctx.tb.exec('relay', ['nft', 'delete', 'table', fanout === 1 ? 'ip' : 'netdev', 'rfbench']);
+        await ctx.tb.exec('relay', ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=0']);
+      },
+    };
+  },
+};
+
+const METHODS: MethodSpec[] = [engineMethod, afpacketMethod, mmsgMethod, nodeMethod, nftMethod];
+
 async function main(args: string[]): Promise<void> {
   const why = netnsUnavailable();
   if (why) {
@@ -109,12 +292,15 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   const o = parse(args);
+  const chosen = METHODS.filter((m) => o.methods.includes(m.name));
   const origin = compileBench('relay_origin');
-  const mmsg = compileBench('mmsg_relay');
-  const afp = compileBench('afpacket_relay');
   if ('missing' in origin) throw new Error(origin.missing);
-  if ('missing' in mmsg && o.methods.includes('c')) throw new Error(mmsg.missing);
-  if ('missing' in afp && o.methods.includes('afpacket')) throw new Error(afp.missing);
+  const bins = new Map<string, string>();
+  for (const name of new Set(chosen.flatMap((m) => m.bins ?? []))) {
+    const b = compileBench(name);
+    if ('missing' in b) throw new Error(b.missing);
+    bins.set(name, b.bin);
+  }
   const unlock = await holdSharedLock('/tmp/rf-gyp.lock');
   const tb = await Testbed.create(null, { hosts: ['origin', 'relay'], links: [['origin', 'relay']] });
   const results: Row[] = [];
@@ -149,15 +335,6 @@ async function main(args: string[]): Promise<void> {
       const r = await tb.exec('origin', ['nft', 'list', 'chain', 'netdev', 'rfbench_sink', 'in']);
       return Number(/counter packets (\d+)/.exec(r.stdout)?.[1] ?? NaN);
     };
-    // the engine lives in this process for the whole bench
-    const { Engine } = await import('../src/engine/engine');
-    const { Relays } = await import('../src/relay/relays');
-    const engine = o.methods.includes('engine') ? new Engine({ interface: dev, netns: tb.ns('relay'), backend: 'afpacket', txFrames: TX_FRAMES, ...(PIN ? { cpuRx: RELAY_CPU } : {}) }) : null;
-    const relays = engine ? new Relays(engine, { refreshMs: 0 }) : null;
-    if (engine && relays) {
-      await engine.start();
-      await relays.start();
-    }
     // per CPU: user+nice, system, softirq, idle (USER_HZ ticks)
     const cpuStat = (): number[][] => readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l))
       .map((l) => { const f = l.split(/\s+/).slice(1).map(Number); return [f[0] + f[1], f[2], f[6], f[3] + f[4]]; });
@@ -166,74 +343,26 @@ async function main(args: string[]): Promise<void> {
       softnet: softnet(),
       relayLink: await linkDrops('relay', dev),
       originLink: await linkDrops('origin', odev),
-      engine: engine ? ENGINE_COUNTERS.map((n) => Number(engine.region.counter(1, n))) : [],
+      engine: chosen.includes(engineMethod) ? ENGINE_COUNTERS.map((n) => engineMethod.counter!(n)) : [],
     });
     const subs = (n: number): Array<[string, number]> => Array.from({ length: n }, (_, i) => [O, SUB0 + i]);
-
-    const start = async (m: Method, fanout: number): Promise<RelayUnderTest> => {
-      if (m === 'engine') {
-        await relays!.addRelay({ name: 'bench', listen: `${R}:${P}`, sources: [`${O}/32`], subscribers: subs(fanout).map(([a, p]) => `${a}:${p}`) });
-        const c0 = process.cpuUsage();
-        return {
-          cpu: () => {
-            const c = process.cpuUsage(c0);
-            return (c.user + c.system) / 1e6;
-          },
-          stop: () => relays!.removeRelay('bench'),
-        };
-      }
-      if (m === 'c' || m === 'node' || m === 'afpacket') {
-        const to = subs(fanout).map(([a, p]) => `${a}:${p}`).join(',');
-        const argv = m === 'c'
-          ? [(mmsg as { bin: string }).bin, '--listen', `${R}:${P}`, '--to', to]
-          : m === 'afpacket'
-            ? [(afp as { bin: string }).bin, '--ifname', dev, '--listen', `${R}:${P}`, '--to', to, '--dst-mac', tb.mac('origin')]
-            : [process.execPath, '-e', NODE_PROXY, JSON.stringify(subs(fanout)), R];
-        // afpacket: like the engine's guard (src/relay/nft.ts), keep the datagrams
-        // from the kernel stack (no ICMP port unreachable); ingress runs after the taps
-        if (m === 'afpacket') {
-          await tb.exec('relay', ['nft', '-f', '-'], {
-            input: `table netdev rfbench_guard {\n chain in { type filter hook ingress device "${dev}" priority 0; policy accept;\n` +
-              `  ip daddr ${R} udp dport ${P} drop\n }\n}\n`,
-          });
-        }
-        const child = tb.spawn('relay', PIN ? ['taskset', '-c', String(RELAY_CPU), ...argv] : argv);
-        await readyChild(child, `${m} relay`);
-        const pid = child.pid!;
-        return {
-          cpu: () => procCpu(pid),
-          stop: async () => {
-            child.kill('SIGTERM');
-            await new Promise((r) => child.once('exit', r));
-            if (m === 'afpacket') await tb.exec('relay', ['nft', 'delete', 'table', 'netdev', 'rfbench_guard']);
-          },
-        };
-      }
-      // nft: dnat for 1:1, netdev dup for 1:N
-      await tb.exec('relay', ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-      const rmac = tb.mac('relay');
-      const omac = tb.mac('origin');
-      const script = fanout === 1
-        ? `table ip rfbench {\n chain pre { type nat hook prerouting priority dstnat; ip daddr ${R} udp dport ${P} dnat to ${O}:${SUB0}; }\n` +
-          ` chain post { type nat hook postrouting priority srcnat; ip daddr ${O} udp dport ${SUB0} snat to ${R}; }\n}\n`
-        : `table netdev rfbench {\n chain in { type filter hook ingress device "${dev}" priority 0; policy accept;\n` +
-          `  ip daddr ${R} udp dport ${P} meta mark set 0x42 ether saddr set ${rmac} ether daddr set ${omac} ip saddr set ${R} ip daddr set ${O} udp sport set ${P}\n` +
-          subs(fanout).map(([, p]) => `  meta mark 0x42 udp dport set ${p} dup to "${dev}"\n`).join('') +
-          `  meta mark 0x42 drop\n }\n}\n`;
-      await tb.exec('relay', ['nft', '-f', '-'], { input: script });
-      return {
-        cpu: () => NaN,
-        stop: async () => {
-          await tb.exec('relay', ['nft', 'delete', 'table', fanout === 1 ? 'ip' : 'netdev', 'rfbench']);
-          await tb.exec('relay', ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=0']);
-        },
-      };
+    const ctx: BenchCtx = {
+      tb, R, O, dev, odev, subs,
+      pin: PIN ? ['taskset', '-c', String(RELAY_CPU)] : [],
+      pinEngine: PIN ? { cpuRx: RELAY_CPU } : {},
+      bin: (name) => {
+        const b = bins.get(name);
+        if (!b) throw new Error(`bench relay: ${name} is not in the method's bins`);
+        return b;
+      },
     };
+    for (const m of chosen) if (m.open) await m.open(ctx);
 
     // one measured run: offered rate (0 = full speed) -> per-subscriber delivered pps, loss, CPU/packet
     const measure = async (rut: RelayUnderTest, fanout: number, size: number, pps: number, ms = o.ms): Promise<Point> => {
       const d0 = await delivered();
       const s0 = await snapshot();
+      const t0 = process.env.RF_BENCH_DEBUG ? threadsByName(process.pid) : null;
       const c0 = rut.cpu();
       const ring = o.origin === 'ring' ? ['--ifname', odev, '--src', `${O}:${P + 1}`, '--dst-mac', tb.mac('relay')] : [];
       const r = await runChild(['ip', 'netns', 'exec', tb.ns('origin'), ...(PIN ? ['taskset', '-c', String(ORIGIN_CPU)] : []), origin.bin, '--dst', `${R}:${P}`, '--size', String(size), '--pps', String(pps), '--ms', String(ms), ...ring]);
@@ -258,30 +387,42 @@ async function main(args: string[]): Promise<void> {
       const where = `lost ${Math.max(0, sent * fanout - got)}${counted ? `: ${counted}` : ''}`;
       // delivered over the time it took, drain included (the settle loop's last 50 ms saw nothing)
       const secs = Number(r.json.seconds) + Math.max(0, waited - 50) / 1000;
-      if (process.env.RF_BENCH_DEBUG) process.stdout.write(`  run pps=${pps}: sent ${sent}, delivered ${got} (${d0} before); ${where}; usr/sys/si/idle % ${cpuWhere(s0, s1)}\n`);
+      if (t0) {
+        const t1 = threadsByName(process.pid);
+        const us = [...t1].map(([n, v]) => `${n} ${Math.round((v - (t0.get(n) ?? 0)) * 1e6)}`).join(', ');
+        process.stdout.write(`  run pps=${pps}: sent ${sent}, delivered ${got} (${d0} before); ${where}; usr/sys/si/idle % ${cpuWhere(s0, s1)}; this process's threads (us): ${us}\n`);
+      }
       // lossless means kept up: nothing lost AND delivered within ~150 ms of the
       // origin's end (a socket buffer or RX ring that absorbs a short run and
       // drains for seconds afterwards is not a rate the relay sustains)
       const loss = sent ? 1 - got / (sent * fanout) : 1;
-      return { where, sentPps: sent / Number(r.json.seconds), perSub: got / fanout / secs, loss, keptUp: loss < 0.001 && waited <= 100, usPerPkt: got ? (cpu / got) * 1e6 : NaN };
+      // the relay CPU's softirq time (its receive path, and all of a relay in
+      // the kernel): USER_HZ ticks, so only a sum over a run means something
+      const si = PIN ? ((s1.cpu[RELAY_CPU][2] - s0.cpu[RELAY_CPU][2]) / USER_HZ) : NaN;
+      return {
+        where, sentPps: sent / Number(r.json.seconds), perSub: got / fanout / secs, loss, keptUp: loss < 0.001 && waited <= 100,
+        usPerPkt: got ? (cpu / got) * 1e6 : NaN, usSoftirq: got ? (si / got) * 1e6 : NaN,
+      };
     };
 
     for (const size of o.sizes) {
       for (const fanout of o.fanouts) {
-        for (const m of o.methods) {
-          const rut = await start(m, fanout);
+        for (const spec of chosen) {
+          const m = spec.name;
+          const rut = await spec.start(ctx, fanout);
           try {
             await measure(rut, fanout, size, 20000, 100); // warm up: neighbours, caches
             const full = await measure(rut, fanout, size, 0);
             let lossless: Point | null = null;
             let rate = 0;
             // the relay kept up with all the origin could send: origin-bound
-            const originBound = !o.rate && full.keptUp;
+            let originShort = false;
+            const originBound0 = !o.rate && full.keptUp;
             if (o.rate) {
               // given: no search (to iterate on one rate and its overload)
               rate = o.rate;
               lossless = await measure(rut, fanout, size, rate);
-            } else if (originBound) {
+            } else if (originBound0) {
               lossless = full;
             } else {
               // what got through at full speed is only a starting point: a relay
@@ -303,6 +444,9 @@ async function main(args: string[]): Promise<void> {
                 for (let up = 0; up < 4; up++) {
                   const p = await measure(rut, fanout, size, rate * 2);
                   if (!p.keptUp || p.sentPps < rate * 1.5) {
+                    // kept up with all the origin could offer: what it found
+                    // is the origin's limit, not the relay's
+                    if (p.keptUp) originShort = true;
                     lostAt = rate * 2;
                     break;
                   }
@@ -316,6 +460,7 @@ async function main(args: string[]): Promise<void> {
                 if (q.keptUp) (lossless = q), (rate = mid);
               }
             }
+            const originBound = originBound0 || originShort;
             const confirm: Point[] = lossless ? [lossless] : [];
             for (let k = 1; k < o.runs && lossless; k++) confirm.push(await measure(rut, fanout, size, rate));
             // overload: twice the lossless rate, median of --runs runs (one
@@ -328,6 +473,8 @@ async function main(args: string[]): Promise<void> {
               lossless: lossless ? median(confirm.map((p) => p.perSub)) : 0,
               losslessLoss: lossless ? median(confirm.map((p) => p.loss)) : 1,
               usPerPkt: lossless ? median(confirm.map((p) => p.usPerPkt)) : NaN,
+              usSoftirq: lossless ? median(confirm.map((p) => p.usSoftirq)) : NaN,
+              originPps: full.sentPps,
               fullPerSub: full.perSub,
               originBound,
               overOffered: over ? over.sentPps : 0,
@@ -335,11 +482,12 @@ async function main(args: string[]): Promise<void> {
               overWhere: over ? over.where : '',
             };
             results.push(row);
-            if (m === 'engine' && engine) {
-              const names = ['rx_packets', 'relay_in', 'relay_out', 'rx_unmatched', 'drop_not_allowed', 'drop_fragment', 'drop_rx_ring', 'drop_tx_full', 'drop_tx_error', 'tx_ring_full', 'drop_malformed'];
-              process.stdout.write(`  engine counters: ${names.map((n) => `${n}=${engine.region.counter(1, n)}`).join(' ')}\n`);
+            if (spec.counter) {
+              const names = ['rx_packets', 'relay_in', 'relay_out', 'rx_unmatched', 'drop_not_allowed', 'drop_fragment', 'drop_rx_ring', 'drop_tx_full', 'drop_tx_error', 'tx_ring_full', 'drop_malformed', 'tx_flushes', 'sleeps', 'wakeups'];
+              process.stdout.write(`  ${m} counters: ${names.map((n) => `${n}=${spec.counter!(n)}`).join(' ')}\n`);
             }
-            process.stdout.write(`${m} 1:${fanout} ${size}B: lossless ${Math.round(row.lossless)} pps/sub, ${fmt(row.usPerPkt)} us CPU/pkt, ` +
+            process.stdout.write(`${m} 1:${fanout} ${size}B: lossless ${row.originBound ? '>= ' : ''}${Math.round(row.lossless)} pps/sub${row.originBound ? ' (origin-bound)' : ''}, ` +
+              `CPU/pkt ${fmt(row.usPerPkt)} us threads + ${fmt(row.usSoftirq)} us softirq, ` +
               `full speed ${Math.round(full.perSub)} pps/sub (origin ${Math.round(full.sentPps)} pps), overload (${Math.round(row.overOffered)} offered) ${Math.round(row.overPerSub)} pps/sub\n` +
               `  full speed: ${full.where}; overload: ${row.overWhere || '-'}\n`);
           } finally {
@@ -348,9 +496,9 @@ async function main(args: string[]): Promise<void> {
         }
       }
     }
-    if (relays) await relays.stop();
-    if (engine) await engine.stop();
+    for (const m of chosen) if (m.close) await m.close();
   } finally {
+    for (const m of METHODS) if (m.close) await m.close().catch(() => undefined);
     await tb.destroy();
     unlock();
   }
@@ -393,9 +541,9 @@ function cpuWhere(a: Snap, b: Snap): string {
   }).join(' ');
 }
 
-interface Point { where: string; sentPps: number; perSub: number; loss: number; keptUp: boolean; usPerPkt: number }
+interface Point { where: string; sentPps: number; perSub: number; loss: number; keptUp: boolean; usPerPkt: number; usSoftirq: number }
 interface Row {
-  method: Method; size: number; fanout: number; lossless: number; losslessLoss: number; usPerPkt: number;
+  method: string; size: number; fanout: number; lossless: number; losslessLoss: number; usPerPkt: number; usSoftirq: number; originPps: number;
   fullPerSub: number; overOffered: number; overPerSub: number; overWhere: string; originBound: boolean;
 }
 
@@ -403,24 +551,36 @@ function fmt(x: number, d = 2): string {
   return Number.isFinite(x) ? x.toFixed(d) : '-';
 }
 
+/**
+ * A ratio of two lossless rates, honest about origin-bound ones (a lower
+ * bound): ">= 1.52x" when only the numerator is one, "<= 0.80x" when only
+ * the denominator is, "?" when both are (nothing can be said).
+ */
+function ratio(r: Row, base: Row | undefined): string {
+  if (!base || !base.lossless || !r.lossless) return '-';
+  if (r === base) return '1.00x';
+  const x = `${fmt(r.lossless / base.lossless)}x`;
+  if (r.originBound && base.originBound) return '? (both origin-bound)';
+  return r.originBound ? `>= ${x}` : base.originBound ? `<= ${x}` : x;
+}
+
 function render(rows: Row[], o: Options): string {
   const lines = [
-    '| case | method | lossless pps / subscriber | vs bare C AF_PACKET | vs Node proxy | vs C mmsg | CPU us / delivered pkt | overload: offered pps | delivered / subscriber | vs lossless |',
+    '| case | method | lossless pps / subscriber | vs bare C AF_PACKET | vs nftables | CPU us / delivered pkt: relay threads + relay CPU softirq | origin at full speed, pps | overload: offered pps | delivered / subscriber | vs lossless |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
+  const label = (name: string): string => METHODS.find((m) => m.name === name)?.label ?? name;
   for (const size of o.sizes) {
     for (const fanout of o.fanouts) {
-      const of = (m: Method): Row | undefined => rows.find((r) => r.method === m && r.size === size && r.fanout === fanout);
+      const of = (m: string): Row | undefined => rows.find((r) => r.method === m && r.size === size && r.fanout === fanout);
       for (const r of rows.filter((x) => x.size === size && x.fanout === fanout)) {
-        const node = of('node')?.lossless ?? NaN;
-        const c = of('c')?.lossless ?? NaN;
-        const afp = of('afpacket')?.lossless ?? NaN;
         // an origin that could not offer 1.5x the lossless rate did not overload
         // the relay: say so rather than report a "collapse" it did not cause
         const weak = r.overOffered < 1.5 * r.lossless ? ` (offered only ${fmt(r.overOffered / r.lossless, 1)}x)` : '';
         const over = r.originBound ? '- | - | - (origin-bound)' : `${Math.round(r.overOffered)} | ${Math.round(r.overPerSub)} | ${fmt(r.overPerSub / r.lossless)}x${weak}`;
-        lines.push(`| 1:${fanout} ${size} B | ${LABEL[r.method]} | ${r.originBound ? '>= ' : ''}${Math.round(r.lossless)} | ${fmt(r.lossless / afp)}x | ${fmt(r.lossless / node)}x | ${fmt(r.lossless / c)}x | ` +
-          `${fmt(r.usPerPkt)} | ${over} |`);
+        const cpu = `${fmt(r.usPerPkt)} + ${fmt(r.usSoftirq)} = ${fmt(r.usPerPkt + r.usSoftirq)}`;
+        lines.push(`| 1:${fanout} ${size} B | ${label(r.method)} | ${r.originBound ? '>= ' : ''}${Math.round(r.lossless)}${r.originBound ? ' (origin-bound)' : ''} | ` +
+          `${ratio(r, of('afpacket'))} | ${ratio(r, of('nft'))} | ${cpu} | ${Math.round(r.originPps)} | ${over} |`);
       }
     }
   }
@@ -429,7 +589,7 @@ function render(rows: Row[], o: Options): string {
 
 function writeReadme(table: string, args: string[], o: Options): void {
   writeResults('relay', [
-    `Measured ${measuredOn()}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (1/5/15 min) at the end; origin: ${o.origin === 'ring' ? 'PACKET_TX_RING' : 'UDP sendmmsg'}.`,
+    `Measured ${measuredOn()}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (1/5/15 min) at the end; origin: ${o.origin === 'ring' ? 'PACKET_TX_RING with a virtio_net_hdr per frame' : 'UDP sendmmsg'}.`,
     commandOf('relay', args),
     '',
     table,

@@ -13,6 +13,9 @@ export { Region, type RegionParams } from './region/region';
 export { Lane, type Destination, type PacketDesc } from './region/lane';
 export { monotonicNs } from './monotonic';
 
+// files shipped in the package (the .proto, deploy/), found from its root
+export { PACKAGE_ROOT, packagePath } from './paths';
+
 // next hops
 export { resolveNextHop, NextHopCache, type NextHop, type NextHopOptions } from './net/neighbour';
 export { makeDestination, type DestinationOptions } from './net/destination';
@@ -30,6 +33,8 @@ export { Relays, type RelaysOptions, type RelaySpecInput, type OutputOptions, ty
 // the server and its control API
 export { Server, type ServerOptions } from './server/server';
 export { ServerEvents, type ServerEvent, type StampedEvent } from './server/events';
-export { ControlClient, type ControlTarget } from './control/client';
+export { ControlClient, ControlWatch, type ControlTarget, type ClientTls } from './control/client';
+export { ControlError, type Command, type Result, type RelayInfo as ControlRelayInfo, type SessionInfo, type StatsResult } from './control/types';
+export { protoPath } from './control/proto';
 export { loadConfig, parseConfig, ConfigError } from './config/validate';
 export type { Config } from './config/schema';

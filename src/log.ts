@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Structured logs: one JSON object per line (time, level, msg, fields) on
-// stderr, for lifecycle events and errors only, never one per packet.
+// Structured logs through pino: one JSON object per line (time, level, msg,
+// fields) on stderr, for lifecycle events and errors only, never one per
+// packet. An Error anywhere in the fields is written with its name, message,
+// code, stack and cause chain; bigints as decimal strings.
+import pino from 'pino';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-
-const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export type LogFields = Record<string, unknown>;
 
@@ -20,42 +21,72 @@ export interface Logger {
 
 export interface LoggerOptions {
   level?: LogLevel;
+  /** where each line goes (default: stderr, written synchronously so nothing is lost at exit) */
   write?: (line: string) => void;
   fields?: LogFields;
 }
 
-export function createLogger(opts: LoggerOptions = {}): Logger {
-  let level: LogLevel = opts.level ?? 'info';
-  let min = LEVELS[level];
-  const write = opts.write ?? ((line: string) => process.stderr.write(line));
-  const base = opts.fields ?? {};
-  const emit = (level: LogLevel, msg: string, fields?: LogFields): void => {
-    if (LEVELS[level] < min) return;
-    const record = { time: new Date().toISOString(), level, msg, ...base, ...(fields ?? {}) };
-    write(JSON.stringify(record, replacer) + '\n');
+/** The JSON form of an error: what the log line carries, its causes included (at most 8 deep, cycles cut). */
+export function serializeError(err: Error, depth = 0): Record<string, unknown> {
+  const code = (err as { code?: unknown }).code;
+  const out: Record<string, unknown> = { name: err.name, message: err.message };
+  if (code !== undefined) out.code = code;
+  if (err.stack) out.stack = err.stack;
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause !== undefined && depth < 8) out.cause = cause instanceof Error ? serializeError(cause, depth + 1) : plain(cause);
+  return out;
+}
+
+function plain(v: unknown): unknown {
+  try {
+    return JSON.parse(JSON.stringify(v, replacer) ?? 'null');
+  } catch {
+    return String(v);
+  }
+}
+
+// bigint is not JSON; errors lose their message and stack under JSON.stringify
+function replacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Error) return serializeError(value);
+  return value;
+}
+
+function wrap(p: pino.Logger): Logger {
+  const emit = (level: LogLevel) => (msg: string, fields?: LogFields): void => {
+    if (!p.isLevelEnabled(level)) return;
+    if (fields) p[level](plain(fields) as object, msg);
+    else p[level](msg);
   };
   return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger({ ...opts, level, fields: { ...base, ...fields } }),
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    child: (fields) => wrap(p.child(plain(fields) as pino.Bindings)),
     setLevel: (l) => {
-      level = l;
-      min = LEVELS[l];
+      p.level = l;
     },
   };
 }
 
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const dest: pino.DestinationStream = opts.write ? { write: opts.write } : pino.destination({ fd: 2, sync: true });
+  const p = pino(
+    {
+      level: opts.level ?? 'info',
+      // no pid/hostname on every line: the server logs its pid once at start
+      base: null,
+      messageKey: 'msg',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      // errors are serialized above (any key, the cause chain included), not by pino's `err` serializer
+      serializers: { err: (e: unknown) => e },
+    },
+    dest,
+  );
+  return wrap(opts.fields ? p.child(plain(opts.fields) as pino.Bindings) : p);
+}
+
 /** A logger that drops everything (library use, tests). */
 export const silentLogger: Logger = createLogger({ write: () => undefined, level: 'error' });
-
-// bigint is not JSON; errors lose their message under JSON.stringify
-function replacer(_key: string, value: unknown): unknown {
-  if (typeof value === 'bigint') return value.toString();
-  if (value instanceof Error) {
-    const code = (value as { code?: unknown }).code;
-    return { name: value.name, message: value.message, ...(code !== undefined ? { code } : {}) };
-  }
-  return value;
-}

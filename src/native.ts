@@ -84,6 +84,8 @@ export interface Native {
   mcastJoin(ifname: string, netns: string | undefined, family: 4 | 6, group: Uint8Array, sources: Uint8Array[]): number;
   /** Close a membership fd from mcastJoin (the kernel leaves the group). */
   mcastLeave(fd: number): void;
+  /** One datagram to a service manager's NOTIFY_SOCKET (a path or "@abstract"); "" or what failed (src/server/systemd.ts). */
+  sdNotify(socket: string, message: string): string;
 }
 
 let loaded: Native | undefined;

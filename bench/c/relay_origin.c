@@ -2,10 +2,10 @@
 /*
  * Paced origin for the relay benchmark (bench/relay.ts): batches of 32
  * datagrams to one destination at a given rate (0 = as fast as possible)
- * for a given time, then prints {"sent":N,"seconds":S,"mode":"udp"|"ring"}.
+ * for a given time, then prints {"sent":N,"seconds":S,"mode":"udp"|"ring"|"ring+vnet"}.
  *
  *   relay_origin --dst IPV4:PORT --size BYTES --pps RATE --ms DURATION
- *                [--ifname DEV --src IPV4:PORT --dst-mac aa:bb:cc:dd:ee:ff]
+ *                [--ifname DEV --src IPV4:PORT --dst-mac aa:bb:cc:dd:ee:ff [--vnet 0|1]]
  *
  * Default: sendmmsg() on a connected UDP socket. With --ifname (and --src,
  * --dst-mac) the origin sends through a PACKET_TX_RING with qdisc bypass:
@@ -15,6 +15,12 @@
  * relay under test, not the origin, is the limit (issue #4). Its frames
  * carry a final checksum (as from a remote origin), not the veth's
  * CHECKSUM_PARTIAL of a local UDP socket.
+ *
+ * --vnet 1 (default): each ring frame is preceded by a virtio_net_hdr, so
+ * the kernel copies the frame into the skb head rather than attaching the
+ * ring page that the veth then copies again: 1.7x the frames per second on
+ * one CPU here (1316 B: ~190 k -> ~320 k per 0.5 s run pinned to CPU 0,
+ * medians of 4 alternating runs; 64 B: 390 k -> 740 k pps).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -23,6 +29,7 @@
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/virtio_net.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -99,6 +106,7 @@ struct ring {
 	int fd;
 	uint8_t *map;
 	unsigned head;
+	unsigned vnet; /* bytes of virtio_net_hdr in front of each frame (0: none) */
 };
 
 static int ring_open(struct ring *r, const char *ifname, const uint8_t dmac[6],
@@ -121,8 +129,16 @@ static int ring_open(struct ring *r, const char *ifname, const uint8_t dmac[6],
 		return -1;
 	memcpy(smac, ifr.ifr_hwaddr.sa_data, 6);
 	if (setsockopt(r->fd, SOL_PACKET, PACKET_VERSION, &v2, sizeof(v2)) ||
-	    setsockopt(r->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) ||
-	    setsockopt(r->fd, SOL_PACKET, PACKET_TX_RING, &tq, sizeof(tq)))
+	    setsockopt(r->fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)))
+		return -1;
+	/* a virtio_net_hdr whose hdr_len is the whole frame: the kernel copies
+	 * the frame into the skb's head instead of attaching the ring's page,
+	 * which a veth must copy again (skb_orphan_frags) before it passes it
+	 * on; as the engine does (port_afpacket.c). Without it (older kernels)
+	 * plain frames. Before the ring: the kernel refuses it after. */
+	r->vnet = r->vnet && !setsockopt(r->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) ?
+		  (unsigned)sizeof(struct virtio_net_hdr) : 0;
+	if (setsockopt(r->fd, SOL_PACKET, PACKET_TX_RING, &tq, sizeof(tq)))
 		return -1;
 	setsockopt(r->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
 	r->map = mmap(NULL, (size_t)RING_FRAME * RING_FRAMES, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -132,9 +148,16 @@ static int ring_open(struct ring *r, const char *ifname, const uint8_t dmac[6],
 	for (i = 0; i < RING_FRAMES; i++) {
 		struct tpacket2_hdr *t = (void *)(r->map + (size_t)i * RING_FRAME);
 
-		len = build_frame((uint8_t *)t + TPACKET2_HDRLEN - sizeof(struct sockaddr_ll), smac,
-				  dmac, src, dst, payload, size);
-		t->tp_len = len;
+		uint8_t *f = (uint8_t *)t + TPACKET2_HDRLEN - sizeof(struct sockaddr_ll) + r->vnet;
+
+		len = build_frame(f, smac, dmac, src, dst, payload, size);
+		if (r->vnet) {
+			struct virtio_net_hdr vh = { .gso_type = VIRTIO_NET_HDR_GSO_NONE,
+						     .hdr_len = (uint16_t)len };
+
+			memcpy(f - r->vnet, &vh, sizeof(vh));
+		}
+		t->tp_len = len + r->vnet;
 	}
 	r->head = 0;
 	return 0;
@@ -172,7 +195,7 @@ int main(int argc, char **argv)
 	uint8_t dmac[6];
 	double pps = 0;
 	uint64_t t0, end, sent = 0;
-	struct ring ring = { -1, NULL, 0 };
+	struct ring ring = { -1, NULL, 0, 1 };
 	int fd = -1, sndbuf = 4 << 20;
 
 	for (i = 1; i + 1 < (unsigned)argc; i += 2) {
@@ -190,6 +213,8 @@ int main(int argc, char **argv)
 			src = argv[i + 1];
 		else if (!strcmp(argv[i], "--dst-mac"))
 			mac = argv[i + 1];
+		else if (!strcmp(argv[i], "--vnet"))
+			ring.vnet = (unsigned)atoi(argv[i + 1]);
 	}
 	if (!dst || size < 8 || size > 1472 || parse_ep(dst, &to) ||
 	    (ifname && (!src || !mac || parse_ep(src, &from) ||
@@ -245,6 +270,6 @@ int main(int argc, char **argv)
 			sent += (uint64_t)n;
 	}
 	printf("{\"sent\":%llu,\"seconds\":%.6f,\"mode\":\"%s\"}\n", (unsigned long long)sent,
-	       (double)(now_ns() - t0) / 1e9, ifname ? "ring" : "udp");
+	       (double)(now_ns() - t0) / 1e9, !ifname ? "udp" : ring.vnet ? "ring+vnet" : "ring");
 	return 0;
 }

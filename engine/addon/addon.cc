@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -401,6 +402,7 @@ class Reflector : public Napi::Addon<Reflector> {
         InstanceMethod("announceAddress", &Reflector::AnnounceAddress),
         InstanceMethod("mcastJoin", &Reflector::McastJoin),
         InstanceMethod("mcastLeave", &Reflector::McastLeave),
+        InstanceMethod("sdNotify", &Reflector::SdNotify),
     });
     // Runs before the instance data is finalized (hooks run in reverse
     // order of registration and N-API registered its own first).
@@ -747,6 +749,34 @@ class Reflector : public Napi::Addon<Reflector> {
   // udpProbe(family, addr, port, ifindex, netnsPath?): "" or what failed.
   // A failed send is not an error for the caller: the neighbour table says
   // whether the probe worked.
+  // sdNotify(socket, message): one datagram to the service manager's
+  // NOTIFY_SOCKET (sd_notify(3)): a path, or "@name" for an abstract socket.
+  // Node has no AF_UNIX datagram sockets. Returns "" or what failed; the
+  // caller logs it (a manager that went away is no reason to stop serving).
+  Napi::Value SdNotify(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) throw Napi::TypeError::New(env, "sdNotify(socket, message)");
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    std::string msg = info[1].As<Napi::String>().Utf8Value();
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (path.empty() || (path[0] != '/' && path[0] != '@')) return Napi::String::New(env, "NOTIFY_SOCKET \"" + path + "\" is neither an absolute path nor @abstract");
+    if (path.size() >= sizeof sa.sun_path) return Napi::String::New(env, "NOTIFY_SOCKET is longer than " + std::to_string(sizeof sa.sun_path - 1) + " bytes");
+    memcpy(sa.sun_path, path.data(), path.size());
+    // an abstract name starts with a NUL and its length is exact, not NUL-terminated
+    if (path[0] == '@') sa.sun_path[0] = '\0';
+    socklen_t len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size() + (path[0] == '@' ? 0 : 1));
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return Napi::String::New(env, std::string("socket(AF_UNIX, SOCK_DGRAM): ") + strerror(errno));
+    ssize_t n = sendto(fd, msg.data(), msg.size(), MSG_NOSIGNAL, reinterpret_cast<struct sockaddr*>(&sa), len);
+    int err = errno;
+    close(fd);
+    if (n < 0) return Napi::String::New(env, "sendto " + path + ": " + strerror(err));
+    if (static_cast<size_t>(n) != msg.size()) return Napi::String::New(env, "sendto " + path + ": short datagram");
+    return Napi::String::New(env, "");
+  }
+
   Napi::Value UdpProbe(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber() || !info[3].IsNumber()) {

@@ -515,6 +515,9 @@ int rf_engine_start(struct rf_engine *e, char *err, size_t errlen)
 			break;
 		}
 		t->started = 1;
+		/* "rf-tx" / "rf-rx" in /proc/PID/task/TID/comm: a thread's own CPU
+		 * time (bench/relay.ts, top -H) is told from the host process's */
+		(void)pthread_setname_np(t->tid, i == RF_THREAD_TX ? "rf-tx" : "rf-rx");
 	}
 	e->running = 1;
 	if (rc) {

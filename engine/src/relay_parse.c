@@ -35,10 +35,24 @@
 #define ETHERTYPE_QINQ 0x88a8u
 #define IPPROTO_UDP_ 17u
 
+/* The host-order sum of n big-endian 16-bit words at p: the header fields
+ * rf_csum_partial_be() would sum (n <= 30 here, so no carry is lost), inline
+ * and without its call and tail cases: three address/port sums and the IPv4
+ * header check took 130 of the fast path's 1,040 instructions per packet
+ * (callgrind, docs/relay-user-tier.md). */
+static inline uint32_t sum_words(const uint8_t *p, uint32_t n)
+{
+	uint32_t s = 0, i;
+
+	for (i = 0; i < n; i++)
+		s += rf_get16(p + 2 * i);
+	return s;
+}
+
 static enum rf_parse_result parse_udp(const uint8_t *udp, uint32_t left, struct rf_pkt_view *v)
 {
 	uint16_t ulen;
-	size_t al;
+	uint32_t al;
 
 	if (left < 8)
 		return RF_PARSE_MALFORMED;
@@ -52,9 +66,8 @@ static enum rf_parse_result parse_udp(const uint8_t *udp, uint32_t left, struct 
 	v->payload = udp + 8;
 	v->payload_len = (uint16_t)(ulen - 8);
 	/* once per datagram, not per output: the words every output replaces */
-	al = v->family == 4 ? 4 : 16;
-	v->addr_sum = rf_csum_fold16(rf_csum_partial_be(
-		udp, 4, rf_csum_partial_be(v->dst, al, rf_csum_partial_be(v->src, al, 0))));
+	al = v->family == 4 ? 2 : 8;
+	v->addr_sum = rf_csum_fold16(sum_words(v->src, al) + sum_words(v->dst, al) + sum_words(udp, 2));
 	return RF_PARSE_UDP;
 }
 
@@ -72,7 +85,7 @@ static enum rf_parse_result parse_ipv4(const uint8_t *ip, uint32_t avail, struct
 		return RF_PARSE_MALFORMED;
 	/* a header that does not sum to all-ones was corrupted: its addresses
 	 * cannot be trusted, and we are about to rebuild it */
-	if (rf_csum_fold16(rf_csum_partial_be(ip, ihl, 0)) != 0xffff)
+	if (rf_csum_fold16(sum_words(ip, ihl / 2)) != 0xffff)
 		return RF_PARSE_MALFORMED;
 	tot = rf_get16(ip + 2);
 	if (tot < ihl || tot > avail)

@@ -18,6 +18,8 @@ export interface CaptureOptions {
   subscriber?: string;
   /** Abort the capture (it ends as if the limit were reached). */
   signal?: AbortSignal;
+  /** Called once the engine captures (packets from then on are in the capture). */
+  onArmed?: () => void;
 }
 
 export interface CapturedPacket {

@@ -3,6 +3,7 @@
 // the format tcpdump -r and Wireshark open. Little-endian, as the magic
 // written in host order tells readers.
 import * as fs from 'node:fs/promises';
+import * as fsSync from 'node:fs';
 import { ReflectorError } from '../errors';
 
 export const PCAP_MAGIC_NS = 0xa1b23c4d;
@@ -64,5 +65,54 @@ export class PcapWriter {
 
   async close(): Promise<void> {
     await this.fh.close();
+  }
+}
+
+/**
+ * A pcap file written synchronously in 1 MiB chunks (the CLI's writer of a
+ * Capture stream: it blocks only its own process). open() fails with
+ * ERR_CAPTURE naming the file when it cannot be created.
+ */
+export class PcapFileSync {
+  private chunk = Buffer.allocUnsafe(1 << 20);
+  private pos = 0;
+  packets = 0;
+
+  private constructor(private readonly fd: number, readonly file: string) {}
+
+  static open(file: string, what = 'out'): PcapFileSync {
+    let fd: number;
+    try {
+      fd = fsSync.openSync(file, 'w', 0o640);
+    } catch (e) {
+      throw new ReflectorError('ERR_CAPTURE', `${what}: cannot write the capture file ${file}: ${(e as Error).message}`, { cause: e });
+    }
+    const f = new PcapFileSync(fd, file);
+    f.chunk.set(pcapHeader(), 0);
+    f.pos = 24;
+    return f;
+  }
+
+  add(tsNs: bigint, data: Uint8Array, wireLen: number): void {
+    if (this.pos + 16 + data.length > this.chunk.length) {
+      this.flush();
+      if (16 + data.length > this.chunk.length) this.chunk = Buffer.allocUnsafe(16 + data.length);
+    }
+    this.pos = putRecord(this.chunk, this.pos, tsNs, data, wireLen);
+    this.packets++;
+  }
+
+  flush(): void {
+    let off = 0;
+    while (off < this.pos) off += fsSync.writeSync(this.fd, this.chunk, off, this.pos - off);
+    this.pos = 0;
+  }
+
+  close(): void {
+    try {
+      this.flush();
+    } finally {
+      fsSync.closeSync(this.fd);
+    }
   }
 }

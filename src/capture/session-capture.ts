@@ -38,6 +38,7 @@ export async function* captureSession(
   let n = 0;
   try {
     ring.arm(stream);
+    opts.onArmed?.();
     const deadline = lim.seconds === Infinity ? Infinity : Date.now() + lim.seconds * 1000;
     while (n < lim.count && Date.now() < deadline && !opts.signal?.aborted && live()) {
       const recs = ring.drain(lim.count - n);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// A small strict argument parser: known options only, each error names the
-// option and says what is accepted (exit code 2 in the CLI).
+// Command-line parsing on node's util.parseArgs: known options only, each
+// error names the option and says what is accepted (exit code 2 in the CLI).
+import { parseArgs as nodeParseArgs, type ParseArgsConfig } from 'node:util';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -23,47 +24,40 @@ export interface Parsed {
   positionals: string[];
 }
 
+/**
+ * Parse with node's util.parseArgs (strict: known options only), then say
+ * what went wrong in our words: the option, and what is accepted.
+ */
 export function parseArgs(argv: string[], spec: Record<string, OptionSpec>, command: string): Parsed {
-  const options = new Map<string, string[]>();
-  const flags = new Set<string>();
-  const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--') {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!a.startsWith('--') || a === '-') {
-      if (a.startsWith('-') && a.length > 1 && a !== '-h' && a !== '-V' && !/^-\d/.test(a)) {
-        throw new UsageError(`${command}: unknown option "${a}" (options: ${Object.keys(spec).map((k) => `--${k}`).join(', ')})`);
-      }
-      if (a === '-h') flags.add('help');
-      else if (a === '-V') flags.add('version');
-      else positionals.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const name = a.slice(2, eq < 0 ? undefined : eq);
-    const s = spec[name];
-    if (!s) throw new UsageError(`${command}: unknown option "--${name}" (options: ${Object.keys(spec).map((k) => `--${k}`).join(', ')})`);
-    if (!s.value) {
-      if (eq >= 0) throw new UsageError(`${command}: option --${name} takes no value`);
-      flags.add(name);
-      continue;
-    }
-    let v: string | undefined;
-    if (eq >= 0) v = a.slice(eq + 1);
-    else {
-      v = argv[i + 1];
-      if (v === undefined || v.startsWith('--')) throw new UsageError(`${command}: option --${name} needs a value ${s.value}`);
-      i++;
-    }
-    const list = options.get(name) ?? [];
-    if (list.length && !s.repeat) throw new UsageError(`${command}: option --${name} given twice`);
-    list.push(v);
-    options.set(name, list);
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [k, s] of Object.entries(spec)) {
+    options[k] = { type: s.value ? 'string' : 'boolean', multiple: true };
+    if (k === 'help') options[k].short = 'h';
+    if (k === 'version') options[k].short = 'V';
   }
-  return { options, flags, positionals };
+  const known = Object.keys(spec).map((k) => `--${k}`).join(', ');
+  let r: ReturnType<typeof nodeParseArgs>;
+  try {
+    r = nodeParseArgs({ args: argv, options, allowPositionals: true, strict: true, tokens: true });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const name = /'(-{1,2}[^' ]+)/.exec(e.message)?.[1] ?? '';
+    const opt = name.replace(/^-+/, '');
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`${command}: unknown option "${name}" (options: ${known})`);
+    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      if (spec[opt]?.value) throw new UsageError(`${command}: option --${opt} needs a value ${spec[opt].value}`);
+      if (spec[opt]) throw new UsageError(`${command}: option --${opt} takes no value`);
+    }
+    throw new UsageError(`${command}: ${e.message}`);
+  }
+  const out: Parsed = { options: new Map(), flags: new Set(), positionals: r.positionals };
+  for (const [k, v] of Object.entries(r.values)) {
+    const list = (v as Array<string | boolean>) ?? [];
+    if (list.length > 1 && spec[k].value && !spec[k].repeat) throw new UsageError(`${command}: option --${k} given twice`);
+    if (spec[k].value) out.options.set(k, list.map(String));
+    else if (list.length) out.flags.add(k);
+  }
+  return out;
 }
 
 export function optionHelp(spec: Record<string, OptionSpec>): string {

@@ -10,6 +10,12 @@
 // not overwrite the checkpoints of the node that took its sessions. A
 // checkpoint carries the session's identity (file, destination, format,
 // loop): one written for an earlier definition of the session is not used.
+//
+// A session that ended on its own (a file played once) gets a last
+// checkpoint marked `ended`: no node runs that definition again, not the
+// next apply here and not a node taking the placement over. A changed
+// definition (another identity) runs afresh; `ctl apply` without it deletes
+// the checkpoint with the session.
 import type { Etcd3 } from 'etcd3';
 import { sessionIdentity } from '../config/diff';
 import type { SessionConfig, SessionPosition } from '../config/schema';
@@ -24,6 +30,8 @@ export interface Checkpoint {
   pass: number;
   /** Unix ms when written */
   at: number;
+  /** the session ended on its own at this position: not to be run again */
+  ended?: true;
 }
 
 export function decodeCheckpoint(text: string | null | undefined): Checkpoint | null {
@@ -31,6 +39,7 @@ export function decodeCheckpoint(text: string | null | undefined): Checkpoint | 
   try {
     const c = JSON.parse(text) as Partial<Checkpoint>;
     if (typeof c.identity !== 'string' || !Number.isInteger(c.packet) || !Number.isInteger(c.pass) || typeof c.node !== 'string') return null;
+    if (c.ended !== undefined && c.ended !== true) return null;
     return c as Checkpoint;
   } catch {
     return null;
@@ -39,8 +48,13 @@ export function decodeCheckpoint(text: string | null | undefined): Checkpoint | 
 
 /** Where to resume `spec` from, given its checkpoint (null: from the beginning). */
 export function resumeFrom(spec: SessionConfig, cp: Checkpoint | null): SessionPosition | null {
-  if (!cp || cp.identity !== sessionIdentity(spec)) return null;
+  if (!cp || cp.identity !== sessionIdentity(spec) || cp.ended) return null;
   return { packet: cp.packet, pass: cp.pass };
+}
+
+/** `spec` ended on its own already (its checkpoint says so for this very definition). */
+export function endedBefore(spec: SessionConfig, cp: Checkpoint | null): boolean {
+  return cp !== null && cp.ended === true && cp.identity === sessionIdentity(spec);
 }
 
 /** etcd's default --max-txn-ops is 128; one is the fence. */
@@ -63,6 +77,8 @@ export class CheckpointWriter {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private last = new Map<string, string>();
+  /** sessions that ended here, their last checkpoint not written yet */
+  private readonly ends = new Map<string, Checkpoint>();
   /** transactions that wrote, and that failed (etcd unreachable, fence) */
   written = 0;
   failed = 0;
@@ -80,6 +96,15 @@ export class CheckpointWriter {
     this.timer = null;
   }
 
+  /**
+   * `name` (running here as `spec`) ended on its own: its last checkpoint,
+   * marked ended, goes out with the next write (now), retried until etcd takes it.
+   */
+  markEnded(name: string, spec: SessionConfig, at: SessionPosition | undefined): Promise<void> {
+    this.ends.set(name, { node: this.o.node, identity: sessionIdentity(spec), packet: at?.packet ?? 0, pass: at?.pass ?? 0, at: Date.now(), ended: true });
+    return this.tick();
+  }
+
   /** Write the positions that changed since the last write (one interval's work). */
   async tick(): Promise<void> {
     const lease = this.o.lease();
@@ -87,11 +112,15 @@ export class CheckpointWriter {
     this.busy = true;
     try {
       const owned = this.o.owned();
-      if (owned.size === 0) return;
-      const positions = await this.o.positions();
       const puts: Array<[string, string]> = [];
+      for (const [name, cp] of this.ends) {
+        puts.push([name, JSON.stringify(cp)]);
+        this.last.set(name, 'ended');
+      }
+      const positions = owned.size ? await this.o.positions() : new Map<string, SessionPosition>();
       const now = Date.now();
       for (const [name, spec] of owned) {
+        if (this.ends.has(name) || this.last.get(name) === 'ended') continue;
         const p = positions.get(name);
         if (!p) continue;
         const identity = sessionIdentity(spec);
@@ -100,7 +129,7 @@ export class CheckpointWriter {
         this.last.set(name, mark);
         puts.push([name, JSON.stringify({ node: this.o.node, identity, packet: p.packet, pass: p.pass, at: now } satisfies Checkpoint)]);
       }
-      for (const name of this.last.keys()) if (!owned.has(name)) this.last.delete(name);
+      for (const name of this.last.keys()) if (!owned.has(name) && !this.ends.has(name)) this.last.delete(name);
       const c = this.o.client;
       for (let i = 0; i < puts.length; i += PUTS_PER_TXN) {
         const chunk = puts.slice(i, i + PUTS_PER_TXN);
@@ -109,8 +138,10 @@ export class CheckpointWriter {
             .if(this.o.keys.node(this.o.node), 'Lease', '==', lease)
             .then(...chunk.map(([name, v]) => c.put(this.o.keys.checkpoint(name)).value(v)))
             .commit();
-          if (r.succeeded) this.written++;
-          else {
+          if (r.succeeded) {
+            this.written++;
+            for (const [name] of chunk) this.ends.delete(name);
+          } else {
             this.failed++;
             for (const [name] of chunk) this.last.delete(name);
           }

@@ -17,12 +17,13 @@
 // While etcd is unreachable nothing changes here: the node keeps serving
 // its last state, says so in notReady() and `connected`, and resumes the
 // watch from the last revision when etcd returns.
+import { ClusterWriter } from './writer';
 import type { Etcd3 } from 'etcd3';
 import { sessionIdentity } from '../config/diff';
 import type { ClusterConfig, RelayConfig, SessionConfig, SessionPosition } from '../config/schema';
 import { ReflectorError } from '../errors';
 import type { Logger } from '../log';
-import { CheckpointWriter, decodeCheckpoint, resumeFrom } from './checkpoints';
+import { CheckpointWriter, decodeCheckpoint, endedBefore, resumeFrom } from './checkpoints';
 import type { DesiredState } from './desired';
 import { connectEtcd, etcdError } from './etcd';
 import { ClusterKeys, type EntryKind } from './keys';
@@ -72,6 +73,8 @@ export class ClusterNode implements DesiredStateSource {
   private apply: ApplyDesired | null = null;
   /** placements this node holds, by refKey */
   private readonly held = new Map<string, Held>();
+  /** sessions that ended on their own (here, or before a claim), by name: the identity that ended */
+  private readonly ended = new Map<string, string>();
   /** what the server runs now (the last desired state applied) */
   private running: DesiredState = { relays: [], sessions: [] };
   private dirty = false;
@@ -122,6 +125,11 @@ export class ClusterNode implements DesiredStateSource {
     return this.o.cluster.node;
   }
 
+  /** The control API's write-through: requests to this node edit the cluster's desired state. */
+  writer(): ClusterWriter {
+    return new ClusterWriter(this.client, this.keys, this.name);
+  }
+
   get synced(): boolean {
     return this.isSynced;
   }
@@ -133,6 +141,20 @@ export class ClusterNode implements DesiredStateSource {
   /** Revision of the desired state this node reflects. */
   get revision(): number {
     return this.view.revision;
+  }
+
+  /**
+   * A session of this node's ended on its own (a file played once): it is
+   * not run again, by this node or by one taking it over, until its
+   * definition changes (docs/cluster.md "Sessions that end").
+   */
+  sessionEnded(name: string): void {
+    const spec = this.running.sessions.find((s) => s.name === name);
+    if (!spec) return;
+    this.ended.set(name, sessionIdentity(spec));
+    this.log.info('cluster session ended: it stays placed here and is not run again', { session: name });
+    void this.checkpoints.markEnded(name, spec, undefined);
+    this.kick();
   }
 
   /** What this node holds placements for ("relay/NAME", "session/NAME"). */
@@ -267,6 +289,10 @@ export class ClusterNode implements DesiredStateSource {
       await Promise.all(p.claim.map((r) => this.claim(r, lease).catch((err: Error) => this.log.warn('cluster claim failed', { ...r, err }))));
     }
     const release = new Set(p.release.map((r) => refKey(r.kind, r.name)));
+    for (const [name, identity] of this.ended) {
+      const s = this.state.sessions.get(name);
+      if (!s || sessionIdentity(s) !== identity) this.ended.delete(name);
+    }
     const desired: DesiredState = { relays: [], sessions: [] };
     for (const [k, h] of this.held) {
       if (release.has(k)) continue;
@@ -276,7 +302,7 @@ export class ClusterNode implements DesiredStateSource {
         if (r) desired.relays.push(r);
       } else {
         const s = this.state.sessions.get(name);
-        if (s) desired.sessions.push(h.resume && h.resume.identity === sessionIdentity(s) ? { ...s, resume: h.resume.position } : s);
+        if (s && this.ended.get(name) !== sessionIdentity(s)) desired.sessions.push(h.resume && h.resume.identity === sessionIdentity(s) ? { ...s, resume: h.resume.position } : s);
       }
     }
     // a moving unicast address first: the engine's relay is useless until senders reach this node
@@ -324,7 +350,10 @@ export class ClusterNode implements DesiredStateSource {
       const cp = decodeCheckpoint(res.responses[1]?.response_range?.kvs?.[0]?.value?.toString());
       const pos = spec ? resumeFrom(spec, cp) : null;
       if (spec && pos) held.resume = { identity: sessionIdentity(spec), position: pos };
-      this.log.info('cluster session placed here', { session: r.name, revision: rev, resume: pos ?? 'from the beginning', checkpoint_from: cp?.node, checkpoint_age_ms: cp ? Date.now() - cp.at : undefined });
+      if (spec && endedBefore(spec, cp)) {
+        this.ended.set(r.name, sessionIdentity(spec));
+        this.log.info('cluster session placed here, ended already: not run', { session: r.name, revision: rev, ended_on: cp?.node });
+      } else this.log.info('cluster session placed here', { session: r.name, revision: rev, resume: pos ?? 'from the beginning', checkpoint_from: cp?.node, checkpoint_age_ms: cp ? Date.now() - cp.at : undefined });
     } else this.log.info('cluster relay placed here', { relay: r.name, revision: rev });
     this.held.set(refKey(r.kind, r.name), held);
   }

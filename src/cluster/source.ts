@@ -4,6 +4,7 @@
 // desired state through RunningState.applyConfig, the same code path as a
 // reload: only the difference.
 import type { DesiredState } from './desired';
+import type { ClusterWriter } from './writer';
 
 export type { DesiredState };
 
@@ -26,4 +27,8 @@ export interface DesiredStateSource {
   readonly connected: boolean;
   /** Why the node is not ready (for /readyz), or null. */
   notReady(): string | null;
+  /** Where the control API writes through to (cluster mode), if the store takes writes. */
+  writer?(): ClusterWriter;
+  /** A session this source placed here ended on its own (not stopped, not failed): not to be run again. */
+  sessionEnded?(name: string): void;
 }

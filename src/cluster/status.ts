@@ -102,7 +102,7 @@ export function formatStatus(s: ClusterStatus, now = Date.now()): string {
     const list = s.objects.filter((o) => o.kind === kind);
     out.push(`${kind}s (${list.length}):`);
     for (const o of list) {
-      const cp = o.checkpoint ? `  at packet ${o.checkpoint.packet} pass ${o.checkpoint.pass} (${((now - o.checkpoint.at) / 1000).toFixed(1)} s ago, from ${o.checkpoint.node})` : '';
+      const cp = o.checkpoint?.ended ? `  ENDED (${((now - o.checkpoint.at) / 1000).toFixed(1)} s ago, on ${o.checkpoint.node})` : o.checkpoint ? `  at packet ${o.checkpoint.packet} pass ${o.checkpoint.pass} (${((now - o.checkpoint.at) / 1000).toFixed(1)} s ago, from ${o.checkpoint.node})` : '';
       const nodes = o.node ? `node ${o.node.join(', ')}` : 'rendezvous';
       out.push(`  ${o.name}  ${kind === 'relay' ? 'listen' : 'to'} ${o.address}  ${nodes}  ${o.placedOn ? `on ${o.placedOn}` : 'NOT RUNNING'}${cp}`);
     }

@@ -135,10 +135,27 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
     kind: {
       t: 'map',
       fields: {
-        socket: { kind: { t: 'path' }, nullable: true, default: '/run/reflector/control.sock', doc: 'Unix socket (mode 0660), null = off' },
-        tcp: { kind: { t: 'endpoint', allowPortZero: true }, nullable: true, default: null, doc: 'optional TCP listener ADDR:PORT (needs token)' },
-        token: { kind: { t: 'string', nonEmpty: true }, nullable: true, default: null, doc: 'bearer token TCP clients send first' },
-        max_frame_bytes: { kind: { t: 'int', min: 1024, max: 16 << 20 }, default: 65536, doc: 'largest control frame accepted' },
+        socket: { kind: { t: 'path' }, nullable: true, default: '/run/reflector/control.sock', doc: 'Unix socket of the gRPC service reflector.v1.Control, null = off' },
+        socket_mode: { kind: { t: 'string', nonEmpty: true }, default: '0660', doc: 'mode of the socket, octal in quotes ("0660"), set before anyone can connect' },
+        socket_group: { kind: { t: 'string', nonEmpty: true }, nullable: true, default: null, doc: 'group of the socket (a name or a gid), set before anyone can connect; null = the server\'s' },
+        tcp: { kind: { t: 'endpoint', allowPortZero: true }, nullable: true, default: null, doc: 'optional TCP listener ADDR:PORT (needs token; TLS unless loopback)' },
+        token: { kind: { t: 'string', nonEmpty: true }, nullable: true, default: null, doc: 'bearer token every TCP call carries (authorization: Bearer TOKEN)' },
+        tls: {
+          kind: {
+            t: 'map',
+            fields: {
+              cert: { kind: { t: 'path' }, nullable: true, default: null, doc: 'PEM certificate chain of the TCP listener' },
+              key: { kind: { t: 'path' }, nullable: true, default: null, doc: 'PEM private key of the certificate' },
+              client_ca: { kind: { t: 'path' }, nullable: true, default: null, doc: 'PEM CA: when set, TCP clients must present a certificate it signed' },
+            },
+          },
+          default: {},
+          doc: 'TLS of the TCP listener',
+        },
+        max_message_bytes: { kind: { t: 'int', min: 1024, max: 16 << 20 }, default: 65536, doc: 'largest request message accepted (RESOURCE_EXHAUSTED above)' },
+        max_connections: { kind: { t: 'int', min: 1, max: 4096 }, default: 64, doc: 'connections per listener; more wait in the kernel backlog' },
+        max_streams: { kind: { t: 'int', min: 1, max: 1024 }, default: 16, doc: 'concurrent calls (Watch streams included) per connection' },
+        idle_timeout_ms: { kind: { t: 'int', min: 100, max: 86400000 }, default: 120000, doc: 'a connection with no call open this long is closed' },
         request_timeout_ms: { kind: { t: 'int', min: 1, max: 600000 }, default: 10000, doc: 'a request taking longer gets ERR_TIMEOUT' },
       },
     },
@@ -313,7 +330,14 @@ export interface Config {
     socket: string | null;
     tcp: Endpoint | null;
     token: string | null;
-    maxFrameBytes: number;
+    /** control.socket_mode, parsed from octal */
+    socketMode: number;
+    socketGroup: string | null;
+    tls: { cert: string | null; key: string | null; clientCa: string | null };
+    maxMessageBytes: number;
+    maxConnections: number;
+    maxStreams: number;
+    idleTimeoutMs: number;
     requestTimeoutMs: number;
   };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };

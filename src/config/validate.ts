@@ -326,7 +326,14 @@ class Validator {
         socket: c.socket as string | null,
         tcp: c.tcp as Endpoint | null,
         token: c.token as string | null,
-        maxFrameBytes: c.max_frame_bytes as number,
+        // checked by semantic(): a bad mode is reported there, under its key
+        socketMode: /^0?[0-7]{3}$/.test(c.socket_mode as string) ? parseInt(c.socket_mode as string, 8) : NaN,
+        socketGroup: c.socket_group as string | null,
+        tls: { cert: (c.tls as Raw).cert as string | null, key: (c.tls as Raw).key as string | null, clientCa: (c.tls as Raw).client_ca as string | null },
+        maxMessageBytes: c.max_message_bytes as number,
+        maxConnections: c.max_connections as number,
+        maxStreams: c.max_streams as number,
+        idleTimeoutMs: c.idle_timeout_ms as number,
         requestTimeoutMs: c.request_timeout_ms as number,
       },
       log: { level: l.level as Config['log']['level'] },
@@ -419,9 +426,29 @@ class Validator {
       if (p) this.reportAt(`sessions[${i}].file`, p);
     });
     if (c.control.tcp && !c.control.token) {
-      this.reportAt('control.tcp', 'a TCP control listener needs control.token (a bearer token clients send first)');
+      this.reportAt('control.tcp', 'a TCP control listener needs control.token (the bearer token every call carries)');
     }
+    this.controlRules(c);
     this.clusterRules(c);
+  }
+
+  /** control: socket mode, TLS pairs and files, no token in clear over a network. */
+  private controlRules(c: Config): void {
+    const k = c.control;
+    if (Number.isNaN(k.socketMode)) {
+      const raw = (this.nodes.get('control.socket_mode') as { value?: unknown } | undefined)?.value;
+      this.reportAt('control.socket_mode', `"${String(raw)}" is not an octal mode such as "0660" or "0600"`);
+    }
+    if (!!k.tls.cert !== !!k.tls.key) this.reportAt(k.tls.cert ? 'control.tls.cert' : 'control.tls.key', 'control.tls.cert and control.tls.key go together');
+    if (k.tls.clientCa && !k.tls.cert) this.reportAt('control.tls.client_ca', 'needs control.tls.cert and control.tls.key (client certificates are checked over TLS)');
+    if (k.tcp && !k.tls.cert && !isLoopback(k.tcp.address)) {
+      this.reportAt('control.tcp', `${k.tcp.address} is not a loopback address: set control.tls.cert and control.tls.key (the token must not cross a network in clear)`);
+    }
+    if (this.checkFiles) {
+      for (const [key, f] of [['control.tls.cert', k.tls.cert], ['control.tls.key', k.tls.key], ['control.tls.client_ca', k.tls.clientCa]] as const) {
+        if (f && !fs.existsSync(f)) this.reportAt(key, `${f} does not exist`);
+      }
+    }
   }
 
   /** cluster: URLs, names, files; in cluster mode relays and sessions live in etcd, not in the file. */
@@ -563,4 +590,8 @@ function stripWhat(message: string, what: string): string {
 
 function firstLine(s: string): string {
   return s.split('\n')[0];
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.');
 }

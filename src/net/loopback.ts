@@ -8,7 +8,7 @@
 // in_martian_src in /proc/net/stat/rt_cache). Both settings are per
 // interface and per namespace; they change nothing for traffic on any other
 // interface. IPv6 (::1) needs neither.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { ReflectorError } from '../errors';
@@ -45,13 +45,22 @@ function procPath(key: string): string {
   return `/proc/sys/${key.replace(/\./g, '/')}`;
 }
 
+// In a namespace: /proc/sys/net shows the namespace of the process reading it,
+// so `cat` and `tee` run there (coreutils, on every machine; no procps `sysctl`)
 async function readSysctl(key: string, netns?: string): Promise<string> {
   if (!netns) return (await readFile(procPath(key), 'utf8')).trim();
-  const { stdout } = await run('ip', ['netns', 'exec', netns, 'sysctl', '-n', key]);
+  const { stdout } = await run('ip', ['netns', 'exec', netns, 'cat', procPath(key)], { timeout: 5000 });
   return stdout.trim();
 }
 
 async function writeSysctl(key: string, value: string, netns?: string): Promise<void> {
   if (!netns) return writeFile(procPath(key), value);
-  await run('ip', ['netns', 'exec', netns, 'sysctl', '-qw', `${key}=${value}`]);
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', netns, 'tee', procPath(key)], { stdio: ['pipe', 'ignore', 'pipe'], timeout: 5000 });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`ip netns exec ${netns} tee ${procPath(key)}: exit ${code}: ${stderr.trim()}`))));
+    child.stdin.end(value);
+  });
 }

@@ -122,6 +122,10 @@ interface RelayState {
   /** listen is a group; ssm: joined source-specifically */
   group: { ssm: boolean } | null;
   multicastTtl: number;
+  /** what removed outputs had sent, read once the engine acked the removal (their slots are reused after) */
+  retired: { packets: bigint; bytes: bigint; drops: bigint };
+  /** counter slots of outputs removed but not yet acked: still counted live, so the relay's totals never dip */
+  retiring: Set<number>;
 }
 
 export const MAX_PPS = 0xffffffff;
@@ -338,6 +342,7 @@ export class Relays extends EventEmitter {
   ): Promise<void> {
     const relay: RelayState = {
       id: this.nextRelayId++, counter: this.takeSlot(name), name, listen, sources, outputs: new Map(), limit: { pps: 0, bytesPerS: 0 }, group, multicastTtl,
+      retired: { packets: 0n, bytes: 0n, drops: 0n }, retiring: new Set(),
     };
     // kernel rule first: from now on nothing sent to P reaches the host's
     // UDP layer (no ICMP unreachable while the engine learns the relay)
@@ -554,7 +559,16 @@ export class Relays extends EventEmitter {
       // as removeRelay: queued in order, gone from here on
       if (!isTimeout(e)) throw e;
     } finally {
-      this.freeSlot(out.id);
+      r.retiring.add(out.id);
+      this.channel.whenSettled(() => {
+        // the engine no longer writes this slot: its last values join the relay's totals
+        const c = this.engine.region.outputCounters(out.id);
+        r.retired.packets += c.packets;
+        r.retired.bytes += c.bytes;
+        r.retired.drops += c.drops;
+        r.retiring.delete(out.id);
+        this.freeSlots.push(out.id);
+      });
     }
   }
 
@@ -566,12 +580,25 @@ export class Relays extends EventEmitter {
   }
 
   /** Packets matched by the relay, and drops for sources outside its prefixes. */
-  relayStats(relayName: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited: bigint } | null {
+  relayStats(relayName: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited: bigint; sent: { packets: bigint; bytes: bigint; drops: bigint } } | null {
     const r = this.relays.get(relayName);
     if (!r) return null;
     const c = this.engine.region.outputCounters(r.counter);
     // the relay's drops count both kinds; `limited` the rate-limit ones alone
-    return { packets: c.packets, bytes: c.bytes, notAllowed: c.drops - c.limited, rateLimited: c.limited };
+    return { packets: c.packets, bytes: c.bytes, notAllowed: c.drops - c.limited, rateLimited: c.limited, sent: this.sentTotals(r) };
+  }
+
+  /** Sent to every subscriber the relay has or had: live outputs, outputs being removed, and the retired ones' last values. */
+  private sentTotals(r: RelayState): { packets: bigint; bytes: bigint; drops: bigint } {
+    const t = { ...r.retired };
+    const slots = [...[...r.outputs.values()].map((o) => o.id), ...r.retiring];
+    for (const id of slots) {
+      const c = this.engine.region.outputCounters(id);
+      t.packets += c.packets;
+      t.bytes += c.bytes;
+      t.drops += c.drops;
+    }
+    return t;
   }
 
   // ------------------------------------------------------------ capture --
@@ -609,6 +636,7 @@ export class Relays extends EventEmitter {
     try {
       await this.channel.send(OP.CAPTURE, `${what} (arm)`, (w, b) => w.capture(b, { relayId: r.id, outputId: only ? only.id : NONE, ingress: only === null }));
       armed = true;
+      opts.onArmed?.();
       const deadline = lim.seconds === Infinity ? Infinity : Date.now() + lim.seconds * 1000;
       while (n < lim.count && Date.now() < deadline && !opts.signal?.aborted && this.relays.get(r.name) === r) {
         const recs = ring.drain(lim.count - n);

@@ -4,6 +4,7 @@
 // (src/session). src/server/adapters.ts binds them to the real modules; tests
 // can pass their own.
 import type { Endpoint, Prefix } from '../net/address';
+import type { CaptureOptions, CaptureResult, CapturedPacket } from '../capture/capture';
 import type { SessionConfig, SessionPosition } from '../config/schema';
 import type { EngineCounterReader, LaneSample, RingSample } from '../metrics/registry';
 import type { ServerEvent } from './events';
@@ -55,11 +56,13 @@ export interface RelayManagerLike {
   /** counters of one output, null when unknown */
   outputStats(relay: string, subscriber: Endpoint): OutputStats | null;
   /** packets matched by a relay and drops for sources outside its prefixes (and above its limit), null when unknown */
-  relayStats?(relay: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited?: bigint } | null;
+  relayStats?(relay: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited?: bigint; sent?: OutputStats } | null;
   /** change a relay's ingress limit live (0 = none) */
   setLimit?(relay: string, limit: { maxPps: number; maxBps: number }): Promise<void>;
   /** capture a relay into a pcap file (src/relay/relays.ts captureToFile) */
   captureToFile?(relay: string, file: string, opts: { count?: number; seconds?: number; subscriber?: string }): Promise<{ packets: number; dropped: number; file?: string }>;
+  /** capture a relay as an async generator of packets (src/relay/relays.ts capture) */
+  capture?(relay: string, opts: CaptureOptions): AsyncGenerator<CapturedPacket, CaptureResult>;
   /** records the capture ring could not take (reflector_capture_dropped_total) */
   captureDropped?(): bigint;
   stop?(): Promise<void>;
@@ -74,6 +77,8 @@ export interface SessionManagerLike {
   positions?(): Promise<Map<string, SessionPosition>>;
   /** release workers (after the engine drained) */
   close?(): Promise<void>;
+  /** a session's frames as an async generator of packets (src/capture/session-capture.ts) */
+  capture?(session: string, opts: CaptureOptions): AsyncGenerator<CapturedPacket, CaptureResult>;
   /** capture a session's frames into a pcap file (src/capture/session-capture.ts) */
   captureToFile?(session: string, file: string, opts: { count?: number; seconds?: number }): Promise<{ packets: number; dropped: number; file?: string }>;
 }

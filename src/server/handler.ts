@@ -13,17 +13,24 @@
 //   that could not start before it is never run, one that finished after it
 //   is undone, and both answer ERR_TIMEOUT ("not applied"); what answers ok
 //   is in effect. A transport's own request timer must be a backstop above
-//   the deadline (the server gives it TRANSPORT_MARGIN_MS more).
+//   the deadline (the server gives it TRANSPORT_MARGIN_MS more);
+// - in cluster mode (a `cluster` writer) a change, once validated by the same
+//   rules, is written to the cluster's desired state in etcd instead of
+//   applied here (src/cluster/writer.ts); it answers ok { cluster } once etcd
+//   took it, and the node that runs the object applies it through its watch.
+//   List and Stats stay this node's own.
 import * as path from 'node:path';
 import { parseEndpoint, parsePrefix, type Endpoint } from '../net/address';
 import { ReflectorError } from '../errors';
 import { nameProblem, type NameKind } from '../names';
 import { checkMediaPath } from '../media/root';
 import { anySourceProblem } from '../relay/guards';
-import { ControlError, type Command, type Result, type StatsCounter } from '../control/protocol';
-import type { ControlHandler } from '../control/server';
+import { ControlError, type CaptureEnd, type CapturePacket, type CaptureRequest, type Command, type ControlHandler, type Result, type StatsCounter } from '../control/types';
 import type { SessionFormat } from '../config/schema';
 import type { RunningState } from './state';
+import { ClusterWriteError, type ClusterWriter } from '../cluster/writer';
+import { formatEndpoint } from '../net/address';
+import type { CaptureOptions, CaptureResult, CapturedPacket } from '../capture/capture';
 
 const FORMATS: readonly SessionFormat[] = ['mpegts', 'rtp', 'pcap'];
 
@@ -37,13 +44,15 @@ export interface HandlerContext {
   stats: () => Promise<{ engineRunning: boolean; ready: boolean; configReloads: bigint; configReloadFailures: bigint; counters: StatsCounter[] }>;
   /** control.request_timeout_ms: the deadline of every change (default 10000) */
   requestTimeoutMs?: number;
-  /** Relays.captureToFile (absent: the capture command answers ERR_UNAVAILABLE) */
-  capture?: (relay: string, out: string, opts: { count?: number; seconds?: number; subscriber?: string }) =>
-    Promise<{ packets: number; dropped: number; file?: string }>;
-  /** SessionManager.captureToFile */
-  captureSession?: (session: string, out: string, opts: { count?: number; seconds?: number }) =>
-    Promise<{ packets: number; dropped: number; file?: string }>;
+  /** cluster mode: changes are written through to etcd */
+  cluster?: ClusterWriter | null;
+  /** Relays.capture (absent: Capture of a relay answers ERR_UNAVAILABLE) */
+  capture?: (relay: string, opts: CaptureOptions) => AsyncGenerator<CapturedPacket, CaptureResult>;
+  /** SessionManager.capture */
+  captureSession?: (session: string, opts: CaptureOptions) => AsyncGenerator<CapturedPacket, CaptureResult>;
 }
+
+const REFUSAL_CODE: Record<ClusterWriteError['reason'], string> = { exists: 'ERR_EXISTS', not_found: 'ERR_NOT_FOUND', invalid: 'ERR_INVALID_ARG', conflict: 'ERR_CONFLICT' };
 
 export class CommandHandler implements ControlHandler {
   private readonly timeoutMs: number;
@@ -62,12 +71,16 @@ export class CommandHandler implements ControlHandler {
       case 'subscribe': {
         const relay = name('relay', c.relay, 'relay');
         const e = endpoint(c.subscriber, 'subscriber');
+        const w = this.ctx.cluster;
+        if (w) return this.write(() => w.subscribe(relay, formatEndpoint(e)));
         return this.change((signal) => st.subscribe(relay, e, 'runtime', signal));
       }
       case 'unsubscribe': {
         const relay = name('relay', c.relay, 'relay');
         const e = endpoint(c.subscriber, 'subscriber');
         const key = e.family === 6 ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+        const w = this.ctx.cluster;
+        if (w) return this.write(() => w.unsubscribe(relay, key));
         return this.change(() => st.unsubscribe(relay, key));
       }
       case 'addRelay': {
@@ -82,36 +95,27 @@ export class CommandHandler implements ControlHandler {
           return p;
         });
         const subs = c.subscribers.map((s, i) => endpoint(s, `subscribers[${i}]`));
-        return this.change((signal) => st.addRelay(n, listen, sources, subs, 'runtime', { signal }));
-      }
-      case 'capture': {
-        // a read of the data path: not serialised with changes, bounded by count/seconds
-        // NAME is a relay's or a session's (names are unique within each kind; a relay wins)
-        const isSession = !st.relays.has(c.name) && st.sessions.has(c.name);
-        const n = name(isSession ? 'session' : 'relay', c.name, 'name');
-        if (!st.relays.has(n) && !isSession) {
-          throw new ControlError('ERR_NOT_FOUND', `no relay or session named "${n}" (relays: ${[...st.relays.keys()].join(', ') || 'none'}; sessions: ${[...st.sessions.keys()].join(', ') || 'none'})`);
+        const mc: { ssm?: boolean; multicastTtl?: number } = {};
+        if (c.ssm !== undefined) mc.ssm = c.ssm;
+        if (c.multicastTtl) {
+          if (!Number.isInteger(c.multicastTtl) || c.multicastTtl < 1 || c.multicastTtl > 255) {
+            throw new ControlError('ERR_INVALID_ARG', `multicast_ttl: ${c.multicastTtl} is not in 1..255 (0 = the default, 16)`);
+          }
+          mc.multicastTtl = c.multicastTtl;
         }
-        if (typeof c.out !== 'string' || !path.isAbsolute(c.out)) throw new ControlError('ERR_INVALID_ARG', `out: "${String(c.out)}" is not an absolute path (the server writes the file)`);
-        if (isSession) {
-          if (c.subscriber) throw new ControlError('ERR_INVALID_ARG', `subscriber: "${c.subscriber}": session "${n}" has one destination; --subscriber applies to relays`);
-          if (!this.ctx.captureSession) throw new ControlError('ERR_UNAVAILABLE', 'capture: this server cannot capture sessions');
-          const so = { ...(c.count ? { count: c.count } : {}), ...(c.seconds ? { seconds: c.seconds } : {}) };
-          const r = await wrapAsync(() => this.ctx.captureSession!(n, c.out, so));
-          return { type: 'capture', packets: r.packets, dropped: r.dropped, file: r.file ?? c.out };
+        const w = this.ctx.cluster;
+        if (w) {
+          if (mc.ssm !== undefined || mc.multicastTtl !== undefined) {
+            throw new ControlError('ERR_INVALID_ARG', 'ssm, multicast_ttl: not written through to the cluster\'s desired state (set them in the relay\'s entry in etcd)');
+          }
+          return this.write(() => w.addRelay({ name: n, listen: formatEndpoint(listen), sources: sources.map((p) => `${p.address}/${p.length}`), subscribers: subs.map(formatEndpoint) }));
         }
-        if (!this.ctx.capture) throw new ControlError('ERR_UNAVAILABLE', 'capture: this server has no relay engine to capture from');
-        const sub = c.subscriber ? endpoint(c.subscriber, 'subscriber') : undefined;
-        const opts = {
-          ...(c.count ? { count: c.count } : {}),
-          ...(c.seconds ? { seconds: c.seconds } : {}),
-          ...(sub ? { subscriber: sub.family === 6 ? `[${sub.address}]:${sub.port}` : `${sub.address}:${sub.port}` } : {}),
-        };
-        const r = await wrapAsync(() => this.ctx.capture!(n, c.out, opts));
-        return { type: 'capture', packets: r.packets, dropped: r.dropped, file: r.file ?? c.out };
+        return this.change((signal) => st.addRelay(n, listen, sources, subs, 'runtime', { ...mc, signal }));
       }
       case 'removeRelay': {
         const n = name('relay', c.name, 'name');
+        const w = this.ctx.cluster;
+        if (w) return this.write(() => w.removeRelay(n));
         return this.change(() => st.removeRelay(n));
       }
       case 'startSession': {
@@ -123,14 +127,65 @@ export class CommandHandler implements ControlHandler {
         const to = endpoint(c.to, 'to');
         const format = (c.format || 'mpegts') as SessionFormat;
         if (!FORMATS.includes(format)) throw new ControlError('ERR_INVALID_ARG', `format: "${c.format}" is not one of ${FORMATS.join(' | ')}`);
+        const w = this.ctx.cluster;
+        if (w) return this.write(() => w.startSession({ name: n, file, to: formatEndpoint(to), format, loop: c.loop }));
         return this.change((signal) => st.startSession({ name: n, file, to, format, loop: c.loop }, 'runtime', signal));
       }
       case 'stopSession': {
         const n = name('session', c.name, 'name');
+        const w = this.ctx.cluster;
+        if (w) return this.write(() => w.stopSession(n));
         return this.change(() => st.stopSession(n));
       }
-      case 'auth':
-        return { type: 'ok' };
+    }
+  }
+
+  /**
+   * Capture: what relay or session `req.name` receives and sends. A read of
+   * the data path, not serialised with changes, bounded by count / seconds.
+   * A name both kinds have is the relay's.
+   */
+  async *capture(req: CaptureRequest, opts: { signal: AbortSignal; onArmed: () => void }): AsyncGenerator<CapturePacket, CaptureEnd> {
+    const st = this.ctx.state;
+    const isSession = !st.relays.has(req.name) && st.sessions.has(req.name);
+    const n = name(isSession ? 'session' : 'relay', req.name, 'name');
+    if (!st.relays.has(n) && !isSession) {
+      throw new ControlError('ERR_NOT_FOUND', `name: no relay or session named "${n}" (relays: ${[...st.relays.keys()].join(', ') || 'none'}; sessions: ${[...st.sessions.keys()].join(', ') || 'none'})`);
+    }
+    const count = req.count || undefined;
+    const seconds = req.seconds || undefined;
+    if (count === undefined && seconds === undefined) throw new ControlError('ERR_INVALID_ARG', 'count, seconds: give count or seconds (a capture is bounded)');
+    const o: CaptureOptions = { ...(count ? { count } : {}), ...(seconds ? { seconds } : {}), signal: opts.signal, onArmed: opts.onArmed };
+    let it: AsyncGenerator<CapturedPacket, CaptureResult>;
+    let to = '';
+    if (isSession) {
+      if (req.subscriber) throw new ControlError('ERR_INVALID_ARG', `subscriber: "${req.subscriber}": session "${n}" has one destination; --subscriber applies to relays`);
+      if (!this.ctx.captureSession) throw new ControlError('ERR_UNAVAILABLE', 'capture: this server cannot capture sessions');
+      const s = st.sessions.get(n);
+      if (s) to = formatEndpoint(s.spec.to);
+      it = this.ctx.captureSession(n, o);
+    } else {
+      if (!this.ctx.capture) throw new ControlError('ERR_UNAVAILABLE', 'capture: this server has no relay engine to capture from');
+      if (req.subscriber) o.subscriber = formatEndpoint(endpoint(req.subscriber, 'subscriber'));
+      it = this.ctx.capture(n, o);
+    }
+    let packets = 0;
+    for (;;) {
+      let r: IteratorResult<CapturedPacket, CaptureResult>;
+      try {
+        r = await it.next();
+      } catch (err) {
+        if (err instanceof ControlError) throw err;
+        if (err instanceof ReflectorError) throw new ControlError(err.code, err.message);
+        throw err;
+      }
+      if (r.done) return { packets, dropped: r.value.dropped };
+      const p = r.value;
+      packets++;
+      yield {
+        tsNs: p.tsNs, direction: p.kind === 'ingress' ? 'ingress' : 'output', output: p.kind === 'ingress' ? '' : p.kind === 'session' ? to : p.what,
+        frame: p.data, wireLength: p.wireLen,
+      };
     }
   }
 
@@ -144,6 +199,26 @@ export class CommandHandler implements ControlHandler {
       clearTimeout(timer);
     }
     return { type: 'ok' };
+  }
+
+  /** Cluster mode: one edit of the desired state in etcd; its refusals keep their reason. */
+  private async write(fn: () => Promise<void>): Promise<Result> {
+    let timer: NodeJS.Timeout | undefined;
+    // etcd3 retries an unreachable cluster on its own: the deadline bounds it
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    try {
+      await Promise.race([fn(), late]);
+    } catch (err) {
+      if (err instanceof ClusterWriteError) throw new ControlError(REFUSAL_CODE[err.reason], err.message);
+      if (err instanceof ReflectorError) throw err;
+      // etcd unreachable or refusing: the change was not written
+      throw new ReflectorError('ERR_CLUSTER', `etcd: ${(err as Error)?.message ?? String(err)} (the change may not have been written: ctl --etcd URL status shows the desired state)`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+    return { type: 'ok', cluster: true };
   }
 }
 
@@ -162,17 +237,6 @@ function wrap<T>(fn: () => T): T {
     return fn();
   } catch (err) {
     if (err instanceof ReflectorError) throw new ControlError('ERR_INVALID_ARG', err.message);
-    throw err;
-  }
-}
-
-/** As wrap, for a promise; a ReflectorError keeps its code (ERR_CAPTURE, ERR_INVALID_ARG ...). */
-async function wrapAsync<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ControlError) throw err;
-    if (err instanceof ReflectorError) throw new ControlError(err.code, err.message);
     throw err;
   }
 }

@@ -15,10 +15,10 @@ import { loadConfig, ConfigError, formatProblem } from '../config/validate';
 import type { Config } from '../config/schema';
 import { diffConfig } from '../config/diff';
 import { createLogger, type Logger } from '../log';
-import { createMetrics, type MetricsSource, type ServerMetrics } from '../metrics/registry';
+import { createMetrics, seriesOf, type MetricsSource, type ServerMetrics } from '../metrics/registry';
 import { MetricsHttp } from '../metrics/http';
 import { ControlServer } from '../control/server';
-import type { StatsCounter } from '../control/protocol';
+import type { StatsCounter } from '../control/types';
 import { ReflectorError } from '../errors';
 import type { ServerDeps } from './deps';
 import { RunningState } from './state';
@@ -27,6 +27,7 @@ import { ServerEvents, type ServerEvent } from './events';
 import { ConfigWatcher } from './watch';
 import type { DesiredStateSource } from '../cluster/source';
 import { startClusterMode } from './cluster-mode';
+import { systemdNotifier, type Notifier } from './systemd';
 
 export type DepsFactory = (config: Config, log: Logger) => Promise<ServerDeps>;
 
@@ -43,6 +44,10 @@ export interface ServerOptions {
   processMetrics?: boolean;
   /** cluster mode: something retrying cannot fix (this node's name is taken); the caller stops the server */
   onFatal?: (err: Error) => void;
+  /** the service manager's notify protocol; default: systemd's when NOTIFY_SOCKET is set (src/server/systemd.ts), null = none */
+  notify?: Notifier | null;
+  /** where the default notifier reads NOTIFY_SOCKET and WATCHDOG_* (default process.env; they are removed from it) */
+  notifyEnv?: NodeJS.ProcessEnv;
 }
 
 export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
@@ -71,10 +76,13 @@ export class Server {
   private log: Logger;
   private reloads = 0n;
   private reloadFailures = 0n;
+  private readonly notify: Notifier | null;
 
   constructor(private readonly opts: ServerOptions) {
     this.log = opts.log ?? createLogger();
     this.events = new ServerEvents((err, ev) => this.log.error('server event listener failed', { event: ev.type, err }));
+    // the watchdog stops while a running server has lost its engine: the manager restarts it
+    this.notify = opts.notify !== undefined ? opts.notify : systemdNotifier({ env: opts.notifyEnv, log: () => this.log, healthy: () => this.phase !== 'running' || (this.deps?.engine.running ?? false) });
   }
 
   get ready(): boolean {
@@ -174,11 +182,27 @@ export class Server {
       this.watcher.start();
     }
     this.log.info('server ready', { relays: this.state.relays.size, sessions: this.state.sessions.size });
+    this.notify?.ready(this.statusLine());
+  }
+
+  private statusLine(): string {
+    return `serving ${this.state?.relays.size ?? 0} relays, ${this.state?.sessions.size ?? 0} sessions`;
   }
 
   /** Re-read the file; apply only the difference. An invalid file keeps the running config. */
   async reload(reason: string): Promise<ReloadOutcome> {
     if (!this.state || !this.metrics || this.stopping || this.phase !== 'running') return 'failed';
+    this.notify?.reloading();
+    try {
+      return await this.reloadNow(reason);
+    } finally {
+      // READY=1 whatever the outcome: the server keeps serving (the old config when refused)
+      if (!this.stopping) this.notify?.ready(this.statusLine());
+    }
+  }
+
+  private async reloadNow(reason: string): Promise<ReloadOutcome> {
+    if (!this.state || !this.metrics) return 'failed';
     const file = this.config.file;
     let text: string;
     try {
@@ -248,8 +272,10 @@ export class Server {
       case 'session_ended':
       case 'session_failed': {
         if (!this.state?.sessionExited(e.session)) return;
-        // the next reload (any reason) starts it again when the file still names it
-        this.configText = '';
+        // cluster mode: an ended session is recorded in etcd and not run again;
+        // file mode: the next reload (any reason) starts it again when the file still names it
+        if (this.cluster && e.type === 'session_ended') this.cluster.sessionEnded?.(e.session);
+        else this.configText = '';
         if (e.type === 'session_ended') this.log.info('session ended', { session: e.session });
         else this.log.warn('session failed', { session: e.session, code: e.code, reason: e.reason });
         break;
@@ -283,12 +309,14 @@ export class Server {
   stop(): Promise<void> {
     if (this.stopping_) return this.stopping_;
     if (this.phase === 'new') {
+      this.notify?.close();
       this.phase = 'stopped';
       this.stopping_ = Promise.resolve();
       return this.stopping_;
     }
     this.stopRequested = true;
     this.stopping = true;
+    this.notify?.stopping();
     this.stopping_ = (async () => {
       // start() gives up at its next step; what it built is torn down here
       if (this.starting) await this.starting.catch(() => undefined);
@@ -305,7 +333,8 @@ export class Server {
     this.watcher?.stop();
     // leave the cluster first: the nodes taking over resume from the last checkpoint
     await this.cluster?.stop().catch((err) => this.log.error('cluster stop failed', { err }));
-    await this.control?.stop().catch((err) => this.log.error('control stop failed', { err }));
+    // new calls are refused from here; Watch streams stay to see the engine stop
+    this.control?.beginStop();
     const st = this.state;
     const hadSessions = (st?.sessions.size ?? 0) > 0;
     if (st) {
@@ -322,7 +351,9 @@ export class Server {
       if (wasRunning) this.events.emit({ type: 'engine_stopped', reason: 'server stop' });
       await this.deps.sessions.close?.().catch((err) => this.log.error('sessions close failed', { err }));
     }
+    await this.control?.stop().catch((err) => this.log.error('control stop failed', { err }));
     await this.http?.stop();
+    this.notify?.close();
     this.log.info('server stopped', { ms: Date.now() - t0 });
   }
 
@@ -332,49 +363,38 @@ export class Server {
       mediaRoot: () => this.config.mediaRoot,
       stats: async () => this.stats(),
       requestTimeoutMs: c.control.requestTimeoutMs,
-      capture: this.deps?.relays.captureToFile ? (relay, out, o) => this.deps!.relays.captureToFile!(relay, out, o) : undefined,
-      captureSession: this.deps?.sessions.captureToFile ? (s, out, o) => this.deps!.sessions.captureToFile!(s, out, o) : undefined,
+      cluster: this.cluster?.writer?.() ?? null,
+      capture: this.deps?.relays.capture ? (relay, o) => this.deps!.relays.capture!(relay, o) : undefined,
+      captureSession: this.deps?.sessions.capture ? (s, o) => this.deps!.sessions.capture!(s, o) : undefined,
     });
     const m = this.metrics!;
+    const k = c.control;
     return new ControlServer({
-      socket: c.control.socket,
-      tcp: c.control.tcp ? { host: c.control.tcp.address, port: c.control.tcp.port } : null,
-      token: c.control.token,
-      maxFrameBytes: c.control.maxFrameBytes,
+      socket: k.socket,
+      socketMode: k.socketMode,
+      socketGroup: k.socketGroup,
+      tcp: k.tcp ? { host: k.tcp.address, port: k.tcp.port } : null,
+      tls: k.tls.cert && k.tls.key ? { cert: readPem(k.tls.cert, 'control.tls.cert'), key: readPem(k.tls.key, 'control.tls.key'), clientCa: k.tls.clientCa ? readPem(k.tls.clientCa, 'control.tls.client_ca') : null } : null,
+      token: k.token,
+      maxMessageBytes: k.maxMessageBytes,
+      maxConnections: k.maxConnections,
+      maxStreams: k.maxStreams,
+      idleMs: k.idleTimeoutMs,
       // the handler answers at request_timeout_ms with the truth (applied or
       // not, changes undone); the transport's timer is only a backstop
-      requestTimeoutMs: c.control.requestTimeoutMs + TRANSPORT_MARGIN_MS,
+      requestTimeoutMs: k.requestTimeoutMs + TRANSPORT_MARGIN_MS,
       handler,
+      events: this.events,
       log: this.log,
       onRequest: (command, result) => m.controlRequests.inc({ command, result }),
       onConnection: (transport) => m.controlConnections.inc({ transport }),
-      onBadFrame: (reason) => m.controlBadFrames.inc({ reason }),
+      onBadRequest: (reason) => m.controlBadFrames.inc({ reason }),
     });
   }
 
-  private stats(): { engineRunning: boolean; ready: boolean; configReloads: bigint; configReloadFailures: bigint; counters: StatsCounter[] } {
-    const counters: StatsCounter[] = [];
-    const eng = this.deps?.engine.running ? this.deps.engine.counters() : null;
-    if (eng) {
-      for (const n of eng.counterNames()) {
-        counters.push({ name: n, labels: { thread: 'tx' }, value: eng.counter(0, n) });
-        counters.push({ name: n, labels: { thread: 'rx' }, value: eng.counter(1, n) });
-      }
-    }
-    const src = this.source();
-    for (const o of src.relayOutputs()) {
-      const labels = { relay: o.relay, subscriber: o.subscriber };
-      counters.push({ name: 'relay_subscriber_packets', labels, value: o.packets }, { name: 'relay_subscriber_bytes', labels, value: o.bytes }, { name: 'relay_subscriber_drops', labels, value: o.drops });
-    }
-    for (const r of src.relays()) {
-      const labels = { relay: r.relay };
-      counters.push({ name: 'relay_received_packets', labels, value: r.packets }, { name: 'relay_received_bytes', labels, value: r.bytes }, { name: 'relay_not_allowed_packets', labels, value: r.notAllowed });
-      counters.push({ name: 'relay_rate_limited_packets', labels, value: r.rateLimited ?? 0n });
-    }
-    for (const s of src.sessions()) {
-      const labels = { session: s.session };
-      counters.push({ name: 'session_packets', labels, value: s.packets }, { name: 'session_bytes', labels, value: s.bytes }, { name: 'session_late', labels, value: s.late }, { name: 'session_dropped', labels, value: s.dropped });
-    }
+  /** The control API's Stats: the registry's reflector_* series, the names /metrics uses. */
+  private async stats(): Promise<{ engineRunning: boolean; ready: boolean; configReloads: bigint; configReloadFailures: bigint; counters: StatsCounter[] }> {
+    const counters: StatsCounter[] = this.metrics ? await seriesOf(this.metrics.registry) : [];
     return { engineRunning: this.deps?.engine.running ?? false, ready: this.ready, configReloads: this.reloads, configReloadFailures: this.reloadFailures, counters };
   }
 
@@ -417,6 +437,14 @@ export class Server {
       clusterConnected: () => (this.cluster ? this.cluster.connected : null),
       captureDropped: () => (this.deps?.engine.running && this.deps.relays.captureDropped ? this.deps.relays.captureDropped() : null),
     };
+  }
+}
+
+function readPem(file: string, key: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new ReflectorError('ERR_CONFIG', `${key}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 

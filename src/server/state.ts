@@ -20,7 +20,7 @@ import { formatEndpoint, type Endpoint, type Prefix } from '../net/address';
 import type { Config, SessionConfig } from '../config/schema';
 import { diffConfig, type ConfigDiff } from '../config/diff';
 import type { Logger } from '../log';
-import { ControlError, type Origin, type RelayInfo, type SessionInfo } from '../control/protocol';
+import { ControlError, type Origin, type RelayInfo, type SessionInfo } from '../control/types';
 import type { ServerDeps } from './deps';
 
 /** Changes waiting for their turn beyond this are refused (ERR_UNAVAILABLE), not queued. */

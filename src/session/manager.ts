@@ -22,8 +22,8 @@
 // more than restartLimit times within restartWindowMs fails instead
 // (`failed`, ERR_WORKER, with the reason). Sessions that end or fail on
 // their own leave with `ended` / `failed`.
-import { captureSessionToFile } from '../capture/session-capture';
-import type { CaptureOptions, CaptureSummary } from '../capture/capture';
+import { captureSession, captureSessionToFile } from '../capture/session-capture';
+import type { CaptureOptions, CaptureResult, CaptureSummary, CapturedPacket } from '../capture/capture';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -432,6 +432,13 @@ export class SessionManager extends EventEmitter {
     const e = this.sessions.get(name);
     if (!e) return Promise.reject(invalidArg(`session "${name}" is not running (sessions: ${this.names().join(', ') || 'none'})`));
     return captureSessionToFile(this.region, name, e.info.stream, file, opts, () => this.sessions.get(name) === e);
+  }
+
+  /** The frames session `name` sends, as an async generator (captureToFile's source; the control API's Capture). */
+  async *capture(name: string, opts: CaptureOptions): AsyncGenerator<CapturedPacket, CaptureResult> {
+    const e = this.sessions.get(name);
+    if (!e) throw invalidArg(`session "${name}" is not running (sessions: ${this.names().join(', ') || 'none'})`);
+    return yield* captureSession(this.region, name, e.info.stream, opts, () => this.sessions.get(name) === e);
   }
 
   /** The engine's counters of a running session's stream since the session started. */

@@ -8,6 +8,7 @@
 //   join the group on their interface, issue #14; the engine of the node
 //   that owns the relay takes its packets).
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { etcdUnavailable } from '../helpers/etcd';
@@ -40,10 +41,12 @@ if (why) {
     t.ok(await has('a'), 'a holds the address');
     t.notOk(await has('b'), 'b, the standby, does not');
     // the announcement on the wire: an ARP request for the address from itself, from b's MAC
-    const dump = bed.tb.spawn('sub', ['tcpdump', '-i', 'veth0', '-c', '1', '-nn', '-e', '-l', 'arp', 'and', 'ether', 'src', bed.tb.mac('b')]);
+    // tcpdump (Debian package tcpdump, scripts/test-deps.sh) shows the announcement; without it that check skips, saying so
+    const noTcpdump = spawnSync('tcpdump', ['--version']).error ? 'tcpdump is not installed (Debian package tcpdump)' : null;
+    const dump = noTcpdump ? null : bed.tb.spawn('sub', ['tcpdump', '-i', 'veth0', '-c', '1', '-nn', '-e', '-l', 'arp', 'and', 'ether', 'src', bed.tb.mac('b')]);
     let dumped = '';
-    dump.stdout!.on('data', (d: Buffer) => (dumped += d.toString()));
-    const dumpDone = new Promise((r) => dump.on('exit', r));
+    dump?.stdout!.on('data', (d: Buffer) => (dumped += d.toString()));
+    const dumpDone = dump ? new Promise((r) => dump.on('exit', r)) : Promise.resolve();
     const count = RATE * (LEASE_S + 7);
     const sending = origin.call('send', { to: `${vip}:5000`, count, pps: RATE, first: 0 });
     await sleep(1500);
@@ -52,8 +55,9 @@ if (why) {
     await b.waitLog((l) => l.msg === 'cluster address taken over', (LEASE_S + 3) * 1000);
     t.ok(await has('b'), 'b took the address');
     await Promise.race([dumpDone, sleep(3000)]);
-    dump.kill();
-    t.match(dumped, new RegExp(`${bed.tb.mac('b')} > ff:ff:ff:ff:ff:ff, ethertype ARP.*Request who-has ${vip.replace(/\./g, '\\.')} tell ${vip.replace(/\./g, '\\.')}`), `gratuitous ARP on the wire: ${dumped.trim()}`);
+    dump?.kill();
+    if (noTcpdump) t.comment(`SKIP the gratuitous ARP on the wire: ${noTcpdump}`);
+    else t.match(dumped, new RegExp(`${bed.tb.mac('b')} > ff:ff:ff:ff:ff:ff, ethertype ARP.*Request who-has ${vip.replace(/\./g, '\\.')} tell ${vip.replace(/\./g, '\\.')}`), `gratuitous ARP on the wire: ${dumped.trim()}`);
     await sending;
     await sleep(300);
     const list = (await report(sink))['6001'];

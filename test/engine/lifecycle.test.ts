@@ -5,6 +5,7 @@
 // memory). Each asserts exit code 0, no signal and an empty stderr.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import { native } from '../../src/native';
@@ -36,6 +37,23 @@ if (!native().engineAvailable()) {
       t.match(r.stdout, /started/);
     });
   }
+
+  // bench/relay.ts counts the engine's CPU as that of these two threads
+  t.test('the engine threads are named rf-rx and rf-tx while it runs, and are gone after stop', async (t) => {
+    const names = (): string[] => readdirSync('/proc/self/task').map((tid) => {
+      try {
+        return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      } catch {
+        return ''; // exited between the listing and the read
+      }
+    }).filter((n) => n.startsWith('rf-')).sort();
+    t.same(names(), [], 'no engine thread before start');
+    const e = new Engine({ interface: 'lo', backend: 'null', region: { lanes: 1, slotsPerLane: 16, submitEntries: 16 } });
+    await e.start();
+    t.same(names(), ['rf-rx', 'rf-tx'], 'one RX and one TX thread, by name');
+    await e.stop();
+    t.same(names(), [], 'both joined at stop');
+  });
 
   t.test('state machine: double start/stop refused, start after stop works', async (t) => {
     const e = new Engine({ interface: 'lo', backend: 'null', region: { lanes: 1, slotsPerLane: 16, submitEntries: 16 } });

@@ -12,7 +12,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Command } from '../../src/control/protocol';
+import type { Command } from '../../src/control/types';
 import { createLogger } from '../../src/log';
 import type { Engine } from '../../src/engine/engine';
 import { realDeps } from '../../src/server/adapters';

@@ -10,7 +10,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Command, Result } from '../../src/control/protocol';
+import type { Command, Result } from '../../src/control/types';
 import { createLogger } from '../../src/log';
 import { formatEndpoint } from '../../src/net/address';
 import type { ServerDeps } from '../../src/server/deps';

@@ -165,7 +165,7 @@ ${extra}`;
       await sleep(500);
       const stats = JSON.parse(ctl(socket, 'stats', '--json').out) as { engineRunning: boolean; counters: Array<{ name: string; labels: Record<string, string>; value: string }> };
       t.equal(stats.engineRunning, true);
-      const sp = stats.counters.find((c) => c.name === 'session_packets' && c.labels.session === 'extra');
+      const sp = stats.counters.find((c) => c.name === 'reflector_session_packets_total' && c.labels.session === 'extra');
       t.ok(sp && Number(sp.value) > 0, `session extra sent ${sp?.value} packets`);
       r = ctl(socket, 'stop-session', 'extra');
       t.equal(r.code, 0, r.err);

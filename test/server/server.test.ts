@@ -159,7 +159,7 @@ t.test('metrics and stats read the counters at scrape time', async (t) => {
   const s = await c.stats();
   t.equal(s.engineRunning, true);
   t.equal(s.configReloads, 4n, 'applied reloads so far');
-  t.match(s.counters.find((x) => x.name === 'relay_subscriber_packets' && x.labels.subscriber === '127.0.0.1:6900'), { value: 43n });
+  t.match(s.counters.find((x) => x.name === 'reflector_relay_subscriber_packets_total' && x.labels.subscriber === '127.0.0.1:6900'), { value: 43n });
   c.close();
 });
 

@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ControlClient } from '../../src/control/client';
-import type { Command, Result } from '../../src/control/protocol';
+import type { Command, Result } from '../../src/control/types';
 import type { Engine } from '../../src/engine/engine';
 import { createLogger } from '../../src/log';
 import { HDR, LANE, RING } from '../../src/region/layout';
@@ -213,10 +213,10 @@ async function main(): Promise<void> {
       const st = (await control({ type: 'stats' })) as Extract<Result, { type: 'stats' }>;
       const v = (name: string, labels: Record<string, string>): bigint =>
         st.stats.counters.filter((x) => x.name === name && Object.entries(labels).every(([a, b]) => x.labels[a] === b)).reduce((a, x) => a + x.value, 0n);
-      const taken = v('relay_received_packets', { relay: `r${i}` });
-      const out = v('relay_subscriber_packets', { relay: `r${i}` });
-      const drops = v('relay_subscriber_drops', { relay: `r${i}` });
-      const refused = v('relay_not_allowed_packets', { relay: `r${i}` }) + v('relay_rate_limited_packets', { relay: `r${i}` });
+      const taken = v('reflector_relay_received_packets_total', { relay: `r${i}` });
+      const out = v('reflector_relay_subscriber_packets_total', { relay: `r${i}` });
+      const drops = v('reflector_relay_subscriber_drops_total', { relay: `r${i}` });
+      const refused = v('reflector_relay_not_allowed_packets_total', { relay: `r${i}` }) + v('reflector_relay_rate_limited_packets_total', { relay: `r${i}` });
       relayIn += taken + refused;
       relayOut += out;
       process.stdout.write(`  relay r${i}: took in ${taken}, sent ${out} + dropped ${drops} to ${FANOUT} outputs\n`);
