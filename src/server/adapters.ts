@@ -135,6 +135,7 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
         }),
       setLimit: (relay, limit) => relays.setLimit(relay, limit),
       captureToFile: (relay, file, opts) => relays.captureToFile(relay, file, opts),
+      capture: (relay, opts) => relays.capture(relay, opts),
       captureDropped: () => relays.captureDropped(),
       removeRelay: (name) => relays.removeRelay(name),
       addOutput: (relay, sub) => relays.addOutput(relay, sub),
@@ -165,6 +166,7 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
         await sessions?.close();
       },
       captureToFile: (name, file, opts) => sessionsNow().captureToFile(name, file, opts),
+      capture: (name, opts) => sessionsNow().capture(name, opts),
     },
   };
 }
