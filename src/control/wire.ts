@@ -43,8 +43,8 @@ export function commandOf(method: string, m: Msg): Command {
       return { type, relay: str(m.relay), subscriber: str(m.subscriber) };
     case 'addRelay': {
       const c: Command = { type, name: str(m.name), listen: str(m.listen), sources: strs(m.sources), subscribers: strs(m.subscribers) };
-      // proto3 optional: present when the synthetic oneof names it
-      if (m._ssm === 'ssm') c.ssm = m.ssm === true;
+      if (m.ssm === 'SSM_MODE_SOURCE_SPECIFIC' || m.ssm === 1) c.ssm = true;
+      else if (m.ssm === 'SSM_MODE_ANY_SOURCE' || m.ssm === 2) c.ssm = false;
       const ttl = Number(m.multicastTtl ?? 0);
       if (ttl) c.multicastTtl = ttl;
       return c;
@@ -61,6 +61,7 @@ export function commandOf(method: string, m: Msg): Command {
 /** A command -> its method and request message (client side). */
 export function requestOf(c: Command): { method: string; request: Msg } {
   const { type, ...body } = c;
+  if (c.type === 'addRelay' && c.ssm !== undefined) (body as Msg).ssm = c.ssm ? 'SSM_MODE_SOURCE_SPECIFIC' : 'SSM_MODE_ANY_SOURCE';
   return { method: METHOD_OF[type], request: body };
 }
 

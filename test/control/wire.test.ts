@@ -125,7 +125,7 @@ t.test('docs/api.md names every rpc, message, enum value and Event kind of the .
   const names = [
     ...[...proto.matchAll(/^\s*rpc (\w+)\(/gm)].map((m) => m[1]),
     ...[...proto.matchAll(/^message (\w+)/gm)].map((m) => m[1]),
-    ...[...proto.matchAll(/^\s*(ORIGIN_\w+|APPLIED_\w+|CAPTURE_DIRECTION_\w+) =/gm)].map((m) => m[1]),
+    ...[...proto.matchAll(/^\s*(ORIGIN_\w+|APPLIED_\w+|CAPTURE_DIRECTION_\w+|SSM_MODE_\w+) =/gm)].map((m) => m[1]),
     ...EVENT_TYPES,
   ];
   t.ok(names.length > 40, `${names.length} names`);
