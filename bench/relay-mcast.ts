@@ -6,7 +6,10 @@
 //              that joined (here one joined socket on the receiver host; the
 //              relay's cost does not depend on how many joined)
 //   nocap      a 1:2 relay (baseline)
-//   capture    the same relay while `relays.captureToFile()` runs
+//   capture    the same relay while `relays.captureToFile()` runs (in-process)
+//   ctlcap     the same relay while `reflector ctl capture` (a child process)
+//              writes the pcap from the control API's Capture stream, served
+//              by a ControlServer in this process: the server's cost of it
 // Each case sends the same paced stream (seq_udp, --pps for --ms) and
 // records, from the engine's counters: frames the relay put on the wire per
 // ingress datagram, the process's CPU per ingress datagram (all engine
@@ -23,6 +26,11 @@ import { compileFixture } from '../test/helpers/cc';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
 import { median } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
+import { spawn } from 'node:child_process';
+import { ControlServer } from '../src/control/server';
+import { ControlError } from '../src/control/types';
+import { capturePackets } from '../src/server/handler';
+import { createLogger } from '../src/log';
 
 interface Options { runs: number; ms: number; pps: number; size: number; readme: boolean }
 
@@ -48,7 +56,7 @@ function parse(args: string[]): Options {
 
 interface Sample { wirePerIn: number; cpuUsPerIn: number; delivered: number; capDropped: number; capPackets: number }
 
-type Case = 'unicast8' | 'mcast1' | 'nocap' | 'capture';
+type Case = 'unicast8' | 'mcast1' | 'nocap' | 'capture' | 'ctlcap';
 
 export async function main(args: string[]): Promise<void> {
   const why = netnsUnavailable();
@@ -69,6 +77,18 @@ export async function main(args: string[]): Promise<void> {
     await engine.start();
     const relays = new Relays(engine, { refreshMs: 0 });
     await relays.start();
+    const socket = path.join(dir, 'ctl.sock');
+    const control = new ControlServer({
+      socket,
+      handler: {
+        handle: async () => {
+          throw new ControlError('ERR_UNAVAILABLE', 'bench: Capture only');
+        },
+        capture: (req, co) => capturePackets(relays.capture(req.name, { seconds: req.seconds, signal: co.signal, onArmed: co.onArmed })),
+      },
+      log: createLogger({ write: () => undefined }),
+    });
+    await control.start();
     const listen = `${tb.addr('relay')}:5000`;
     const count = Math.round((o.pps * o.ms) / 1000);
     const results = new Map<Case, Sample[]>();
@@ -87,6 +107,8 @@ export async function main(args: string[]): Promise<void> {
       await rx.ready;
       const cap = c === 'capture' ? relays.captureToFile('b', path.join(dir, 'b.pcap'), { seconds: o.ms / 1000 + 5 }) : null;
       if (cap) await new Promise((r) => setTimeout(r, 100));
+      const ctlcap = c === 'ctlcap' ? ctlCapture(socket, path.join(dir, 'c.pcap'), o.ms / 1000 + 5) : null;
+      if (ctlcap) await ctlcap.armed;
       const in0 = engine.region.counter(1, 'relay_in');
       const out0 = engine.region.counter(1, 'relay_out');
       const cpu0 = process.cpuUsage();
@@ -99,10 +121,10 @@ export async function main(args: string[]): Promise<void> {
       const outN = Number(engine.region.counter(1, 'relay_out') - out0);
       let capPackets = 0;
       let capDropped = 0;
-      if (cap) {
+      if (cap || ctlcap) {
         // stop it now: the bound is only a backstop
         await relays.removeRelay('b');
-        const s = await cap;
+        const s = cap ? await cap : await ctlcap!.done;
         capPackets = s.packets;
         capDropped = s.dropped;
       } else {
@@ -111,13 +133,13 @@ export async function main(args: string[]): Promise<void> {
       const delivered = Object.values(got.ports).reduce((a, p) => a + p.received, 0) / (c === 'mcast1' ? 1 : outs.length);
       return { wirePerIn: inN ? outN / inN : 0, cpuUsPerIn: inN ? (cpu.user + cpu.system) / inN : 0, delivered, capDropped, capPackets };
     };
-    const cases: Case[] = ['unicast8', 'mcast1', 'nocap', 'capture'];
+    const cases: Case[] = ['unicast8', 'mcast1', 'nocap', 'capture', 'ctlcap'];
     for (let r = 0; r < o.runs; r++) {
       for (const c of cases) {
         const s = await run(c);
         if (!results.has(c)) results.set(c, []);
         results.get(c)!.push(s);
-        process.stdout.write(`  run ${r + 1} ${c}: ${s.wirePerIn.toFixed(2)} frames/datagram, ${s.cpuUsPerIn.toFixed(2)} us CPU/datagram, delivered ${s.delivered}/${count}${c === 'capture' ? `, captured ${s.capPackets}, capture dropped ${s.capDropped}` : ''}\n`);
+        process.stdout.write(`  run ${r + 1} ${c}: ${s.wirePerIn.toFixed(2)} frames/datagram, ${s.cpuUsPerIn.toFixed(2)} us CPU/datagram, delivered ${s.delivered}/${count}${c === 'capture' || c === 'ctlcap' ? `, captured ${s.capPackets}, capture dropped ${s.capDropped}` : ''}\n`);
       }
     }
     const med = (c: Case, k: keyof Sample): number => median(results.get(c)!.map((s) => s[k]));
@@ -127,17 +149,41 @@ export async function main(args: string[]): Promise<void> {
       '',
       '| case | frames on the wire per datagram | CPU per datagram (us) | delivered (of ' + count + ') | capture dropped |',
       '|---|---|---|---|---|',
-      ...cases.map((c) => `| ${c} | ${med(c, 'wirePerIn').toFixed(2)} | ${med(c, 'cpuUsPerIn').toFixed(2)} | ${med(c, 'delivered')} | ${c === 'capture' ? med(c, 'capDropped') : '-'} |`),
+      ...cases.map((c) => `| ${c} | ${med(c, 'wirePerIn').toFixed(2)} | ${med(c, 'cpuUsPerIn').toFixed(2)} | ${med(c, 'delivered')} | ${c === 'capture' || c === 'ctlcap' ? med(c, 'capDropped') : '-'} |`),
       '',
       `mcast1 / unicast8: ${(med('mcast1', 'wirePerIn') / med('unicast8', 'wirePerIn')).toFixed(3)} x the frames, ${(med('mcast1', 'cpuUsPerIn') / med('unicast8', 'cpuUsPerIn')).toFixed(3)} x the CPU per datagram (8 receivers served either way).`,
       `capture / nocap: ${(med('capture', 'cpuUsPerIn') / med('nocap', 'cpuUsPerIn')).toFixed(3)} x the CPU per datagram, ${(med('capture', 'delivered') / Math.max(1, med('nocap', 'delivered'))).toFixed(4)} x the delivered datagrams.`,
+      `ctlcap / nocap: ${(med('ctlcap', 'cpuUsPerIn') / med('nocap', 'cpuUsPerIn')).toFixed(3)} x the CPU per datagram (this process: engine and the gRPC stream; ctl's own not counted), ${(med('ctlcap', 'delivered') / Math.max(1, med('nocap', 'delivered'))).toFixed(4)} x the delivered datagrams.`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
     if (o.readme) writeResults('relay-mcast', lines, '## Multicast output and capture (relay-mcast)\n\nOne multicast output against 8 unicast outputs on one segment, and a relay with a capture running against none (bench/relay-mcast.ts).');
+    await control.stop();
     await relays.stop();
   } finally {
     if (engine.running) await engine.stop();
     await tb.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** `reflector ctl capture b` in a child process: armed when it says so, done with its JSON summary. */
+function ctlCapture(socket: string, out: string, seconds: number): { armed: Promise<void>; done: Promise<{ packets: number; dropped: number }> } {
+  const bin = path.join(__dirname, '..', '..', 'bin', 'reflector.js');
+  const c = spawn(process.execPath, [bin, 'ctl', '--socket', socket, '--json', 'capture', 'b', '--out', out, '--seconds', String(seconds)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let armed!: () => void;
+  const a = new Promise<void>((r) => (armed = r));
+  c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  c.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (/^capturing /m.test(stderr)) armed();
+  });
+  const done = new Promise<{ packets: number; dropped: number }>((resolve, reject) => c.on('exit', (code) => {
+    armed();
+    if (code !== 0) return reject(new Error(`ctl capture exited ${code}: ${stderr.trim()}`));
+    const j = JSON.parse(stdout) as { packets: number; dropped: number };
+    resolve({ packets: j.packets, dropped: j.dropped });
+  }));
+  return { armed: a, done };
 }

@@ -169,24 +169,7 @@ export class CommandHandler implements ControlHandler {
       if (req.subscriber) o.subscriber = formatEndpoint(endpoint(req.subscriber, 'subscriber'));
       it = this.ctx.capture(n, o);
     }
-    let packets = 0;
-    for (;;) {
-      let r: IteratorResult<CapturedPacket, CaptureResult>;
-      try {
-        r = await it.next();
-      } catch (err) {
-        if (err instanceof ControlError) throw err;
-        if (err instanceof ReflectorError) throw new ControlError(err.code, err.message);
-        throw err;
-      }
-      if (r.done) return { packets, dropped: r.value.dropped };
-      const p = r.value;
-      packets++;
-      yield {
-        tsNs: p.tsNs, direction: p.kind === 'ingress' ? 'ingress' : 'output', output: p.kind === 'ingress' ? '' : p.kind === 'session' ? to : p.what,
-        frame: p.data, wireLength: p.wireLen,
-      };
-    }
+    return yield* capturePackets(it, to);
   }
 
   /** Run one change in turn, within the deadline (see the file comment). */
@@ -238,5 +221,31 @@ function wrap<T>(fn: () => T): T {
   } catch (err) {
     if (err instanceof ReflectorError) throw new ControlError('ERR_INVALID_ARG', err.message);
     throw err;
+  }
+}
+
+/**
+ * A capture's packets (src/capture) as the control API's CapturePackets:
+ * kind -> direction, the output's name (a session's: `sessionTo`); its
+ * typed errors as ControlError. Also what bench/relay-mcast.ts serves.
+ */
+export async function* capturePackets(it: AsyncGenerator<CapturedPacket, CaptureResult>, sessionTo = ''): AsyncGenerator<CapturePacket, CaptureEnd> {
+  let packets = 0;
+  for (;;) {
+    let r: IteratorResult<CapturedPacket, CaptureResult>;
+    try {
+      r = await it.next();
+    } catch (err) {
+      if (err instanceof ControlError) throw err;
+      if (err instanceof ReflectorError) throw new ControlError(err.code, err.message);
+      throw err;
+    }
+    if (r.done) return { packets, dropped: r.value.dropped };
+    const p = r.value;
+    packets++;
+    yield {
+      tsNs: p.tsNs, direction: p.kind === 'ingress' ? 'ingress' : 'output', output: p.kind === 'ingress' ? '' : p.kind === 'session' ? sessionTo : p.what,
+      frame: p.data, wireLength: p.wireLen,
+    };
   }
 }
