@@ -103,12 +103,13 @@ export async function main(args: string[]): Promise<void> {
           '--count', String(count), '--timeout-ms', String(o.ms + 8000), '--idle-ms', '1500', '--join', tb.addr('rcv')]
         : [seq.bin, 'recv', '--addr', tb.addr('rcv'), '--ports', outs.map((x) => x.split(':')[1]).join(','), '--count', String(count),
           '--timeout-ms', String(o.ms + 8000), '--idle-ms', '1500'];
+      // ctl first: its start-up must not count against the receiver's idle timer
+      const ctlcap = c === 'ctlcap' ? ctlCapture(socket, path.join(dir, 'c.pcap'), o.ms / 1000 + 15) : null;
+      if (ctlcap) await ctlcap.armed;
       const rx = followFixture<{ ports: Record<string, { received: number }> }>(tb.spawn('rcv', rxArgv), 'receiver');
       await rx.ready;
       const cap = c === 'capture' ? relays.captureToFile('b', path.join(dir, 'b.pcap'), { seconds: o.ms / 1000 + 5 }) : null;
       if (cap) await new Promise((r) => setTimeout(r, 100));
-      const ctlcap = c === 'ctlcap' ? ctlCapture(socket, path.join(dir, 'c.pcap'), o.ms / 1000 + 5) : null;
-      if (ctlcap) await ctlcap.armed;
       const in0 = engine.region.counter(1, 'relay_in');
       const out0 = engine.region.counter(1, 'relay_out');
       const cpu0 = process.cpuUsage();

@@ -36,6 +36,8 @@ export const DEFAULT_MAX_MESSAGE = 64 * 1024;
 export const DEFAULT_MAX_CONNECTIONS = 64;
 export const DEFAULT_MAX_STREAMS = 16;
 export const DEFAULT_IDLE_MS = 120_000;
+/** Capture messages a stream may have queued before the capture waits for the client (at most ~2 KiB each). */
+export const CAPTURE_BUFFERED = 2048;
 
 export interface ControlTls {
   /** PEM certificate chain of the server */
@@ -376,10 +378,17 @@ export class ControlServer {
         }
         // a cancelled call: the generator sees the abort and ends; its packets go nowhere
         if (gone) continue;
-        if (!call.write(capturedPacketMessage(r.value))) {
+        // grpc-js says "full" at 16 messages; up to CAPTURE_BUFFERED are ours to hold
+        // (a few MiB), beyond that the capture waits and the engine's ring takes the slack
+        if (!call.write(capturedPacketMessage(r.value)) && call.writableLength > CAPTURE_BUFFERED) {
           await new Promise<void>((resolve) => {
-            call.once('drain', resolve);
-            ac.signal.addEventListener('abort', () => resolve(), { once: true });
+            const done = (): void => {
+              call.off('drain', done);
+              ac.signal.removeEventListener('abort', done);
+              resolve();
+            };
+            call.on('drain', done);
+            ac.signal.addEventListener('abort', done);
           });
         }
       }
