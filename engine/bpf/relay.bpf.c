@@ -105,7 +105,8 @@ static __noinline int rewrite(struct __sk_buff *skb, const struct rf_kt_out *o,
 	d = bpf_csum_diff(&cur[8], 4, (__u32 *)(h + 54), 4, 0);
 	if (d < 0 || bpf_l4_csum_replace(skb, csum_off, 0, (__u32)d, BPF_F_MARK_MANGLED_0))
 		return -1;
-	if (bpf_skb_store_bytes(skb, 0, h, 62, 0) || bpf_skb_store_bytes(skb, l4, h + 54, 4, 0))
+	/* Ethernet + IPv6 (40) + ports: not the UDP length and checksum */
+	if (bpf_skb_store_bytes(skb, 0, h, 54, 0) || bpf_skb_store_bytes(skb, l4, h + 54, 4, 0))
 		return -1;
 	__builtin_memcpy(cur, h + 22, 32);
 	__builtin_memcpy(&cur[8], h + 54, 4);

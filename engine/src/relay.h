@@ -143,6 +143,10 @@ struct rf_relay *rf_relay_create(struct rf_output_counters *oc, uint32_t max_out
 				 const uint8_t if_mac[6], uint32_t mtu);
 void rf_relay_destroy(struct rf_relay *r);
 
+/* Mirror every applied message into the kernel tier's maps (ktier.h). */
+struct rf_ktier;
+void rf_relay_set_ktier(struct rf_relay *r, struct rf_ktier *kt);
+
 /* Apply one policy message. Returns 0, or -errno (the RX thread acks the
  * message with that status and bumps RF_C_POLICY_REJECTED). Must be called
  * by the thread that calls rf_relay_burst, between bursts (see relay_table.c

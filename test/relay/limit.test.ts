@@ -8,7 +8,7 @@ import { cannotRun, endpoint, makeBed, send, startPorts } from './bed';
 
 if (!cannotRun(t)) {
   t.test('max_pps and max_bps drop and count above the limit', async (t) => {
-    const bed = await makeBed(t, { nft: true }, 1);
+    const bed = await makeBed(t, {}, 1);
     const { tb, relays, engine } = bed;
     const listen = endpoint(tb.addr('relay'), 5000);
     const from = endpoint(tb.addr('origin'), 4444);
