@@ -184,28 +184,37 @@ static int walk_out(__u32 k, void *arg)
 }
 
 static __always_inline int relay(struct __sk_buff *skb, const struct rf_kt_relay *r,
-				 const struct kt_pkt *p, const struct rf_kt_conf *conf)
+				 struct kt_pkt *p, const struct rf_kt_conf *conf)
 {
 	struct walk w = { .skb = skb, .r = r, .p = p, .conf = conf, .ret = TC_ACT_SHOT };
 	__u32 want;
 
+	/* received by the engine's interface as far as the counters go: the
+	 * RX thread does not see a kernel relay's frames */
+	count_reason(RF_KT_C_RX_PACKETS);
+	count_reason_n(RF_KT_C_RX_BYTES, skb->len);
 	if (!allowed(r, p)) {
 		/* counter: RF_C_DROP_NOT_ALLOWED + the relay's drops */
 		count_reason(RF_KT_C_DROP_NOT_ALLOWED);
 		count_slot(r->counter, 0, 0, 1);
 		return TC_ACT_SHOT;
 	}
-	if (p->has_opts) {
-		/* outputs carry no options and the program does not move the
-		 * payload: counter RF_C_DROP_MALFORMED (+ kernel-only IP_OPTIONS) */
-		count_reason(RF_KT_C_DROP_MALFORMED);
-		count_reason(RF_KT_C_IP_OPTIONS);
-		count_slot(r->counter, 0, 0, 1);
-		return TC_ACT_SHOT;
-	}
 	count_reason(RF_KT_C_RELAY_IN);
 	count_slot(r->counter, 1, skb->len, 0);
 	w.alen = p->family == 4 ? 20 : 40;
+	if (p->has_opts) {
+		/* outputs carry no IPv4 options or IPv6 extension headers (as the
+		 * user tier's): remove the bytes between the fixed IP header and
+		 * UDP; rewrite() writes the fixed header whole */
+		__s32 cut = (__s32)p->l4_off - (__s32)(p->l3_off + w.alen);
+
+		if (cut < 0 || cut > 1024 || bpf_skb_adjust_room(skb, -cut, BPF_ADJ_ROOM_NET, 0)) {
+			/* counter: RF_C_DROP_MALFORMED */
+			count_reason(RF_KT_C_DROP_MALFORMED);
+			return TC_ACT_SHOT;
+		}
+		p->l4_off = (__u16)(p->l3_off + w.alen);
+	}
 	w.n = r->n_out;
 	w.last = r->last;
 	/* Ethernet padding and bytes past the UDP length are not relayed */
@@ -226,6 +235,51 @@ static __always_inline int relay(struct __sk_buff *skb, const struct rf_kt_relay
 	return w.ret;
 }
 
+/*
+ * Is the frame sent to a kernel relay's address, read at the fixed offsets
+ * the user tier's socket filter reads (relay_filter.c: IPv4 protocol UDP,
+ * IPv6 first next header UDP, hop-by-hop, routing, destination options or
+ * fragment)? Then the user tier would have seen it and counted it.
+ */
+static __noinline int to_kernel_relay(struct __sk_buff *skb)
+{
+	struct rf_kt_key key = {};
+	__u8 b[2];
+
+	if (bpf_skb_load_bytes(skb, 12, b, 2))
+		return 0;
+	if (b[0] == 0x08 && b[1] == 0x00) {
+		if (bpf_skb_load_bytes(skb, 23, b, 1) || b[0] != 17 ||
+		    bpf_skb_load_bytes(skb, 30, key.addr, 4))
+			return 0;
+		key.family = 4;
+	} else if (b[0] == 0x86 && b[1] == 0xdd) {
+		if (bpf_skb_load_bytes(skb, 20, b, 1) ||
+		    (b[0] != 17 && b[0] != 0 && b[0] != 43 && b[0] != 60 && b[0] != 44) ||
+		    bpf_skb_load_bytes(skb, 38, key.addr, 16))
+			return 0;
+		key.family = 6;
+	} else {
+		return 0;
+	}
+	return bpf_map_lookup_elem(&rf_addrs, &key) != 0;
+}
+
+/* A frame no kernel relay takes: counted as the user tier counts it, then
+ * left to the stack. */
+static __always_inline int not_taken(struct __sk_buff *skb, int res)
+{
+	if (!to_kernel_relay(skb))
+		return TC_ACT_OK;
+	if (res == KT_MALFORMED)
+		count_reason(RF_KT_C_DROP_MALFORMED); /* counter: RF_C_DROP_MALFORMED */
+	else if (res == KT_FRAGMENT)
+		count_reason(RF_KT_C_DROP_FRAGMENT);  /* counter: RF_C_DROP_FRAGMENT */
+	else
+		count_reason(RF_KT_C_RX_UNMATCHED);   /* counter: RF_C_RX_UNMATCHED */
+	return TC_ACT_OK;
+}
+
 SEC("tc")
 int rf_ingress(struct __sk_buff *skb)
 {
@@ -239,7 +293,7 @@ int rf_ingress(struct __sk_buff *skb)
 
 	res = kt_parse(skb, &p);
 	if (res != KT_UDP)
-		return TC_ACT_OK;
+		return not_taken(skb, res);
 	key.family = p.family;
 	key.port = p.dport;
 	__builtin_memcpy(key.addr, p.dst, 16);
@@ -247,7 +301,7 @@ int rf_ingress(struct __sk_buff *skb)
 		__builtin_memset(key.addr + 4, 0, 12);
 	ref = bpf_map_lookup_elem(&rf_keys, &key);
 	if (!ref)
-		return TC_ACT_OK;
+		return not_taken(skb, KT_NOT_OURS);
 	conf = bpf_map_lookup_elem(&rf_conf, &zero);
 	if (!conf)
 		return TC_ACT_OK;

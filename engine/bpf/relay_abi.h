@@ -114,6 +114,8 @@ struct rf_kt_conf {
 
 /* Per-reason counters: the engine's RX counter indexes (region.h RF_C_*),
  * mirrored here so the program needs no engine header. */
+#define RF_KT_C_RX_PACKETS        5
+#define RF_KT_C_RX_BYTES          6
 #define RF_KT_C_DROP_BAD_LEN      11
 #define RF_KT_C_DROP_TX_ERROR     13
 #define RF_KT_C_RELAY_IN          19
@@ -126,9 +128,9 @@ struct rf_kt_conf {
 /* kernel-tier only (no engine counter): at the end of the block */
 #define RF_KT_C_ORPHAN_PASS     60  /* passed to the stack: no heartbeat for orphan_ns */
 #define RF_KT_C_CONSUMED        61  /* dropped from the stack for the user tier */
-#define RF_KT_C_IP_OPTIONS      62  /* IPv4 with options to a kernel relay (also counted DROP_MALFORMED) */
 
 #define RF_KT_MAP_KEYS   "rf_keys"
+#define RF_KT_MAP_ADDRS  "rf_addrs"
 #define RF_KT_MAP_RELAYS "rf_relays"
 #define RF_KT_MAP_OCNT   "rf_ocnt"
 #define RF_KT_MAP_REASON "rf_reason"

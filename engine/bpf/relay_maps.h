@@ -3,6 +3,7 @@
  * The maps of the tc ingress program, each sized for its job (layouts in
  * relay_abi.h, written by engine/src/ktier.c):
  *   rf_keys    a relay's listen <address, port> -> its current buffer
+ *   rf_addrs   the addresses of kernel relays (counting what no relay takes)
  *   rf_relays  RF_KT_BUFS buffers per relay slot: prefixes and outputs
  *   rf_ocnt    per-CPU counters per output / relay counter slot
  *   rf_reason  per-CPU drop and relay counters, by engine counter index
@@ -22,6 +23,16 @@ struct {
 	__type(key, struct rf_kt_key);
 	__type(value, struct rf_kt_ref);
 } rf_keys SEC(".maps");
+
+/* addresses of kernel relays (port 0): frames to them that no relay takes
+ * are counted by reason, as the user tier counts what its socket filter
+ * lets up (relay_filter.c) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RF_KT_MAX_RELAYS);
+	__type(key, struct rf_kt_key);
+	__type(value, __u32);
+} rf_addrs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -51,12 +62,17 @@ struct {
 	__type(value, struct rf_kt_conf);
 } rf_conf SEC(".maps");
 
-static __always_inline void count_reason(__u32 idx)
+static __always_inline void count_reason_n(__u32 idx, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&rf_reason, &idx);
 
 	if (v)
-		*v += 1; /* per CPU: no other writer */
+		*v += n; /* per CPU: no other writer */
+}
+
+static __always_inline void count_reason(__u32 idx)
+{
+	count_reason_n(idx, 1);
 }
 
 static __always_inline void count_slot(__u32 slot, __u64 packets, __u64 bytes, __u64 drops)

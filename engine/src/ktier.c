@@ -34,6 +34,8 @@
 #define RF_KT_DEFAULT_ORPHAN_S 30u
 
 /* the program's counter indexes are the engine's */
+_Static_assert(RF_KT_C_RX_PACKETS == RF_C_RX_PACKETS, "RX_PACKETS");
+_Static_assert(RF_KT_C_RX_BYTES == RF_C_RX_BYTES, "RX_BYTES");
 _Static_assert(RF_KT_C_DROP_BAD_LEN == RF_C_DROP_BAD_LEN, "DROP_BAD_LEN");
 _Static_assert(RF_KT_C_DROP_TX_ERROR == RF_C_DROP_TX_ERROR, "DROP_TX_ERROR");
 _Static_assert(RF_KT_C_RELAY_IN == RF_C_RELAY_IN, "RELAY_IN");
@@ -58,7 +60,7 @@ struct kt_slot {
 struct rf_ktier {
 	struct rf_libbpf lb;
 	struct bpf_object *obj;
-	int prog_fd, keys_fd, relays_fd, ocnt_fd, reason_fd, conf_fd;
+	int prog_fd, keys_fd, addrs_fd, relays_fd, ocnt_fd, reason_fd, conf_fd;
 	int ifindex;
 	int created_qdisc;
 	int relaying;           /* kernel relays allowed */
@@ -272,11 +274,12 @@ int rf_ktier_open(struct rf_ktier **out, const struct rf_ktier_config *cfg, int 
 	prog = k->lb.bpf_object__find_program_by_name(k->obj, RF_KT_PROG);
 	k->prog_fd = prog ? k->lb.bpf_program__fd(prog) : -1;
 	k->keys_fd = map_fd(k, RF_KT_MAP_KEYS);
+	k->addrs_fd = map_fd(k, RF_KT_MAP_ADDRS);
 	k->relays_fd = map_fd(k, RF_KT_MAP_RELAYS);
 	k->ocnt_fd = map_fd(k, RF_KT_MAP_OCNT);
 	k->reason_fd = map_fd(k, RF_KT_MAP_REASON);
 	k->conf_fd = map_fd(k, RF_KT_MAP_CONF);
-	if (k->prog_fd < 0 || k->keys_fd < 0 || k->relays_fd < 0 || k->ocnt_fd < 0 ||
+	if (k->prog_fd < 0 || k->keys_fd < 0 || k->addrs_fd < 0 || k->relays_fd < 0 || k->ocnt_fd < 0 ||
 	    k->reason_fd < 0 || k->conf_fd < 0) {
 		snprintf(err, errlen, "%s lacks the program or a map of relay_abi.h (another version?)",
 			 cfg->bpf_object);
@@ -477,6 +480,24 @@ static int write_relay(struct rf_ktier *k, struct kt_slot *s)
 	return rc;
 }
 
+/* rf_addrs holds an address while a kernel relay listens on it. */
+static void addr_refresh(struct rf_ktier *k, const struct rf_relay_table *t, const struct rf_kt_key *key)
+{
+	struct rf_kt_key a = *key;
+	uint32_t i, one = 1;
+
+	a.port = 0;
+	for (i = 0; i < t->n_relays; i++) {
+		const struct rf_relay_ent *e = &t->relays[i];
+
+		if (e->kernel && e->family == a.family && !memcmp(e->addr, a.addr, e->family == 4 ? 4 : 16)) {
+			k->lb.bpf_map_update_elem(k->addrs_fd, &a, &one, 0);
+			return;
+		}
+	}
+	k->lb.bpf_map_delete_elem(k->addrs_fd, &a);
+}
+
 void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf_policy_msg *msg)
 {
 	struct rf_relay_ent *e = NULL;
@@ -492,6 +513,7 @@ void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf
 		if (s) {
 			k->lb.bpf_map_delete_elem(k->keys_fd, &s->key);
 			s->used = 0;
+			addr_refresh(k, t, &s->key);
 		}
 		return;
 	}
@@ -532,6 +554,7 @@ void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf
 		e->kernel = mode == RF_KT_RELAY;
 		/* the RX socket's filter leaves kernel relays out: rebuild it */
 		t->keys_gen++;
+		addr_refresh(k, t, &s->key);
 	}
 }
 

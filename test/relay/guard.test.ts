@@ -6,7 +6,7 @@
 // run with the engine's tc program removed shows the kernel would answer,
 // so the check can fail.
 import t from 'tap';
-import { cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
+import { TIERS, cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
 import type { Testbed } from '../helpers/testbed';
 
 async function snmp(tb: Testbed, host: string, fam: 4 | 6, key: string): Promise<number> {
@@ -23,8 +23,8 @@ async function snmp(tb: Testbed, host: string, fam: 4 | 6, key: string): Promise
 }
 
 if (!cannotRun(t)) {
-  t.test('sources outside the prefixes are dropped and counted; no ICMP unreachable reaches the origin', async (t) => {
-    const bed = await makeBed(t);
+  for (const tier of TIERS) t.test(`sources outside the prefixes are dropped and counted; no ICMP unreachable reaches the origin (${tier} tier)`, async (t) => {
+    const bed = await makeBed(t, {}, 2, { relayTier: tier });
     const { tb, relays, engine } = bed;
     for (const fam of [4, 6] as const) {
       const name = `g${fam}`;

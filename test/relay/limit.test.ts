@@ -4,11 +4,11 @@
 // takes in reaches the subscriber; every frame is either taken or counted.
 // The limit changes live, and 0 lifts it.
 import t from 'tap';
-import { cannotRun, endpoint, makeBed, send, startPorts } from './bed';
+import { TIERS, cannotRun, endpoint, makeBed, send, startPorts } from './bed';
 
 if (!cannotRun(t)) {
-  t.test('max_pps and max_bps drop and count above the limit', async (t) => {
-    const bed = await makeBed(t, {}, 1);
+  for (const tier of TIERS) t.test(`max_pps and max_bps drop and count above the limit (${tier} tier)`, async (t) => {
+    const bed = await makeBed(t, {}, 1, { relayTier: tier });
     const { tb, relays, engine } = bed;
     const listen = endpoint(tb.addr('relay'), 5000);
     const from = endpoint(tb.addr('origin'), 4444);

@@ -6,15 +6,15 @@
 // the IP and UDP checksums), counts are exact, and the source is the one
 // configured (the relay's listen address by default, or `source`).
 import t from 'tap';
-import { cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
+import { TIERS, cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
 
 const COUNT = 300;
 const SIZE = 1316;
 const P = 5000;
 
 if (!cannotRun(t)) {
-  t.test('split to 1, 8 and 64 subscribers, IPv4 and IPv6', async (t) => {
-    const bed = await makeBed(t);
+  for (const tier of TIERS) t.test(`split to 1, 8 and 64 subscribers, IPv4 and IPv6 (${tier} tier)`, async (t) => {
+    const bed = await makeBed(t, {}, 2, { relayTier: tier });
     const { tb, relays, engine } = bed;
     const cases: Array<{ fam: 4 | 6; n: number; srcPort?: number }> = [
       { fam: 4, n: 1 },
