@@ -307,6 +307,9 @@ int rf_ktier_open(struct rf_ktier **out, const struct rf_ktier_config *cfg, int 
 		goto fail;
 	}
 
+	/* no interface: loaded but not attached (BPF_PROG_TEST_RUN only) */
+	if (cfg->ifindex <= 0)
+		goto attached;
 	rc = ns_enter(k->netns, &orig, err, errlen);
 	if (rc)
 		goto fail;
@@ -335,6 +338,7 @@ int rf_ktier_open(struct rf_ktier **out, const struct rf_ktier_config *cfg, int 
 		goto fail;
 	}
 
+attached:
 	k->hb_period_ns = k->conf.orphan_ns / 4;
 	if (k->hb_period_ns > 1000000000ull)
 		k->hb_period_ns = 1000000000ull;

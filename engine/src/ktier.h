@@ -29,7 +29,7 @@ struct rf_ktier_config {
 	const char *bpf_object; /* path of relay.bpf.o */
 	const char *ifname;
 	const char *netns;      /* path or name under /run/netns, or NULL */
-	int ifindex;
+	int ifindex;            /* <= 0: load only, attach nowhere (tests) */
 	uint32_t mtu;
 	uint32_t tier;          /* enum rf_relay_tier */
 	uint32_t orphan_s;      /* watchdog: 0 = default 30 s */
