@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -57,8 +58,19 @@ struct kt_slot {
 	struct rf_kt_key key;
 };
 
+/* A relay the previous server left in the maps (adoption). */
+struct kt_adopted {
+	struct rf_kt_key key;
+	uint32_t buf;
+};
+
 struct rf_ktier {
 	struct rf_libbpf lb;
+	/* adoption (hitless restart): the maps of the program found at our tc
+	 * handle; relays keep running from them until rf_ktier_commit() */
+	int adopting;
+	uint32_t n_adopted;
+	struct kt_adopted adopted[RF_KT_MAX_RELAYS];
 	struct bpf_object *obj;
 	int prog_fd, keys_fd, addrs_fd, relays_fd, ocnt_fd, reason_fd, conf_fd;
 	int ifindex;
@@ -217,6 +229,118 @@ static void detach(struct rf_ktier *k)
 	ns_leave(orig);
 }
 
+/* Our maps: name, key size, value size, entries (relay_abi.h). */
+static const struct {
+	const char *name;
+	uint32_t key, value, entries;
+} MAPS[] = {
+	{ RF_KT_MAP_KEYS, sizeof(struct rf_kt_key), sizeof(struct rf_kt_ref), RF_KT_MAX_RELAYS },
+	{ RF_KT_MAP_ADDRS, sizeof(struct rf_kt_key), 4, RF_KT_MAX_RELAYS },
+	{ RF_KT_MAP_RELAYS, 4, sizeof(struct rf_kt_relay), RF_KT_MAX_RELAYS * RF_KT_BUFS },
+	{ RF_KT_MAP_OCNT, 4, sizeof(struct rf_kt_ocnt), RF_KT_MAX_COUNTERS },
+	{ RF_KT_MAP_REASON, 4, 8, RF_KT_REASONS },
+	{ RF_KT_MAP_CONF, 4, sizeof(struct rf_kt_conf), 1 },
+};
+#define N_MAPS (sizeof(MAPS) / sizeof(MAPS[0]))
+
+/*
+ * The state a previous (crashed or upgraded) server left on this
+ * interface: the program at our tc handle, and through its map ids its
+ * maps. The new object is loaded over the same maps (bpf_map__reuse_fd),
+ * so relaying never stops; a program of another layout is not adopted
+ * (replaced, with fresh maps). Found through the filter, not a bpffs pin:
+ * `ip netns exec` gives each caller a fresh /sys, so a pin under
+ * /sys/fs/bpf is not shared between a server and its successor; the
+ * filter lives in the namespace itself. 1: adopted, 0: nothing to adopt.
+ */
+static int adopt(struct rf_ktier *k, int ifindex)
+{
+	struct rf_bpf_tc_hook hook = { .sz = sizeof(hook), .ifindex = ifindex, .attach_point = RF_BPF_TC_INGRESS };
+	struct rf_bpf_tc_opts q = { .sz = sizeof(q), .handle = RF_KT_HANDLE, .priority = RF_KT_PRIO };
+	struct bpf_prog_info pi;
+	uint32_t ids[16], len = sizeof(pi), i, m;
+	int fds[N_MAPS], pfd, orig, found = 0, ok = 1;
+	char err[160];
+
+	if (ns_enter(k->netns, &orig, err, sizeof(err)))
+		return 0;
+	if (k->lb.bpf_tc_query(&hook, &q))
+		q.prog_id = 0;
+	ns_leave(orig);
+	if (!q.prog_id)
+		return 0;
+	pfd = k->lb.bpf_prog_get_fd_by_id(q.prog_id);
+	if (pfd < 0)
+		return 0;
+	memset(&pi, 0, sizeof(pi));
+	pi.nr_map_ids = 16;
+	pi.map_ids = (uint64_t)(uintptr_t)ids;
+	if (k->lb.bpf_obj_get_info_by_fd(pfd, &pi, &len) || strcmp(pi.name, RF_KT_PROG) || pi.nr_map_ids > 16) {
+		close(pfd);
+		return 0;
+	}
+	close(pfd);
+	for (m = 0; m < N_MAPS; m++)
+		fds[m] = -1;
+	for (i = 0; i < pi.nr_map_ids; i++) {
+		struct bpf_map_info mi;
+		uint32_t ml = sizeof(mi);
+		int fd = k->lb.bpf_map_get_fd_by_id(ids[i]);
+
+		if (fd < 0)
+			continue;
+		memset(&mi, 0, sizeof(mi));
+		if (k->lb.bpf_obj_get_info_by_fd(fd, &mi, &ml)) {
+			close(fd);
+			continue;
+		}
+		for (m = 0; m < N_MAPS; m++) {
+			if (strcmp(mi.name, MAPS[m].name) || fds[m] >= 0)
+				continue;
+			if (mi.key_size != MAPS[m].key || mi.value_size != MAPS[m].value ||
+			    mi.max_entries != MAPS[m].entries)
+				ok = 0;
+			fds[m] = fd;
+			fd = -1;
+			found++;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (ok && found == (int)N_MAPS) {
+		for (m = 0; m < N_MAPS && ok; m++) {
+			struct bpf_map *bm = k->lb.bpf_object__find_map_by_name(k->obj, MAPS[m].name);
+
+			ok = bm && !k->lb.bpf_map__reuse_fd(bm, fds[m]);
+		}
+	} else {
+		ok = 0;
+	}
+	if (ok) {
+		struct rf_kt_key key, next;
+		const void *prev = NULL;
+
+		/* the relays it was running: kept until the new table is complete */
+		while (k->n_adopted < RF_KT_MAX_RELAYS && !k->lb.bpf_map_get_next_key(fds[0], prev, &next)) {
+			struct rf_kt_ref ref;
+
+			key = next;
+			prev = &key;
+			if (k->lb.bpf_map_lookup_elem(fds[0], &key, &ref) || ref.buf >= RF_KT_MAX_RELAYS * RF_KT_BUFS)
+				continue;
+			k->adopted[k->n_adopted].key = key;
+			k->adopted[k->n_adopted].buf = ref.buf;
+			k->n_adopted++;
+		}
+		k->adopting = 1;
+	}
+	/* reuse_fd dup()s: ours are closed either way */
+	for (m = 0; m < N_MAPS; m++)
+		if (fds[m] >= 0)
+			close(fds[m]);
+	return ok;
+}
+
 int rf_ktier_open(struct rf_ktier **out, const struct rf_ktier_config *cfg, int *relaying,
 		  char *why, size_t whylen, char *err, size_t errlen)
 {
@@ -265,6 +389,8 @@ int rf_ktier_open(struct rf_ktier **out, const struct rf_ktier_config *cfg, int 
 		k->obj = NULL;
 		goto fail;
 	}
+	if (cfg->ifindex > 0)
+		adopt(k, cfg->ifindex);
 	rc = k->lb.bpf_object__load(k->obj);
 	if (rc) {
 		snprintf(err, errlen, "the kernel refused the tc program (%s): %s%s", cfg->bpf_object,
@@ -526,6 +652,17 @@ void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf
 			e = &t->relays[i];
 	if (!e)
 		return;
+	if (k->adopting) {
+		uint8_t m = k->relaying && !e->lim.on && e->out_count <= RF_KT_MAX_OUTS ? RF_KT_RELAY : RF_KT_CONSUME;
+
+		/* the adopted maps keep relaying the previous server's policy
+		 * until the table is complete: rf_ktier_commit() writes it */
+		if (e->kernel != (m == RF_KT_RELAY)) {
+			e->kernel = m == RF_KT_RELAY;
+			t->keys_gen++;
+		}
+		return;
+	}
 	if (!s) {
 		s = slot_take(k, relay_id);
 		if (!s)
@@ -560,6 +697,73 @@ void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf
 		t->keys_gen++;
 		addr_refresh(k, t, &s->key);
 	}
+}
+
+/*
+ * The table is complete (the server applied its configuration): write
+ * every relay, each in one flip of its rf_keys word, into the slot the
+ * previous server's version of it holds, so that an output present in both
+ * versions sees every packet exactly once; remove the adopted relays the
+ * table no longer has.
+ */
+void rf_ktier_commit(struct rf_ktier *k, struct rf_relay_table *t)
+{
+	uint32_t i, j;
+
+	if (!k || !k->adopting)
+		return;
+	k->adopting = 0;
+	for (i = 0; i < k->n_adopted; i++) {
+		const struct kt_adopted *a = &k->adopted[i];
+		const struct rf_relay_ent *e = NULL;
+
+		for (j = 0; j < t->n_relays && !e; j++)
+			if (t->relays[j].family == a->key.family && t->relays[j].port == a->key.port &&
+			    !memcmp(t->relays[j].addr, a->key.addr, 16 * (a->key.family == 6) + 4 * (a->key.family == 4)))
+				e = &t->relays[j];
+		if (!e) {
+			k->lb.bpf_map_delete_elem(k->keys_fd, &a->key);
+			addr_refresh(k, t, &a->key);
+			continue;
+		}
+		k->slots[a->buf / RF_KT_BUFS].used = 1;
+		k->slots[a->buf / RF_KT_BUFS].relay_id = e->id;
+		k->slots[a->buf / RF_KT_BUFS].key = a->key;
+		k->slots[a->buf / RF_KT_BUFS].cur = (uint8_t)(a->buf % RF_KT_BUFS);
+	}
+	for (i = 0; i < t->n_relays; i++) {
+		struct rf_relay_ent *e = &t->relays[i];
+		struct kt_slot *s = slot_of(k, e->id);
+		uint8_t mode = e->kernel ? RF_KT_RELAY : RF_KT_CONSUME;
+
+		if (!s) {
+			s = slot_take(k, e->id);
+			if (!s)
+				continue;
+			s->key.family = e->family;
+			s->key.port = e->port;
+			memcpy(s->key.addr, e->addr, e->family == 4 ? 4 : 16);
+			s->cur = RF_KT_BUFS - 1;
+		}
+		/* this server's counter slots start at zero, as its region's */
+		if (e->counter != RF_RELAY_NONE)
+			zero_slot(k, e->counter);
+		for (j = 0; j < e->out_count; j++)
+			zero_slot(k, t->outs[e->out_first + j].id);
+		build(k, t, e, mode);
+		if (write_relay(k, s) && mode == RF_KT_RELAY) {
+			build(k, t, e, RF_KT_CONSUME);
+			write_relay(k, s);
+			e->kernel = 0;
+			t->keys_gen++;
+		}
+		addr_refresh(k, t, &s->key);
+	}
+}
+
+int rf_ktier_adopting(const struct rf_ktier *k)
+{
+	return k && k->adopting;
 }
 
 /* ---------------------------------------------------------- counters -- */

@@ -52,6 +52,13 @@ void rf_ktier_close(struct rf_ktier *k);
  * and bump t->keys_gen (the RX socket's filter leaves kernel relays out). */
 void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf_policy_msg *msg);
 
+/* Adoption (hitless restart): open found a previous server's program on
+ * the interface and loaded over its maps, which keep relaying its policy;
+ * rf_ktier_sync only marks the table until rf_ktier_commit writes the
+ * complete table, relay by relay, each in one flip (RX thread). */
+void rf_ktier_commit(struct rf_ktier *k, struct rf_relay_table *t);
+int rf_ktier_adopting(const struct rf_ktier *k);
+
 /* Sums over CPUs of the program's counters: reasons[RF_KT_REASONS] by
  * engine counter index; one output counter slot. 0 or -errno. */
 int rf_ktier_reasons(struct rf_ktier *k, uint64_t *reasons, uint32_t n);

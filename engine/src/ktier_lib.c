@@ -54,6 +54,10 @@ int rf_libbpf_open(struct rf_libbpf *lb, char *err, size_t errlen)
 	SYM(bpf_obj_get);
 	SYM(bpf_prog_test_run_opts);
 	SYM(libbpf_num_possible_cpus);
+	SYM(bpf_map_get_next_key);
+	SYM(bpf_prog_get_fd_by_id);
+	SYM(bpf_map_get_fd_by_id);
+	SYM(bpf_obj_get_info_by_fd);
 	SYM(libbpf_set_print);
 #undef SYM
 	lb->libbpf_set_print(quiet);

@@ -88,6 +88,10 @@ struct rf_libbpf {
 	int (*bpf_obj_get)(const char *path);
 	int (*bpf_prog_test_run_opts)(int prog_fd, struct rf_bpf_test_run_opts *opts);
 	int (*libbpf_num_possible_cpus)(void);
+	int (*bpf_map_get_next_key)(int fd, const void *key, void *next_key);
+	int (*bpf_prog_get_fd_by_id)(uint32_t id);
+	int (*bpf_map_get_fd_by_id)(uint32_t id);
+	int (*bpf_obj_get_info_by_fd)(int fd, void *info, uint32_t *info_len);
 	rf_libbpf_print_fn (*libbpf_set_print)(rf_libbpf_print_fn fn);
 };
 

@@ -48,6 +48,8 @@ enum rf_policy_op {
 	RF_POLICY_OP_OUTPUT_REMOVE = 5,  /* rf_policy_output_ref */
 	RF_POLICY_OP_OUTPUT_SET_MAC = 6, /* rf_policy_output_mac: next hop changed or resolved */
 	RF_POLICY_OP_RELAY_LIMIT = 7,    /* rf_policy_relay_limit: ingress rate limit of a relay */
+	RF_POLICY_OP_KERNEL_COMMIT = 8,  /* no body: the table is complete, the kernel tier may
+					  * replace what a previous server left (docs/kernel-tier.md) */
 };
 
 /* Output flags. */

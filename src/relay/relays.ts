@@ -175,6 +175,8 @@ export class Relays extends EventEmitter {
   private readonly chains = new Map<string, Promise<unknown>>();
   private started = false;
   private stopped = false;
+  private committed = false;
+  private commitTimer: NodeJS.Timeout | null = null;
 
   constructor(engine: RelayEngine, opts: RelaysOptions = {}) {
     super();
@@ -200,6 +202,8 @@ export class Relays extends EventEmitter {
     if (this.stopped) throw new ReflectorError('ERR_CLOSED', 'relays: start() after stop()');
     if (this.started) return;
     this.started = true;
+    this.commitTimer = setTimeout(() => void this.commit().catch(() => undefined), 5000);
+    this.commitTimer.unref();
     if (this.refreshMs > 0) {
       const tick = (): void => {
         this.refresher = null;
@@ -221,6 +225,8 @@ export class Relays extends EventEmitter {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.started = false;
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    this.commitTimer = null;
     if (this.refresher) clearTimeout(this.refresher);
     this.refresher = null;
     for (const name of [...this.relays.keys()]) {
@@ -229,6 +235,22 @@ export class Relays extends EventEmitter {
     this.stopped = true;
     this.channel.close();
     disownChild(this.engine.region.sab, this);
+  }
+
+  /**
+   * The relays are all added: a kernel tier that adopted a previous
+   * server's programs (hitless restart, docs/kernel-tier.md) switches to
+   * this table now, each relay in one step, so outputs present in both see
+   * every packet once. Called by the server once its configuration is
+   * applied; start() calls it itself 5 s after start if nobody did. A no-op
+   * for the engine otherwise.
+   */
+  async commit(): Promise<void> {
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    this.commitTimer = null;
+    if (this.committed || !this.started) return;
+    this.committed = true;
+    await this.channel.send(OP.KERNEL_COMMIT, 'kernel tier commit', () => undefined);
   }
 
   /** stop(), by the name Engine.close() cascades with. */

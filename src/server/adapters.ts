@@ -144,6 +144,7 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
       removeOutput: (relay, sub) => relays.removeOutput(relay, sub),
       outputStats: (relay, sub) => relays.outputStats(relay, formatEndpoint(sub)),
       relayStats: (relay) => relays.relayStats(relay),
+      commit: () => relays.commit(),
       stop: () => relays.stop(),
     },
     sessions: {
