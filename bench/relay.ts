@@ -2,7 +2,11 @@
 // Relay benchmark (issue #4): lossless delivered packets/s per subscriber
 // and relay CPU per packet for redirect (1:1) and split (1:8, 1:64 with
 // --fanouts 1,8,64), payloads 64 and 1316 bytes, side by side in one run:
-//   engine    the Reflector engine (AF_PACKET RX -> policy table -> TX ring)
+//   engine    the Reflector engine, user tier (AF_PACKET RX -> policy table -> TX ring)
+//   kernel    the Reflector engine, kernel tier (its tc ingress program: rewrite and
+//             clone per output in the kernel, docs/kernel-tier.md); CPU per packet is
+//             the softirq + system time of every CPU, an upper bound (it includes the
+//             veth delivery to the sink)
 //   afpacket  bench/c/afpacket_relay.c: the bare C AF_PACKET relay (TPACKET_V3
 //             RX ring, PACKET_TX_RING with qdisc bypass, one send() per burst)
 //   c         bench/c/mmsg_relay.c: recvmmsg/sendmmsg on a UDP socket
@@ -28,7 +32,7 @@
 // engine's drop counters) and each CPU's usr/sys/softirq/idle split; the
 // summary line of a case prints them, RF_BENCH_DEBUG=1 for every run.
 //   npm run bench -- relay [--runs 3] [--ms 500] [--sizes 64,1316]
-//                          [--fanouts 1,8] [--methods engine,afpacket,c,node,nft]
+//                          [--fanouts 1,8] [--methods engine,kernel,afpacket,c,node,nft]
 //                          [--origin ring|udp] [--rate PPS] [--readme]
 // --rate: no search, PPS is taken as the lossless rate (iterating on overload)
 import type { ChildProcess } from 'node:child_process';
@@ -38,8 +42,8 @@ import { compileBench, holdSharedLock, median, runChild } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
 
-const METHODS = ['engine', 'afpacket', 'c', 'node', 'nft'] as const;
-const LABEL: Record<Method, string> = { engine: 'engine', afpacket: 'bare C AF_PACKET', c: 'C mmsg relay', node: 'Node proxy', nft: 'nftables' };
+const METHODS = ['engine', 'kernel', 'afpacket', 'c', 'node', 'nft'] as const;
+const LABEL: Record<Method, string> = { engine: 'engine (user tier)', kernel: 'engine (kernel tier)', afpacket: 'bare C AF_PACKET', c: 'C mmsg relay', node: 'Node proxy', nft: 'nftables' };
 type Method = (typeof METHODS)[number];
 const P = 5000;
 const SUB0 = 6000;
@@ -152,7 +156,7 @@ async function main(args: string[]): Promise<void> {
     // the engine lives in this process for the whole bench
     const { Engine } = await import('../src/engine/engine');
     const { Relays } = await import('../src/relay/relays');
-    const engine = o.methods.includes('engine') ? new Engine({ interface: dev, netns: tb.ns('relay'), backend: 'afpacket', txFrames: TX_FRAMES, ...(PIN ? { cpuRx: RELAY_CPU } : {}) }) : null;
+    const engine = o.methods.includes('engine') ? new Engine({ interface: dev, netns: tb.ns('relay'), backend: 'afpacket', relayTier: 'user', txFrames: TX_FRAMES, ...(PIN ? { cpuRx: RELAY_CPU } : {}) }) : null;
     const relays = engine ? new Relays(engine, { refreshMs: 0 }) : null;
     if (engine && relays) {
       await engine.start();
@@ -171,6 +175,7 @@ async function main(args: string[]): Promise<void> {
     const subs = (n: number): Array<[string, number]> => Array.from({ length: n }, (_, i) => [O, SUB0 + i]);
 
     const start = async (m: Method, fanout: number): Promise<RelayUnderTest> => {
+      if (m === 'kernel') return startKernelTier(engine, { dev, netns: tb.ns('relay'), listen: `${R}:${P}`, source: `${O}/32`, subs: subs(fanout).map(([a, p]) => `${a}:${p}`) });
       if (m === 'engine') {
         await relays!.addRelay({ name: 'bench', listen: `${R}:${P}`, sources: [`${O}/32`], subscribers: subs(fanout).map(([a, p]) => `${a}:${p}`) });
         const c0 = process.cpuUsage();
@@ -354,7 +359,7 @@ async function main(args: string[]): Promise<void> {
     await tb.destroy();
     unlock();
   }
-  const table = render(results, o);
+  const table = render(results, o) + kernelRatios(results, o);
   process.stdout.write('\n' + table + '\n');
   if (o.readme) writeReadme(table, args, o);
 }
@@ -401,6 +406,63 @@ interface Row {
 
 function fmt(x: number, d = 2): string {
   return Number.isFinite(x) ? x.toFixed(d) : '-';
+}
+
+/**
+ * The kernel tier: its own engine (relayTier kernel) for the length of a
+ * case. One tc program per interface: the user-tier engine of the bench is
+ * stopped meanwhile and started again after.
+ */
+async function startKernelTier(
+  user: import('../src/engine/engine').Engine | null,
+  c: { dev: string; netns: string; listen: string; source: string; subs: string[] },
+): Promise<RelayUnderTest> {
+  const { Engine } = await import('../src/engine/engine');
+  const { Relays } = await import('../src/relay/relays');
+  const userWasRunning = user?.running ?? false;
+  if (userWasRunning) await user!.stop();
+  const engine = new Engine({ interface: c.dev, netns: c.netns, backend: 'afpacket', relayTier: 'kernel' });
+  await engine.start();
+  const tier = engine.relayTier();
+  if (tier.tier !== 'kernel') throw new Error(`bench relay: the kernel tier is not available here: ${tier.why}`);
+  const relays = new Relays(engine, { refreshMs: 0 });
+  await relays.start();
+  await relays.addRelay({ name: 'bench', listen: c.listen, sources: [c.source], subscribers: c.subs });
+  // the program runs in softirq on whichever CPU receives: charge it every
+  // CPU's softirq and system time (an upper bound), plus this process's
+  const kernelSecs = (): number => readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l))
+    .reduce((acc, l) => { const f = l.split(/\s+/).slice(1).map(Number); return acc + f[2] + f[6]; }, 0) / 100;
+  const k0 = kernelSecs();
+  const c0 = process.cpuUsage();
+  return {
+    cpu: () => {
+      const p = process.cpuUsage(c0);
+      return kernelSecs() - k0 + (p.user + p.system) / 1e6;
+    },
+    stop: async () => {
+      await relays.stop();
+      await engine.close();
+      if (userWasRunning) await user!.start();
+    },
+  };
+}
+
+/** The kernel tier against nftables and the user tier of the same run (issue #10's goals). */
+function kernelRatios(rows: Row[], o: Options): string {
+  const lines: string[] = [];
+  for (const size of o.sizes) {
+    for (const fanout of o.fanouts) {
+      const of = (m: Method): Row | undefined => rows.find((r) => r.method === m && r.size === size && r.fanout === fanout);
+      const k = of('kernel');
+      if (!k) continue;
+      const nft = of('nft')?.lossless ?? NaN;
+      const user = of('engine')?.lossless ?? NaN;
+      const goal = fanout === 1 ? 1.5 : 1.3;
+      lines.push(`| 1:${fanout} ${size} B | ${k.originBound ? '>= ' : ''}${Math.round(k.lossless)} | ${fmt(k.lossless / nft)}x (goal ${goal}x) | ${fmt(k.lossless / user)}x (goal 3x) |`);
+    }
+  }
+  if (!lines.length) return '';
+  return '\n\n| case | kernel tier lossless pps / subscriber | vs nftables | vs user tier |\n|---|---:|---:|---:|\n' + lines.join('\n');
 }
 
 function render(rows: Row[], o: Options): string {
