@@ -5,8 +5,8 @@
 //   engine    the Reflector engine, user tier (AF_PACKET RX -> policy table -> TX ring)
 //   kernel    the Reflector engine, kernel tier (its tc ingress program: rewrite and
 //             clone per output in the kernel, docs/kernel-tier.md); CPU per packet is
-//             the softirq + system time of every CPU, an upper bound (it includes the
-//             veth delivery to the sink)
+//             the relay CPU's softirq + system time (an upper bound: all of that CPU's
+//             kernel work in the run)
 //   afpacket  bench/c/afpacket_relay.c: the bare C AF_PACKET relay (TPACKET_V3
 //             RX ring, PACKET_TX_RING with qdisc bypass, one send() per burst)
 //   c         bench/c/mmsg_relay.c: recvmmsg/sendmmsg on a UDP socket
@@ -428,9 +428,11 @@ async function startKernelTier(
   const relays = new Relays(engine, { refreshMs: 0 });
   await relays.start();
   await relays.addRelay({ name: 'bench', listen: c.listen, sources: [c.source], subscribers: c.subs });
-  // the program runs in softirq on whichever CPU receives: charge it every
-  // CPU's softirq and system time (an upper bound), plus this process's
-  const kernelSecs = (): number => readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l))
+  // the program runs in softirq where the relay's veth receives: pinned
+  // (RPS), that is the relay's CPU, whose softirq and system time it is
+  // charged (with everything else that CPU did meanwhile: an upper bound);
+  // unpinned, every CPU's. Plus this process's (the engine's idle threads).
+  const kernelSecs = (): number => readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => (PIN ? l.startsWith(`cpu${RELAY_CPU} `) : /^cpu\d/.test(l)))
     .reduce((acc, l) => { const f = l.split(/\s+/).slice(1).map(Number); return acc + f[2] + f[6]; }, 0) / 100;
   const k0 = kernelSecs();
   const c0 = process.cpuUsage();
