@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "libbpf_min.h"
@@ -18,10 +19,16 @@ static int quiet(int level, const char *fmt, va_list ap)
 
 int rf_libbpf_open(struct rf_libbpf *lb, char *err, size_t errlen)
 {
+	/* REFLECTOR_LIBBPF: another file name (the tests name a missing one to
+	 * check the fallback) */
+	const char *name = getenv("REFLECTOR_LIBBPF");
+
 	memset(lb, 0, sizeof(*lb));
-	lb->handle = dlopen("libbpf.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!name || !name[0])
+		name = "libbpf.so.1";
+	lb->handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
 	if (!lb->handle) {
-		snprintf(err, errlen, "cannot load libbpf.so.1 (install the libbpf1 package): %s", dlerror());
+		snprintf(err, errlen, "cannot load %s (install the libbpf1 package): %s", name, dlerror());
 		return -1;
 	}
 #define SYM(name)                                                                            \
