@@ -37,7 +37,7 @@
 static int failures, untestable, frames_seen, relayed_checked, outputs_checked;
 static struct rf_relay *R;
 static struct rf_ktier *K;
-static struct rf_output_counters OC[64];
+static struct rf_output_counters OC[256];
 
 #define FAIL(...)                                                                   \
 	do {                                                                        \
@@ -272,10 +272,77 @@ static void generated(uint32_t count)
 	}
 }
 
+/* A relay the program cannot relay goes to the user tier and back: a rate
+ * limit (the token buckets are the RX thread's), more than RF_KT_MAX_OUTS
+ * outputs. In the user tier the program only consumes (drops, counted
+ * "consumed"); the table entry says which tier has it. */
+static int kernel_of(uint32_t id)
+{
+	const struct rf_relay_table *t = rf_relay_read_begin(R);
+	int k = -1;
+
+	for (uint32_t i = 0; i < t->n_relays; i++)
+		if (t->relays[i].id == id)
+			k = t->relays[i].kernel;
+	rf_relay_read_end(R);
+	return k;
+}
+
+static int tier_switches(void)
+{
+	static uint8_t f[2048], out[2048], pay[100];
+	struct rf_policy_relay_limit lim = { .relay_id = 4, .pps = 1000 };
+	uint32_t n, out_len, k;
+	uint64_t c0;
+	int bad = 0, ret;
+
+	n = tp_build(f, 4, O4, 4000, P4, 5000, pay, sizeof(pay), 0);
+	if (kernel_of(4) != 1)
+		bad++, fprintf(stderr, "relay 4 should start in the kernel tier\n");
+	apply_or_die(RF_POLICY_OP_RELAY_LIMIT, &lim, sizeof(lim));
+	c0 = reason(RF_KT_C_CONSUMED);
+	out_len = sizeof(out);
+	ret = rf_ktier_test_run(K, 0, f, n, out, &out_len);
+	if (kernel_of(4) != 0 || ret != TC_SHOT || reason(RF_KT_C_CONSUMED) != c0 + 1)
+		bad++, fprintf(stderr, "a limited relay: user tier, consumed (kernel=%d ret=%d)\n", kernel_of(4), ret);
+	lim.pps = 0;
+	apply_or_die(RF_POLICY_OP_RELAY_LIMIT, &lim, sizeof(lim));
+	out_len = sizeof(out);
+	ret = rf_ktier_test_run(K, 1, f, n, out, &out_len);
+	if (kernel_of(4) != 1 || ret != KT_REWRITTEN)
+		bad++, fprintf(stderr, "limit removed: back in the kernel tier (kernel=%d ret=%d)\n", kernel_of(4), ret);
+	/* 3 outputs so far: up to RF_KT_MAX_OUTS + 1 */
+	for (k = NOUT; k <= RF_KT_MAX_OUTS; k++) {
+		struct rf_policy_output_add o = { .relay_id = 4, .output_id = 100 + k, .family = 4,
+						  .flags = RF_OUT_F_MAC_VALID, .src_port = be(5000),
+						  .dst_port = be((uint16_t)(6000 + k)) };
+
+		memcpy(o.src_addr, P4, 4);
+		memcpy(o.dst_addr, O4, 4);
+		apply_or_die(RF_POLICY_OP_OUTPUT_ADD, &o, sizeof(o));
+		if (k + 1 == RF_KT_MAX_OUTS && kernel_of(4) != 1)
+			bad++, fprintf(stderr, "%u outputs: still the kernel tier\n", RF_KT_MAX_OUTS);
+	}
+	if (kernel_of(4) != 0)
+		bad++, fprintf(stderr, "%u outputs: the user tier\n", RF_KT_MAX_OUTS + 1);
+	{
+		struct rf_policy_output_ref rm = { .relay_id = 4, .output_id = 100 + RF_KT_MAX_OUTS };
+
+		apply_or_die(RF_POLICY_OP_OUTPUT_REMOVE, &rm, sizeof(rm));
+	}
+	out_len = sizeof(out);
+	ret = rf_ktier_test_run(K, RF_KT_MAX_OUTS, f, n, out, &out_len);
+	if (kernel_of(4) != 1 || ret != KT_REWRITTEN)
+		bad++, fprintf(stderr, "back to %u outputs: the kernel tier, the 64th output rewritten (kernel=%d ret=%d)\n",
+			       RF_KT_MAX_OUTS, kernel_of(4), ret);
+	printf("# tier switches: limit on/off, %u/%u outputs: %s\n", RF_KT_MAX_OUTS + 1, RF_KT_MAX_OUTS, bad ? "FAIL" : "ok");
+	return bad;
+}
+
 int main(void)
 {
 	struct rf_ktier_config kc = { .bpf_object = OBJ, .ifname = "none", .ifindex = 0, .mtu = 1500,
-				      .tier = RF_TIER_KERNEL, .max_counters = 64 };
+				      .tier = RF_TIER_KERNEL, .max_counters = 256 };
 	char err[256] = "", why[128], dir[] = "/tmp/rf-diff-XXXXXX";
 	char *args[] = { (char *)"gen_seeds", dir, NULL };
 	int relaying, rc;
@@ -288,7 +355,7 @@ int main(void)
 		printf("skip: %s not found (run from engine/)\n", OBJ);
 		return 77;
 	}
-	R = rf_relay_create(OC, 64, (const uint8_t *)"\x02\xaa\xbb\xcc\xdd\xee", 1500);
+	R = rf_relay_create(OC, 256, (const uint8_t *)"\x02\xaa\xbb\xcc\xdd\xee", 1500);
 	rc = rf_ktier_open(&K, &kc, &relaying, why, sizeof(why), err, sizeof(err));
 	if (rc == -ENOENT && strstr(err, "libbpf")) {
 		printf("skip: %s\n", err);
@@ -315,6 +382,7 @@ int main(void)
 		if (system(cmd)) {
 		}
 	}
+	failures += tier_switches();
 	printf("# %d frames (%d too short for BPF_PROG_TEST_RUN), %d relayed by C, %d output frames compared byte for byte, %d differences\n",
 	       frames_seen, untestable, relayed_checked, outputs_checked, failures);
 	rf_ktier_close(K);
