@@ -226,8 +226,10 @@ async function main(args: string[]): Promise<void> {
           subs(fanout).map(([, p]) => `  meta mark 0x42 udp dport set ${p} dup to "${dev}"\n`).join('') +
           `  meta mark 0x42 drop\n }\n}\n`;
       await tb.exec('relay', ['nft', '-f', '-'], { input: script });
+      const n0 = kernelSecs();
       return {
-        cpu: () => NaN,
+        // the relay CPU's softirq + system time, as the kernel tier's (an upper bound)
+        cpu: () => kernelSecs() - n0,
         stop: async () => {
           await tb.exec('relay', ['nft', 'delete', 'table', fanout === 1 ? 'ip' : 'netdev', 'rfbench']);
           await tb.exec('relay', ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=0']);
@@ -409,6 +411,18 @@ function fmt(x: number, d = 2): string {
 }
 
 /**
+ * CPU seconds of kernel work a relay in the kernel (the tc program,
+ * nftables) is charged: it runs in softirq where the relay's veth receives;
+ * pinned (RPS) that is the relay's CPU, whose softirq and system time it is
+ * charged (with everything else that CPU did meanwhile: an upper bound);
+ * unpinned, every CPU's.
+ */
+function kernelSecs(): number {
+  return readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => (PIN ? l.startsWith(`cpu${RELAY_CPU} `) : /^cpu\d/.test(l)))
+    .reduce((acc, l) => { const f = l.split(/\s+/).slice(1).map(Number); return acc + f[2] + f[6]; }, 0) / 100;
+}
+
+/**
  * The kernel tier: its own engine (relayTier kernel) for the length of a
  * case. One tc program per interface: the user-tier engine of the bench is
  * stopped meanwhile and started again after.
@@ -428,12 +442,7 @@ async function startKernelTier(
   const relays = new Relays(engine, { refreshMs: 0 });
   await relays.start();
   await relays.addRelay({ name: 'bench', listen: c.listen, sources: [c.source], subscribers: c.subs });
-  // the program runs in softirq where the relay's veth receives: pinned
-  // (RPS), that is the relay's CPU, whose softirq and system time it is
-  // charged (with everything else that CPU did meanwhile: an upper bound);
-  // unpinned, every CPU's. Plus this process's (the engine's idle threads).
-  const kernelSecs = (): number => readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => (PIN ? l.startsWith(`cpu${RELAY_CPU} `) : /^cpu\d/.test(l)))
-    .reduce((acc, l) => { const f = l.split(/\s+/).slice(1).map(Number); return acc + f[2] + f[6]; }, 0) / 100;
+  // plus this process's CPU (the engine's idle threads)
   const k0 = kernelSecs();
   const c0 = process.cpuUsage();
   return {
