@@ -810,7 +810,10 @@ int rf_ktier_test_run(struct rf_ktier *k, uint32_t test_out, const uint8_t *fram
 	struct rf_bpf_test_run_opts o = { .sz = sizeof(o) };
 	int rc;
 
+	/* conf is the heartbeat thread's too: changed under its lock */
+	pthread_mutex_lock(&k->mu);
 	k->conf.test_out = test_out;
+	pthread_mutex_unlock(&k->mu);
 	rc = write_conf(k);
 	if (rc)
 		return rc;
@@ -820,7 +823,9 @@ int rf_ktier_test_run(struct rf_ktier *k, uint32_t test_out, const uint8_t *fram
 	o.data_size_out = out_len ? *out_len : 0;
 	o.repeat = 1;
 	rc = k->lb.bpf_prog_test_run_opts(k->prog_fd, &o);
+	pthread_mutex_lock(&k->mu);
 	k->conf.test_out = 0;
+	pthread_mutex_unlock(&k->mu);
 	write_conf(k);
 	if (rc)
 		return rc;
