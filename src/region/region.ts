@@ -203,6 +203,14 @@ export class Region implements LaneRegion {
     return this.counterAt(thread, i);
   }
 
+  /** The kernel tier's part of RX counter `name` (already in counter(1, name)): what the tc program counted. */
+  kernelCounter(name: string): bigint {
+    const i = (COUNTER as Record<string, number>)[name];
+    if (i === undefined) throw invalidArg(`counter: "${name}" is not a counter (accepted: ${COUNTER_NAMES.join(', ')})`);
+    if (i >= KERNEL_REASONS) return 0n;
+    return this.kernelBase[i] + (this.kernel ? this.kernelReasons()[i] : 0n);
+  }
+
   /** Every counter of engine thread `thread`, by name. */
   counters(thread: 0 | 1): Record<CounterName, bigint> {
     const out = {} as Record<CounterName, bigint>;
