@@ -183,8 +183,45 @@ static int walk_out(__u32 k, void *arg)
 	return 0;
 }
 
+/* Take one frame of `bytes` from relay slot `slot`'s buckets (relay_int.h
+ * rf_relay_lim_take, under the bucket's lock: every CPU shares it).
+ * 1 = pass, 0 = over the limit. */
+static __noinline int lim_take(__u32 slot, __u32 bytes)
+{
+	struct rf_kt_limit *l = bpf_map_lookup_elem(&rf_limits, &slot);
+	__u64 now = bpf_ktime_get_ns(), gap, add, need;
+	int ok;
+
+	if (!l)
+		return 1;
+	if (bytes > 65535)
+		bytes = 65535;
+	bpf_spin_lock(&l->lock);
+	gap = now - l->last_ns;
+	/* another CPU's clock read a moment later took the lock first: no
+	 * credit, and the time does not go back */
+	if ((__s64)gap < 0) {
+		gap = 0;
+		now = l->last_ns;
+	}
+	if (gap > l->max_gap_ns)
+		gap = l->max_gap_ns;
+	l->last_ns = now;
+	add = gap << 16;
+	l->credit_pkt = l->cap_pkt - l->credit_pkt < add ? l->cap_pkt : l->credit_pkt + add;
+	l->credit_byte = l->cap_byte - l->credit_byte < add ? l->cap_byte : l->credit_byte + add;
+	need = (__u64)bytes * l->cost_byte;
+	ok = !(l->credit_pkt < l->cost_pkt || l->credit_byte < need);
+	if (ok) {
+		l->credit_pkt -= l->cost_pkt;
+		l->credit_byte -= need;
+	}
+	bpf_spin_unlock(&l->lock);
+	return ok;
+}
+
 static __always_inline int relay(struct __sk_buff *skb, const struct rf_kt_relay *r,
-				 struct kt_pkt *p, const struct rf_kt_conf *conf)
+				 struct kt_pkt *p, const struct rf_kt_conf *conf, __u32 slot)
 {
 	struct walk w = { .skb = skb, .r = r, .p = p, .conf = conf, .ret = TC_ACT_SHOT };
 	__u32 want;
@@ -193,13 +230,20 @@ static __always_inline int relay(struct __sk_buff *skb, const struct rf_kt_relay
 	 * RX thread does not see a kernel relay's frames */
 	count_reason(RF_KT_C_RX_PACKETS);
 	count_reason_n(RF_KT_C_RX_BYTES, skb->len);
+	/* matched a relay, as the user tier counts relay_in: before the checks */
+	count_reason(RF_KT_C_RELAY_IN);
 	if (!allowed(r, p)) {
 		/* counter: RF_C_DROP_NOT_ALLOWED + the relay's drops */
 		count_reason(RF_KT_C_DROP_NOT_ALLOWED);
 		count_slot(r->counter, 0, 0, 1);
 		return TC_ACT_SHOT;
 	}
-	count_reason(RF_KT_C_RELAY_IN);
+	if (r->mode == RF_KT_RELAY_LIMITED && !lim_take(slot, skb->len)) {
+		/* counter: RF_C_DROP_RATE_LIMIT + the relay's drops and limited */
+		count_reason(RF_KT_C_DROP_RATE_LIMIT);
+		count_limited(r->counter);
+		return TC_ACT_SHOT;
+	}
 	count_slot(r->counter, 1, skb->len, 0);
 	w.alen = p->family == 4 ? 20 : 40;
 	if (p->has_opts) {
@@ -315,12 +359,12 @@ int rf_ingress(struct __sk_buff *skb)
 	r = bpf_map_lookup_elem(&rf_relays, &buf);
 	if (!r)
 		return TC_ACT_OK;
-	if (r->mode != RF_KT_RELAY) {
+	if (r->mode != RF_KT_RELAY && r->mode != RF_KT_RELAY_LIMITED) {
 		/* counter: kernel-only CONSUMED (the user tier counts it) */
 		count_reason(RF_KT_C_CONSUMED);
 		return TC_ACT_SHOT;
 	}
-	return relay(skb, r, &p, conf);
+	return relay(skb, r, &p, conf, buf / RF_KT_BUFS);
 }
 
 char _license[] SEC("license") = "Dual MIT/GPL";

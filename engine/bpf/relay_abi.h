@@ -29,7 +29,7 @@ typedef uint64_t rf_u64;
 #endif
 
 /* bumped on any change of a layout below */
-#define RF_KT_ABI 1u
+#define RF_KT_ABI 2u
 
 #define RF_KT_MAX_RELAYS   64u  /* = RF_RELAY_MAX_RELAYS */
 #define RF_KT_MAX_OUTS     64u  /* outputs of one relay relayed in the kernel */
@@ -43,6 +43,7 @@ typedef uint64_t rf_u64;
 enum rf_kt_mode {
 	RF_KT_CONSUME = 1, /* user tier relays it (AF_PACKET saw it first): drop it from the stack */
 	RF_KT_RELAY = 2,   /* relay it here: check, rewrite, clone to every output, drop */
+	RF_KT_RELAY_LIMITED = 3, /* the same, through the relay's token buckets (rf_limits) */
 };
 
 /* rf_keys key: a relay's listen <address, port>. */
@@ -94,6 +95,27 @@ struct rf_kt_relay {
 	struct rf_kt_out out[RF_KT_MAX_OUTS];
 };
 
+/* rf_limits[slot]: a relay's token buckets (RF_POLICY_OP_RELAY_LIMIT), the
+ * arithmetic of relay_int.h rf_relay_lim_take: q16 ns of line time, costs
+ * divided out when the limit is set. One per relay slot, shared by every
+ * CPU under its spin lock. */
+struct rf_kt_limit {
+#ifdef __bpf__
+	struct bpf_spin_lock lock;
+#else
+	rf_u32 lock;       /* the kernel's bpf_spin_lock: never written from here */
+#endif
+	rf_u32 _pad;
+	rf_u64 cost_pkt;
+	rf_u64 cost_byte;
+	rf_u64 cap_pkt;
+	rf_u64 cap_byte;
+	rf_u64 credit_pkt;
+	rf_u64 credit_byte;
+	rf_u64 max_gap_ns;
+	rf_u64 last_ns;    /* bpf_ktime_get_ns() = CLOCK_MONOTONIC */
+};
+
 /* rf_ocnt (per CPU, indexed by counter slot): summed into rf_output_counters. */
 struct rf_kt_ocnt {
 	rf_u64 packets;
@@ -125,6 +147,7 @@ struct rf_kt_conf {
 #define RF_KT_C_DROP_FRAGMENT     23
 #define RF_KT_C_DROP_NO_NEIGHBOUR 24
 #define RF_KT_C_RX_UNMATCHED      26
+#define RF_KT_C_DROP_RATE_LIMIT   30
 /* kernel-tier only (no engine counter): at the end of the block */
 #define RF_KT_C_ORPHAN_PASS     60  /* passed to the stack: no heartbeat for orphan_ns */
 #define RF_KT_C_CONSUMED        61  /* dropped from the stack for the user tier */
@@ -135,6 +158,7 @@ struct rf_kt_conf {
 #define RF_KT_MAP_OCNT   "rf_ocnt"
 #define RF_KT_MAP_REASON "rf_reason"
 #define RF_KT_MAP_CONF   "rf_conf"
+#define RF_KT_MAP_LIMITS "rf_limits"
 #define RF_KT_PROG       "rf_ingress"
 
 _Static_assert(sizeof(struct rf_kt_key) == 20, "rf_kt_key");
@@ -147,6 +171,8 @@ _Static_assert(__builtin_offsetof(struct rf_kt_out, hdr) == 12, "rf_kt_out.hdr")
 _Static_assert(__builtin_offsetof(struct rf_kt_relay, prefix) == 16, "rf_kt_relay.prefix");
 _Static_assert(__builtin_offsetof(struct rf_kt_relay, out) == 16 + 32 * RF_KT_MAX_PREFIXES, "rf_kt_relay.out");
 _Static_assert(sizeof(struct rf_kt_ocnt) == 32, "rf_kt_ocnt");
+_Static_assert(sizeof(struct rf_kt_limit) == 72, "rf_kt_limit");
+_Static_assert(__builtin_offsetof(struct rf_kt_limit, cost_pkt) == 8, "rf_kt_limit.cost_pkt");
 _Static_assert(sizeof(struct rf_kt_conf) == 32, "rf_kt_conf");
 _Static_assert(__builtin_offsetof(struct rf_kt_conf, heartbeat_ns) == 8, "rf_kt_conf.heartbeat_ns");
 

@@ -5,6 +5,7 @@
  *   rf_keys    a relay's listen <address, port> -> its current buffer
  *   rf_addrs   the addresses of kernel relays (counting what no relay takes)
  *   rf_relays  RF_KT_BUFS buffers per relay slot: prefixes and outputs
+ *   rf_limits  a relay's token buckets, by relay slot (spin lock)
  *   rf_ocnt    per-CPU counters per output / relay counter slot
  *   rf_reason  per-CPU drop and relay counters, by engine counter index
  *   rf_conf    interface, MTU, heartbeat and test switch
@@ -40,6 +41,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rf_kt_relay);
 } rf_relays SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RF_KT_MAX_RELAYS);
+	__type(key, __u32);
+	__type(value, struct rf_kt_limit);
+} rf_limits SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -87,6 +95,20 @@ static __always_inline void count_slot(__u32 slot, __u64 packets, __u64 bytes, _
 	c->packets += packets;
 	c->bytes += bytes;
 	c->drops += drops;
+}
+
+/* A relay's rate-limit drop: its drops and its limited counter. */
+static __always_inline void count_limited(__u32 slot)
+{
+	struct rf_kt_ocnt *c;
+
+	if (slot == 0xffffffffu)
+		return;
+	c = bpf_map_lookup_elem(&rf_ocnt, &slot);
+	if (!c)
+		return;
+	c->drops += 1;
+	c->limited += 1;
 }
 
 #endif

@@ -46,6 +46,7 @@ _Static_assert(RF_KT_C_DROP_MALFORMED == RF_C_DROP_MALFORMED, "DROP_MALFORMED");
 _Static_assert(RF_KT_C_DROP_FRAGMENT == RF_C_DROP_FRAGMENT, "DROP_FRAGMENT");
 _Static_assert(RF_KT_C_DROP_NO_NEIGHBOUR == RF_C_DROP_NO_NEIGHBOUR, "DROP_NO_NEIGHBOUR");
 _Static_assert(RF_KT_C_RX_UNMATCHED == RF_C_RX_UNMATCHED, "RX_UNMATCHED");
+_Static_assert(RF_KT_C_DROP_RATE_LIMIT == RF_C_DROP_RATE_LIMIT, "DROP_RATE_LIMIT");
 _Static_assert(RF_C_COUNT_USED <= RF_KT_C_ORPHAN_PASS, "kernel-only reasons after the engine's");
 _Static_assert(RF_KT_MAX_RELAYS == RF_RELAY_MAX_RELAYS, "relays");
 _Static_assert(RF_KT_MAX_PREFIXES == RF_RELAY_MAX_PREFIXES, "prefixes");
@@ -72,7 +73,7 @@ struct rf_ktier {
 	uint32_t n_adopted;
 	struct kt_adopted adopted[RF_KT_MAX_RELAYS];
 	struct bpf_object *obj;
-	int prog_fd, keys_fd, addrs_fd, relays_fd, ocnt_fd, reason_fd, conf_fd;
+	int prog_fd, keys_fd, addrs_fd, relays_fd, ocnt_fd, reason_fd, conf_fd, limits_fd;
 	int ifindex;
 	int created_qdisc;
 	int relaying;           /* kernel relays allowed */
@@ -240,6 +241,7 @@ static const struct {
 	{ RF_KT_MAP_OCNT, 4, sizeof(struct rf_kt_ocnt), RF_KT_MAX_COUNTERS },
 	{ RF_KT_MAP_REASON, 4, 8, RF_KT_REASONS },
 	{ RF_KT_MAP_CONF, 4, sizeof(struct rf_kt_conf), 1 },
+	{ RF_KT_MAP_LIMITS, 4, sizeof(struct rf_kt_limit), RF_KT_MAX_RELAYS },
 };
 #define N_MAPS (sizeof(MAPS) / sizeof(MAPS[0]))
 
@@ -405,8 +407,9 @@ int rf_ktier_open(struct rf_ktier **out, const struct rf_ktier_config *cfg, int 
 	k->ocnt_fd = map_fd(k, RF_KT_MAP_OCNT);
 	k->reason_fd = map_fd(k, RF_KT_MAP_REASON);
 	k->conf_fd = map_fd(k, RF_KT_MAP_CONF);
+	k->limits_fd = map_fd(k, RF_KT_MAP_LIMITS);
 	if (k->prog_fd < 0 || k->keys_fd < 0 || k->addrs_fd < 0 || k->relays_fd < 0 || k->ocnt_fd < 0 ||
-	    k->reason_fd < 0 || k->conf_fd < 0) {
+	    k->reason_fd < 0 || k->conf_fd < 0 || k->limits_fd < 0) {
 		snprintf(err, errlen, "%s lacks the program or a map of relay_abi.h (another version?)",
 			 cfg->bpf_object);
 		rc = -EINVAL;
@@ -579,7 +582,7 @@ static void build(struct rf_ktier *k, const struct rf_relay_table *t, const stru
 		}
 	}
 	n = e->out_count < RF_KT_MAX_OUTS ? e->out_count : RF_KT_MAX_OUTS;
-	v->n_out = mode == RF_KT_RELAY ? n : 0;
+	v->n_out = mode != RF_KT_CONSUME ? n : 0;
 	for (i = 0; i < v->n_out; i++) {
 		const struct rf_relay_out *o = &t->outs[e->out_first + i];
 		struct rf_kt_out *d = &v->out[i];
@@ -608,6 +611,34 @@ static int write_relay(struct rf_ktier *k, struct kt_slot *s)
 	if (!rc)
 		s->cur = (uint8_t)(buf % RF_KT_BUFS);
 	return rc;
+}
+
+/* The tier of relay `e`: the kernel's unless it has more outputs than the
+ * program walks (or the tier is user). */
+static uint8_t mode_of(const struct rf_ktier *k, const struct rf_relay_ent *e)
+{
+	if (!k->relaying || e->out_count > RF_KT_MAX_OUTS)
+		return RF_KT_CONSUME;
+	return e->lim.on ? RF_KT_RELAY_LIMITED : RF_KT_RELAY;
+}
+
+/* Start relay slot `s`'s buckets from its table entry's limit (full, as
+ * rf_relay_lim_set leaves them). */
+static void write_limit(struct rf_ktier *k, const struct kt_slot *s, const struct rf_relay_ent *e)
+{
+	struct rf_kt_limit l;
+	uint32_t slot = (uint32_t)(s - k->slots);
+
+	memset(&l, 0, sizeof(l));
+	l.cost_pkt = e->lim.cost_pkt;
+	l.cost_byte = e->lim.cost_byte;
+	l.cap_pkt = e->lim.cap_pkt;
+	l.cap_byte = e->lim.cap_byte;
+	l.credit_pkt = e->lim.cap_pkt;
+	l.credit_byte = e->lim.cap_byte;
+	l.max_gap_ns = e->lim.max_gap_ns;
+	l.last_ns = mono_ns();
+	k->lb.bpf_map_update_elem(k->limits_fd, &slot, &l, 0);
 }
 
 /* rf_addrs holds an address while a kernel relay listens on it. */
@@ -653,12 +684,12 @@ void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf
 	if (!e)
 		return;
 	if (k->adopting) {
-		uint8_t m = k->relaying && !e->lim.on && e->out_count <= RF_KT_MAX_OUTS ? RF_KT_RELAY : RF_KT_CONSUME;
+		uint8_t m = mode_of(k, e);
 
 		/* the adopted maps keep relaying the previous server's policy
 		 * until the table is complete: rf_ktier_commit() writes it */
-		if (e->kernel != (m == RF_KT_RELAY)) {
-			e->kernel = m == RF_KT_RELAY;
+		if (e->kernel != (m != RF_KT_CONSUME)) {
+			e->kernel = m != RF_KT_CONSUME;
 			t->keys_gen++;
 		}
 		return;
@@ -680,10 +711,12 @@ void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf
 		memcpy(&out_id, msg->body + 4, 4);
 		zero_slot(k, out_id);
 	}
-	/* a relay the program cannot relay stays in the user tier: a rate
-	 * limit (the token bucket is the RX thread's) or more outputs than
-	 * one program walks */
-	mode = k->relaying && !e->lim.on && e->out_count <= RF_KT_MAX_OUTS ? RF_KT_RELAY : RF_KT_CONSUME;
+	/* a relay with more outputs than one program walks stays in the
+	 * user tier; a limit (or a changed one) starts with full buckets,
+	 * before the relay that uses them is current */
+	mode = mode_of(k, e);
+	if (msg->op == RF_POLICY_OP_RELAY_LIMIT || msg->op == RF_POLICY_OP_RELAY_ADD)
+		write_limit(k, s, e);
 	build(k, t, e, mode);
 	if (write_relay(k, s)) {
 		/* the map refused: keep relaying in the user tier */
@@ -691,8 +724,8 @@ void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf
 		build(k, t, e, mode);
 		write_relay(k, s);
 	}
-	if (e->kernel != (mode == RF_KT_RELAY)) {
-		e->kernel = mode == RF_KT_RELAY;
+	if (e->kernel != (mode != RF_KT_CONSUME)) {
+		e->kernel = mode != RF_KT_CONSUME;
 		/* the RX socket's filter leaves kernel relays out: rebuild it */
 		t->keys_gen++;
 		addr_refresh(k, t, &s->key);
@@ -734,7 +767,7 @@ void rf_ktier_commit(struct rf_ktier *k, struct rf_relay_table *t)
 	for (i = 0; i < t->n_relays; i++) {
 		struct rf_relay_ent *e = &t->relays[i];
 		struct kt_slot *s = slot_of(k, e->id);
-		uint8_t mode = e->kernel ? RF_KT_RELAY : RF_KT_CONSUME;
+		uint8_t mode = mode_of(k, e);
 
 		if (!s) {
 			s = slot_take(k, e->id);
@@ -750,8 +783,9 @@ void rf_ktier_commit(struct rf_ktier *k, struct rf_relay_table *t)
 			zero_slot(k, e->counter);
 		for (j = 0; j < e->out_count; j++)
 			zero_slot(k, t->outs[e->out_first + j].id);
+		write_limit(k, s, e);
 		build(k, t, e, mode);
-		if (write_relay(k, s) && mode == RF_KT_RELAY) {
+		if (write_relay(k, s) && mode != RF_KT_CONSUME) {
 			build(k, t, e, RF_KT_CONSUME);
 			write_relay(k, s);
 			e->kernel = 0;

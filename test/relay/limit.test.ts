@@ -32,7 +32,10 @@ if (!cannotRun(t)) {
       return { received: got?.received ?? 0, took, d };
     };
 
+    const k0 = engine.region.kernelCounter('drop_rate_limit');
     const a = await run(3000, 3000, 200);
+    // the tier under test holds the limit: the tc program's token buckets (kernel) or the RX thread's (user)
+    t.equal(engine.region.kernelCounter('drop_rate_limit') - k0, tier === 'kernel' ? a.d.drop_rate_limit : 0n, `the ${tier} tier counted the limited frames`);
     t.comment(`3000 at 3000 pps in ${a.took.toFixed(2)} s: relay_in ${a.d.relay_in}, taken ${a.d.packets}, limited ${a.d.rateLimited}, received ${a.received}`);
     t.equal(a.d.packets + a.d.rateLimited, a.d.relay_in, 'every frame that reached the relay was taken in or counted as limited');
     t.equal(a.d.drop_rate_limit, a.d.rateLimited, 'drop_rate_limit = the relay\'s own count');
