@@ -16,6 +16,8 @@ export const OP = {
   OUTPUT_REMOVE: 5,
   OUTPUT_SET_MAC: 6,
   RELAY_LIMIT: 7,
+  /** no body: the table is complete; the kernel tier replaces what a previous server left (docs/kernel-tier.md) */
+  KERNEL_COMMIT: 8,
 } as const;
 export type PolicyOp = (typeof OP)[keyof typeof OP];
 

@@ -56,6 +56,8 @@ export interface RelayManagerLike {
   /** change a relay's ingress limit live (0 = none) */
   setLimit?(relay: string, limit: { maxPps: number; maxBps: number }): Promise<void>;
   stop?(): Promise<void>;
+  /** the configuration is applied: the kernel tier may replace what a previous server left running */
+  commit?(): Promise<void>;
 }
 
 export interface SessionManagerLike {
