@@ -131,7 +131,7 @@ struct rf_kt_conf {
 	rf_u64 heartbeat_ns; /* bpf_ktime_get_ns() of the engine's last heartbeat */
 	rf_u64 orphan_ns;  /* no heartbeat for this long: pass everything (0 = never) */
 	rf_u32 test_out;   /* BPF_PROG_TEST_RUN only: rewrite for output k-1 and return (0 = off) */
-	rf_u32 _pad;
+	rf_u32 owner_pid;  /* the engine's process: a live one keeps a second engine off the interface */
 };
 
 /* Per-reason counters: the engine's RX counter indexes (region.h RF_C_*),

@@ -302,7 +302,7 @@ void rf_rx_control_bad_peers(struct rf_engine *e)
 /* The tc program: consumes the user tier's traffic, or relays in the
  * kernel. A kernel (or machine) that refuses it is no error: the user tier
  * relays and tier_why says why (the server logs it in one line). */
-static void open_kernel_tier(struct rf_engine *e)
+static int open_kernel_tier(struct rf_engine *e, char *err, size_t errlen)
 {
 	struct rf_ktier_config kc = { 0 };
 	char kerr[200] = "";
@@ -313,7 +313,7 @@ static void open_kernel_tier(struct rf_engine *e)
 		snprintf(e->tier_why, sizeof(e->tier_why), "%s",
 			 e->cfg.backend == RF_BACKEND_NULL ? "the null backend has no interface"
 							   : "no BPF object given");
-		return;
+		return 0;
 	}
 	snprintf(e->bpf_object, sizeof(e->bpf_object), "%s", e->cfg.bpf_object);
 	kc.bpf_object = e->bpf_object;
@@ -325,12 +325,17 @@ static void open_kernel_tier(struct rf_engine *e)
 	kc.orphan_s = e->cfg.kernel_orphan_s;
 	kc.max_counters = e->hs.max_outputs;
 	rc = rf_ktier_open(&e->kt, &kc, &relaying, e->tier_why, sizeof(e->tier_why), kerr, sizeof(kerr));
+	/* another live engine on this interface: not a kernel that refuses, a misconfiguration */
+	if (rc == -EBUSY)
+		return fail(err, errlen, rc, "engine: %s%s%s: %s", e->ifname, e->cfg.netns ? " in namespace " : "",
+			    e->cfg.netns ? e->cfg.netns : "", kerr);
 	if (rc) {
 		snprintf(e->tier_why, sizeof(e->tier_why), "%s", kerr);
-		return;
+		return 0;
 	}
 	snprintf(e->tier, sizeof(e->tier), "%s", relaying ? "kernel" : "user");
 	rf_relay_set_ktier(e->relay, e->kt);
+	return 0;
 }
 
 const char *rf_engine_relay_tier(const struct rf_engine *e, const char **why)
@@ -459,7 +464,9 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 		rc = fail(err, errlen, -ENOMEM, "engine: cannot create the relay table");
 		goto out;
 	}
-	open_kernel_tier(e);
+	rc = open_kernel_tier(e, err, errlen);
+	if (rc)
+		goto out;
 	for (i = 0; i < e->hs.lane_count; i++) {
 		const struct rf_lane *l = &e->hs.lanes[i];
 		struct rf_tx_lane *ln = &e->lanes[i];

@@ -18,6 +18,7 @@
 #include <linux/bpf.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +245,10 @@ static const struct {
 	{ RF_KT_MAP_LIMITS, 4, sizeof(struct rf_kt_limit), RF_KT_MAX_RELAYS },
 };
 #define N_MAPS (sizeof(MAPS) / sizeof(MAPS[0]))
+/* MAPS[] index of the conf map (heartbeat, owner) */
+#define RF_KT_CONF_INDEX 5
+/* a heartbeat younger than this is a live engine's (its period is at most 1 s) */
+#define RF_KT_LIVE_NS 3000000000ull
 
 /*
  * The state a previous (crashed or upgraded) server left on this
@@ -255,16 +260,66 @@ static const struct {
  * /sys/fs/bpf is not shared between a server and its successor; the
  * filter lives in the namespace itself. 1: adopted, 0: nothing to adopt.
  */
-static int adopt(struct rf_ktier *k, int ifindex)
+/* killed but not yet reaped by its parent: as dead as it gets */
+static int pid_is_zombie(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* "pid (comm) S ...": the state follows the last ')' */
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/*
+ * A live engine still owns the program at our handle: its process exists
+ * and its heartbeat is fresh (the heartbeat thread dies with the process,
+ * so a crashed server's is at most one period old and its pid is gone).
+ * Two engines on one interface would relay each other's policy: the second
+ * one is refused instead of adopting.
+ */
+static int live_owner(struct rf_ktier *k, int conf_fd, char *err, size_t errlen)
+{
+	struct rf_kt_conf c;
+	uint32_t zero = 0;
+	uint64_t now = mono_ns(), age;
+
+	if (conf_fd < 0 || k->lb.bpf_map_lookup_elem(conf_fd, &zero, &c) || !c.owner_pid ||
+	    c.owner_pid == (uint32_t)getpid())
+		return 0;
+	if (kill((pid_t)c.owner_pid, 0) && errno == ESRCH)
+		return 0;
+	if (pid_is_zombie((pid_t)c.owner_pid))
+		return 0;
+	age = now > c.heartbeat_ns ? now - c.heartbeat_ns : 0;
+	if (age > RF_KT_LIVE_NS)
+		return 0;
+	snprintf(err, errlen, "another Reflector engine (pid %u, heartbeat %llu ms ago) serves this "
+		 "interface's tc ingress; one engine per interface", c.owner_pid,
+		 (unsigned long long)(age / 1000000ull));
+	return -EBUSY;
+}
+
+static int adopt(struct rf_ktier *k, int ifindex, char *err, size_t errlen)
 {
 	struct rf_bpf_tc_hook hook = { .sz = sizeof(hook), .ifindex = ifindex, .attach_point = RF_BPF_TC_INGRESS };
 	struct rf_bpf_tc_opts q = { .sz = sizeof(q), .handle = RF_KT_HANDLE, .priority = RF_KT_PRIO };
 	struct bpf_prog_info pi;
 	uint32_t ids[16], len = sizeof(pi), i, m;
 	int fds[N_MAPS], pfd, orig, found = 0, ok = 1;
-	char err[160];
+	char nserr[160];
 
-	if (ns_enter(k->netns, &orig, err, sizeof(err)))
+	if (ns_enter(k->netns, &orig, nserr, sizeof(nserr)))
 		return 0;
 	if (k->lb.bpf_tc_query(&hook, &q))
 		q.prog_id = 0;
@@ -310,6 +365,14 @@ static int adopt(struct rf_ktier *k, int ifindex)
 			close(fd);
 	}
 	if (ok && found == (int)N_MAPS) {
+		int busy = live_owner(k, fds[RF_KT_CONF_INDEX], err, errlen);
+
+		if (busy) {
+			for (m = 0; m < N_MAPS; m++)
+				if (fds[m] >= 0)
+					close(fds[m]);
+			return busy;
+		}
 		for (m = 0; m < N_MAPS && ok; m++) {
 			struct bpf_map *bm = k->lb.bpf_object__find_map_by_name(k->obj, MAPS[m].name);
 
@@ -391,8 +454,11 @@ int rf_ktier_open(struct rf_ktier **out, const struct rf_ktier_config *cfg, int 
 		k->obj = NULL;
 		goto fail;
 	}
-	if (cfg->ifindex > 0)
-		adopt(k, cfg->ifindex);
+	if (cfg->ifindex > 0) {
+		rc = adopt(k, cfg->ifindex, err, errlen);
+		if (rc < 0)
+			goto fail;
+	}
 	rc = k->lb.bpf_object__load(k->obj);
 	if (rc) {
 		snprintf(err, errlen, "the kernel refused the tc program (%s): %s%s", cfg->bpf_object,
@@ -428,6 +494,7 @@ int rf_ktier_open(struct rf_ktier **out, const struct rf_ktier_config *cfg, int 
 		goto fail;
 	}
 	k->conf.ifindex = (uint32_t)cfg->ifindex;
+	k->conf.owner_pid = (uint32_t)getpid();
 	k->conf.mtu = cfg->mtu ? cfg->mtu : 1500;
 	k->conf.orphan_ns = (uint64_t)(cfg->orphan_s ? cfg->orphan_s : RF_KT_DEFAULT_ORPHAN_S) * 1000000000ull;
 	rc = write_conf(k);
