@@ -23,7 +23,8 @@
       ],
       'cflags_c': [ '-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-D_GNU_SOURCE' ],
       'cflags_cc': [ '-std=c++17', '-O2', '-Wall', '-Wextra' ],
-      'libraries': [ '-lpthread' ],
+      # -ldl: the kernel tier opens libbpf.so.1 at run time (glibc < 2.34 keeps dlopen there)
+      'libraries': [ '-lpthread', '-ldl' ],
       # Never unmapped: a region's BackingStore deleter (in this object) may
       # run at isolate teardown after Node dlclose()d the addon of an
       # ending worker thread.

@@ -4,6 +4,9 @@
 // 1:64 with --fanouts 1,8,64), payloads 64 and 1316 bytes, side by side in
 // one run. The methods (METHODS below, each a MethodSpec: add one there):
 //   engine    the Reflector engine's user tier (AF_PACKET RX -> policy table -> TX ring)
+//   kernel    the Reflector engine's kernel tier (its tc ingress program: rewrite and
+//             clone per output in the kernel, docs/kernel-tier.md): its CPU is the
+//             relay CPU's softirq time (where the program runs) + its idle threads'
 //   afpacket  bench/c/afpacket_relay.c: the bare C AF_PACKET relay (TPACKET_V3
 //             RX ring, PACKET_TX_RING with qdisc bypass, one send() per burst)
 //   c         bench/c/mmsg_relay.c: recvmmsg/sendmmsg on a UDP socket
@@ -40,7 +43,7 @@
 // summary line of a case prints them, RF_BENCH_DEBUG=1 for every run (and
 // the CPU of each thread of this process).
 //   npm run bench -- relay [--runs 3] [--ms 500] [--sizes 64,1316]
-//                          [--fanouts 1,8] [--methods engine,afpacket,c,node,nft]
+//                          [--fanouts 1,8] [--methods engine,kernel,afpacket,c,node,nft]
 //                          [--origin ring|udp] [--rate PPS] [--readme]
 //                          [--no-mcast | --mcast-only]
 // --rate: no search, PPS is taken as the lossless rate (iterating on overload)
@@ -195,7 +198,7 @@ const engineMethod: MethodSpec = {
   async start(ctx, fanout) {
     const { Engine } = await import('../src/engine/engine');
     const { Relays } = await import('../src/relay/relays');
-    const engine = new Engine({ interface: ctx.dev, netns: ctx.tb.ns('relay'), backend: 'afpacket', txFrames: TX_FRAMES, ...ctx.pinEngine });
+    const engine = new Engine({ interface: ctx.dev, netns: ctx.tb.ns('relay'), backend: 'afpacket', relayTier: 'user', txFrames: TX_FRAMES, ...ctx.pinEngine });
     const relays = new Relays(engine, { refreshMs: 0 });
     await engine.start();
     engineNow = engine;
@@ -217,6 +220,34 @@ const engineMethod: MethodSpec = {
     };
   },
   counter: (n) => Number(engineNow ? engineNow.region.counter(1, n) : 0),
+};
+
+// the kernel tier: an engine of its own (relayTier kernel) for the length of
+// a case; the relaying is the tc program's, in the relay CPU's softirq (the
+// shared accounting adds that), so its threads' CPU is only their idling
+const kernelMethod: MethodSpec = {
+  name: 'kernel',
+  label: 'engine (kernel tier)',
+  async start(ctx, fanout) {
+    const { Engine } = await import('../src/engine/engine');
+    const { Relays } = await import('../src/relay/relays');
+    const engine = new Engine({ interface: ctx.dev, netns: ctx.tb.ns('relay'), backend: 'afpacket', relayTier: 'kernel', txFrames: TX_FRAMES, ...ctx.pinEngine });
+    await engine.start();
+    try {
+      const tier = engine.relayTier();
+      if (tier.tier !== 'kernel') throw new Error(`bench relay: the kernel tier is not available here: ${tier.why}`);
+      const relays = new Relays(engine, { refreshMs: 0 });
+      await relays.start();
+      await relays.addRelay({ name: 'bench', listen: `${ctx.R}:${P}`, sources: [`${ctx.O}/32`], subscribers: ctx.subs(fanout).map(([a, p]) => `${a}:${p}`) });
+    } catch (e) {
+      await engine.close();
+      throw e;
+    }
+    return {
+      cpu: () => threadCpu(process.pid, (c) => c.startsWith('rf-')),
+      stop: () => engine.close(),
+    };
+  },
 };
 
 /** A relay in a child process on the relay host: its CPU is all its threads'. */
@@ -291,7 +322,7 @@ const nftMethod: MethodSpec = {
   },
 };
 
-const METHODS: MethodSpec[] = [engineMethod, afpacketMethod, mmsgMethod, nodeMethod, nftMethod];
+const METHODS: MethodSpec[] = [engineMethod, kernelMethod, afpacketMethod, mmsgMethod, nodeMethod, nftMethod];
 
 async function main(args: string[]): Promise<void> {
   const why = netnsUnavailable();
@@ -518,7 +549,7 @@ async function unicastMain(args: string[], o: Options): Promise<void> {
     await tb.destroy();
     unlock();
   }
-  const table = render(results, o);
+  const table = render(results, o) + kernelRatios(results, o);
   process.stdout.write('\n' + table + '\n');
   if (o.readme) writeReadme(table, args, o);
 }
@@ -578,6 +609,24 @@ function ratio(r: Row, base: Row | undefined): string {
   const x = `${fmt(r.lossless / base.lossless)}x`;
   if (r.originBound && base.originBound) return '? (both origin-bound)';
   return r.originBound ? `>= ${x}` : base.originBound ? `<= ${x}` : x;
+}
+
+/** The kernel tier against nftables and the user tier of the same run (issue #10's goals). */
+function kernelRatios(rows: Row[], o: Options): string {
+  const lines: string[] = [];
+  for (const size of o.sizes) {
+    for (const fanout of o.fanouts) {
+      const of = (m: string): Row | undefined => rows.find((r) => r.method === m && r.size === size && r.fanout === fanout);
+      const k = of('kernel');
+      if (!k) continue;
+      const nft = of('nft');
+      const user = of('engine');
+      const goal = fanout === 1 ? 1.5 : 1.3;
+      lines.push(`| 1:${fanout} ${size} B | ${k.originBound ? '>= ' : ''}${Math.round(k.lossless)} | ${ratio(k, nft)} (goal ${goal}x) | ${ratio(k, user)} (goal 3x) |`);
+    }
+  }
+  if (!lines.length) return '';
+  return '\n\n| case | kernel tier lossless pps / subscriber | vs nftables | vs user tier |\n|---|---:|---:|---:|\n' + lines.join('\n');
 }
 
 function render(rows: Row[], o: Options): string {

@@ -20,7 +20,6 @@ fi
 # package|why (which tests use it)
 need=(
   "iproute2|ip netns / ip link: every packet test builds namespaces and veth pairs (test/helpers/testbed.ts)"
-  "nftables|nft in relay guard and rate-limit tests (test/relay/guard.test.ts, limit.test.ts) and the soak"
   "clang|BPF objects (test/helpers/cc.ts compileBpf) and libFuzzer targets (engine/fuzz)"
   "llvm|llvm-strip / llvm-objdump for the kernel tier's BPF objects, llvm-symbolizer for sanitizer reports"
   "libclang-rt-14-dev|the sanitizer and libFuzzer runtimes clang links (engine/fuzz)"

@@ -14,6 +14,11 @@ export interface NativeEngineConfig {
   backend: 'afpacket' | 'afxdp' | 'null';
   ifname: string;
   netns?: string; // full path, e.g. /run/netns/NAME
+  /** path of engine/bpf/relay.bpf.o (the kernel tier); absent: no tc program */
+  bpfObject?: string;
+  /** 0 default (kernel where allowed), 1 user, 2 kernel */
+  relayTier?: number;
+  kernelOrphanS?: number;
   txFrames?: number;
   rxBlockSize?: number;
   rxBlocks?: number;
@@ -65,6 +70,14 @@ export interface Native {
   /** Frees the engine; call after engineStop() resolved (it joins otherwise). */
   engineDestroy(id: number): void;
   engineRunning(id: number): boolean;
+  /** Which tier relays and why not the kernel one. */
+  engineRelayTier(id: number): { tier: 'kernel' | 'user' | 'none'; why: string };
+  /** The tc program's counters by engine counter index (64), summed over CPUs. */
+  engineKernelCounters(id: number): BigUint64Array;
+  /** The tc program's counters of an output slot: packets, bytes, drops, limited. */
+  engineKernelOutput(id: number, slot: number): BigUint64Array;
+  /** BPF_PROG_TEST_RUN (tests): testOut 0 = as on the wire, k = rewrite for output k-1. */
+  engineKernelTestRun(id: number, testOut: number, frame: Uint8Array): { ret: number; frame: Buffer };
   /** MAC, MTU and ifindex of an interface (netns: full path of a namespace). */
   interfaceInfo(ifname: string, netns?: string): InterfaceInfo;
   /**

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <vector>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -221,7 +222,7 @@ struct EngineSlot {
   std::mutex mu;
   rf_engine* engine = nullptr;
   std::shared_ptr<v8::BackingStore> store;  // the region the engine's threads touch
-  std::string ifname, netns;                // cfg points into these
+  std::string ifname, netns, bpf_object;    // cfg points into these
   rf_engine_config cfg;
 };
 
@@ -397,6 +398,10 @@ class Reflector : public Napi::Addon<Reflector> {
         InstanceMethod("engineStop", &Reflector::EngineStop),
         InstanceMethod("engineDestroy", &Reflector::EngineDestroy),
         InstanceMethod("engineRunning", &Reflector::EngineRunning),
+        InstanceMethod("engineRelayTier", &Reflector::EngineRelayTier),
+        InstanceMethod("engineKernelCounters", &Reflector::EngineKernelCounters),
+        InstanceMethod("engineKernelOutput", &Reflector::EngineKernelOutput),
+        InstanceMethod("engineKernelTestRun", &Reflector::EngineKernelTestRun),
         InstanceMethod("interfaceInfo", &Reflector::InterfaceInfo),
         InstanceMethod("udpProbe", &Reflector::UdpProbe),
         InstanceMethod("announceAddress", &Reflector::AnnounceAddress),
@@ -628,6 +633,11 @@ class Reflector : public Napi::Addon<Reflector> {
     if (!ns.IsUndefined() && !ns.IsNull()) s->netns = ns.ToString().Utf8Value();
     s->cfg.ifname = s->ifname.c_str();
     s->cfg.netns = s->netns.empty() ? nullptr : s->netns.c_str();
+    Napi::Value bo = o.Get("bpfObject");
+    if (bo.IsString()) s->bpf_object = bo.As<Napi::String>().Utf8Value();
+    s->cfg.bpf_object = s->bpf_object.empty() ? nullptr : s->bpf_object.c_str();
+    s->cfg.relay_tier = U32Key(o, "relayTier", 0);
+    s->cfg.kernel_orphan_s = U32Key(o, "kernelOrphanS", 0);
     s->cfg.tx_frames = U32Key(o, "txFrames", 0);
     s->cfg.rx_block_size = U32Key(o, "rxBlockSize", 0);
     s->cfg.rx_blocks = U32Key(o, "rxBlocks", 0);
@@ -718,6 +728,64 @@ class Reflector : public Napi::Addon<Reflector> {
     std::shared_ptr<EngineSlot> s = SlotOf(info);
     std::lock_guard<std::mutex> lock(s->mu);
     return Napi::Boolean::New(info.Env(), s->engine && rf_engine_running(s->engine));
+  }
+
+  // engineRelayTier(id): { tier: "kernel" | "user" | "none", why }
+  Napi::Value EngineRelayTier(const Napi::CallbackInfo& info) {
+    std::shared_ptr<EngineSlot> s = SlotOf(info);
+    std::lock_guard<std::mutex> lock(s->mu);
+    Napi::Object r = Napi::Object::New(info.Env());
+    const char* why = "";
+    r.Set("tier", s->engine ? rf_engine_relay_tier(s->engine, &why) : "none");
+    r.Set("why", s->engine ? why : "engine not created");
+    return r;
+  }
+
+  // engineKernelCounters(id): BigUint64Array(64) of the tc program's
+  // counters by engine counter index, summed over CPUs (zeros without one)
+  Napi::Value EngineKernelCounters(const Napi::CallbackInfo& info) {
+    std::shared_ptr<EngineSlot> s = SlotOf(info);
+    std::lock_guard<std::mutex> lock(s->mu);
+    uint64_t v[64] = {0};
+    if (s->engine) rf_engine_kernel_counters(s->engine, v, 64);
+    Napi::Env env = info.Env();
+    auto ab = Napi::ArrayBuffer::New(env, sizeof(v));
+    memcpy(ab.Data(), v, sizeof(v));
+    return Napi::BigUint64Array::New(env, 64, ab, 0);
+  }
+
+  // engineKernelOutput(id, slot): BigUint64Array(4) packets, bytes, drops, limited
+  Napi::Value EngineKernelOutput(const Napi::CallbackInfo& info) {
+    std::shared_ptr<EngineSlot> s = SlotOf(info);
+    uint32_t slot = U32Arg(info[1], "slot");
+    std::lock_guard<std::mutex> lock(s->mu);
+    struct rf_output_counters c;
+    memset(&c, 0, sizeof(c));
+    if (s->engine) rf_engine_kernel_output(s->engine, slot, &c);
+    Napi::Env env = info.Env();
+    auto ab = Napi::ArrayBuffer::New(env, sizeof(c));
+    memcpy(ab.Data(), &c, sizeof(c));
+    return Napi::BigUint64Array::New(env, 4, ab, 0);
+  }
+
+  // engineKernelTestRun(id, testOut, frame: Uint8Array): { ret, frame }
+  // (BPF_PROG_TEST_RUN; tests only)
+  Napi::Value EngineKernelTestRun(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::shared_ptr<EngineSlot> s = SlotOf(info);
+    uint32_t k = U32Arg(info[1], "testOut");
+    if (!info[2].IsTypedArray()) throw Napi::TypeError::New(env, "engineKernelTestRun: frame: expected a Uint8Array");
+    Napi::Uint8Array f = info[2].As<Napi::Uint8Array>();
+    std::vector<uint8_t> out(f.ByteLength() + 256);
+    uint32_t out_len = static_cast<uint32_t>(out.size());
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (!s->engine) throw Napi::Error::New(env, "engine not created");
+    int r = rf_engine_kernel_test_run(s->engine, k, f.Data(), static_cast<uint32_t>(f.ByteLength()), out.data(), &out_len);
+    if (r < 0) throw Napi::Error::New(env, std::string("BPF_PROG_TEST_RUN: ") + strerror(-r));
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ret", r);
+    o.Set("frame", Napi::Buffer<uint8_t>::Copy(env, out.data(), out_len));
+    return o;
   }
 
   // interfaceInfo(ifname, netnsPath?): { mac, mtu, ifindex } by ioctl,

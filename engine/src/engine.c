@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "engine_internal.h"
+#include "ktier.h"
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
@@ -298,6 +299,78 @@ void rf_rx_control_bad_peers(struct rf_engine *e)
 	}
 }
 
+/* The tc program: consumes the user tier's traffic, or relays in the
+ * kernel. A kernel (or machine) that refuses it is no error: the user tier
+ * relays and tier_why says why (the server logs it in one line). */
+static int open_kernel_tier(struct rf_engine *e, char *err, size_t errlen)
+{
+	struct rf_ktier_config kc = { 0 };
+	char kerr[200] = "";
+	int relaying = 0, rc;
+
+	snprintf(e->tier, sizeof(e->tier), "none");
+	if (!e->cfg.bpf_object || e->cfg.backend == RF_BACKEND_NULL) {
+		snprintf(e->tier_why, sizeof(e->tier_why), "%s",
+			 e->cfg.backend == RF_BACKEND_NULL ? "the null backend has no interface"
+							   : "no BPF object given");
+		return 0;
+	}
+	snprintf(e->bpf_object, sizeof(e->bpf_object), "%s", e->cfg.bpf_object);
+	kc.bpf_object = e->bpf_object;
+	kc.ifname = e->ifname;
+	kc.netns = e->cfg.netns;
+	kc.ifindex = e->ifindex;
+	kc.mtu = e->mtu;
+	kc.tier = e->cfg.relay_tier;
+	kc.orphan_s = e->cfg.kernel_orphan_s;
+	kc.max_counters = e->hs.max_outputs;
+	rc = rf_ktier_open(&e->kt, &kc, &relaying, e->tier_why, sizeof(e->tier_why), kerr, sizeof(kerr));
+	/* another live engine on this interface: not a kernel that refuses, a misconfiguration */
+	if (rc == -EBUSY)
+		return fail(err, errlen, rc, "engine: %s%s%s: %s", e->ifname, e->cfg.netns ? " in namespace " : "",
+			    e->cfg.netns ? e->cfg.netns : "", kerr);
+	if (rc) {
+		snprintf(e->tier_why, sizeof(e->tier_why), "%s", kerr);
+		return 0;
+	}
+	snprintf(e->tier, sizeof(e->tier), "%s", relaying ? "kernel" : "user");
+	rf_relay_set_ktier(e->relay, e->kt);
+	return 0;
+}
+
+const char *rf_engine_relay_tier(const struct rf_engine *e, const char **why)
+{
+	if (why)
+		*why = e->tier_why;
+	return e->tier;
+}
+
+int rf_engine_kernel_counters(const struct rf_engine *e, uint64_t *reasons, uint32_t n)
+{
+	if (!e->kt) {
+		memset(reasons, 0, (size_t)n * sizeof(*reasons));
+		return 0;
+	}
+	return rf_ktier_reasons(e->kt, reasons, n);
+}
+
+int rf_engine_kernel_output(const struct rf_engine *e, uint32_t slot, struct rf_output_counters *out)
+{
+	if (!e->kt) {
+		memset(out, 0, sizeof(*out));
+		return 0;
+	}
+	return rf_ktier_output(e->kt, slot, out);
+}
+
+int rf_engine_kernel_test_run(const struct rf_engine *e, uint32_t test_out, const uint8_t *frame,
+			      uint32_t len, uint8_t *out, uint32_t *out_len)
+{
+	if (!e->kt)
+		return -ENOENT;
+	return rf_ktier_test_run(e->kt, test_out, frame, len, out, out_len);
+}
+
 int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 		     const struct rf_engine_config *cfg_in, char *err, size_t errlen)
 {
@@ -391,6 +464,9 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 		rc = fail(err, errlen, -ENOMEM, "engine: cannot create the relay table");
 		goto out;
 	}
+	rc = open_kernel_tier(e, err, errlen);
+	if (rc)
+		goto out;
 	/* the RX thread's capture ring (#14), when the checked header places it inside the region */
 	if (e->hs.capture_off && (uint64_t)e->hs.capture_off + (uint64_t)RF_CAPTURE_RINGS * RF_CAPTURE_STRIDE <= e->hs.region_size)
 		rf_relay_set_capture(e->relay, rf_capture_ring_at(region, &e->hs, RF_THREAD_RX));
@@ -603,6 +679,9 @@ void rf_engine_destroy(struct rf_engine *e)
 	rf_engine_stop(e);
 	return_held_slots(e);
 	rf_wheel_free(&e->wheel);
+	/* the program first: nothing relays from a table being freed */
+	rf_ktier_close(e->kt);
+	e->kt = NULL;
 	if (e->relay)
 		rf_relay_destroy(e->relay);
 	for (i = 0; i < 2; i++) {

@@ -120,6 +120,10 @@ struct rf_engine {
 
 	/* RX thread state */
 	_Alignas(RF_CACHELINE) struct rf_relay *relay;
+	struct rf_ktier *kt;      /* the tc program, or NULL (ktier.h) */
+	char tier[8];             /* "kernel", "user" or "none" */
+	char tier_why[256];       /* why not "kernel" */
+	char bpf_object[512];
 	struct rf_ring_cursor policy; /* consumer */
 	struct rf_ring_cursor events; /* producer */
 	struct rf_lane_counters *control; /* the control channel's block (region) */

@@ -295,7 +295,8 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 			continue;
 		}
 		e = rf_relay_lookup(t, &v);
-		if (!e) {
+		/* a kernel relay's frames are the tc program's (ktier.c) */
+		if (!e || rf_unlikely(e->kernel)) {
 			unmatched++;
 			continue;
 		}

@@ -48,7 +48,9 @@ enum rf_policy_op {
 	RF_POLICY_OP_OUTPUT_REMOVE = 5,  /* rf_policy_output_ref */
 	RF_POLICY_OP_OUTPUT_SET_MAC = 6, /* rf_policy_output_mac: next hop changed or resolved */
 	RF_POLICY_OP_RELAY_LIMIT = 7,    /* rf_policy_relay_limit: ingress rate limit of a relay */
-	RF_POLICY_OP_CAPTURE = 8,        /* rf_policy_capture: arm or disarm the capture (relay_capture.c) */
+	RF_POLICY_OP_KERNEL_COMMIT = 8,  /* no body: the table is complete, the kernel tier may
+					  * replace what a previous server left (docs/kernel-tier.md) */
+	RF_POLICY_OP_CAPTURE = 9,        /* rf_policy_capture: arm or disarm the capture (relay_capture.c) */
 };
 
 /* Output flags. */
@@ -155,6 +157,10 @@ struct rf_relay;
 struct rf_relay *rf_relay_create(struct rf_output_counters *oc, uint32_t max_outputs,
 				 const uint8_t if_mac[6], uint32_t mtu);
 void rf_relay_destroy(struct rf_relay *r);
+
+/* Mirror every applied message into the kernel tier's maps (ktier.h). */
+struct rf_ktier;
+void rf_relay_set_ktier(struct rf_relay *r, struct rf_ktier *kt);
 
 /* Apply one policy message. Returns 0, or -errno (the RX thread acks the
  * message with that status and bumps RF_C_POLICY_REJECTED). Must be called

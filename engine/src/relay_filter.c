@@ -63,7 +63,8 @@ static void build(struct prog *p, const struct rf_relay_table *t, int exact)
 	if (exact) {
 		emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, 30);
 		for (i = 0; i < t->n_relays; i++) {
-			if (t->relays[i].family != 4)
+			/* a kernel relay's frames are relayed by the tc program */
+			if (t->relays[i].family != 4 || t->relays[i].kernel)
 				continue;
 			emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 1, be32(t->relays[i].addr));
 			emit(p, BPF_RET | BPF_K, 0, 0, ACCEPT);
@@ -87,7 +88,7 @@ static void build(struct prog *p, const struct rf_relay_table *t, int exact)
 		for (i = 0; i < t->n_relays; i++) {
 			const uint8_t *a = t->relays[i].addr;
 
-			if (t->relays[i].family != 6)
+			if (t->relays[i].family != 6 || t->relays[i].kernel)
 				continue;
 			/* 9 instructions: each mismatch skips to the next block */
 			emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, 38);

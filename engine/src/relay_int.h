@@ -122,6 +122,9 @@ struct rf_relay_ent {
 	/* written by the fast path of the RX thread, the table's only reader;
 	 * copied with the entry when an update builds the next table */
 	struct rf_relay_lim lim;
+	/* relayed by the tc program (ktier.c sets it): the RX thread leaves it
+	 * alone and the RX socket's filter leaves it out */
+	uint8_t kernel;
 };
 
 struct rf_relay_table {
@@ -153,6 +156,8 @@ struct rf_relay {
 	_Atomic uint64_t reader_epoch;
 	/* keys_gen of the last filter handed out by rf_relay_filter */
 	uint64_t filter_gen;
+	/* the kernel tier mirrors every applied message (NULL: none) */
+	struct rf_ktier *kt;
 
 	/* The armed capture (relay_capture.c). The fast path compares cap_relay
 	 * with each matched relay's id: one load, never equal when no capture

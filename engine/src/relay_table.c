@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "reflector/barrier.h"
+#include "ktier.h"
 #include "relay_int.h"
 
 /* ---------------------------------------------------------- epochs -- */
@@ -500,7 +501,7 @@ static int op_output_mac(struct rf_relay *r, const struct rf_relay_table *cur,
 	return 0;
 }
 
-int rf_relay_apply(struct rf_relay *r, const struct rf_policy_msg *msg)
+static int apply(struct rf_relay *r, const struct rf_policy_msg *msg)
 {
 	const struct rf_relay_table *cur = atomic_load_explicit(&r->cur, memory_order_relaxed);
 	union {
@@ -518,6 +519,10 @@ int rf_relay_apply(struct rf_relay *r, const struct rf_policy_msg *msg)
 	 * write it, and we must check and use the same bytes */
 	memcpy(&b, msg->body, sizeof(b));
 	switch (msg->op) {
+	case RF_POLICY_OP_KERNEL_COMMIT:
+		if (r->kt)
+			rf_ktier_commit(r->kt, atomic_load_explicit(&r->cur, memory_order_relaxed));
+		return 0;
 	case RF_POLICY_OP_RELAY_ADD:
 		return op_relay_add(r, cur, &b.ra);
 	case RF_POLICY_OP_RELAY_REMOVE:
@@ -537,4 +542,19 @@ int rf_relay_apply(struct rf_relay *r, const struct rf_policy_msg *msg)
 	default:
 		return -EOPNOTSUPP;
 	}
+}
+
+int rf_relay_apply(struct rf_relay *r, const struct rf_policy_msg *msg)
+{
+	int rc = apply(r, msg);
+
+	/* the same table, mirrored into the tc program's maps (ktier.c) */
+	if (!rc && r->kt && msg->op != RF_POLICY_OP_KERNEL_COMMIT)
+		rf_ktier_sync(r->kt, atomic_load_explicit(&r->cur, memory_order_relaxed), msg);
+	return rc;
+}
+
+void rf_relay_set_ktier(struct rf_relay *r, struct rf_ktier *kt)
+{
+	r->kt = kt;
 }

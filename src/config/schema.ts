@@ -93,6 +93,8 @@ export const SCHEMA: Readonly<Record<string, Field>> = {
         cpu_rx: { kind: { t: 'int', min: -1, max: 1023 }, default: -1, doc: 'CPU the RX (relay) thread is pinned to; -1 = any' },
         tx_window_us: { kind: { t: 'int', min: 0, max: 1000 }, default: 0, doc: 'a flush also takes packets due within this many us (they leave up to that early); 0 = each at its time' },
         tx_priority: { kind: { t: 'int', min: 0, max: 99 }, default: 0, doc: 'SCHED_FIFO priority of the TX thread (1..99); 0 = ordinary scheduling' },
+        relay_tier: { kind: { t: 'enum', values: ['kernel', 'user'] }, default: 'kernel', doc: 'kernel (relay in the engine\'s tc ingress program where the kernel allows it) | user (relay in the RX thread); docs/kernel-tier.md' },
+        kernel_orphan_s: { kind: { t: 'int', min: 1, max: 86400 }, default: 30, doc: 'watchdog: with no heartbeat from a server for this long the tc program stops relaying and passes traffic to the kernel' },
         region: {
           kind: {
             t: 'map',
@@ -323,6 +325,8 @@ export interface Config {
     cpuRx: number;
     txPriority: number;
     txWindowUs: number;
+    relayTier: 'kernel' | 'user';
+    kernelOrphanS: number;
     region: RegionSizes;
   };
   metrics: { listen: Endpoint | null };

@@ -310,6 +310,8 @@ class Validator {
         cpuRx: e.cpu_rx as number,
         txPriority: e.tx_priority as number,
         txWindowUs: e.tx_window_us as number,
+        relayTier: e.relay_tier as 'kernel' | 'user',
+        kernelOrphanS: e.kernel_orphan_s as number,
         region: {
           slotsPerLane: r.slots_per_lane as number,
           slotSize: r.slot_size as number,

@@ -5,6 +5,7 @@
 // stop() stops them and frees the engine, so a stopped engine holds no
 // socket and start() after stop() opens everything again. Both run on a
 // libuv worker thread: the JS thread never waits for a join.
+import * as path from 'node:path';
 import { ReflectorError, invalidArg } from '../errors';
 import { checkName } from '../names';
 import { childrenOf } from './children';
@@ -58,9 +59,24 @@ export interface EngineOptions {
    */
   rxBlocks?: number;
   rxBlockSize?: number;
+  /**
+   * Where relays run (docs/kernel-tier.md): "kernel" (default) relays in the
+   * engine's tc ingress program where the kernel allows it, "user" in the
+   * RX thread (the program then only keeps relayed traffic from the kernel
+   * stack). A kernel or machine that refuses the program falls back to
+   * "user" (relayTier() says why).
+   */
+  relayTier?: RelayTier;
+  /** Watchdog: with no heartbeat from this engine for this many seconds the tc program passes all traffic to the kernel (1..86400, default 30). */
+  kernelOrphanS?: number;
 }
 
-const OPTION_KEYS = ['interface', 'netns', 'backend', 'region', 'lateDropMs', 'spinUs', 'cpuTx', 'cpuRx', 'txPriority', 'txWindowUs', 'burst', 'txFrames', 'rxBlocks', 'rxBlockSize'];
+export type RelayTier = 'kernel' | 'user';
+export const RELAY_TIERS: readonly RelayTier[] = ['kernel', 'user'];
+/** The committed tc program (engine/bpf/relay.bpf.c, built by `make -C engine bpf`). */
+export const BPF_OBJECT = path.join(__dirname, '..', '..', '..', 'engine', 'bpf', 'relay.bpf.o');
+
+const OPTION_KEYS = ['interface', 'netns', 'backend', 'region', 'lateDropMs', 'spinUs', 'cpuTx', 'cpuRx', 'txPriority', 'txWindowUs', 'burst', 'txFrames', 'rxBlocks', 'rxBlockSize', 'relayTier', 'kernelOrphanS'];
 /** The engine's RF_BURST_MAX and its defaults (engine/src/engine.c). */
 export const BURST_MAX = 256;
 export const DEFAULT_BURST = 64;
@@ -83,6 +99,7 @@ export class Engine {
   private state: State = 'stopped';
   private id = 0;
   private closing: Promise<void> | null = null;
+  private tier: { tier: 'kernel' | 'user' | 'none'; why: string } = { tier: 'none', why: 'engine not started' };
 
   constructor(opts: EngineOptions) {
     if (opts === null || typeof opts !== 'object') throw invalidArg('engine: expected an options object');
@@ -138,6 +155,12 @@ export class Engine {
     ) {
       throw invalidArg(`engine.rxBlockSize: ${String(rbs)} is not a power of two in ${RX_BLOCK_SIZE_MIN}..${RX_BLOCK_SIZE_MAX}`);
     }
+    const tier = opts.relayTier ?? 'kernel';
+    if (!RELAY_TIERS.includes(tier)) throw invalidArg(`engine.relayTier: ${JSON.stringify(opts.relayTier)} is not a tier (accepted: ${RELAY_TIERS.join(', ')})`);
+    const orphan = opts.kernelOrphanS ?? 30;
+    if (typeof orphan !== 'number' || !Number.isInteger(orphan) || orphan < 1 || orphan > 86400) {
+      throw invalidArg(`engine.kernelOrphanS: ${String(opts.kernelOrphanS)} is not an integer in 1..86400 (seconds)`);
+    }
     this.interface = opts.interface;
     this.backend = backend;
     this.netnsPath = opts.netns === undefined ? undefined : `${NETNS_DIR}/${opts.netns}`;
@@ -155,8 +178,16 @@ export class Engine {
       txFrames: tf,
       rxBlocks: rb,
       rxBlockSize: rbs,
+      bpfObject: BPF_OBJECT,
+      relayTier: tier === 'user' ? 1 : 0,
+      kernelOrphanS: orphan,
     };
     this.region = Region.create(opts.region ?? {});
+  }
+
+  /** Which tier relays ("none": no tc program, nothing keeps relayed traffic from the kernel) and why it is not "kernel". Valid while running. */
+  relayTier(): { tier: 'kernel' | 'user' | 'none'; why: string } {
+    return this.tier;
   }
 
   get running(): boolean {
@@ -172,9 +203,14 @@ export class Engine {
     try {
       if (!n.engineAvailable()) throw new Error('engine: this build of the addon has no engine (engine/src/engine.c missing)');
       this.id = await n.engineCreate(this.region.sab, this.cfg);
+      const id = this.id;
+      this.tier = n.engineRelayTier(id);
+      // the tc program's counters join the region's at every read (scrape time)
+      this.region.setKernelSource({ reasons: () => n.engineKernelCounters(id), output: (slot) => n.engineKernelOutput(id, slot) });
       await n.engineStart(this.id);
     } catch (e) {
       if (this.id !== 0) {
+        this.region.setKernelSource(null);
         n.engineDestroy(this.id);
         this.id = 0;
       }
@@ -193,6 +229,8 @@ export class Engine {
     try {
       await n.engineStop(this.id);
     } finally {
+      // the program's final counts stay in the region's totals (they only go up)
+      this.region.setKernelSource(null);
       n.engineDestroy(this.id);
       this.id = 0;
       this.state = 'stopped';

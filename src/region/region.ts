@@ -47,6 +47,18 @@ export { DEFAULT_REGION_PARAMS } from './params';
 /** How long fromShared() waits for the creator to publish the version field. */
 const VERSION_WAIT_MS = 1000;
 
+/** The engine's tc program's counters (src/engine/engine.ts wires the addon in). */
+export interface KernelCounterSource {
+  /** by engine counter index, KERNEL_REASONS of them, summed over CPUs */
+  reasons(): BigUint64Array;
+  /** packets, bytes, drops, limited of an output counter slot */
+  output(slot: number): BigUint64Array;
+}
+/** engine/bpf/relay_abi.h RF_KT_REASONS */
+export const KERNEL_REASONS = 64;
+/** one scrape reads the program's counters once, not once per counter name */
+const KERNEL_CACHE_MS = 20;
+
 export class Region implements LaneRegion {
   readonly sab: SharedArrayBuffer;
   readonly u32: Uint32Array;
@@ -60,6 +72,11 @@ export class Region implements LaneRegion {
   readonly maxOutputs: number;
   private readonly laneCountersOff: number;
   private readonly u64: BigUint64Array;
+  private kernel: KernelCounterSource | null = null;
+  private kernelCache: { at: number; reasons: BigUint64Array } | null = null;
+  private readonly kernelBase = new Array<bigint>(KERNEL_REASONS).fill(0n);
+  private readonly kernelOutBase = new Map<number, bigint[]>();
+  private readonly kernelSlots = new Set<number>();
   private readonly lanes = new Map<number, Lane>();
   private policy?: RingProducer;
   private events?: RingConsumer;
@@ -186,6 +203,14 @@ export class Region implements LaneRegion {
     return this.counterAt(thread, i);
   }
 
+  /** The kernel tier's part of RX counter `name` (already in counter(1, name)): what the tc program counted. */
+  kernelCounter(name: string): bigint {
+    const i = (COUNTER as Record<string, number>)[name];
+    if (i === undefined) throw invalidArg(`counter: "${name}" is not a counter (accepted: ${COUNTER_NAMES.join(', ')})`);
+    if (i >= KERNEL_REASONS) return 0n;
+    return this.kernelBase[i] + (this.kernel ? this.kernelReasons()[i] : 0n);
+  }
+
   /** Every counter of engine thread `thread`, by name. */
   counters(thread: 0 | 1): Record<CounterName, bigint> {
     const out = {} as Record<CounterName, bigint>;
@@ -193,11 +218,56 @@ export class Region implements LaneRegion {
     return out;
   }
 
+  /**
+   * The kernel tier's counters (the engine's tc program, per-CPU maps summed
+   * by the addon) join the RX thread's and the output counters at every
+   * read. null detaches it; what it counted so far stays in the totals.
+   */
+  setKernelSource(src: KernelCounterSource | null): void {
+    if (this.kernel) {
+      // fold the final counts in: totals only go up
+      const r = this.kernelReasons();
+      for (let i = 0; i < r.length; i++) this.kernelBase[i] += r[i];
+      for (const slot of this.kernelSlots) {
+        const o = this.kernel.output(slot);
+        const b = this.kernelOutBase.get(slot) ?? [0n, 0n, 0n, 0n];
+        for (let i = 0; i < 4; i++) b[i] += o[i];
+        this.kernelOutBase.set(slot, b);
+      }
+    }
+    this.kernel = src;
+    this.kernelCache = null;
+  }
+
+  private kernelReasons(): BigUint64Array {
+    const now = Date.now();
+    if (!this.kernelCache || now - this.kernelCache.at > KERNEL_CACHE_MS) {
+      this.kernelCache = { at: now, reasons: this.kernel ? this.kernel.reasons() : new BigUint64Array(KERNEL_REASONS) };
+    }
+    return this.kernelCache.reasons;
+  }
+
+  /** The kernel tier's part of output slot `output` (zeroed with it when the slot is reused). */
+  private kernelOutput(output: number): bigint[] {
+    const base = this.kernelOutBase.get(output) ?? [0n, 0n, 0n, 0n];
+    if (!this.kernel) return base;
+    this.kernelSlots.add(output);
+    const o = this.kernel.output(output);
+    return [base[0] + o[0], base[1] + o[1], base[2] + o[2], base[3] + o[3]];
+  }
+
+  /** An output slot given to a new relay or output: the kernel part restarts with the region's (zeroed by the engine). */
+  resetKernelOutput(output: number): void {
+    this.kernelOutBase.delete(output);
+  }
+
   private counterAt(thread: number, index: number): bigint {
     if (thread !== 0 && thread !== 1) throw invalidArg(`counter: thread ${String(thread)} is not 0 (TX) or 1 (RX)`);
     const base = this.u32[HDR.countersOff >> 2] / 8;
     // single-writer 64-bit counters: an aligned load is never torn (barrier.h rf_counter_add)
-    return Atomics.load(this.u64, base + thread * COUNTERS_PER_BLOCK + index);
+    const v = Atomics.load(this.u64, base + thread * COUNTERS_PER_BLOCK + index);
+    if (thread !== 1 || index >= KERNEL_REASONS) return v;
+    return v + this.kernelBase[index] + (this.kernel ? this.kernelReasons()[index] : 0n);
   }
 
   /** Lateness histogram of engine thread `thread`: bucket i counts packets at most 1us * 2^i late, the last is +Inf. */
@@ -225,11 +295,12 @@ export class Region implements LaneRegion {
       throw invalidArg(`output: ${String(output)} is not in 0..${this.maxOutputs - 1} (region.maxOutputs)`);
     }
     const b = (this.u32[HDR.outputCountersOff >> 2] + output * OUTPUT_COUNTERS.size) / 8;
+    const k = this.kernelOutput(output);
     return {
-      packets: Atomics.load(this.u64, b + OUTPUT_COUNTERS.packets / 8),
-      bytes: Atomics.load(this.u64, b + OUTPUT_COUNTERS.bytes / 8),
-      drops: Atomics.load(this.u64, b + OUTPUT_COUNTERS.drops / 8),
-      limited: Atomics.load(this.u64, b + OUTPUT_COUNTERS.limited / 8),
+      packets: Atomics.load(this.u64, b + OUTPUT_COUNTERS.packets / 8) + k[0],
+      bytes: Atomics.load(this.u64, b + OUTPUT_COUNTERS.bytes / 8) + k[1],
+      drops: Atomics.load(this.u64, b + OUTPUT_COUNTERS.drops / 8) + k[2],
+      limited: Atomics.load(this.u64, b + OUTPUT_COUNTERS.limited / 8) + k[3],
     };
   }
 

@@ -16,7 +16,9 @@ export const OP = {
   OUTPUT_REMOVE: 5,
   OUTPUT_SET_MAC: 6,
   RELAY_LIMIT: 7,
-  CAPTURE: 8,
+  /** no body: the table is complete; the kernel tier replaces what a previous server left (docs/kernel-tier.md) */
+  KERNEL_COMMIT: 8,
+  CAPTURE: 9,
 } as const;
 export type PolicyOp = (typeof OP)[keyof typeof OP];
 

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The relays manager (main thread): validates relays and their outputs with
 // exact messages, refuses loops, resolves each output's next-hop MAC from the
-// kernel's tables (src/net/neighbour.ts) and keeps it fresh, installs the
-// nftables rule that keeps consumed traffic from the kernel stack, and sends
+// kernel's tables (src/net/neighbour.ts) and keeps it fresh, and sends
 // the policy messages (src/relay/policy.ts) through the policy ring, waiting
 // for the engine's ack of each. Packets never pass through here.
 //
@@ -27,7 +26,6 @@ import { EVENT_ERROR, EVENT_LANE_QUARANTINED, EVENT_STOPPED, LANE_FAULT_NAMES } 
 import type { Region } from '../region/region';
 import { PolicyChannel, type EngineEvent } from './channel';
 import { anySourceProblem, localAddresses } from './guards';
-import { NftGuard } from './nft';
 import { Memberships } from './membership';
 import { CaptureRing } from '../capture/ring';
 import { checkCaptureOptions, writePcap, type CaptureOptions, type CaptureResult, type CaptureSummary, type CapturedPacket } from '../capture/capture';
@@ -44,8 +42,6 @@ export interface RelayEngine {
 }
 
 export interface RelaysOptions {
-  /** Install the nftables rule per relay (default true). Without it the kernel also gets relayed traffic. */
-  nft?: boolean;
   /** How long to wait for the engine's ack of a policy message (default 2000 ms). */
   ackTimeoutMs?: number;
   /** Re-resolve next hops this often, pushing changed MACs (default 5000 ms; 0 = never). */
@@ -183,7 +179,6 @@ function toPrefix(v: Prefix | string, what: string): Prefix {
 export class Relays extends EventEmitter {
   private readonly engine: RelayEngine;
   private readonly channel: PolicyChannel;
-  private readonly nft: NftGuard | null;
   private readonly groups: Memberships;
   private readonly netns: string | undefined;
   private readonly resolver: (dst: string, opts: { netns?: string }) => Promise<NextHop>;
@@ -205,6 +200,8 @@ export class Relays extends EventEmitter {
   /** the relay being captured (one capture per engine: the RX thread has one ring) */
   private capturing: string | null = null;
   private captureRing: CaptureRing | null = null;
+  private committed = false;
+  private commitTimer: NodeJS.Timeout | null = null;
 
   constructor(engine: RelayEngine, opts: RelaysOptions = {}) {
     super();
@@ -212,7 +209,6 @@ export class Relays extends EventEmitter {
     this.netns = engine.netnsPath?.replace(/^\/run\/netns\//, '');
     this.channel = new PolicyChannel(engine.region, { timeoutMs: opts.ackTimeoutMs });
     this.channel.onEvent((e) => this.onEngineEvent(e));
-    this.nft = opts.nft === false ? null : new NftGuard({ interface: engine.interface, netns: this.netns });
     this.groups = new Memberships(engine.interface, engine.netnsPath);
     this.resolver = opts.resolve ?? ((dst, o) => resolveNextHop(dst, o));
     this.isLocal = opts.isLocal ?? (async (a, o) => (await localAddresses(o.netns)).has(a.toLowerCase()));
@@ -223,12 +219,17 @@ export class Relays extends EventEmitter {
     this.refreshMs = refresh;
   }
 
-  /** Create the nftables table; start refreshing next hops. */
+  /**
+   * Start refreshing next hops. Relayed traffic is kept from the kernel
+   * stack by the engine's tc program, from the same policy messages
+   * (docs/kernel-tier.md): nothing to install here.
+   */
   async start(): Promise<void> {
     if (this.stopped) throw new ReflectorError('ERR_CLOSED', 'relays: start() after stop()');
     if (this.started) return;
-    await this.nft?.start();
     this.started = true;
+    this.commitTimer = setTimeout(() => void this.commit().catch(() => undefined), 5000);
+    this.commitTimer.unref();
     if (this.refreshMs > 0) {
       const tick = (): void => {
         this.refresher = null;
@@ -246,10 +247,12 @@ export class Relays extends EventEmitter {
     }
   }
 
-  /** Remove every relay from the engine (when it still answers), then our nftables table. */
+  /** Remove every relay from the engine (when it still answers). */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.started = false;
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    this.commitTimer = null;
     if (this.refresher) clearTimeout(this.refresher);
     this.refresher = null;
     for (const name of [...this.relays.keys()]) {
@@ -259,7 +262,22 @@ export class Relays extends EventEmitter {
     this.groups.leaveAll();
     this.channel.close();
     disownChild(this.engine.region.sab, this);
-    await this.nft?.stop();
+  }
+
+  /**
+   * The relays are all added: a kernel tier that adopted a previous
+   * server's programs (hitless restart, docs/kernel-tier.md) switches to
+   * this table now, each relay in one step, so outputs present in both see
+   * every packet once. Called by the server once its configuration is
+   * applied; start() calls it itself 5 s after start if nobody did. A no-op
+   * for the engine otherwise.
+   */
+  async commit(): Promise<void> {
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    this.commitTimer = null;
+    if (this.committed || !this.started) return;
+    this.committed = true;
+    await this.channel.send(OP.KERNEL_COMMIT, 'kernel tier commit', () => undefined);
   }
 
   /** stop(), by the name Engine.close() cascades with. */
@@ -344,10 +362,9 @@ export class Relays extends EventEmitter {
       id: this.nextRelayId++, counter: this.takeSlot(name), name, listen, sources, outputs: new Map(), limit: { pps: 0, bytesPerS: 0 }, group, multicastTtl,
       retired: { packets: 0n, bytes: 0n, drops: 0n }, retiring: new Set(),
     };
-    // kernel rule first: from now on nothing sent to P reaches the host's
-    // UDP layer (no ICMP unreachable while the engine learns the relay)
+    // the engine's tc program takes P's traffic from the kernel stack from
+    // the moment the engine applies this message (no ICMP unreachable)
     try {
-      await this.nft?.add(name, listen);
       await this.channel.send(OP.RELAY_ADD, `relay "${name}" (${keyOf(listen)})`, (w, b) =>
         w.relayAdd(b, { relayId: relay.id, counter: relay.counter, family: listen.family, port: listen.port, addr: listen.address, name }),
       );
@@ -355,7 +372,6 @@ export class Relays extends EventEmitter {
       // timed out: the relay may still be added later; the removal behind it makes sure it is not
       if (isTimeout(e)) this.undo(`undo relay "${name}"`, name, undefined, OP.RELAY_REMOVE, (w, b) => w.relayRef(b, relay.id));
       this.freeSlot(relay.counter);
-      await this.nft?.remove(name).catch(() => undefined);
       throw e;
     }
     this.relays.set(name, relay);
@@ -369,7 +385,7 @@ export class Relays extends EventEmitter {
       }
       for (const s of subs) await this.addOutput(name, s);
       // last: the group's traffic is asked for once the relay can take it
-      // (the nftables rule above already keeps it from the kernel's UDP layer)
+      // (the engine's tc program already keeps it from the kernel's UDP layer)
       if (group) this.groups.join({ relay: name, listen, sources: group.ssm ? sources : [] });
     } catch (e) {
       await this.removeRelay(name).catch(() => undefined);
@@ -455,8 +471,6 @@ export class Relays extends EventEmitter {
     } finally {
       for (const o of r.outputs.values()) this.freeSlot(o.id);
       this.freeSlot(r.counter);
-      // after the engine stopped relaying: the kernel rule goes last
-      await this.nft?.remove(name);
     }
   }
 
@@ -740,7 +754,11 @@ export class Relays extends EventEmitter {
 
   private takeSlot(what: string): number {
     const s = this.freeSlots.pop();
-    if (s !== undefined) return s;
+    // the engine zeroes a slot it is given again: so does the kernel tier's part
+    if (s !== undefined) {
+      this.engine.region.resetKernelOutput(s);
+      return s;
+    }
     if (this.nextSlot >= this.engine.region.maxOutputs) {
       throw invalidArg(`${what}: no output counter left (region.maxOutputs = ${this.engine.region.maxOutputs})`);
     }

@@ -60,6 +60,8 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
     cpuRx: e.cpuRx,
     txPriority: e.txPriority,
     txWindowUs: e.txWindowUs,
+    relayTier: e.relayTier,
+    kernelOrphanS: e.kernelOrphanS,
   });
   opts.onEngine?.(engine);
   const relays = new Relays(engine);
@@ -95,6 +97,10 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
           if (changed.length) log.info('turned on loopback delivery for the engine on lo', { sysctls: changed });
         }
         await engine.start();
+        const tier = engine.relayTier();
+        // one line: which tier relays, and why not the one asked for
+        if (tier.tier === e.relayTier) log.info('relay tier', { tier: tier.tier });
+        else log.warn(`relay tier: ${tier.tier} instead of ${e.relayTier}: ${tier.why}`, { tier: tier.tier, asked: e.relayTier });
         try {
           await relays.start();
           sessions = await SessionManager.create({
@@ -142,6 +148,7 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
       removeOutput: (relay, sub) => relays.removeOutput(relay, sub),
       outputStats: (relay, sub) => relays.outputStats(relay, formatEndpoint(sub)),
       relayStats: (relay) => relays.relayStats(relay),
+      commit: () => relays.commit(),
       stop: () => relays.stop(),
     },
     sessions: {

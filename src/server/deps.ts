@@ -66,6 +66,8 @@ export interface RelayManagerLike {
   /** records the capture ring could not take (reflector_capture_dropped_total) */
   captureDropped?(): bigint;
   stop?(): Promise<void>;
+  /** the configuration is applied: the kernel tier may replace what a previous server left running */
+  commit?(): Promise<void>;
 }
 
 export interface SessionManagerLike {

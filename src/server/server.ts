@@ -167,6 +167,8 @@ export class Server {
       this.log.error('config applied with errors', { errors: report.errors.map((e) => `${e.what}: ${(e.err as Error)?.message ?? String(e.err)}`) });
     }
     this.applied = true;
+    // a kernel tier adopted from a crashed server switched to this table in one step per relay
+    await this.deps.relays.commit?.().catch((err) => this.log.error('kernel tier commit failed', { err }));
     this.metrics.configLastReload.setToCurrentTime();
     if (c.cluster.etcd.length) {
       const fatal = (err: Error): void => (this.opts.onFatal ? this.opts.onFatal(err) : this.log.error('cluster: fatal', { err }));

@@ -64,7 +64,7 @@ t.test('check-config: one line per problem, exit 1', async (t) => {
   t.equal(r.code, 1);
   t.equal(r.out, '');
   t.same(r.err.trimEnd().split('\n'), [
-    'bad.yaml:2:3: engine.interfce: unknown key "interfce", did you mean "interface"? (accepted keys: interface, netns, backend, workers, lateness_limit_ms, drain_ms, cpu_tx, cpu_rx, tx_window_us, tx_priority, region)',
+    'bad.yaml:2:3: engine.interfce: unknown key "interfce", did you mean "interface"? (accepted keys: interface, netns, backend, workers, lateness_limit_ms, drain_ms, cpu_tx, cpu_rx, tx_window_us, tx_priority, relay_tier, kernel_orphan_s, region)',
     'bad.yaml:3:12: engine.workers: -1 is outside 1..63',
     'bad.yaml:8:35: relays[0].subscribers[1]: port 99999 in "127.0.0.1:99999" is outside 1..65535',
   ]);

@@ -30,6 +30,16 @@ interface Case {
 
 const cases: Case[] = [
   {
+    name: 'relay tier not a tier',
+    yaml: 'engine:\n  relay_tier: kern\n',
+    line: 2, column: 15, path: 'engine.relay_tier', message: /"kern" is not one of kernel \| user/,
+  },
+  {
+    name: 'watchdog of 0 seconds',
+    yaml: 'engine:\n  kernel_orphan_s: 0\n',
+    line: 2, column: 20, path: 'engine.kernel_orphan_s', message: /0 is outside 1\.\.86400/,
+  },
+  {
     name: 'unknown key with did-you-mean',
     yaml: 'engine:\n  interfce: lo\n',
     line: 2, column: 3, path: 'engine.interfce', message: /unknown key "interfce", did you mean "interface"\?/,

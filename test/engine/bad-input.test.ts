@@ -29,6 +29,8 @@ t.test('options are validated with messages naming the key and the accepted valu
   bad({ interface: 'lo', cpuTx: 1.5 }, 'engine.cpuTx: 1.5 is not a CPU number (accepted: -1 = any, 0..1023)');
   bad({ interface: 'lo', txWindowUs: 2000 }, 'engine.txWindowUs: 2000 is not in 0..1000 (microseconds; 0 = each packet at its own time)');
   bad({ interface: 'lo', txPriority: 100 }, 'engine.txPriority: 100 is not a SCHED_FIFO priority (accepted: 0 = ordinary scheduling, 1..99)');
+  bad({ interface: 'lo', relayTier: 'xdp' as never }, 'engine.relayTier: "xdp" is not a tier (accepted: kernel, user)');
+  bad({ interface: 'lo', kernelOrphanS: 0 }, 'engine.kernelOrphanS: 0 is not an integer in 1..86400 (seconds)');
   bad({ interface: 'lo', txPriority: -1 }, 'engine.txPriority: -1 is not a SCHED_FIFO priority (accepted: 0 = ordinary scheduling, 1..99)');
   bad({ interface: 'lo', burst: 0 }, 'engine.burst: 0 is not an integer in 1..256');
   bad({ interface: 'lo', burst: 300 }, 'engine.burst: 300 is not an integer in 1..256');

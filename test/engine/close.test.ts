@@ -18,7 +18,7 @@ if (engine) {
   const e = engine;
   t.test('close() cascades to sessions and relays, once', async (t) => {
     await e.start();
-    const relays = new Relays(e, { nft: false, refreshMs: 0, isLocal: async () => true });
+    const relays = new Relays(e, { refreshMs: 0, isLocal: async () => true });
     await relays.start();
     await relays.addRelay({ name: 'r', listen: '127.0.0.1:5900', sources: ['127.0.0.1/32'] });
     const sessions = await SessionManager.create({ region: e.region, workers: 1, resolveDestination: async () => ({ family: 4, srcAddr: '127.0.0.1', dstAddr: '127.0.0.1', srcPort: 1, dstPort: 2, srcMac: '00:00:00:00:00:00', dstMac: '00:00:00:00:00:00' }) });

@@ -107,7 +107,7 @@ t.test('the relays manager reports a quarantine as an event naming the lane and 
   const engine = new Engine({ interface: 'lo', backend: 'null', region: { lanes: 2, slotsPerLane: 64, submitEntries: 64, destsPerLane: 4 } });
   const region = engine.region;
   await engine.start();
-  const relays = new Relays(engine, { nft: false, refreshMs: 0 });
+  const relays = new Relays(engine, { refreshMs: 0 });
   await relays.start();
   t.teardown(async () => {
     await relays.stop();

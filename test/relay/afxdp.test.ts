@@ -5,17 +5,17 @@
 // work unchanged: origin -> relay -> 8 subscriber sockets, every datagram
 // byte-identical, counts exact. Skips loudly without AF_XDP sockets.
 import t from 'tap';
-import { cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
+import { TIERS, cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
 
 const COUNT = 300;
 const SIZE = 1316;
 const P = 5100;
 
 if (!cannotRun(t)) {
-  t.test('split 1:8 (IPv4) with the engine on backend afxdp', async (t) => {
+  for (const tier of TIERS) t.test(`split 1:8 (IPv4) with the engine on backend afxdp (${tier} tier)`, async (t) => {
     let bed;
     try {
-      bed = await makeBed(t, {}, 2, { backend: 'afxdp' });
+      bed = await makeBed(t, {}, 2, { backend: 'afxdp', relayTier: tier });
     } catch (e) {
       const m = (e as Error).message;
       if (/socket\(AF_XDP\) failed/.test(m)) {

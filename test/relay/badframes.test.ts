@@ -10,16 +10,16 @@
 // check is covered by engine/test/relay_table.c.)
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import { cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
+import { TIERS, cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
 import { frame, inject, type FrameSpec } from './frames';
 import { makePayload } from './payload';
 
 const pythonMissing = spawnSync('python3', ['-c', 'import socket; socket.AF_PACKET'], { encoding: 'utf8' }).status !== 0;
 
 if (!cannotRun(t)) {
-  t.test('bad frames are dropped and counted by reason, handled ones relayed, the engine keeps running', { skip: pythonMissing ? 'python3 with AF_PACKET is needed to inject raw frames' : false }, async (t) => {
+  for (const tier of TIERS) t.test(`bad frames are dropped and counted by reason, handled ones relayed, the engine keeps running (${tier} tier)`, { skip: pythonMissing ? 'python3 with AF_PACKET is needed to inject raw frames' : false }, async (t) => {
     // point to point: the origin is also the subscriber
-    const bed = await makeBed(t, {}, 0);
+    const bed = await makeBed(t, {}, 0, { relayTier: tier });
     const { tb, relays, engine } = bed;
     const dev = tb.iface('origin').name;
     const c = (n: string): bigint => engine.region.counter(1, n);

@@ -5,7 +5,7 @@
 // (origin-sender, port-receiver) print JSON lines; helpers read them.
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { Engine, type EngineOptions } from '../../src/engine/engine';
+import { Engine, type EngineOptions, type RelayTier } from '../../src/engine/engine';
 import { Relays, type RelaysOptions } from '../../src/relay/relays';
 import { compileFixture } from '../helpers/cc';
 import { engineUnavailable } from '../helpers/engine-available';
@@ -34,6 +34,9 @@ export function cannotRun(t: Test): boolean {
   return false;
 }
 
+/** Every relay test runs on both tiers (docs/kernel-tier.md). */
+export const TIERS: readonly RelayTier[] = ['kernel', 'user'];
+
 /**
  * subscribers: hosts s1..sN on the segment. 0: a point-to-point veth from
  * origin to relay instead of a bridge (a Linux bridge with br_netfilter
@@ -41,7 +44,7 @@ export function cannotRun(t: Test): boolean {
  * backend: the engine's (the relay's RX thread is on AF_PACKET with both).
  */
 export async function makeBed(
-  t: Test, opts: RelaysOptions = {}, subscribers = 2, engineOpts: Pick<EngineOptions, 'backend' | 'rxBlocks' | 'rxBlockSize'> = {},
+  t: Test, opts: RelaysOptions = {}, subscribers = 2, engineOpts: Pick<EngineOptions, 'backend' | 'rxBlocks' | 'rxBlockSize' | 'relayTier' | 'kernelOrphanS'> = {},
 ): Promise<Bed> {
   const subs = Array.from({ length: subscribers }, (_, i) => `s${i + 1}`);
   const tb = subscribers === 0
@@ -49,6 +52,13 @@ export async function makeBed(
     : await Testbed.create(t, { hosts: ['origin', 'relay', ...subs], segments: [['origin', 'relay', ...subs]] });
   const engine = new Engine({ interface: tb.iface('relay').name, netns: tb.ns('relay'), backend: 'afpacket', ...engineOpts });
   await engine.start();
+  // the tier asked for is the one under test: a silent fallback would test the other
+  const tier = engine.relayTier();
+  const want = engineOpts.relayTier ?? 'kernel';
+  if (tier.tier !== want) {
+    await engine.stop();
+    throw new Error(`the engine relays in the ${tier.tier} tier, not ${want}: ${tier.why}`);
+  }
   const relays = new Relays(engine, { refreshMs: 0, ...opts });
   // teardown runs in reverse order of registration: relays, then the engine
   t.teardown(async () => {

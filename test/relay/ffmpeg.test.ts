@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { followFixture } from '../helpers/fixture-process';
-import { cannotRun, endpoint, makeBed } from './bed';
+import { TIERS, cannotRun, endpoint, makeBed } from './bed';
 
 const CAPTURE = join(__dirname, 'ts-capture.js');
 const missing = ['ffmpeg', 'ffprobe'].filter((b) => spawnSync(b, ['-version']).status !== 0);
 
 if (!cannotRun(t)) {
-  t.test('ffmpeg MPEG-TS -> relay -> two subscribers, ffprobe decodes all 75 frames at each', { skip: missing.length ? `${missing.join(', ')} not installed` : false }, async (t) => {
-    const bed = await makeBed(t);
+  for (const tier of TIERS) t.test(`ffmpeg MPEG-TS -> relay -> two subscribers, ffprobe decodes all 75 frames at each (${tier} tier)`, { skip: missing.length ? `${missing.join(', ')} not installed` : false }, async (t) => {
+    const bed = await makeBed(t, {}, 2, { relayTier: tier });
     const { tb, relays } = bed;
     const dir = mkdtempSync(join(tmpdir(), 'rf-relay-ts-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));

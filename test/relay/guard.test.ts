@@ -3,10 +3,10 @@
 // allowed prefixes (an open amplifier), or let the kernel answer datagrams
 // the engine consumed (ICMP port unreachable back to the origin). The ICMP
 // check reads the origin's own counters (/proc/net/snmp, snmp6); a control
-// run with our nftables rule flushed shows the kernel would answer, so the
-// check can fail.
+// run with the engine's tc program removed shows the kernel would answer,
+// so the check can fail.
 import t from 'tap';
-import { cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
+import { TIERS, cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
 import type { Testbed } from '../helpers/testbed';
 
 async function snmp(tb: Testbed, host: string, fam: 4 | 6, key: string): Promise<number> {
@@ -23,8 +23,8 @@ async function snmp(tb: Testbed, host: string, fam: 4 | 6, key: string): Promise
 }
 
 if (!cannotRun(t)) {
-  t.test('sources outside the prefixes are dropped and counted; no ICMP unreachable reaches the origin', async (t) => {
-    const bed = await makeBed(t);
+  for (const tier of TIERS) t.test(`sources outside the prefixes are dropped and counted; no ICMP unreachable reaches the origin (${tier} tier)`, async (t) => {
+    const bed = await makeBed(t, {}, 2, { relayTier: tier });
     const { tb, relays, engine } = bed;
     for (const fam of [4, 6] as const) {
       const name = `g${fam}`;
@@ -56,12 +56,11 @@ if (!cannotRun(t)) {
       t.equal(await snmp(tb, 'relay', fam, fam === 4 ? 'Udp.NoPorts' : 'Udp6NoPorts'), noPortsBefore, `IPv${fam}: the relay host's UDP layer never saw them`);
     }
 
-    // control: without our rule the kernel answers, so the checks above can fail
-    const table = `reflector_${tb.iface('relay').name}`;
-    await tb.exec('relay', ['nft', 'flush', 'chain', 'netdev', table, 'ingress']);
+    // control: without the engine's tc program the kernel answers, so the checks above can fail
+    await tb.exec('relay', ['tc', 'filter', 'del', 'dev', tb.iface('relay').name, 'ingress']);
     const before = await snmp(tb, 'origin', 4, 'Icmp.InDestUnreachs');
     await send(bed, endpoint(tb.addr('origin', 4), 4445), endpoint(tb.addr('relay', 4), 5000), 20, 1000, 100);
     await until(() => false, 300);
-    t.ok((await snmp(tb, 'origin', 4, 'Icmp.InDestUnreachs')) > before, 'control: with the rule flushed, the origin gets ICMP port unreachable');
+    t.ok((await snmp(tb, 'origin', 4, 'Icmp.InDestUnreachs')) > before, 'control: with the tc program removed, the origin gets ICMP port unreachable');
   });
 }

@@ -4,11 +4,11 @@
 // takes in reaches the subscriber; every frame is either taken or counted.
 // The limit changes live, and 0 lifts it.
 import t from 'tap';
-import { cannotRun, endpoint, makeBed, send, startPorts } from './bed';
+import { TIERS, cannotRun, endpoint, makeBed, send, startPorts } from './bed';
 
 if (!cannotRun(t)) {
-  t.test('max_pps and max_bps drop and count above the limit', async (t) => {
-    const bed = await makeBed(t, { nft: true }, 1);
+  for (const tier of TIERS) t.test(`max_pps and max_bps drop and count above the limit (${tier} tier)`, async (t) => {
+    const bed = await makeBed(t, {}, 1, { relayTier: tier });
     const { tb, relays, engine } = bed;
     const listen = endpoint(tb.addr('relay'), 5000);
     const from = endpoint(tb.addr('origin'), 4444);
@@ -32,7 +32,10 @@ if (!cannotRun(t)) {
       return { received: got?.received ?? 0, took, d };
     };
 
+    const k0 = engine.region.kernelCounter('drop_rate_limit');
     const a = await run(3000, 3000, 200);
+    // the tier under test holds the limit: the tc program's token buckets (kernel) or the RX thread's (user)
+    t.equal(engine.region.kernelCounter('drop_rate_limit') - k0, tier === 'kernel' ? a.d.drop_rate_limit : 0n, `the ${tier} tier counted the limited frames`);
     t.comment(`3000 at 3000 pps in ${a.took.toFixed(2)} s: relay_in ${a.d.relay_in}, taken ${a.d.packets}, limited ${a.d.rateLimited}, received ${a.received}`);
     t.equal(a.d.packets + a.d.rateLimited, a.d.relay_in, 'every frame that reached the relay was taken in or counted as limited');
     t.equal(a.d.drop_rate_limit, a.d.rateLimited, 'drop_rate_limit = the relay\'s own count');

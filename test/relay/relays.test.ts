@@ -85,7 +85,7 @@ try {
 async function setup(t: Test, resolve = (d: string) => hop(d)): Promise<{ fake: FakeEngine; relays: Relays }> {
   const r = Region.create({});
   const fake = new FakeEngine(r);
-  const relays = new Relays({ region: r, interface: 'veth0' }, { nft: false, refreshMs: 0, ackTimeoutMs: 300, resolve, isLocal: async (a) => a.startsWith('198.18.0.') || a.startsWith('2001:db8:') });
+  const relays = new Relays({ region: r, interface: 'veth0' }, { refreshMs: 0, ackTimeoutMs: 300, resolve, isLocal: async (a) => a.startsWith('198.18.0.') || a.startsWith('2001:db8:') });
   t.teardown(async () => {
     await relays.stop();
     fake.close();

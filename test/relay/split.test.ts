@@ -6,15 +6,15 @@
 // the IP and UDP checksums), counts are exact, and the source is the one
 // configured (the relay's listen address by default, or `source`).
 import t from 'tap';
-import { cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
+import { TIERS, cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
 
 const COUNT = 300;
 const SIZE = 1316;
 const P = 5000;
 
 if (!cannotRun(t)) {
-  t.test('split to 1, 8 and 64 subscribers, IPv4 and IPv6', async (t) => {
-    const bed = await makeBed(t);
+  for (const tier of TIERS) t.test(`split to 1, 8 and 64 subscribers, IPv4 and IPv6 (${tier} tier)`, async (t) => {
+    const bed = await makeBed(t, {}, 2, { relayTier: tier });
     const { tb, relays, engine } = bed;
     const cases: Array<{ fam: 4 | 6; n: number; srcPort?: number }> = [
       { fam: 4, n: 1 },
@@ -44,6 +44,7 @@ if (!cannotRun(t)) {
         }),
       );
       const before = engine.region.counter(1, 'relay_out');
+      const kBefore = engine.region.kernelCounter('relay_out');
       const sent = await send(bed, endpoint(tb.addr('origin', c.fam), 4444), listen, COUNT, c.n > 8 ? 500 : 1000, SIZE);
       t.equal(sent.sent, COUNT, `${name}: origin sent ${COUNT}`);
       const results = await Promise.all(rx.map((p) => (p ? p.result : null)));
@@ -65,6 +66,8 @@ if (!cannotRun(t)) {
       t.equal(exact, c.n, `IPv${c.fam} 1:${c.n}: all ${c.n} subscribers got ${COUNT} byte-identical datagrams from ${wantSrc}, no loss, no duplicate`);
       await until(() => engine.region.counter(1, 'relay_out') - before >= BigInt(COUNT * c.n));
       t.equal(engine.region.counter(1, 'relay_out') - before, BigInt(COUNT * c.n), `relay_out counted ${COUNT * c.n}`);
+      // the tier under test did the relaying: the tc program (kernel) or the RX thread (user)
+      t.equal(engine.region.kernelCounter('relay_out') - kBefore, tier === 'kernel' ? BigInt(COUNT * c.n) : 0n, `the ${tier} tier sent them all`);
       const st = relays.outputStats(name, endpoint(subs[0].addr, subs[0].port));
       t.equal(st?.packets, BigInt(COUNT), 'per-output packet counter exact');
       t.equal(st?.bytes, BigInt(COUNT * (SIZE + (c.fam === 4 ? 42 : 62))), 'per-output byte counter: frames of header + payload');

@@ -34,6 +34,10 @@ struct rf_engine_config {
 	int cpu_tx;              /* CPU to pin the TX thread to, -1 = none */
 	int cpu_rx;
 	int tx_priority;         /* SCHED_FIFO priority (1..99) of the TX thread, 0 = SCHED_OTHER */
+	/* the kernel tier (docs/kernel-tier.md) */
+	const char *bpf_object;  /* path of engine/bpf/relay.bpf.o; NULL = no tc program */
+	uint32_t relay_tier;     /* 0 default (kernel where allowed), 1 user, 2 kernel */
+	uint32_t kernel_orphan_s; /* watchdog: no heartbeat this long and the program passes all (0 = 30) */
 };
 
 /* Fill in defaults for every zero field. */
@@ -62,5 +66,21 @@ int rf_engine_running(const struct rf_engine *e);
  * (the addon dups it and rings the dup; it never trusts the number the
  * region's header shows). -1 for no such thread. */
 int rf_engine_doorbell_fd(const struct rf_engine *e, uint32_t thread);
+
+struct rf_output_counters;
+
+/* Which tier relays: "kernel", "user" (the tc program only consumes) or
+ * "none" (no tc program: nothing consumes); `why` says why it is not
+ * kernel (empty when it is). Valid from create to destroy. */
+const char *rf_engine_relay_tier(const struct rf_engine *e, const char **why);
+
+/* The kernel tier's counters, summed over CPUs (0 when there is none):
+ * per engine counter index (n of them, at most 64), and per output slot. */
+int rf_engine_kernel_counters(const struct rf_engine *e, uint64_t *reasons, uint32_t n);
+int rf_engine_kernel_output(const struct rf_engine *e, uint32_t slot, struct rf_output_counters *out);
+
+/* BPF_PROG_TEST_RUN of the tc program (ktier.h rf_ktier_test_run); -ENOENT without one. */
+int rf_engine_kernel_test_run(const struct rf_engine *e, uint32_t test_out, const uint8_t *frame,
+			      uint32_t len, uint8_t *out, uint32_t *out_len);
 
 #endif
