@@ -44,6 +44,15 @@ if (!cannotRun(t)) {
     t.equal(relays.relayStats('cam')?.packets, BigInt(COUNT), 'the relay matched 1,000');
     t.equal(relays.outputStats('cam', s1)?.packets, BigInt(COUNT), 'output s1 sent 1,000 (its drops: 0)');
     t.equal(relays.outputStats('cam', s2)?.drops, 0n, 'output s2 dropped none');
+    // the kernel tier hands a captured relay to the user tier (where the RX
+    // thread copies its frames) and takes it back when the capture ends
+    const { engine } = bed;
+    const kBefore = engine.region.kernelCounter('relay_out');
+    const rx2 = await Promise.all([startPorts(bed, 's1', tb.addr('s1'), [9301], 100, 20_000), startPorts(bed, 's2', tb.addr('s2'), [9302], 100, 20_000)]);
+    await send(bed, endpoint(tb.addr('origin'), 4444), listen, 100, 1000, 400);
+    const res2 = await Promise.all(rx2.map((r) => r.result));
+    t.same([res2[0].ports['9301'].received, res2[1].ports['9302'].received], [100, 100], 'after the capture: both subscribers get every datagram');
+    t.equal(engine.region.kernelCounter('relay_out') - kBefore, 200n, 'sent by the kernel tier again');
     const head = fs.readFileSync(file).subarray(0, 4).readUInt32LE(0);
     t.equal(head, 0xa1b23c4d, 'a nanosecond pcap (magic 0xa1b23c4d)');
     if (!hasTcpdump()) {

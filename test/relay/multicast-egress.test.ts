@@ -6,15 +6,15 @@
 // joined the group with IP_ADD_MEMBERSHIP get every datagram, the one bound
 // to the group and port without joining gets none.
 import t from 'tap';
-import { cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
+import { TIERS, cannotRun, endpoint, makeBed, send, startPorts, until } from './bed';
 import { hasTcpdump, tcpdump } from './mcast';
 
 const COUNT = 1000;
 
 if (!cannotRun(t)) {
-  t.test('a relay output to 239.2.2.2: every joined receiver gets every datagram, a receiver that did not join gets none', async (t) => {
+  for (const tier of TIERS) t.test(`a relay output to 239.2.2.2: every joined receiver gets every datagram, a receiver that did not join gets none (${tier} tier)`, async (t) => {
     // the neighbour resolver must not be asked for a group: a refusing one proves it
-    const bed = await makeBed(t, { resolve: async (dst) => { throw new Error(`the resolver was asked for ${dst}`); } }, 4);
+    const bed = await makeBed(t, { resolve: async (dst) => { throw new Error(`the resolver was asked for ${dst}`); } }, 4, { relayTier: tier });
     const { tb, relays, engine } = bed;
     const listen = endpoint(tb.addr('relay'), 5000);
     const group = '239.2.2.2';

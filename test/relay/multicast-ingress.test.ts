@@ -5,7 +5,7 @@
 // `ip maddr`, relays every datagram sent to the group to its unicast
 // subscribers exactly once, and leaves the group when it goes.
 import t from 'tap';
-import { cannotRun, endpoint, makeBed, seqUdp, until } from './bed';
+import { TIERS, cannotRun, endpoint, makeBed, seqUdp, until } from './bed';
 import { IGMP, MLD2, groupRoute, hasTcpdump, maddr, tcpdump } from './mcast';
 import { send, startPorts } from './bed';
 
@@ -15,9 +15,9 @@ const MLD_REPORT = /multicast listener report v2[^\n]*gaddr ff3e::1 /;
 const SIZE = 200;
 
 if (!cannotRun(t)) {
-  for (const fam of [4, 6] as const) {
-    t.test(`IPv${fam}: ${COUNT} datagrams to a group split to 3 unicast subscribers, each exactly once`, async (t) => {
-      const bed = await makeBed(t, {}, 3);
+  for (const tier of TIERS) for (const fam of [4, 6] as const) {
+    t.test(`IPv${fam}: ${COUNT} datagrams to a group split to 3 unicast subscribers, each exactly once (${tier} tier)`, async (t) => {
+      const bed = await makeBed(t, {}, 3, { relayTier: tier });
       const { tb, relays, engine } = bed;
       // the C fixtures (a fraction of the CPU) speak IPv4 only: IPv6 uses the Node ones
       const c = seqUdp(bed);
@@ -44,6 +44,7 @@ if (!cannotRun(t)) {
       } else {
         t.comment('tcpdump not installed: the report on the wire is not checked');
       }
+      const kBefore = engine.region.kernelCounter('relay_out');
       const rx = await Promise.all(subs.map((s) => seq.startPorts(s.host, s.addr, [s.port], COUNT, 60_000)));
       const sent = await seq.send(endpoint(tb.addr('origin', fam), 4444), listen, COUNT, 5000, SIZE);
       t.equal(sent.sent, COUNT, `origin sent ${COUNT} to ${listen}`);
@@ -56,6 +57,7 @@ if (!cannotRun(t)) {
       await until(() => relays.relayStats('tv')?.packets === BigInt(COUNT));
       t.equal(relays.relayStats('tv')?.packets, BigInt(COUNT), 'the relay matched every datagram');
       t.equal(engine.region.counter(1, 'drop_not_allowed'), 0n, 'nothing dropped as not allowed');
+      t.equal(engine.region.kernelCounter('relay_out') - kBefore, tier === 'kernel' ? BigInt(COUNT * 3) : 0n, `the ${tier} tier sent them all`);
       await relays.removeRelay('tv');
       t.notMatch(await maddr(tb, 'relay'), new RegExp(`${group.replace(/\./g, '\\.')}\\b`), 'the group is left with the relay');
     });
