@@ -45,13 +45,19 @@
 //   npm run bench -- relay [--runs 3] [--ms 500] [--sizes 64,1316]
 //                          [--fanouts 1,8] [--methods engine,kernel,afpacket,c,node,nft]
 //                          [--origin ring|udp] [--rate PPS] [--readme]
+//                          [--no-mcast | --mcast-only]
 // --rate: no search, PPS is taken as the lossless rate (iterating on overload)
+// After the methods, the multicast and capture cases of bench/relay-mcast.ts
+// (issue #14: 1 multicast output vs 8 unicast outputs on one segment, a 1:2
+// relay with a capture running vs none) run with the same --runs and
+// --readme; --no-mcast skips them, --mcast-only runs only them.
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { compileBench, holdSharedLock, median, runChild } from './lib/measure';
 import { commandOf, measuredOn, writeResults } from './lib/readme';
 import { Testbed, netnsUnavailable } from '../test/helpers/testbed';
+import { main as mcastMain } from './relay-mcast';
 
 // The methods, in the order they run. Each is a MethodSpec: a label, the
 // bench/c programs it needs, and start(ctx, fanout), which sets the relay up
@@ -70,10 +76,10 @@ const TX_FRAMES = 8192;
 const RELAY_CPU = 1;
 const USER_HZ = 100;
 
-interface Options { rate: number; runs: number; ms: number; sizes: number[]; fanouts: number[]; methods: string[]; origin: 'ring' | 'udp'; readme: boolean }
+interface Options { rate: number; runs: number; ms: number; sizes: number[]; fanouts: number[]; methods: string[]; origin: 'ring' | 'udp'; readme: boolean; mcast: 'yes' | 'no' | 'only' }
 
 function parse(args: string[]): Options {
-  const o: Options = { rate: 0, runs: 3, ms: 500, sizes: [64, 1316], fanouts: [1, 8], methods: METHODS.map((m) => m.name), origin: 'ring', readme: false };
+  const o: Options = { rate: 0, runs: 3, ms: 500, sizes: [64, 1316], fanouts: [1, 8], methods: METHODS.map((m) => m.name), origin: 'ring', readme: false, mcast: 'yes' };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = args[i + 1];
@@ -85,7 +91,9 @@ function parse(args: string[]): Options {
     else if (a === '--origin') o.origin = args[++i] as Options['origin'];
     else if (a === '--rate') o.rate = Number(args[++i]);
     else if (a === '--readme') o.readme = true;
-    else throw new Error(`bench relay: unknown option "${a}" (accepted: --runs, --rate, --ms, --sizes, --fanouts, --methods, --origin, --readme)`);
+    else if (a === '--no-mcast') o.mcast = 'no';
+    else if (a === '--mcast-only') o.mcast = 'only';
+    else throw new Error(`bench relay: unknown option "${a}" (accepted: --runs, --rate, --ms, --sizes, --fanouts, --methods, --origin, --readme, --no-mcast, --mcast-only)`);
   }
   for (const m of o.methods) if (!METHODS.some((x) => x.name === m)) throw new Error(`bench relay: --methods: "${m}" is not one of ${METHODS.map((x) => x.name).join(', ')}`);
   if (o.origin !== 'ring' && o.origin !== 'udp') throw new Error(`bench relay: --origin: "${String(o.origin)}" is not one of ring, udp`);
@@ -323,6 +331,14 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   const o = parse(args);
+  if (o.mcast !== 'only') await unicastMain(args, o);
+  if (o.mcast !== 'no') {
+    process.stdout.write('\n--- relay: multicast and capture (bench/relay-mcast.ts) ---\n');
+    await mcastMain([...(args.includes('--runs') ? ['--runs', String(o.runs)] : []), ...(o.readme ? ['--readme'] : [])]);
+  }
+}
+
+async function unicastMain(args: string[], o: Options): Promise<void> {
   const chosen = METHODS.filter((m) => o.methods.includes(m.name));
   const origin = compileBench('relay_origin');
   if ('missing' in origin) throw new Error(origin.missing);

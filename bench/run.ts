@@ -25,7 +25,8 @@ async function main(argv: string[]): Promise<void> {
   for (const n of names) {
     if (!all.has(n)) throw new Error(`bench: no benchmark "${n}" (available: ${[...all.keys()].join(', ') || 'none'})`);
   }
-  const run = names.length ? names : [...all.keys()];
+  // `relay` runs relay-mcast's cases too (bench/relay.ts): not twice when all run
+  const run = names.length ? names : [...all.keys()].filter((n) => !(n === 'relay-mcast' && all.has('relay')));
   for (const n of run) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const mod = require(all.get(n)!) as { main?: BenchMain };

@@ -17,7 +17,9 @@ export type ReflectorErrorCode =
   | 'ERR_CLOSED' // the object was stopped or closed
   | 'ERR_WOULD_BLOCK' // a synchronous call on the main thread found nothing ready and will not wait (use the *Async form)
   | 'ERR_WORKER' // a session worker crashed or hung
-  | 'ERR_TIMEOUT'; // a request ran out of time and was not applied
+  | 'ERR_TIMEOUT' // a request ran out of time and was not applied
+  | 'ERR_MULTICAST_JOIN' // the kernel refused to join a relay's multicast group
+  | 'ERR_CAPTURE'; // a capture cannot start (one runs already) or its file cannot be written
 
 export class ReflectorError extends Error {
   readonly code: ReflectorErrorCode;

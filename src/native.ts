@@ -89,6 +89,14 @@ export interface Native {
   udpProbe(family: 4 | 6, addr: string, port: number, ifindex: number, netns?: string): string;
   /** Gratuitous ARP (family 4) or unsolicited neighbour advertisement (6) for addr, `count` times (engine/include/reflector/announce.h). */
   announceAddress(ifname: string, netns: string | undefined, family: 4 | 6, addr: Uint8Array, count: number): void;
+  /**
+   * Join `group` on `ifname` in `netns` (engine/include/reflector/mcast.h):
+   * any-source without sources, else source-specific. Returns the fd holding
+   * the membership; throws an Error with `errno` when the kernel refuses.
+   */
+  mcastJoin(ifname: string, netns: string | undefined, family: 4 | 6, group: Uint8Array, sources: Uint8Array[]): number;
+  /** Close a membership fd from mcastJoin (the kernel leaves the group). */
+  mcastLeave(fd: number): void;
   /** One datagram to a service manager's NOTIFY_SOCKET (a path or "@abstract"); "" or what failed (src/server/systemd.ts). */
   sdNotify(socket: string, message: string): string;
 }

@@ -46,6 +46,7 @@
 #define _Static_assert static_assert
 extern "C" {
 #include "reflector/announce.h"
+#include "reflector/mcast.h"
 #include "reflector/engine.h"
 #include "reflector/region.h"
 }
@@ -404,6 +405,8 @@ class Reflector : public Napi::Addon<Reflector> {
         InstanceMethod("interfaceInfo", &Reflector::InterfaceInfo),
         InstanceMethod("udpProbe", &Reflector::UdpProbe),
         InstanceMethod("announceAddress", &Reflector::AnnounceAddress),
+        InstanceMethod("mcastJoin", &Reflector::McastJoin),
+        InstanceMethod("mcastLeave", &Reflector::McastLeave),
         InstanceMethod("sdNotify", &Reflector::SdNotify),
     });
     // Runs before the instance data is finalized (hooks run in reverse
@@ -464,6 +467,7 @@ class Reflector : public Napi::Addon<Reflector> {
     o.Set("eventOff", l.event_off);
     o.Set("destOff", l.dest_off);
     o.Set("streamCountersOff", l.stream_counters_off);
+    o.Set("captureOff", l.capture_off);
     o.Set("outputCountersOff", l.output_counters_off);
     o.Set("laneCountersOff", l.lane_counters_off);
     o.Set("poolOff", l.pool_off);
@@ -875,6 +879,44 @@ class Reflector : public Napi::Addon<Reflector> {
     if (rf_announce(netns.c_str(), ifname.c_str(), family, a.Data(), count, err, sizeof(err)) < 0)
       throw Napi::Error::New(env, err);
     return env.Undefined();
+  }
+
+  // mcastJoin(ifname, netns, family, group: Uint8Array(16), sources: Uint8Array(16)[]):
+  // the fd holding the membership (mcast.h); throws with .errno when refused
+  Napi::Value McastJoin(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "interface: expected a string");
+    std::string ifname = info[0].As<Napi::String>().Utf8Value();
+    std::string netns = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    int family = static_cast<int>(U32Arg(info[2], "family"));
+    if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().ByteLength() != 16)
+      throw Napi::TypeError::New(env, "group: expected a Uint8Array of 16 bytes");
+    Napi::Uint8Array g = info[3].As<Napi::Uint8Array>();
+    if (!info[4].IsArray()) throw Napi::TypeError::New(env, "sources: expected an array");
+    Napi::Array arr = info[4].As<Napi::Array>();
+    if (arr.Length() > RF_MCAST_MAX_SOURCES) throw Napi::TypeError::New(env, "sources: too many");
+    uint8_t src[RF_MCAST_MAX_SOURCES][16];
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().ByteLength() != 16)
+        throw Napi::TypeError::New(env, "sources[i]: expected a Uint8Array of 16 bytes");
+      memcpy(src[i], v.As<Napi::Uint8Array>().Data(), 16);
+    }
+    char err[512] = "";
+    int fd = rf_mcast_join(netns.c_str(), ifname.c_str(), family, g.Data(), src, arr.Length(), err, sizeof(err));
+    if (fd < 0) {
+      Napi::Error e = Napi::Error::New(env, err);
+      e.Set("errno", Napi::Number::New(env, -fd));
+      throw e;
+    }
+    return Napi::Number::New(env, fd);
+  }
+
+  // mcastLeave(fd): close the membership socket (the kernel leaves the group)
+  Napi::Value McastLeave(const Napi::CallbackInfo& info) {
+    int fd = static_cast<int>(U32Arg(info[0], "fd"));
+    close(fd);
+    return info.Env().Undefined();
   }
 
   std::map<uint32_t, std::shared_ptr<EngineSlot>> engines_;

@@ -52,7 +52,8 @@ static void apply(struct rf_relay *r, uint32_t op, const void *body, size_t len)
 
 static struct rf_relay *setup(void)
 {
-	static uint8_t region[1 << 20] __attribute__((aligned(4096)));
+	/* the layout with 2.1's capture rings (2 MiB after the pool) */
+	static uint8_t region[1 << 22] __attribute__((aligned(4096)));
 	struct rf_region_params p = { 1, 16, 512, 16, 1, 16, 16, 1, 64 };
 	char err[256];
 	struct rf_relay *r;

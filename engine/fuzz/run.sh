@@ -20,7 +20,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 eng="$here/.."
 out="$eng/out/fuzz"
 cflags=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -pthread -I"$eng/include" -I"$eng/src")
-relay_srcs=("$eng"/src/netpkt.c "$eng"/src/relay.c "$eng"/src/relay_parse.c "$eng"/src/relay_table.c "$eng"/src/relay_filter.c "$eng"/src/region.c "$eng"/src/ktier.c "$eng"/src/ktier_lib.c)
+relay_srcs=("$eng"/src/netpkt.c "$eng"/src/relay.c "$eng"/src/relay_parse.c "$eng"/src/relay_table.c "$eng"/src/relay_filter.c "$eng"/src/relay_capture.c "$eng"/src/capture.c "$eng"/src/region.c "$eng"/src/ktier.c "$eng"/src/ktier_lib.c)
 engine_srcs=("$eng"/src/*.c)
 command -v clang >/dev/null || { echo "fuzz: clang not found (apt-get install clang)"; exit 77; }
 status=0

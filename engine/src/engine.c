@@ -467,6 +467,9 @@ int rf_engine_create(struct rf_engine **out, void *region, size_t region_len,
 	rc = open_kernel_tier(e, err, errlen);
 	if (rc)
 		goto out;
+	/* the RX thread's capture ring (#14), when the checked header places it inside the region */
+	if (e->hs.capture_off && (uint64_t)e->hs.capture_off + (uint64_t)RF_CAPTURE_RINGS * RF_CAPTURE_STRIDE <= e->hs.region_size)
+		rf_relay_set_capture(e->relay, rf_capture_ring_at(region, &e->hs, RF_THREAD_RX));
 	for (i = 0; i < e->hs.lane_count; i++) {
 		const struct rf_lane *l = &e->hs.lanes[i];
 		struct rf_tx_lane *ln = &e->lanes[i];

@@ -78,6 +78,9 @@ struct rf_ktier {
 	int ifindex;
 	int created_qdisc;
 	int relaying;           /* kernel relays allowed */
+	/* the relay a capture is armed on (RF_RELAY_NONE: none): it relays in
+	 * the user tier while captured, where the RX thread copies its frames */
+	uint32_t captured;
 	int ncpu;
 	uint32_t max_counters;
 	char netns[256];
@@ -434,6 +437,7 @@ int rf_ktier_open(struct rf_ktier **out, const struct rf_ktier_config *cfg, int 
 	pthread_mutex_init(&k->mu, NULL);
 	pthread_cond_init(&k->cv, NULL);
 	k->ifindex = cfg->ifindex;
+	k->captured = RF_RELAY_NONE;
 	k->max_counters = cfg->max_counters < RF_KT_MAX_COUNTERS ? cfg->max_counters : RF_KT_MAX_COUNTERS;
 	if (cfg->netns)
 		snprintf(k->netns, sizeof(k->netns), "%s", cfg->netns);
@@ -684,7 +688,7 @@ static int write_relay(struct rf_ktier *k, struct kt_slot *s)
  * program walks (or the tier is user). */
 static uint8_t mode_of(const struct rf_ktier *k, const struct rf_relay_ent *e)
 {
-	if (!k->relaying || e->out_count > RF_KT_MAX_OUTS)
+	if (!k->relaying || e->out_count > RF_KT_MAX_OUTS || e->id == k->captured)
 		return RF_KT_CONSUME;
 	return e->lim.on ? RF_KT_RELAY_LIMITED : RF_KT_RELAY;
 }
@@ -726,18 +730,33 @@ static void addr_refresh(struct rf_ktier *k, const struct rf_relay_table *t, con
 	k->lb.bpf_map_delete_elem(k->addrs_fd, &a);
 }
 
+static void mirror(struct rf_ktier *k, struct rf_relay_table *t, uint32_t relay_id, uint8_t op,
+		   const struct rf_policy_msg *msg);
+
 void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf_policy_msg *msg)
 {
-	struct rf_relay_ent *e = NULL;
 	struct kt_slot *s;
-	uint32_t relay_id, i;
-	uint8_t mode;
+	uint32_t relay_id;
 
 	if (!k)
 		return;
 	memcpy(&relay_id, msg->body, 4);
+	if (msg->op == RF_POLICY_OP_CAPTURE) {
+		uint32_t prev = k->captured;
+
+		/* arming moves the relay to the user tier, disarming (relay_id
+		 * NONE) brings the one captured until now back */
+		k->captured = relay_id;
+		if (prev != RF_RELAY_NONE && prev != relay_id)
+			mirror(k, t, prev, msg->op, msg);
+		if (relay_id != RF_RELAY_NONE)
+			mirror(k, t, relay_id, msg->op, msg);
+		return;
+	}
 	s = slot_of(k, relay_id);
 	if (msg->op == RF_POLICY_OP_RELAY_REMOVE) {
+		if (k->captured == relay_id)
+			k->captured = RF_RELAY_NONE;
 		if (s) {
 			k->lb.bpf_map_delete_elem(k->keys_fd, &s->key);
 			s->used = 0;
@@ -745,6 +764,18 @@ void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf
 		}
 		return;
 	}
+	mirror(k, t, relay_id, msg->op, msg);
+}
+
+/* Write relay `relay_id` of table `t` into the maps after message `op`. */
+static void mirror(struct rf_ktier *k, struct rf_relay_table *t, uint32_t relay_id, uint8_t op,
+		   const struct rf_policy_msg *msg)
+{
+	struct rf_relay_ent *e = NULL;
+	struct kt_slot *s = slot_of(k, relay_id);
+	uint32_t i;
+	uint8_t mode;
+
 	for (i = 0; i < t->n_relays; i++)
 		if (t->relays[i].id == relay_id)
 			e = &t->relays[i];
@@ -772,7 +803,7 @@ void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf
 		if (e->counter != RF_RELAY_NONE)
 			zero_slot(k, e->counter);
 	}
-	if (msg->op == RF_POLICY_OP_OUTPUT_ADD) {
+	if (op == RF_POLICY_OP_OUTPUT_ADD) {
 		uint32_t out_id;
 
 		memcpy(&out_id, msg->body + 4, 4);
@@ -782,7 +813,7 @@ void rf_ktier_sync(struct rf_ktier *k, struct rf_relay_table *t, const struct rf
 	 * user tier; a limit (or a changed one) starts with full buckets,
 	 * before the relay that uses them is current */
 	mode = mode_of(k, e);
-	if (msg->op == RF_POLICY_OP_RELAY_LIMIT || msg->op == RF_POLICY_OP_RELAY_ADD)
+	if (op == RF_POLICY_OP_RELAY_LIMIT || op == RF_POLICY_OP_RELAY_ADD)
 		write_limit(k, s, e);
 	build(k, t, e, mode);
 	if (write_relay(k, s)) {

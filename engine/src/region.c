@@ -81,6 +81,9 @@ int rf_region_layout(const struct rf_region_params *p, struct rf_region_layout *
 	o->pool_off = (uint32_t)off;
 	off += (uint64_t)p->lanes * p->slots_per_lane * p->slot_size;
 	off = round_up(off, RF_PAGE);
+	/* after the pool: nothing before it moved (2.1) */
+	o->capture_off = (uint32_t)off;
+	off += round_up((uint64_t)RF_CAPTURE_RINGS * RF_CAPTURE_STRIDE, RF_PAGE);
 
 	if (off > RF_MAX_REGION)
 		return fail(err, errlen,
@@ -138,6 +141,13 @@ int rf_region_init(void *mem, size_t len, const struct rf_region_params *p,
 	h->output_counters_off = l.output_counters_off;
 	h->max_outputs = p->max_outputs;
 	h->lane_counters_off = l.lane_counters_off;
+	h->capture_off = l.capture_off;
+	for (i = 0; i < RF_CAPTURE_RINGS; i++) {
+		struct rf_capture_ring *c = rf_capture_ring_at(mem, h, i);
+
+		c->size = RF_CAPTURE_DATA;
+		c->data_off = RF_CAPTURE_HDR;
+	}
 	h->policy_entries = p->policy_entries;
 	h->event_entries = p->event_entries;
 	h->engine_state = RF_STATE_STOPPED;
@@ -235,7 +245,17 @@ const struct rf_field rf_region_fields[] = {
 	F(rf_region_hdr, output_counters_off), F(rf_region_hdr, max_outputs),
 	F(rf_region_hdr, policy_entries), F(rf_region_hdr, event_entries),
 	F(rf_region_hdr, engine_state), F(rf_region_hdr, lane_counters_off),
-	F(rf_region_hdr, doorbell), F(rf_region_hdr, lanes),
+	F(rf_region_hdr, doorbell), F(rf_region_hdr, lanes), F(rf_region_hdr, capture_off),
+	Z(rf_capture_ring), F(rf_capture_ring, producer), F(rf_capture_ring, captured),
+	F(rf_capture_ring, dropped), F(rf_capture_ring, consumer), F(rf_capture_ring, armed),
+	F(rf_capture_ring, size),
+	F(rf_capture_ring, data_off),
+	Z(rf_capture_rec), F(rf_capture_rec, len), F(rf_capture_rec, caplen), F(rf_capture_rec, wire_len),
+	F(rf_capture_rec, kind), F(rf_capture_rec, id), F(rf_capture_rec, ts_ns),
+	{ "capture_rings", RF_CAPTURE_RINGS },
+	{ "capture_data", RF_CAPTURE_DATA },
+	{ "capture_stride", RF_CAPTURE_STRIDE },
+	{ "capture_snap", RF_CAPTURE_SNAP },
 	{ "lane_faults", RF_LANE_FAULTS },
 	{ "lane_fault_limit", RF_LANE_FAULT_LIMIT },
 	{ "tx_horizon_ms", (uint32_t)(RF_TX_HORIZON_NS / 1000000u) },

@@ -56,6 +56,8 @@ struct rf_relay *rf_relay_create(struct rf_output_counters *oc, uint32_t max_out
 	r->now_ns = rf_now_ns;
 	memcpy(r->mac, if_mac, 6);
 	r->in_use[0] = 1;
+	r->cap_relay = RF_RELAY_NONE;
+	r->cap_output = RF_RELAY_NONE;
 	/* keys_gen starts at 1 so the first rf_relay_filter() call installs a
 	 * filter even for an empty table */
 	r->tables[0]->keys_gen = 1;
@@ -267,6 +269,7 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 		const struct rf_rx_pkt *p = &pkts[i];
 		const struct rf_relay_ent *e;
 		struct rf_pkt_view v;
+		int cap;
 
 		/* the next frame's headers while this one is rewritten and copied */
 		if (i + 1 < n)
@@ -322,6 +325,10 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 			}
 		}
 		count_out(r, e->counter, 1, p->len, 0);
+		/* counter: the capture ring's captured / dropped (relay_capture.c) */
+		cap = rf_unlikely(r->cap_relay == e->id);
+		if (cap && r->cap_ingress)
+			rf_relay_capture_put(r, RF_CAP_INGRESS, e->id, p->data, p->len, NULL, 0, p->wire_len);
 		for (k = 0; k < e->out_count; k++) {
 			const struct rf_relay_out *o = &t->outs[e->out_first + k];
 			struct rf_tx_pkt *tx;
@@ -339,6 +346,9 @@ void rf_relay_burst(struct rf_relay *r, const struct rf_rx_pkt *pkts, uint32_t n
 				continue;
 			}
 			rf_relay_rewrite(o, &v, r->hdrs[ntx]);
+			if (cap && (r->cap_output == RF_RELAY_NONE || r->cap_output == o->id))
+				rf_relay_capture_put(r, RF_CAP_OUTPUT, o->id, r->hdrs[ntx], o->hdr_len, v.payload,
+						     v.payload_len, (uint32_t)o->hdr_len + v.payload_len);
 			tx = &r->tx[ntx];
 			tx->hdr = r->hdrs[ntx];
 			tx->hdr_len = o->hdr_len;

@@ -50,6 +50,7 @@ enum rf_policy_op {
 	RF_POLICY_OP_RELAY_LIMIT = 7,    /* rf_policy_relay_limit: ingress rate limit of a relay */
 	RF_POLICY_OP_KERNEL_COMMIT = 8,  /* no body: the table is complete, the kernel tier may
 					  * replace what a previous server left (docs/kernel-tier.md) */
+	RF_POLICY_OP_CAPTURE = 9,        /* rf_policy_capture: arm or disarm the capture (relay_capture.c) */
 };
 
 /* Output flags. */
@@ -120,6 +121,17 @@ struct rf_policy_relay_limit {
 
 #define RF_RELAY_LIMIT_BURST_NS 100000000ull /* 100 ms */
 
+/* Arm the RX thread's capture ring for one relay (its ingress frames when
+ * `ingress`, and its output frames: every output, or only `output_id`), or
+ * disarm it (relay_id RF_RELAY_NONE). One capture at a time: arming replaces
+ * what was armed. The relay is disarmed when it is removed. */
+struct rf_policy_capture {
+	uint32_t relay_id;
+	uint32_t output_id;   /* RF_RELAY_NONE: every output of the relay */
+	uint8_t ingress;
+	uint8_t _rsvd0[3];
+};
+
 /*
  * Status of a message (the RX thread acks with -status as b):
  *   EINVAL        bad family, port 0, prefix length, flags, ttl or dscp
@@ -131,6 +143,7 @@ struct rf_policy_relay_limit {
  *   EAFNOSUPPORT  output family differs from the relay's
  *   ELOOP         an output would send to a relay's own listen <address, port>
  *   EBUSY         no free table copy (a reader is still inside a burst)
+ *   ENODEV        capture: the engine has no capture ring (a region older than 2.1)
  */
 
 /* ------------------------------------------------------------- interface -- */
@@ -200,5 +213,11 @@ _Static_assert(offsetof(struct rf_policy_output_mac, valid) == 14, "output_mac.v
 _Static_assert(sizeof(struct rf_policy_relay_limit) == 16, "rf_policy_relay_limit");
 _Static_assert(offsetof(struct rf_policy_relay_limit, pps) == 4, "relay_limit.pps");
 _Static_assert(offsetof(struct rf_policy_relay_limit, bytes_per_s) == 8, "relay_limit.bytes_per_s");
+_Static_assert(sizeof(struct rf_policy_capture) == 12, "rf_policy_capture");
+_Static_assert(offsetof(struct rf_policy_capture, output_id) == 4, "capture.output_id");
+_Static_assert(offsetof(struct rf_policy_capture, ingress) == 8, "capture.ingress");
+
+/* Give the relay the RX thread's capture ring (in the region; NULL: none). */
+void rf_relay_set_capture(struct rf_relay *r, struct rf_capture_ring *ring);
 
 #endif

@@ -159,6 +159,15 @@ struct rf_relay {
 	/* the kernel tier mirrors every applied message (NULL: none) */
 	struct rf_ktier *kt;
 
+	/* The armed capture (relay_capture.c). The fast path compares cap_relay
+	 * with each matched relay's id: one load, never equal when no capture
+	 * runs (RF_RELAY_NONE is no relay's id). Written between bursts. */
+	uint32_t cap_relay;
+	uint32_t cap_output;    /* RF_RELAY_NONE: every output */
+	uint8_t cap_ingress;
+	uint32_t cap_prod;      /* our own copy of the ring's producer position */
+	struct rf_capture_ring *cap_ring;
+
 	/* fast-path scratch: headers and gather entries for one tx_burst */
 	struct rf_tx_pkt tx[RF_RELAY_TX_BATCH];
 	uint32_t tx_out[RF_RELAY_TX_BATCH]; /* output id of each entry */
@@ -209,6 +218,14 @@ static inline int rf_relay_lim_take(struct rf_relay_lim *l, uint64_t now, uint32
 	l->credit_byte -= need;
 	return 1;
 }
+
+/* Capture (relay_capture.c): apply RF_POLICY_OP_CAPTURE; copy one frame
+ * (`a` then `b`, at most RF_CAPTURE_SNAP bytes) into the ring, or drop and
+ * count it (rf_capture_ring.dropped) when it does not fit. */
+int rf_relay_capture_apply(struct rf_relay *r, const struct rf_relay_table *cur,
+			   const struct rf_policy_capture *b);
+void rf_relay_capture_put(struct rf_relay *r, uint16_t kind, uint32_t id, const uint8_t *a, uint32_t alen,
+			  const uint8_t *b, uint32_t blen, uint32_t wire_len);
 
 /* Reader side of the table's epoch (relay_table.c). */
 const struct rf_relay_table *rf_relay_read_begin(struct rf_relay *r);

@@ -354,6 +354,9 @@ static int op_relay_remove(struct rf_relay *r, const struct rf_relay_table *cur,
 	copy_table(t, cur, ri, -1, -1, NULL);
 	t->keys_gen++;
 	publish(r, t);
+	/* capture (#14): a removed relay is no longer captured */
+	if (r->cap_relay == b->relay_id)
+		r->cap_relay = RF_RELAY_NONE;
 	return 0;
 }
 
@@ -509,6 +512,7 @@ static int apply(struct rf_relay *r, const struct rf_policy_msg *msg)
 		struct rf_policy_output_ref orf;
 		struct rf_policy_output_mac om;
 		struct rf_policy_relay_limit rl;
+		struct rf_policy_capture cap; /* capture (#14): relay_capture.c */
 	} b;
 
 	/* copy out of the shared ring entry: TypeScript could (wrongly) still
@@ -533,6 +537,8 @@ static int apply(struct rf_relay *r, const struct rf_policy_msg *msg)
 		return op_output_mac(r, cur, &b.om);
 	case RF_POLICY_OP_RELAY_LIMIT:
 		return op_relay_limit(r, cur, &b.rl);
+	case RF_POLICY_OP_CAPTURE:
+		return rf_relay_capture_apply(r, cur, &b.cap);
 	default:
 		return -EOPNOTSUPP;
 	}

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "capture.h"
 #include "clock.h"
 #include "engine_internal.h"
 #include "netpkt.h"
@@ -94,6 +95,9 @@ struct tx_state {
 	struct rf_wheel_item pend[RF_BURST_MAX];
 	struct rf_tx_pkt pkts[RF_BURST_MAX];
 	uint8_t hdrs[RF_BURST_MAX][RF_HDR_MAX];
+	/* a session's capture (#14): this thread's ring, or NULL (a region older than 2.1) */
+	struct rf_capture_ring *cap;
+	uint32_t cap_prod;     /* our own copy of its producer position */
 };
 
 static inline void cpu_relax(void)
@@ -514,7 +518,7 @@ static void tx_flush(struct tx_state *s, uint64_t now)
 static uint32_t send_due(struct tx_state *s, uint64_t now)
 {
 	struct rf_engine *e = s->e;
-	uint32_t i, m = 0, took, ok = 0, done = 0;
+	uint32_t i, m = 0, took, ok = 0, done = 0, cap;
 	uint64_t all_bytes = 0;
 
 	if (!s->npend) {
@@ -529,6 +533,8 @@ static uint32_t send_due(struct tx_state *s, uint64_t now)
 	if (!s->npend)
 		return 0;
 
+	/* capture (#14): one load per burst; 0 when no capture runs */
+	cap = s->cap ? rf_load_acquire(&s->cap->armed) : 0;
 	for (i = 0; i < RF_PREFETCH_AHEAD && i < s->npend; i++)
 		prefetch_payload(s, &s->pend[i].desc);
 	for (i = 0; i < s->npend; i++) {
@@ -569,6 +575,10 @@ static uint32_t send_due(struct tx_state *s, uint64_t now)
 		/* the UDP checksum is the header's last two bytes */
 		p->csum_off = (uint16_t)(hlen - 2);
 		p->refused = 0;
+		if (rf_unlikely(cap) && d->stream + 1u == cap)
+			/* counter: the capture ring's captured / dropped */
+			rf_capture_write(s->cap, &s->cap_prod, RF_CAP_SESSION, d->stream, p->hdr, hlen,
+					 p->payload, d->len, hlen + d->len, p->csum_off);
 		/* keep pend[] aligned with pkts[] */
 		s->pend[m] = *it;
 		m++;
@@ -660,6 +670,10 @@ void *rf_tx_main(void *arg)
 	s->retry_ns = RF_TX_RETRY_NS;
 	s->mtu = e->mtu;
 	s->ip_id = e->ip_id;
+	s->cap = NULL;
+	s->cap_prod = 0;
+	if (e->hs.capture_off && (uint64_t)e->hs.capture_off + (uint64_t)RF_CAPTURE_RINGS * RF_CAPTURE_STRIDE <= e->hs.region_size)
+		s->cap = rf_capture_ring_at(e->region, &e->hs, RF_THREAD_TX);
 	/* a sleeping thread's timeout may be extended by the timer slack (50 us
 	 * by default) to batch wakeups: this thread wakes for deadlines */
 	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);

@@ -7,7 +7,8 @@ import { parseEndpoint, parsePrefix } from '../net/address';
 import { ReflectorError } from '../errors';
 import { loadConfig } from '../config/validate';
 import { ControlClient, type ClientTls, type ControlTarget } from '../control/client';
-import { ControlError, type Command, type StatsResult } from '../control/types';
+import { ControlError, type CaptureRequest, type Command, type StatsResult } from '../control/types';
+import { PcapFileSync } from '../capture/pcap-writer';
 import { EVENT_TYPES } from '../control/wire';
 import type { ServerEventType } from '../server/events';
 import { optionHelp, UsageError, type OptionSpec, type Parsed } from './args';
@@ -31,6 +32,11 @@ export const CTL_OPTIONS: Record<string, OptionSpec> = {
   format: { value: 'FORMAT', help: 'start-session: mpegts | rtp | pcap (default mpegts)' },
   loop: { help: 'start-session: start again at the end of the file' },
   type: { value: 'KIND', repeat: true, help: `watch: only events of this kind (${EVENT_TYPES.join(', ')})` },
+  out: { value: 'FILE.pcap', help: 'capture: the pcap file to write (written by ctl, on its own host)' },
+  count: { value: 'N', help: 'capture: stop after N packets (ingress and outputs together)' },
+  seconds: { value: 'S', help: 'capture: stop after S seconds' },
+  ssm: { value: 'yes|no', help: 'add-relay on a multicast group: join source-specifically (default: yes when every --source is one host)' },
+  'multicast-ttl': { value: 'N', help: 'add-relay: TTL / hop limit of multicast outputs, 1..255 (default 16)' },
   help: { help: 'show help (after a command: that command\'s help)' },
   version: { help: 'print the version' },
 };
@@ -45,12 +51,16 @@ const COMMANDS: Record<string, CtlCommand> = {
   list: { args: [], help: 'list relays (with subscribers) and sessions, and where each came from (config or runtime)' },
   subscribe: { args: ['RELAY', 'ADDR:PORT'], help: 'add a subscriber (output) to a relay' },
   unsubscribe: { args: ['RELAY', 'ADDR:PORT'], help: 'remove a subscriber from a relay' },
-  'add-relay': { args: ['NAME', 'LISTEN_ADDR:PORT'], options: ['source', 'subscriber'], help: 'create a relay listening on LISTEN_ADDR:PORT (--source PREFIX at least once)' },
+  'add-relay': { args: ['NAME', 'LISTEN_ADDR:PORT'], options: ['source', 'subscriber', 'ssm', 'multicast-ttl'], help: 'create a relay listening on LISTEN_ADDR:PORT (--source PREFIX at least once)' },
   'remove-relay': { args: ['NAME'], help: 'remove a relay and all its subscribers' },
   'start-session': { args: ['NAME', 'FILE', 'ADDR:PORT'], options: ['format', 'loop'], help: 'stream FILE to ADDR:PORT' },
   'stop-session': { args: ['NAME'], help: 'stop a session' },
   stats: { args: [], help: 'engine, relay and session counters' },
   watch: { args: [], options: ['type'], help: 'print events (JSON lines) as they happen, until interrupted' },
+  capture: {
+    args: ['NAME'], options: ['out', 'count', 'seconds', 'subscriber'],
+    help: 'write a nanosecond pcap of what relay NAME receives and sends, or what session NAME sends (--out FILE.pcap, and --count N and/or --seconds S; --subscriber ADDR:PORT: that output of the relay only)',
+  },
 };
 
 export const CTL_HELP = `Usage: reflector ctl [--socket PATH | --tcp ADDR:PORT --token TOKEN [--tls-ca FILE]] <command> [args]
@@ -86,7 +96,13 @@ Common options: --socket PATH, --config FILE, --tcp ADDR:PORT, --token TOKEN, --
 }
 
 /** Parse the command line into one control Command (UsageError on any mistake); `watch` is no command. */
-export function buildCommand(a: Parsed): { name: string; command: Command | null } {
+export interface CaptureCli {
+  request: CaptureRequest;
+  /** the pcap file ctl writes (absolute) */
+  out: string;
+}
+
+export function buildCommand(a: Parsed): { name: string; command: Command | null; capture?: CaptureCli } {
   const [name, ...args] = a.positionals;
   if (!name) throw new UsageError(`ctl: a command is required (commands: ${Object.keys(COMMANDS).join(', ')})`);
   const spec = COMMANDS[name];
@@ -94,7 +110,7 @@ export function buildCommand(a: Parsed): { name: string; command: Command | null
   if (args.length !== spec.args.length) {
     throw new UsageError(`ctl ${name}: expected ${spec.args.length ? spec.args.join(' ') : 'no arguments'}, got ${args.length} argument(s)`);
   }
-  for (const o of ['source', 'subscriber', 'format', 'loop', 'type']) {
+  for (const o of ['source', 'subscriber', 'format', 'loop', 'type', 'out', 'count', 'seconds', 'ssm', 'multicast-ttl']) {
     if ((a.options.has(o) || a.flags.has(o)) && !(spec.options ?? []).includes(o)) {
       throw new UsageError(`ctl ${name}: option --${o} does not apply to this command`);
     }
@@ -127,7 +143,18 @@ export function buildCommand(a: Parsed): { name: string; command: Command | null
         }
       }
       const subscribers = (a.options.get('subscriber') ?? []).map((s) => ep(s, '--subscriber'));
-      return { name, command: { type: 'addRelay', name: args[0], listen: ep(args[1], 'LISTEN_ADDR:PORT'), sources, subscribers } };
+      const command: Command = { type: 'addRelay', name: args[0], listen: ep(args[1], 'LISTEN_ADDR:PORT'), sources, subscribers };
+      const ssm = a.options.get('ssm')?.[0];
+      if (ssm !== undefined) {
+        if (ssm !== 'yes' && ssm !== 'no') throw new UsageError(`ctl add-relay: --ssm "${ssm}" is not yes or no`);
+        command.ssm = ssm === 'yes';
+      }
+      const ttl = a.options.get('multicast-ttl')?.[0];
+      if (ttl !== undefined) {
+        if (!/^\d+$/.test(ttl) || Number(ttl) < 1 || Number(ttl) > 255) throw new UsageError(`ctl add-relay: --multicast-ttl "${ttl}" is not an integer in 1..255`);
+        command.multicastTtl = Number(ttl);
+      }
+      return { name, command };
     }
     case 'remove-relay':
       return { name, command: { type: 'removeRelay', name: args[0] } };
@@ -144,6 +171,26 @@ export function buildCommand(a: Parsed): { name: string; command: Command | null
       const bad = types.find((x) => !EVENT_TYPES.includes(x as ServerEventType));
       if (bad !== undefined) throw new UsageError(`ctl watch: --type "${bad}" is not an event kind (kinds: ${EVENT_TYPES.join(', ')})`);
       return { name, command: null };
+    }
+    case 'capture': {
+      const out = a.options.get('out')?.[0];
+      if (!out) throw new UsageError('ctl capture: --out FILE.pcap is required');
+      const num = (o: string, int: boolean): number => {
+        const v = a.options.get(o)?.[0];
+        if (v === undefined) return 0;
+        const n = Number(v);
+        if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0) || (int && !Number.isInteger(n))) {
+          throw new UsageError(`ctl capture: --${o} "${v}" is not a ${int ? 'positive integer' : 'positive number'}`);
+        }
+        return n;
+      };
+      const count = num('count', true);
+      const seconds = num('seconds', false);
+      if (!count && !seconds) throw new UsageError('ctl capture: give --count N or --seconds S (a capture is bounded)');
+      const subs = a.options.get('subscriber') ?? [];
+      if (subs.length > 1) throw new UsageError('ctl capture: at most one --subscriber');
+      const subscriber = subs.length ? ep(subs[0], '--subscriber') : '';
+      return { name, command: null, capture: { request: { name: args[0], count, seconds, subscriber }, out: path.resolve(out) } };
     }
   }
   throw new UsageError(`ctl: unknown command "${name}"`);
@@ -202,16 +249,27 @@ function tlsOf(a: Parsed): ClientTls | null {
 
 export async function ctl(a: Parsed, io: Io): Promise<number> {
   const name = a.positionals[0];
-  const { command } = buildCommand(a);
+  const { command, capture } = buildCommand(a);
   const t = target(a);
   const timeoutText = a.options.get('timeout')?.[0];
   const timeoutMs = timeoutText === undefined ? 10000 : Number(timeoutText);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`ctl: --timeout "${timeoutText}" is not a positive integer (milliseconds)`);
   const json = a.flags.has('json');
+  // the file first: an --out ctl cannot write is refused before anything is armed
+  let pcap: PcapFileSync | null = null;
+  if (capture) {
+    try {
+      pcap = PcapFileSync.open(capture.out, 'ctl capture: --out');
+    } catch (err) {
+      io.err(`reflector: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
   let client: ControlClient;
   try {
     client = await ControlClient.connect(t, { timeoutMs });
   } catch (err) {
+    if (pcap) discard(pcap);
     if (err instanceof ControlError) {
       io.err(`reflector: ctl: ${err.controlCode}: ${err.message}\n`);
       return err.controlCode === 'ERR_UNAUTHENTICATED' ? 1 : 3;
@@ -219,6 +277,7 @@ export async function ctl(a: Parsed, io: Io): Promise<number> {
     io.err(`reflector: ctl: ${(err as Error).message}\n`);
     return 3;
   }
+  if (capture && pcap) return captureTo(client, capture, pcap, timeoutMs, json, io);
   if (command === null) return watch(client, (a.options.get('type') ?? []) as ServerEventType[], io);
   try {
     const r = await client.request(command, timeoutMs);
@@ -264,6 +323,57 @@ async function watch(client: ControlClient, types: ServerEventType[], io: Io): P
       return err.controlCode === 'ERR_UNAUTHENTICATED' || err.controlCode === 'ERR_INVALID_ARG' ? 1 : 3;
     }
     return 0;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    client.close();
+  }
+}
+
+/** Remove a pcap file of a capture that never started. */
+function discard(p: PcapFileSync): void {
+  try {
+    p.close();
+    fs.rmSync(p.file, { force: true });
+  } catch {
+    // nothing more to do
+  }
+}
+
+/** `ctl capture`: the Capture stream into a nanosecond pcap file; SIGINT/SIGTERM stop it (what arrived is kept). */
+async function captureTo(client: ControlClient, c: CaptureCli, pcap: PcapFileSync, timeoutMs: number, json: boolean, io: Io): Promise<number> {
+  const cap = client.capture(c.request, timeoutMs);
+  cap.on('packet', (p) => pcap.add(p.tsNs, p.frame, p.wireLength));
+  const stop = (): void => cap.cancel();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  let armed = false;
+  cap.armed.then(
+    () => {
+      armed = true;
+      io.err(`capturing ${c.request.name} to ${c.out}\n`);
+    },
+    () => undefined,
+  );
+  try {
+    const end = await cap.ended;
+    pcap.close();
+    if (json) io.out(JSON.stringify({ packets: pcap.packets, dropped: end.dropped, file: c.out, ...(end.cancelled ? { cancelled: true } : {}) }) + '\n');
+    else io.out(`captured ${pcap.packets} packets to ${c.out}${end.dropped ? ` (${end.dropped} dropped: the capture ring was full; the relay lost none)` : ''}${end.cancelled ? ' (interrupted)' : ''}\n`);
+    return 0;
+  } catch (err) {
+    const e = err as ControlError;
+    // nothing armed: no file; else what arrived stays in it
+    if (!armed && pcap.packets === 0) discard(pcap);
+    else {
+      try {
+        pcap.close();
+      } catch {
+        // reported below
+      }
+    }
+    io.err(`reflector: ctl capture: ${e.controlCode ?? 'ERR_CAPTURE'}: ${e.message}${pcap.packets ? ` (${pcap.packets} packets written to ${c.out})` : ''}\n`);
+    return e instanceof ControlError && e.controlCode.startsWith('ERR_') && e.controlCode !== 'ERR_TIMEOUT' ? 1 : e instanceof ControlError ? 3 : 1;
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);

@@ -27,7 +27,8 @@ export interface ConfigDiff {
 }
 
 export function relayIdentity(r: RelayConfig): string {
-  return `${formatEndpoint(r.listen)} from ${r.sources.map((p) => `${p.address}/${p.length}`).sort().join(',')}`;
+  // the join (ssm) and the multicast TTL are fixed when the relay is added: a change replaces it
+  return `${formatEndpoint(r.listen)} from ${r.sources.map((p) => `${p.address}/${p.length}`).sort().join(',')} ssm ${String(r.ssm ?? 'derived')} ttl ${r.multicastTtl ?? 16}`;
 }
 
 export function sessionIdentity(s: SessionConfig): string {

@@ -48,6 +48,11 @@ export const RELAY_FIELDS: Readonly<Record<string, Field>> = {
   allow_any_source: { kind: { t: 'bool' }, default: false, doc: 'accept 0.0.0.0/0 or ::/0 in sources (anyone may send: an open relay)' },
   max_pps: { kind: { t: 'int', min: 0, max: MAX_PPS }, default: 0, doc: 'packets per second the relay takes in; more are dropped and counted; 0 = no limit' },
   max_bps: { kind: { t: 'int', min: 0, max: MAX_BPS }, default: 0, doc: 'bits per second (frame bytes x 8) the relay takes in; more are dropped and counted; 0 = no limit' },
+  ssm: {
+    kind: { t: 'bool' }, nullable: true, default: null,
+    doc: 'listen is a multicast group: true = source-specific join of each source (single hosts only), false = any-source join; null = true when every source is a /32 or /128',
+  },
+  multicast_ttl: { kind: { t: 'int', min: 1, max: 255 }, default: 16, doc: 'TTL / hop limit of the relay\'s multicast outputs (unicast outputs keep 64)' },
 };
 
 export const SESSION_FIELDS: Readonly<Record<string, Field>> = {
@@ -263,6 +268,10 @@ export interface RelayConfig {
   /** ingress limits, 0 = none (bits per second for maxBps) */
   maxPps?: number;
   maxBps?: number;
+  /** multicast listen: source-specific join (undefined: derived from sources) */
+  ssm?: boolean;
+  /** TTL / hop limit of multicast outputs (default 16) */
+  multicastTtl?: number;
   /** cluster desired state only: the node(s) that may own it, in order */
   node?: string[];
 }

@@ -3,6 +3,7 @@
 // Every problem carries the line:column of the YAML node it is about and the
 // key path ("relays[0].subscribers[2]"), so `reflector check-config` prints
 // one actionable line per problem, like a compiler.
+import { DEFAULT_MULTICAST_TTL, groupProblem, isMulticast, sourceGroupProblem, ssmOf } from '../net/multicast';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -347,6 +348,8 @@ class Validator {
         allowAnySource: x.allow_any_source as boolean,
         maxPps: x.max_pps as number,
         maxBps: x.max_bps as number,
+        ...(typeof x.ssm === 'boolean' ? { ssm: x.ssm } : {}),
+        ...(typeof x.multicast_ttl === 'number' && x.multicast_ttl !== DEFAULT_MULTICAST_TTL ? { multicastTtl: x.multicast_ttl } : {}),
         ...(x.node ? { node: x.node as string[] } : {}),
       })),
       sessions: (raw.sessions as Raw[]).map((x) => ({
@@ -385,8 +388,22 @@ class Validator {
         if (s.family !== r.listen.family) {
           this.reportAt(`relays[${i}].sources[${j}]`, `IPv${s.family} prefix on an IPv${r.listen.family} relay: it can never match`);
         }
+        const g = sourceGroupProblem(s);
+        if (g) this.reportAt(`relays[${i}].sources[${j}]`, g);
         const any = anySourceProblem(s, r.allowAnySource === true);
         if (any) this.reportAt(`relays[${i}].sources[${j}]`, any);
+      });
+      if (isMulticast(r.listen.address, r.listen.family)) {
+        const gp = groupProblem(r.listen);
+        if (gp) this.reportAt(`relays[${i}].listen`, gp);
+      }
+      const ssm = ssmOf(r.listen, r.sources, r.ssm, `relays[${i}]`);
+      if ('problem' in ssm) this.reportAt(`relays[${i}].ssm`, ssm.problem.replace(`relays[${i}].ssm: `, ''));
+      r.subscribers.forEach((s, j) => {
+        if (isMulticast(s.address, s.family)) {
+          const gp = groupProblem(s);
+          if (gp) this.reportAt(`relays[${i}].subscribers[${j}]`, gp);
+        }
       });
     });
     // a cluster's relays may feed other nodes' relays (src/cluster/desired.ts checks the nodes)

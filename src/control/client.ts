@@ -11,8 +11,8 @@ import { ReflectorError } from '../errors';
 import type { ServerEventType, StampedEvent } from '../server/events';
 import { packageDefinition, SERVICE } from './proto';
 import { errorOf } from './status';
-import { ControlError, type Command, type RelayInfo, type Result, type SessionInfo, type StatsResult } from './types';
-import { eventOf, requestOf, resultOf } from './wire';
+import { ControlError, type CaptureEnd, type CapturePacket, type CaptureRequest, type Command, type RelayInfo, type Result, type SessionInfo, type StatsResult } from './types';
+import { capturedOf, eventOf, requestOf, resultOf } from './wire';
 
 export interface ClientTls {
   /** PEM CA that signed the server's certificate (null: the system roots) */
@@ -99,6 +99,65 @@ export class ControlWatch extends EventEmitter {
   }
 }
 
+/**
+ * A Capture stream: 'packet' for each packet; `armed` once the server's
+ * engine captures; `ended` with how it ended (rejects with ControlError;
+ * cancel() ends it with `cancelled` true and the packets seen).
+ */
+export class ControlCapture extends EventEmitter {
+  readonly armed: Promise<void>;
+  readonly ended: Promise<CaptureEnd & { cancelled: boolean }>;
+  private packets = 0;
+  private cancelled = false;
+
+  constructor(private readonly call: grpc.ClientReadableStream<unknown>, timeoutMs: number) {
+    super();
+    let endResolve!: (e: CaptureEnd & { cancelled: boolean }) => void;
+    let endReject!: (e: Error) => void;
+    this.ended = new Promise((res, rej) => {
+      endResolve = res;
+      endReject = rej;
+    });
+    this.armed = new Promise((resolve, reject) => {
+      call.once('metadata', () => resolve());
+      call.once('error', (err: grpc.ServiceError) => reject(toControlError(err, 'capture')));
+    });
+    this.armed.catch(() => undefined);
+    let end: CaptureEnd | null = null;
+    call.on('data', (m: Record<string, unknown>) => {
+      const x = capturedOf(m);
+      if ('end' in x) end = x.end;
+      else {
+        this.packets++;
+        this.emit('packet', x.packet);
+      }
+    });
+    call.on('error', (err: grpc.ServiceError) => {
+      if (err.code === grpc.status.CANCELLED && this.cancelled) return endResolve({ packets: this.packets, dropped: 0, cancelled: true });
+      if (err.code === grpc.status.DEADLINE_EXCEEDED && !/^ERR_/.test(err.details ?? '')) {
+        return endReject(new ControlError('ERR_TIMEOUT', `capture: not ended within ${timeoutMs} ms (${this.packets} packets received)`));
+      }
+      endReject(toControlError(err, 'capture'));
+    });
+    call.on('end', () => {
+      if (end) endResolve({ ...(end as CaptureEnd), cancelled: false });
+      else endReject(new ControlError('ERR_INTERNAL', `capture: the stream ended without its end message (${this.packets} packets received)`));
+    });
+  }
+
+  /** Stop the capture (the server disarms); `ended` resolves with what arrived. */
+  cancel(): void {
+    this.cancelled = true;
+    this.call.cancel();
+  }
+
+  override on(event: 'packet', fn: (p: CapturePacket) => void): this;
+  override on(event: string, fn: (...args: any[]) => void): this;
+  override on(event: string, fn: (...args: any[]) => void): this {
+    return super.on(event, fn);
+  }
+}
+
 export class ControlClient {
   private readonly pending = new Set<{ call: grpc.ClientUnaryCall; reject: (e: Error) => void }>();
   private closedError: ReflectorError | null = null;
@@ -171,6 +230,17 @@ export class ControlClient {
   watch(types: ServerEventType[] = []): ControlWatch {
     if (this.closedError) throw this.closedError;
     return new ControlWatch(this.raw.Watch({ types }, this.metadata) as grpc.ClientReadableStream<unknown>);
+  }
+
+  /**
+   * Capture relay or session `req.name` (count and/or seconds bound it).
+   * The call's deadline is timeoutMs plus `seconds`.
+   */
+  capture(req: CaptureRequest, timeoutMs = this.timeoutMs): ControlCapture {
+    if (this.closedError) throw this.closedError;
+    const ms = timeoutMs + Math.ceil(req.seconds * 1000);
+    const call = this.raw.Capture({ ...req }, this.metadata, { deadline: Date.now() + ms }) as grpc.ClientReadableStream<unknown>;
+    return new ControlCapture(call, ms);
   }
 
   close(): void {

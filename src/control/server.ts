@@ -30,12 +30,14 @@ import { packageDefinition, serviceDefinition } from './proto';
 import { errorStatus } from './status';
 import { BearerToken } from './token';
 import { ControlError, type ControlHandler, type Result } from './types';
-import { COMMAND_OF, EVENT_TYPES, commandOf, eventMessage, responseOf } from './wire';
+import { COMMAND_OF, EVENT_TYPES, captureEndMessage, captureRequestOf, capturedPacketMessage, commandOf, eventMessage, responseOf } from './wire';
 
 export const DEFAULT_MAX_MESSAGE = 64 * 1024;
 export const DEFAULT_MAX_CONNECTIONS = 64;
 export const DEFAULT_MAX_STREAMS = 16;
 export const DEFAULT_IDLE_MS = 120_000;
+/** Capture messages a stream may have queued before the capture waits for the client (at most ~2 KiB each). */
+export const CAPTURE_BUFFERED = 2048;
 
 export interface ControlTls {
   /** PEM certificate chain of the server */
@@ -86,6 +88,8 @@ interface Listener {
 export class ControlServer {
   private readonly listeners: Listener[] = [];
   private readonly watches = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+  /** running Capture streams: aborted on stop() */
+  private readonly captures = new Set<AbortController>();
   private readonly token: BearerToken | null;
   private readonly sockets = new Set<net.Socket>();
   private tcpAddr: net.AddressInfo | null = null;
@@ -129,6 +133,8 @@ export class ControlServer {
     this.closing = true;
     for (const w of this.watches) w.end();
     this.watches.clear();
+    for (const c of this.captures) c.abort();
+    this.captures.clear();
     const ls = this.listeners.splice(0);
     // net.Server.close waits for its connections: stop accepting, then end them
     const closed = ls.map((l) => new Promise<void>((resolve) => l.net.close(() => resolve())));
@@ -258,6 +264,10 @@ export class ControlServer {
         impl[name] = (call: grpc.ServerWritableStream<Buffer, unknown>) => this.watch(call, decode);
         continue;
       }
+      if (method === 'Capture') {
+        impl[name] = (call: grpc.ServerWritableStream<Buffer, unknown>) => void this.capture(call, decode);
+        continue;
+      }
       impl[name] = (call: grpc.ServerUnaryCall<Buffer, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         void this.unary(method, call, decode).then(
           (res) => cb(null, res),
@@ -297,19 +307,98 @@ export class ControlServer {
     });
     const work = this.opts.handler.handle(command).then(
       (r) => r,
-      (err: unknown): Result => {
-        if (err instanceof ControlError) return { type: 'error', code: err.controlCode, message: err.message };
-        // the pieces' typed errors keep their code (ERR_INVALID_ARG, ERR_MEDIA, ERR_NO_NEIGHBOUR, ERR_POLICY, ...)
-        if (err instanceof ReflectorError) return { type: 'error', code: err.code, message: err.message };
-        this.opts.log.error('control command failed', { peer, command: type, err });
-        return { type: 'error', code: 'ERR_INTERNAL', message: (err as Error)?.message ?? String(err) };
-      },
+      (err: unknown): Result => this.errorResult(err, peer, type),
     );
     const result = await Promise.race([work, timeout]);
     clearTimeout(timer);
     if (result.type === 'error') this.opts.log.info('control request failed', { peer, command: type, code: result.code, message: result.message });
     else if (type !== 'list' && type !== 'stats') this.opts.log.info('control request applied', { peer, command: type, cluster: result.type === 'ok' && result.cluster === true });
     return result;
+  }
+
+  private errorResult(err: unknown, peer: string, type: string): Result & { type: 'error' } {
+    if (err instanceof ControlError) return { type: 'error', code: err.controlCode, message: err.message };
+    // the pieces' typed errors keep their code (ERR_INVALID_ARG, ERR_MEDIA, ERR_NO_NEIGHBOUR, ERR_POLICY, ...)
+    if (err instanceof ReflectorError) return { type: 'error', code: err.code, message: err.message };
+    this.opts.log.error('control command failed', { peer, command: type, err });
+    return { type: 'error', code: 'ERR_INTERNAL', message: (err as Error)?.message ?? String(err) };
+  }
+
+  /**
+   * Capture: one CapturedPacket per packet, then one with `end`. Headers go
+   * out once the engine is armed. A client that reads slower than packets
+   * come is not waited for beyond HTTP/2's window: the engine's capture ring
+   * fills and the engine drops (and counts) what it cannot take.
+   */
+  private async capture(call: grpc.ServerWritableStream<Buffer, unknown>, decode: (b: Buffer) => unknown): Promise<void> {
+    const peer = call.getPeer();
+    const end = (code: string, message: string): void => {
+      this.opts.onRequest?.('capture', code);
+      call.emit('error', errorStatus(code, message));
+    };
+    const h = this.opts.handler;
+    if (this.closing) return end('ERR_UNAVAILABLE', 'the server is stopping');
+    if (!h.capture) return end('ERR_UNAVAILABLE', 'this server cannot capture');
+    let req: ReturnType<typeof captureRequestOf>;
+    try {
+      req = captureRequestOf(decode(call.request) as Record<string, unknown>);
+    } catch (err) {
+      this.refused(peer, 'Capture', 'malformed', 'ERR_BAD_MESSAGE', (err as Error).message);
+      return end('ERR_BAD_MESSAGE', `Capture: malformed request message: ${(err as Error).message}`);
+    }
+    const ac = new AbortController();
+    let gone = false;
+    const abort = (): void => {
+      gone = true;
+      ac.abort();
+    };
+    call.on('cancelled', abort);
+    call.on('close', () => ac.abort());
+    this.captures.add(ac);
+    let armed = false;
+    try {
+      const it = h.capture(req, {
+        signal: ac.signal,
+        onArmed: () => {
+          armed = true;
+          call.sendMetadata(new grpc.Metadata());
+        },
+      });
+      for (;;) {
+        const r = await it.next();
+        if (r.done) {
+          if (!gone) {
+            if (!armed) call.sendMetadata(new grpc.Metadata());
+            call.write(captureEndMessage(r.value));
+            call.end();
+          }
+          this.opts.onRequest?.('capture', 'ok');
+          this.opts.log.info('capture ended', { peer, name: req.name, packets: r.value.packets, dropped: r.value.dropped, cancelled: gone });
+          return;
+        }
+        // a cancelled call: the generator sees the abort and ends; its packets go nowhere
+        if (gone) continue;
+        // grpc-js says "full" at 16 messages; up to CAPTURE_BUFFERED are ours to hold
+        // (a few MiB), beyond that the capture waits and the engine's ring takes the slack
+        if (!call.write(capturedPacketMessage(r.value)) && call.writableLength > CAPTURE_BUFFERED) {
+          await new Promise<void>((resolve) => {
+            const done = (): void => {
+              call.off('drain', done);
+              ac.signal.removeEventListener('abort', done);
+              resolve();
+            };
+            call.on('drain', done);
+            ac.signal.addEventListener('abort', done);
+          });
+        }
+      }
+    } catch (err) {
+      const e = this.errorResult(err, peer, 'capture');
+      this.opts.log.info('control request failed', { peer, command: 'capture', code: e.code, message: e.message });
+      if (!gone) end(e.code, e.message);
+    } finally {
+      this.captures.delete(ac);
+    }
   }
 
   private watch(call: grpc.ServerWritableStream<Buffer, unknown>, decode: (b: Buffer) => unknown): void {

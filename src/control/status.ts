@@ -36,6 +36,9 @@ export const STATUS_OF: Readonly<Record<string, grpc.status>> = {
   ERR_RING_TIMEOUT: grpc.status.RESOURCE_EXHAUSTED,
   ERR_LAYOUT_MISMATCH: grpc.status.INTERNAL,
   ERR_CONTROL: grpc.status.INTERNAL,
+  // a capture cannot start while another runs (one per engine), or the engine refused to arm it
+  ERR_CAPTURE: grpc.status.FAILED_PRECONDITION,
+  ERR_MULTICAST_JOIN: grpc.status.FAILED_PRECONDITION,
 };
 
 /** The status object grpc-js sends for one ERR_* error. */

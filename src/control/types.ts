@@ -42,7 +42,7 @@ export type Command =
   | { type: 'list' }
   | { type: 'subscribe'; relay: string; subscriber: string }
   | { type: 'unsubscribe'; relay: string; subscriber: string }
-  | { type: 'addRelay'; name: string; listen: string; sources: string[]; subscribers: string[] }
+  | { type: 'addRelay'; name: string; listen: string; sources: string[]; subscribers: string[]; ssm?: boolean; multicastTtl?: number }
   | { type: 'removeRelay'; name: string }
   | { type: 'startSession'; name: string; file: string; to: string; format: string; loop: boolean }
   | { type: 'stopSession'; name: string }
@@ -68,6 +68,31 @@ export type Result =
   | { type: 'stats'; stats: StatsResult }
   | { type: 'error'; code: ControlErrorCode | string; message: string };
 
+/** Capture's request: at least one of count and seconds (0 = no such bound). */
+export interface CaptureRequest {
+  name: string;
+  count: number;
+  seconds: number;
+  /** "ADDR:PORT": that output only; "" = the ingress and every output */
+  subscriber: string;
+}
+
+/** One packet of a capture stream. */
+export interface CapturePacket {
+  tsNs: bigint;
+  direction: 'ingress' | 'output';
+  /** output: the subscriber (a session: its destination) "ADDR:PORT"; ingress: "" */
+  output: string;
+  frame: Uint8Array;
+  wireLength: number;
+}
+
+/** How a capture ended: packets sent, packets the engine's capture ring could not take. */
+export interface CaptureEnd {
+  packets: number;
+  dropped: number;
+}
+
 /** An error the control API reports to its client; `controlCode` is the ERR_* code on the wire. */
 export class ControlError extends ReflectorError {
   readonly controlCode: ControlErrorCode | string;
@@ -81,4 +106,10 @@ export class ControlError extends ReflectorError {
 export interface ControlHandler {
   /** Throw ControlError (or a piece's ReflectorError) for a typed error reply. */
   handle(command: Command): Promise<Result>;
+  /**
+   * Capture's packets (absent: Capture is UNAVAILABLE). Checks throw before
+   * the first packet; `onArmed` is called once the engine captures; the
+   * generator ends (returning the summary) at its bound or when `signal` aborts.
+   */
+  capture?(req: CaptureRequest, opts: { signal: AbortSignal; onArmed: () => void }): AsyncGenerator<CapturePacket, CaptureEnd>;
 }

@@ -5,7 +5,7 @@
 // service (request -> Command, Result -> response, event -> Event) and the
 // client (the reverse).
 import type { ServerEvent, ServerEventType, StampedEvent } from '../server/events';
-import type { Command, CommandType, Origin, RelayInfo, Result, SessionInfo, StatsResult } from './types';
+import type { CaptureEnd, CapturePacket, CaptureRequest, Command, CommandType, Origin, RelayInfo, Result, SessionInfo, StatsResult } from './types';
 
 type Msg = Record<string, unknown>;
 
@@ -41,8 +41,14 @@ export function commandOf(method: string, m: Msg): Command {
     case 'subscribe':
     case 'unsubscribe':
       return { type, relay: str(m.relay), subscriber: str(m.subscriber) };
-    case 'addRelay':
-      return { type, name: str(m.name), listen: str(m.listen), sources: strs(m.sources), subscribers: strs(m.subscribers) };
+    case 'addRelay': {
+      const c: Command = { type, name: str(m.name), listen: str(m.listen), sources: strs(m.sources), subscribers: strs(m.subscribers) };
+      if (m.ssm === 'SSM_MODE_SOURCE_SPECIFIC' || m.ssm === 1) c.ssm = true;
+      else if (m.ssm === 'SSM_MODE_ANY_SOURCE' || m.ssm === 2) c.ssm = false;
+      const ttl = Number(m.multicastTtl ?? 0);
+      if (ttl) c.multicastTtl = ttl;
+      return c;
+    }
     case 'removeRelay':
     case 'stopSession':
       return { type, name: str(m.name) };
@@ -55,7 +61,41 @@ export function commandOf(method: string, m: Msg): Command {
 /** A command -> its method and request message (client side). */
 export function requestOf(c: Command): { method: string; request: Msg } {
   const { type, ...body } = c;
+  if (c.type === 'addRelay' && c.ssm !== undefined) (body as Msg).ssm = c.ssm ? 'SSM_MODE_SOURCE_SPECIFIC' : 'SSM_MODE_ANY_SOURCE';
   return { method: METHOD_OF[type], request: body };
+}
+
+/** A decoded CaptureRequest -> its TypeScript form. */
+export function captureRequestOf(m: Msg): CaptureRequest {
+  return { name: str(m.name), count: Number(m.count ?? 0), seconds: Number(m.seconds ?? 0), subscriber: str(m.subscriber) };
+}
+
+const DIRECTION_WIRE = { ingress: 'CAPTURE_DIRECTION_INGRESS', output: 'CAPTURE_DIRECTION_OUTPUT' } as const;
+
+/** A captured packet -> a CapturedPacket message. */
+export function capturedPacketMessage(p: CapturePacket): Msg {
+  return { tsNs: p.tsNs.toString(), direction: DIRECTION_WIRE[p.direction], output: p.output, frame: Buffer.from(p.frame.buffer, p.frame.byteOffset, p.frame.byteLength), wireLength: p.wireLength };
+}
+
+/** The stream's last message. */
+export function captureEndMessage(e: CaptureEnd): Msg {
+  return { end: { packets: String(e.packets), dropped: String(e.dropped) } };
+}
+
+/** A CapturedPacket message -> a packet, or the end (client side). */
+export function capturedOf(m: Msg): { packet: CapturePacket } | { end: CaptureEnd } {
+  const end = m.end as Msg | null | undefined;
+  if (end) return { end: { packets: Number(end.packets ?? 0), dropped: Number(end.dropped ?? 0) } };
+  const frame = m.frame as Buffer | undefined;
+  return {
+    packet: {
+      tsNs: BigInt(str(m.tsNs) || '0'),
+      direction: m.direction === 'CAPTURE_DIRECTION_INGRESS' || m.direction === 1 ? 'ingress' : 'output',
+      output: str(m.output),
+      frame: frame ?? new Uint8Array(0),
+      wireLength: Number(m.wireLength ?? 0),
+    },
+  };
 }
 
 const ORIGIN_WIRE: Record<Origin, string> = { config: 'ORIGIN_CONFIG', runtime: 'ORIGIN_RUNTIME' };

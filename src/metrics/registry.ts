@@ -82,6 +82,8 @@ export interface MetricsSource {
   ready(): boolean;
   /** cluster mode: etcd answers (null: not a cluster node) */
   clusterConnected?(): boolean | null;
+  /** packets a capture lost because the engine's capture ring was full (null: no engine) */
+  captureDropped?(): bigint | null;
 }
 
 /** Engine thread index -> label value. */
@@ -282,6 +284,10 @@ export function createMetrics(source: MetricsSource, opts: { defaults?: boolean;
   gauge('reflector_lane_quarantined', '1 while the engine takes nothing from a lane that broke the rules too often (until the engine restarts)', ['lane'], () =>
     (source.lanes?.() ?? []).map((l) => ({ labels: { lane: l.lane }, value: l.quarantined ? 1 : 0 })),
   );
+  counter('reflector_capture_dropped_total', 'Packets a capture (reflector ctl capture) lost because the engine\'s capture ring was full; the relay itself lost none', [], () => {
+    const d = source.captureDropped?.() ?? null;
+    return d === null ? [] : [{ value: num(d) }];
+  });
   gauge('reflector_engine_up', '1 when the engine is running', [], () => [{ value: source.engine() ? 1 : 0 }]);
   gauge('reflector_ready', '1 when the engine runs and the config is applied (/readyz)', [], () => [{ value: source.ready() ? 1 : 0 }]);
   gauge('reflector_relays', 'Relays configured (config and control API)', [], () => [{ value: source.relayCount() }]);

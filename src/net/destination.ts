@@ -5,6 +5,7 @@
 import { ReflectorError, invalidArg } from '../errors';
 import type { Endpoint } from './address';
 import { resolveNextHop } from './neighbour';
+import { DEFAULT_MULTICAST_TTL, groupProblem, isMulticast, multicastHop } from './multicast';
 import type { NextHop, NextHopOptions } from './neighbour';
 import type { Destination } from '../region/lane';
 
@@ -43,6 +44,8 @@ export function destinationFromHop(to: Endpoint, hop: NextHop, opts: Omit<Destin
     dstMac: hop.mac,
   };
   if (opts.ttl !== undefined) d.ttl = intIn('ttl', opts.ttl, 1, 255);
+  // a group reaches a whole segment (or more): not the unicast 64 by default
+  else if (isMulticast(to.address, to.family)) d.ttl = DEFAULT_MULTICAST_TTL;
   if (opts.dscp !== undefined) d.dscp = intIn('dscp', opts.dscp, 0, 63);
   return d;
 }
@@ -63,7 +66,7 @@ export async function makeDestination(to: Endpoint, opts: DestinationOptions = {
   if (local.srcPort !== undefined) intIn('srcPort', local.srcPort, 1, 65535);
   if (local.ttl !== undefined) intIn('ttl', local.ttl, 1, 255);
   if (local.dscp !== undefined) intIn('dscp', local.dscp, 0, 63);
-  const hop = await resolveNextHop(to.address, { netns: opts.netns, probeTimeoutMs: opts.probeTimeoutMs });
+  const hop = await hopOf(to, opts);
   if (opts.dev !== undefined && hop.dev !== opts.dev) {
     throw new ReflectorError(
       'ERR_NO_NEIGHBOUR',
@@ -71,4 +74,18 @@ export async function makeDestination(to: Endpoint, opts: DestinationOptions = {
     );
   }
   return destinationFromHop(to, hop, local);
+}
+
+/**
+ * The next hop of `to`: a group leaves through the engine's interface
+ * (opts.dev) to its Ethernet address, anything else is asked of the kernel.
+ */
+export async function hopOf(to: Endpoint, opts: Pick<DestinationOptions, 'netns' | 'probeTimeoutMs' | 'dev'>): Promise<NextHop> {
+  if (isMulticast(to.address, to.family)) {
+    const gp = groupProblem(to);
+    if (gp) throw invalidArg(`to: ${gp}`);
+    if (opts.dev === undefined) throw invalidArg(`to: ${to.address} is a multicast group: name the interface to send it on (dev)`);
+    return multicastHop(to.address, to.family, opts.dev, opts.netns);
+  }
+  return resolveNextHop(to.address, { netns: opts.netns, probeTimeoutMs: opts.probeTimeoutMs });
 }

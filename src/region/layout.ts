@@ -11,7 +11,7 @@ import type { Native } from '../native';
 import type { RegionParams } from './params';
 
 export const VERSION_MAJOR = 2;
-export const VERSION_MINOR = 0;
+export const VERSION_MINOR = 1;
 export const REGION_MAGIC = 0x58464c52; // "RLFX" as little-endian bytes
 export const CACHELINE = 64;
 export const PAGE = 4096;
@@ -152,9 +152,26 @@ export const HDR = {
   eventEntries: 84,
   engineState: 88,
   laneCountersOff: 92,
+  captureOff: 96,
   doorbell: 128,
   lanes: 384,
 } as const;
+
+/** The capture rings after the pool (since 2.1): one per engine thread, CAPTURE_STRIDE bytes apart. */
+export const CAPTURE_RINGS = 2;
+export const CAPTURE_DATA = 1 << 20;
+export const CAPTURE_HDR = 3 * 64;
+export const CAPTURE_STRIDE = CAPTURE_HDR + CAPTURE_DATA;
+export const CAPTURE_SNAP = 2048;
+
+/** struct rf_capture_ring (its header; CAPTURE_DATA bytes of records follow) */
+export const CAPTURE_RING = { size: CAPTURE_HDR, producer: 0, captured: 8, dropped: 16, consumer: 64, armed: 68, size_: 128, dataOff: 132 } as const;
+
+/** struct rf_capture_rec (then caplen frame bytes; records are 8-byte aligned) */
+export const CAPTURE_REC = { size: 32, len: 0, caplen: 4, wireLen: 8, kind: 12, id: 16, tsNs: 24 } as const;
+
+/** enum rf_capture_kind */
+export const CAP_KIND = { pad: 0, ingress: 1, output: 2, session: 3 } as const;
 
 /** enum rf_counter, names as rf_counter_names publishes them. */
 export const COUNTER_NAMES = [
@@ -212,6 +229,10 @@ export function mirrorFields(): Record<string, number> {
     lane_faults: LANE_FAULTS,
     lane_fault_limit: LANE_FAULT_LIMIT,
     tx_horizon_ms: TX_HORIZON_MS,
+    capture_rings: CAPTURE_RINGS,
+    capture_data: CAPTURE_DATA,
+    capture_stride: CAPTURE_STRIDE,
+    capture_snap: CAPTURE_SNAP,
   };
   const add = (struct: string, fields: Record<string, number>, withSize: boolean): void => {
     for (const [k, v] of Object.entries(fields)) {
@@ -233,6 +254,11 @@ export function mirrorFields(): Record<string, number> {
   add('rf_output_counters', OUTPUT_COUNTERS, true);
   add('rf_lane_counters', LANE_COUNTERS, true);
   add('rf_region_hdr', HDR, false);
+  // `size` is both the struct's size and a field of rf_capture_ring: size_ names the field
+  const { size_: ringSizeField, ...ring } = CAPTURE_RING;
+  add('rf_capture_ring', ring, true);
+  f['rf_capture_ring.size'] = ringSizeField;
+  add('rf_capture_rec', CAPTURE_REC, true);
   return f;
 }
 
@@ -255,6 +281,7 @@ export interface Layout {
   outputCountersOff: number;
   laneCountersOff: number;
   poolOff: number;
+  captureOff: number;
 }
 
 const roundUp = (v: number, a: number): number => Math.ceil(v / a) * a;
@@ -291,6 +318,8 @@ export function computeLayout(p: RegionParams): Layout {
   const poolOff = off;
   off += p.lanes * p.slotsPerLane * p.slotSize;
   off = roundUp(off, PAGE);
+  const captureOff = off;
+  off += roundUp(CAPTURE_RINGS * CAPTURE_STRIDE, PAGE);
   return {
     size: off,
     headerSize,
@@ -305,6 +334,7 @@ export function computeLayout(p: RegionParams): Layout {
     outputCountersOff,
     laneCountersOff,
     poolOff,
+    captureOff,
   };
 }
 
@@ -385,6 +415,7 @@ export function checkLayout(
     ['output_counters_off', HDR.outputCountersOff, mine.outputCountersOff],
     ['lane_counters_off', HDR.laneCountersOff, mine.laneCountersOff],
     ['pool_off', HDR.poolOff, mine.poolOff],
+    ['capture_off', HDR.captureOff, mine.captureOff],
     ['lane_count', HDR.laneCount, params.lanes],
     ['slot_size', HDR.slotSize, params.slotSize],
     ['slot_count', HDR.slotCount, params.lanes * params.slotsPerLane],

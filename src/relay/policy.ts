@@ -18,6 +18,7 @@ export const OP = {
   RELAY_LIMIT: 7,
   /** no body: the table is complete; the kernel tier replaces what a previous server left (docs/kernel-tier.md) */
   KERNEL_COMMIT: 8,
+  CAPTURE: 9,
 } as const;
 export type PolicyOp = (typeof OP)[keyof typeof OP];
 
@@ -49,6 +50,8 @@ export const OUTPUT_REF = { size: 8, relayId: 0, outputId: 4 } as const;
 export const OUTPUT_MAC = { size: 16, relayId: 0, outputId: 4, dstMac: 8, valid: 14 } as const;
 /** struct rf_policy_relay_limit (0 = no limit) */
 export const RELAY_LIMIT = { size: 16, relayId: 0, pps: 4, bytesPerS: 8 } as const;
+/** struct rf_policy_capture: arm (relay, one output or NONE = all, ingress) or disarm (relayId NONE) */
+export const CAPTURE = { size: 12, relayId: 0, outputId: 4, ingress: 8 } as const;
 /** RF_RELAY_LIMIT_BURST_NS: the token buckets hold this much of each rate (at least one packet). */
 export const LIMIT_BURST_MS = 100;
 
@@ -64,6 +67,7 @@ export const ERRNO: Readonly<Record<number, string>> = {
   40: 'ELOOP (an output would send to a relay\'s own listen address)',
   16: 'EBUSY (no free table copy)',
   38: 'ENOSYS (this engine has no relay)',
+  19: 'ENODEV (this engine has no capture ring: a region older than 2.1)',
 };
 
 export interface RelayAddBody {
@@ -174,6 +178,12 @@ export class PolicyWriter {
     this.dv.setUint32(b0 + RELAY_LIMIT.relayId, m.relayId, true);
     this.dv.setUint32(b0 + RELAY_LIMIT.pps, m.pps, true);
     this.dv.setBigUint64(b0 + RELAY_LIMIT.bytesPerS, BigInt(m.bytesPerS), true);
+  }
+
+  capture(b0: number, m: { relayId: number; outputId: number; ingress: boolean }): void {
+    this.dv.setUint32(b0 + CAPTURE.relayId, m.relayId, true);
+    this.dv.setUint32(b0 + CAPTURE.outputId, m.outputId, true);
+    this.u8[b0 + CAPTURE.ingress] = m.ingress ? 1 : 0;
   }
 
   outputMac(b0: number, m: OutputMacBody): void {

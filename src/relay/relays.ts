@@ -26,8 +26,12 @@ import { EVENT_ERROR, EVENT_LANE_QUARANTINED, EVENT_STOPPED, LANE_FAULT_NAMES } 
 import type { Region } from '../region/region';
 import { PolicyChannel, type EngineEvent } from './channel';
 import { anySourceProblem, localAddresses } from './guards';
+import { Memberships } from './membership';
+import { CaptureRing } from '../capture/ring';
+import { checkCaptureOptions, writePcap, type CaptureOptions, type CaptureResult, type CaptureSummary, type CapturedPacket } from '../capture/capture';
+import { DEFAULT_MULTICAST_TTL, groupMac, groupProblem, interfaceAddress, isMulticast, sourceGroupProblem, ssmOf } from '../net/multicast';
 import {
-  ERRNO, MAX_OUTPUTS, MAX_PREFIXES, MAX_RELAYS, OP, OUT_F_DSCP, OUT_F_MAC_VALID, OUT_F_TTL,
+  ERRNO, MAX_OUTPUTS, MAX_PREFIXES, MAX_RELAYS, NONE, OP, OUT_F_DSCP, OUT_F_MAC_VALID, OUT_F_TTL,
 } from './policy';
 
 /** The part of Engine (src/engine/engine.ts) the manager needs. */
@@ -61,6 +65,14 @@ export interface RelaySpecInput {
   /** ingress limits: packets per second, bits per second (frame bytes x 8); 0 or absent = none */
   maxPps?: number;
   maxBps?: number;
+  /**
+   * listen is a multicast group: join it source-specifically (one join per
+   * source, every source a single host). Default: derived, true when every
+   * source is a /32 or /128. Refused on a unicast listen address.
+   */
+  ssm?: boolean;
+  /** TTL / hop limit of the relay's multicast outputs without their own ttl (default 16). */
+  multicastTtl?: number;
 }
 
 export interface RelayLimit {
@@ -84,7 +96,7 @@ export interface OutputOptions {
   source?: Endpoint | string;
   /** DSCP 0..63 (default: keep the arriving packet's). */
   dscp?: number;
-  /** TTL / hop limit 1..255 (default 64). */
+  /** TTL / hop limit 1..255 (default 64; a multicast output: the relay's multicastTtl, 16). */
   ttl?: number;
 }
 
@@ -103,6 +115,9 @@ interface RelayState {
   sources: Prefix[];
   outputs: Map<string, OutputState>; // formatEndpoint(to) ->
   limit: { pps: number; bytesPerS: number };
+  /** listen is a group; ssm: joined source-specifically */
+  group: { ssm: boolean } | null;
+  multicastTtl: number;
   /** what removed outputs had sent, read once the engine acked the removal (their slots are reused after) */
   retired: { packets: bigint; bytes: bigint; drops: bigint };
   /** counter slots of outputs removed but not yet acked: still counted live, so the relay's totals never dip */
@@ -131,6 +146,8 @@ export interface RelayInfo {
   listen: string;
   sources: string[];
   subscribers: string[];
+  /** listen is a multicast group: 'asm' (any-source join) or 'ssm' (source-specific) */
+  join?: 'asm' | 'ssm';
 }
 
 function keyOf(e: Endpoint): string {
@@ -162,6 +179,7 @@ function toPrefix(v: Prefix | string, what: string): Prefix {
 export class Relays extends EventEmitter {
   private readonly engine: RelayEngine;
   private readonly channel: PolicyChannel;
+  private readonly groups: Memberships;
   private readonly netns: string | undefined;
   private readonly resolver: (dst: string, opts: { netns?: string }) => Promise<NextHop>;
   private readonly isLocal: (address: string, opts: { netns?: string }) => Promise<boolean>;
@@ -179,6 +197,9 @@ export class Relays extends EventEmitter {
   private readonly chains = new Map<string, Promise<unknown>>();
   private started = false;
   private stopped = false;
+  /** the relay being captured (one capture per engine: the RX thread has one ring) */
+  private capturing: string | null = null;
+  private captureRing: CaptureRing | null = null;
   private committed = false;
   private commitTimer: NodeJS.Timeout | null = null;
 
@@ -188,6 +209,7 @@ export class Relays extends EventEmitter {
     this.netns = engine.netnsPath?.replace(/^\/run\/netns\//, '');
     this.channel = new PolicyChannel(engine.region, { timeoutMs: opts.ackTimeoutMs });
     this.channel.onEvent((e) => this.onEngineEvent(e));
+    this.groups = new Memberships(engine.interface, engine.netnsPath);
     this.resolver = opts.resolve ?? ((dst, o) => resolveNextHop(dst, o));
     this.isLocal = opts.isLocal ?? (async (a, o) => (await localAddresses(o.netns)).has(a.toLowerCase()));
     // Engine.close() stops us before the engine (src/engine/children.ts)
@@ -237,6 +259,7 @@ export class Relays extends EventEmitter {
       await this.removeRelay(name).catch(() => undefined);
     }
     this.stopped = true;
+    this.groups.leaveAll();
     this.channel.close();
     disownChild(this.engine.region.sab, this);
   }
@@ -268,6 +291,7 @@ export class Relays extends EventEmitter {
       listen: keyOf(r.listen),
       sources: r.sources.map((p) => `${p.address}/${p.length}`),
       subscribers: [...r.outputs.keys()],
+      ...(r.group ? { join: r.group.ssm ? ('ssm' as const) : ('asm' as const) } : {}),
     }));
   }
 
@@ -296,31 +320,48 @@ export class Relays extends EventEmitter {
       if (p.family !== listen.family) {
         throw invalidArg(`relay "${name}".sources[${i}]: ${p.address}/${p.length} is IPv${p.family}, the listen address ${keyOf(listen)} is IPv${listen.family}`);
       }
+      const g = sourceGroupProblem(p);
+      if (g) throw invalidArg(`relay "${name}".sources[${i}]: ${g}`);
       const any = anySourceProblem(p, spec.allowAnySource === true);
       if (any) throw invalidArg(`relay "${name}".sources[${i}]: ${any}`);
     });
+    const isGroup = isMulticast(listen.address, listen.family);
+    if (isGroup) {
+      const gp = groupProblem(listen);
+      if (gp) throw invalidArg(`relay "${name}".listen: ${gp}`);
+    }
+    const ssm = ssmOf(listen, sources, spec.ssm, `relay "${name}"`);
+    if ('problem' in ssm) throw invalidArg(ssm.problem);
+    const mttl = spec.multicastTtl ?? DEFAULT_MULTICAST_TTL;
+    if (!Number.isInteger(mttl) || mttl < 1 || mttl > 255) throw invalidArg(`relay "${name}".multicastTtl: ${String(spec.multicastTtl)} is not an integer in 1..255`);
     const limit = limitOf(spec, `relay "${name}"`);
     const subs = (spec.subscribers ?? []).map((s, i) => toEndpoint(s, `relay "${name}".subscribers[${i}]`));
     // from here on the name and the address are ours, across every await below
     this.reservedNames.add(name);
     this.reservedListens.add(keyOf(listen));
     try {
-      if (!(await this.isLocal(listen.address, { netns: this.netns }))) {
+      // a group is nobody's address: the join (below) is what makes it the host's
+      if (!isGroup && !(await this.isLocal(listen.address, { netns: this.netns }))) {
         const where = this.netns ? `namespace ${this.netns}` : "the server's namespace";
         throw invalidArg(
           `relay "${name}".listen: ${listen.address} is not an address of ${where} (a relay takes only traffic addressed to the engine's host; accepted: an address \`ip${this.netns ? ` -n ${this.netns}` : ''} addr\` lists)`,
         );
       }
       this.checkStarted('addRelay');
-      await this.addRelayNow(name, listen, sources, subs, limit);
+      await this.addRelayNow(name, listen, sources, subs, limit, isGroup ? { ssm: ssm.ssm } : null, mttl);
     } finally {
       this.reservedNames.delete(name);
       this.reservedListens.delete(keyOf(listen));
     }
   }
 
-  private async addRelayNow(name: string, listen: Endpoint, sources: Prefix[], subs: Endpoint[], limit: RelayState['limit']): Promise<void> {
-    const relay: RelayState = { id: this.nextRelayId++, counter: this.takeSlot(name), name, listen, sources, outputs: new Map(), limit: { pps: 0, bytesPerS: 0 }, retired: { packets: 0n, bytes: 0n, drops: 0n }, retiring: new Set() };
+  private async addRelayNow(
+    name: string, listen: Endpoint, sources: Prefix[], subs: Endpoint[], limit: RelayState['limit'], group: RelayState['group'], multicastTtl: number,
+  ): Promise<void> {
+    const relay: RelayState = {
+      id: this.nextRelayId++, counter: this.takeSlot(name), name, listen, sources, outputs: new Map(), limit: { pps: 0, bytesPerS: 0 }, group, multicastTtl,
+      retired: { packets: 0n, bytes: 0n, drops: 0n }, retiring: new Set(),
+    };
     // the engine's tc program takes P's traffic from the kernel stack from
     // the moment the engine applies this message (no ICMP unreachable)
     try {
@@ -343,6 +384,9 @@ export class Relays extends EventEmitter {
         );
       }
       for (const s of subs) await this.addOutput(name, s);
+      // last: the group's traffic is asked for once the relay can take it
+      // (the engine's tc program already keeps it from the kernel's UDP layer)
+      if (group) this.groups.join({ relay: name, listen, sources: group.ssm ? sources : [] });
     } catch (e) {
       await this.removeRelay(name).catch(() => undefined);
       throw e;
@@ -416,6 +460,8 @@ export class Relays extends EventEmitter {
     const r = this.relays.get(name);
     if (!r) throw invalidArg(`relay "${String(name)}" does not exist (relays: ${[...this.relays.keys()].join(', ') || 'none'})`);
     this.relays.delete(name);
+    // first: the group's traffic stops being asked for before the relay goes
+    this.groups.leave(name);
     try {
       await this.channel.send(OP.RELAY_REMOVE, `remove relay "${name}"`, (w, b) => w.relayRef(b, r.id));
     } catch (e) {
@@ -465,7 +511,7 @@ export class Relays extends EventEmitter {
     for (const o of this.relays.values()) {
       if (sameEndpoint(o.listen, to)) throw invalidArg(`${what} ${k} is relay "${o.name}"'s listen address (the packets would loop)`);
     }
-    const from = opts.source === undefined ? r.listen : toEndpoint(opts.source, `${what} ${k}: source`);
+    let from = opts.source === undefined ? r.listen : toEndpoint(opts.source, `${what} ${k}: source`);
     if (from.family !== to.family) throw invalidArg(`${what} ${k}: source ${keyOf(from)} is not IPv${to.family}`);
     const { dscp, ttl } = opts;
     if (dscp !== undefined && (!Number.isInteger(dscp) || dscp < 0 || dscp > 63)) throw invalidArg(`${what} ${k}: dscp ${String(dscp)} is not in 0..63`);
@@ -473,8 +519,22 @@ export class Relays extends EventEmitter {
     let total = 0;
     for (const o of this.relays.values()) total += o.outputs.size;
     if (total >= MAX_OUTPUTS) throw invalidArg(`${what} ${k}: the engine holds at most ${MAX_OUTPUTS} outputs`);
-    const hop = await this.nextHop(to.address);
+    const group = isMulticast(to.address, to.family);
+    if (group) {
+      const gp = groupProblem(to);
+      if (gp) throw invalidArg(`${what} ${k}: ${gp}`);
+    }
+    if (isMulticast(from.address, from.family)) {
+      if (opts.source !== undefined) {
+        throw invalidArg(`${what} ${k}: source ${keyOf(from)} is a multicast group (a group is nobody's source address: set source to an address of the engine's interface)`);
+      }
+      // a relay on a group sends from the interface's own address (same port)
+      from = { family: from.family, address: await interfaceAddress(this.engine.interface, from.family, this.netns), port: from.port };
+    }
+    // a group's frame goes to its Ethernet address: no neighbour to resolve or refresh
+    const hop = group ? { mac: groupMac(to.address, to.family) } : await this.nextHop(to.address);
     const out: OutputState = { id: this.takeSlot(`${what} ${k}`), to, from, mac: hop?.mac ?? null };
+    const outTtl = ttl ?? (group ? r.multicastTtl : undefined);
     r.outputs.set(k, out);
     try {
       await this.channel.send(OP.OUTPUT_ADD, `${what} ${k}`, (w, b) =>
@@ -482,8 +542,8 @@ export class Relays extends EventEmitter {
           relayId: r.id,
           outputId: out.id,
           family: to.family,
-          flags: (out.mac ? OUT_F_MAC_VALID : 0) | (dscp !== undefined ? OUT_F_DSCP : 0) | (ttl !== undefined ? OUT_F_TTL : 0),
-          ttl: ttl ?? 0,
+          flags: (out.mac ? OUT_F_MAC_VALID : 0) | (dscp !== undefined ? OUT_F_DSCP : 0) | (outTtl !== undefined ? OUT_F_TTL : 0),
+          ttl: outTtl ?? 0,
           dscp: dscp ?? 0,
           srcPort: from.port,
           dstPort: to.port,
@@ -555,11 +615,94 @@ export class Relays extends EventEmitter {
     return t;
   }
 
+  // ------------------------------------------------------------ capture --
+
+  /**
+   * Capture what relay `name` receives and sends: its ingress frames as they
+   * arrived and each output's frame as rewritten (or one output's only, with
+   * `subscriber`), until `count` packets or `seconds` passed. An async
+   * generator of packets whose return value says how many the engine had to
+   * drop (the ring was full: the capture, never the relay, loses them). One
+   * capture at a time per engine; ERR_CAPTURE while another runs.
+   */
+  async *capture(name: string, opts: CaptureOptions): AsyncGenerator<CapturedPacket, CaptureResult> {
+    this.checkStarted('capture');
+    const r = this.relayOf(name);
+    const what = `capture of relay "${r.name}"`;
+    const lim = checkCaptureOptions(opts, what);
+    let only: OutputState | null = null;
+    if (opts.subscriber !== undefined) {
+      const k = keyOf(toEndpoint(opts.subscriber, `${what}.subscriber`));
+      only = r.outputs.get(k) ?? null;
+      if (!only) throw invalidArg(`${what}.subscriber: ${k} is not a subscriber of relay "${r.name}" (subscribers: ${[...r.outputs.keys()].join(', ') || 'none'})`);
+    }
+    if (this.capturing !== null) {
+      throw new ReflectorError('ERR_CAPTURE', `${what}: a capture of relay "${this.capturing}" is running (one capture at a time per engine); wait for it to end`);
+    }
+    this.capturing = r.name;
+    const ring = (this.captureRing ??= new CaptureRing(this.engine.region.sab, 1));
+    const names = new Map<number, string>();
+    for (const o of r.outputs.values()) names.set(o.id, keyOf(o.to));
+    ring.skip();
+    const dropped0 = ring.dropped;
+    let armed = false;
+    let n = 0;
+    try {
+      await this.channel.send(OP.CAPTURE, `${what} (arm)`, (w, b) => w.capture(b, { relayId: r.id, outputId: only ? only.id : NONE, ingress: only === null }));
+      armed = true;
+      opts.onArmed?.();
+      const deadline = lim.seconds === Infinity ? Infinity : Date.now() + lim.seconds * 1000;
+      while (n < lim.count && Date.now() < deadline && !opts.signal?.aborted && this.relays.get(r.name) === r) {
+        const recs = ring.drain(lim.count - n);
+        for (const x of recs) {
+          // outputs added during the capture: their names as they are now
+          const out = x.kind === 'output' ? (names.get(x.id) ?? [...r.outputs.values()].find((o) => o.id === x.id)?.to) : null;
+          const label = x.kind === 'ingress' ? r.name : typeof out === 'string' ? out : out ? keyOf(out) : `output ${x.id}`;
+          n++;
+          yield { kind: x.kind, what: label, tsNs: x.tsNs, wireLen: x.wireLen, data: x.data };
+        }
+        if (!recs.length) await new Promise((res) => setTimeout(res, 2));
+      }
+    } finally {
+      if (armed) {
+        await this.channel.send(OP.CAPTURE, `${what} (disarm)`, (w, b) => w.capture(b, { relayId: NONE, outputId: NONE, ingress: false })).catch(() => undefined);
+      }
+      // what the engine wrote before it took the disarm is not this capture's business beyond count
+      this.capturing = null;
+    }
+    const rest = ring.drain(lim.count - n);
+    for (const x of rest) {
+      n++;
+      const label = x.kind === 'ingress' ? r.name : (names.get(x.id) ?? `output ${x.id}`);
+      yield { kind: x.kind, what: label, tsNs: x.tsNs, wireLen: x.wireLen, data: x.data };
+    }
+    ring.skip();
+    return { dropped: Number(ring.dropped - dropped0) };
+  }
+
+  /** capture() into a nanosecond pcap file; the file is created first (ERR_CAPTURE naming it when it cannot be). */
+  async captureToFile(name: string, file: string, opts: CaptureOptions): Promise<CaptureSummary> {
+    this.checkStarted('capture');
+    const r = this.relayOf(name);
+    checkCaptureOptions(opts, `capture of relay "${r.name}"`);
+    if (this.capturing !== null) {
+      throw new ReflectorError('ERR_CAPTURE', `capture of relay "${r.name}": a capture of relay "${this.capturing}" is running (one capture at a time per engine); wait for it to end`);
+    }
+    return writePcap(file, () => this.capture(name, opts), `capture of relay "${r.name}".out`);
+  }
+
+  /** Records the engine dropped because a capture ring (relays' or sessions') was full, since it started (reflector_capture_dropped_total). */
+  captureDropped(): bigint {
+    const rx = (this.captureRing ??= new CaptureRing(this.engine.region.sab, 1));
+    return rx.dropped + new CaptureRing(this.engine.region.sab, 0).dropped;
+  }
+
   /** Re-resolve every output's next hop; push the MACs that changed. */
   async refreshNextHops(): Promise<void> {
     this.hops.clear();
     for (const r of [...this.relays.values()]) {
       for (const out of [...r.outputs.values()]) {
+        if (isMulticast(out.to.address, out.to.family)) continue;
         const hop = await this.nextHop(out.to.address).catch(() => null);
         const mac = hop?.mac ?? null;
         if (mac === out.mac || !r.outputs.has(keyOf(out.to))) continue;

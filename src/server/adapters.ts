@@ -137,8 +137,12 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
         relays.addRelay({
           name: spec.name, listen: spec.listen, sources: spec.sources, subscribers: spec.subscribers,
           allowAnySource: spec.allowAnySource, maxPps: spec.maxPps, maxBps: spec.maxBps,
+          ssm: spec.ssm, multicastTtl: spec.multicastTtl,
         }),
       setLimit: (relay, limit) => relays.setLimit(relay, limit),
+      captureToFile: (relay, file, opts) => relays.captureToFile(relay, file, opts),
+      capture: (relay, opts) => relays.capture(relay, opts),
+      captureDropped: () => relays.captureDropped(),
       removeRelay: (name) => relays.removeRelay(name),
       addOutput: (relay, sub) => relays.addOutput(relay, sub),
       removeOutput: (relay, sub) => relays.removeOutput(relay, sub),
@@ -168,6 +172,8 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
       async close() {
         await sessions?.close();
       },
+      captureToFile: (name, file, opts) => sessionsNow().captureToFile(name, file, opts),
+      capture: (name, opts) => sessionsNow().capture(name, opts),
     },
   };
 }

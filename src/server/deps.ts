@@ -4,6 +4,7 @@
 // (src/session). src/server/adapters.ts binds them to the real modules; tests
 // can pass their own.
 import type { Endpoint, Prefix } from '../net/address';
+import type { CaptureOptions, CaptureResult, CapturedPacket } from '../capture/capture';
 import type { SessionConfig, SessionPosition } from '../config/schema';
 import type { EngineCounterReader, LaneSample, RingSample } from '../metrics/registry';
 import type { ServerEvent } from './events';
@@ -29,6 +30,9 @@ export interface RelaySpec {
   /** ingress limits, 0 = none (maxBps in bits per second) */
   maxPps?: number;
   maxBps?: number;
+  /** multicast listen: source-specific join (undefined: derived); TTL of multicast outputs */
+  ssm?: boolean;
+  multicastTtl?: number;
 }
 
 export interface OutputStats {
@@ -55,6 +59,12 @@ export interface RelayManagerLike {
   relayStats?(relay: string): { packets: bigint; bytes: bigint; notAllowed: bigint; rateLimited?: bigint; sent?: OutputStats } | null;
   /** change a relay's ingress limit live (0 = none) */
   setLimit?(relay: string, limit: { maxPps: number; maxBps: number }): Promise<void>;
+  /** capture a relay into a pcap file (src/relay/relays.ts captureToFile) */
+  captureToFile?(relay: string, file: string, opts: { count?: number; seconds?: number; subscriber?: string }): Promise<{ packets: number; dropped: number; file?: string }>;
+  /** capture a relay as an async generator of packets (src/relay/relays.ts capture) */
+  capture?(relay: string, opts: CaptureOptions): AsyncGenerator<CapturedPacket, CaptureResult>;
+  /** records the capture ring could not take (reflector_capture_dropped_total) */
+  captureDropped?(): bigint;
   stop?(): Promise<void>;
   /** the configuration is applied: the kernel tier may replace what a previous server left running */
   commit?(): Promise<void>;
@@ -69,6 +79,10 @@ export interface SessionManagerLike {
   positions?(): Promise<Map<string, SessionPosition>>;
   /** release workers (after the engine drained) */
   close?(): Promise<void>;
+  /** a session's frames as an async generator of packets (src/capture/session-capture.ts) */
+  capture?(session: string, opts: CaptureOptions): AsyncGenerator<CapturedPacket, CaptureResult>;
+  /** capture a session's frames into a pcap file (src/capture/session-capture.ts) */
+  captureToFile?(session: string, file: string, opts: { count?: number; seconds?: number }): Promise<{ packets: number; dropped: number; file?: string }>;
 }
 
 export interface ServerDeps {

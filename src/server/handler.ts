@@ -25,11 +25,12 @@ import { ReflectorError } from '../errors';
 import { nameProblem, type NameKind } from '../names';
 import { checkMediaPath } from '../media/root';
 import { anySourceProblem } from '../relay/guards';
-import { ControlError, type Command, type ControlHandler, type Result, type StatsCounter } from '../control/types';
+import { ControlError, type CaptureEnd, type CapturePacket, type CaptureRequest, type Command, type ControlHandler, type Result, type StatsCounter } from '../control/types';
 import type { SessionFormat } from '../config/schema';
 import type { RunningState } from './state';
 import { ClusterWriteError, type ClusterWriter } from '../cluster/writer';
 import { formatEndpoint } from '../net/address';
+import type { CaptureOptions, CaptureResult, CapturedPacket } from '../capture/capture';
 
 const FORMATS: readonly SessionFormat[] = ['mpegts', 'rtp', 'pcap'];
 
@@ -45,6 +46,10 @@ export interface HandlerContext {
   requestTimeoutMs?: number;
   /** cluster mode: changes are written through to etcd */
   cluster?: ClusterWriter | null;
+  /** Relays.capture (absent: Capture of a relay answers ERR_UNAVAILABLE) */
+  capture?: (relay: string, opts: CaptureOptions) => AsyncGenerator<CapturedPacket, CaptureResult>;
+  /** SessionManager.capture */
+  captureSession?: (session: string, opts: CaptureOptions) => AsyncGenerator<CapturedPacket, CaptureResult>;
 }
 
 const REFUSAL_CODE: Record<ClusterWriteError['reason'], string> = { exists: 'ERR_EXISTS', not_found: 'ERR_NOT_FOUND', invalid: 'ERR_INVALID_ARG', conflict: 'ERR_CONFLICT' };
@@ -90,11 +95,22 @@ export class CommandHandler implements ControlHandler {
           return p;
         });
         const subs = c.subscribers.map((s, i) => endpoint(s, `subscribers[${i}]`));
+        const mc: { ssm?: boolean; multicastTtl?: number } = {};
+        if (c.ssm !== undefined) mc.ssm = c.ssm;
+        if (c.multicastTtl) {
+          if (!Number.isInteger(c.multicastTtl) || c.multicastTtl < 1 || c.multicastTtl > 255) {
+            throw new ControlError('ERR_INVALID_ARG', `multicast_ttl: ${c.multicastTtl} is not in 1..255 (0 = the default, 16)`);
+          }
+          mc.multicastTtl = c.multicastTtl;
+        }
         const w = this.ctx.cluster;
         if (w) {
+          if (mc.ssm !== undefined || mc.multicastTtl !== undefined) {
+            throw new ControlError('ERR_INVALID_ARG', 'ssm, multicast_ttl: not written through to the cluster\'s desired state (set them in the relay\'s entry in etcd)');
+          }
           return this.write(() => w.addRelay({ name: n, listen: formatEndpoint(listen), sources: sources.map((p) => `${p.address}/${p.length}`), subscribers: subs.map(formatEndpoint) }));
         }
-        return this.change((signal) => st.addRelay(n, listen, sources, subs, 'runtime', { signal }));
+        return this.change((signal) => st.addRelay(n, listen, sources, subs, 'runtime', { ...mc, signal }));
       }
       case 'removeRelay': {
         const n = name('relay', c.name, 'name');
@@ -122,6 +138,38 @@ export class CommandHandler implements ControlHandler {
         return this.change(() => st.stopSession(n));
       }
     }
+  }
+
+  /**
+   * Capture: what relay or session `req.name` receives and sends. A read of
+   * the data path, not serialised with changes, bounded by count / seconds.
+   * A name both kinds have is the relay's.
+   */
+  async *capture(req: CaptureRequest, opts: { signal: AbortSignal; onArmed: () => void }): AsyncGenerator<CapturePacket, CaptureEnd> {
+    const st = this.ctx.state;
+    const isSession = !st.relays.has(req.name) && st.sessions.has(req.name);
+    const n = name(isSession ? 'session' : 'relay', req.name, 'name');
+    if (!st.relays.has(n) && !isSession) {
+      throw new ControlError('ERR_NOT_FOUND', `name: no relay or session named "${n}" (relays: ${[...st.relays.keys()].join(', ') || 'none'}; sessions: ${[...st.sessions.keys()].join(', ') || 'none'})`);
+    }
+    const count = req.count || undefined;
+    const seconds = req.seconds || undefined;
+    if (count === undefined && seconds === undefined) throw new ControlError('ERR_INVALID_ARG', 'count, seconds: give count or seconds (a capture is bounded)');
+    const o: CaptureOptions = { ...(count ? { count } : {}), ...(seconds ? { seconds } : {}), signal: opts.signal, onArmed: opts.onArmed };
+    let it: AsyncGenerator<CapturedPacket, CaptureResult>;
+    let to = '';
+    if (isSession) {
+      if (req.subscriber) throw new ControlError('ERR_INVALID_ARG', `subscriber: "${req.subscriber}": session "${n}" has one destination; --subscriber applies to relays`);
+      if (!this.ctx.captureSession) throw new ControlError('ERR_UNAVAILABLE', 'capture: this server cannot capture sessions');
+      const s = st.sessions.get(n);
+      if (s) to = formatEndpoint(s.spec.to);
+      it = this.ctx.captureSession(n, o);
+    } else {
+      if (!this.ctx.capture) throw new ControlError('ERR_UNAVAILABLE', 'capture: this server has no relay engine to capture from');
+      if (req.subscriber) o.subscriber = formatEndpoint(endpoint(req.subscriber, 'subscriber'));
+      it = this.ctx.capture(n, o);
+    }
+    return yield* capturePackets(it, to);
   }
 
   /** Run one change in turn, within the deadline (see the file comment). */
@@ -173,5 +221,31 @@ function wrap<T>(fn: () => T): T {
   } catch (err) {
     if (err instanceof ReflectorError) throw new ControlError('ERR_INVALID_ARG', err.message);
     throw err;
+  }
+}
+
+/**
+ * A capture's packets (src/capture) as the control API's CapturePackets:
+ * kind -> direction, the output's name (a session's: `sessionTo`); its
+ * typed errors as ControlError. Also what bench/relay-mcast.ts serves.
+ */
+export async function* capturePackets(it: AsyncGenerator<CapturedPacket, CaptureResult>, sessionTo = ''): AsyncGenerator<CapturePacket, CaptureEnd> {
+  let packets = 0;
+  for (;;) {
+    let r: IteratorResult<CapturedPacket, CaptureResult>;
+    try {
+      r = await it.next();
+    } catch (err) {
+      if (err instanceof ControlError) throw err;
+      if (err instanceof ReflectorError) throw new ControlError(err.code, err.message);
+      throw err;
+    }
+    if (r.done) return { packets, dropped: r.value.dropped };
+    const p = r.value;
+    packets++;
+    yield {
+      tsNs: p.tsNs, direction: p.kind === 'ingress' ? 'ingress' : 'output', output: p.kind === 'ingress' ? '' : p.kind === 'session' ? sessionTo : p.what,
+      frame: p.data, wireLength: p.wireLen,
+    };
   }
 }

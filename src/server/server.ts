@@ -366,6 +366,8 @@ export class Server {
       stats: async () => this.stats(),
       requestTimeoutMs: c.control.requestTimeoutMs,
       cluster: this.cluster?.writer?.() ?? null,
+      capture: this.deps?.relays.capture ? (relay, o) => this.deps!.relays.capture!(relay, o) : undefined,
+      captureSession: this.deps?.sessions.capture ? (s, o) => this.deps!.sessions.capture!(s, o) : undefined,
     });
     const m = this.metrics!;
     const k = c.control;
@@ -435,6 +437,7 @@ export class Server {
       sessionCount: () => this.state?.sessions.size ?? 0,
       ready: () => this.ready,
       clusterConnected: () => (this.cluster ? this.cluster.connected : null),
+      captureDropped: () => (this.deps?.engine.running && this.deps.relays.captureDropped ? this.deps.relays.captureDropped() : null),
     };
   }
 }

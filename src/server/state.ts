@@ -33,6 +33,8 @@ export interface RelayState {
   allowAnySource?: boolean;
   maxPps?: number;
   maxBps?: number;
+  ssm?: boolean;
+  multicastTtl?: number;
   origin: Origin;
   /** "addr:port" -> endpoint and origin */
   subscribers: Map<string, { endpoint: Endpoint; origin: Origin }>;
@@ -145,7 +147,7 @@ export class RunningState {
       }
     }
     for (const r of diff.relaysAdded) {
-      const opts = { allowAnySource: r.allowAnySource, maxPps: r.maxPps, maxBps: r.maxBps };
+      const opts = { allowAnySource: r.allowAnySource, maxPps: r.maxPps, maxBps: r.maxBps, ssm: r.ssm, multicastTtl: r.multicastTtl };
       await attempt(`add relay ${r.name}`, () => this.addRelay(r.name, r.listen, r.sources, r.subscribers, named.has(r.name) ? 'config' : 'runtime', opts));
     }
     for (const s of diff.sessionsAdded) {
@@ -180,6 +182,7 @@ export class RunningState {
     return {
       name: r.name, listen: r.listen, sources: r.sources, subscribers: [...r.subscribers.values()].map((s) => s.endpoint),
       allowAnySource: r.allowAnySource, maxPps: r.maxPps ?? 0, maxBps: r.maxBps ?? 0,
+      ...(r.ssm !== undefined ? { ssm: r.ssm } : {}), ...(r.multicastTtl !== undefined ? { multicastTtl: r.multicastTtl } : {}),
     };
   }
 
@@ -198,7 +201,7 @@ export class RunningState {
 
   async addRelay(
     name: string, listen: Endpoint, sources: Prefix[], subscribers: Endpoint[], origin: Origin,
-    opts: { allowAnySource?: boolean; maxPps?: number; maxBps?: number; signal?: AbortSignal } = {},
+    opts: { allowAnySource?: boolean; maxPps?: number; maxBps?: number; ssm?: boolean; multicastTtl?: number; signal?: AbortSignal } = {},
   ): Promise<void> {
     if (this.relays.has(name)) throw new ControlError('ERR_EXISTS', `relay "${name}" already exists`);
     const l = formatEndpoint(listen);
@@ -209,7 +212,10 @@ export class RunningState {
     for (const s of subscribers) {
       if (formatEndpoint(s) === l) throw new ControlError('ERR_INVALID_ARG', `relay "${name}": subscriber ${l} is the relay's own listen address (a loop)`);
     }
-    const limits = { allowAnySource: opts.allowAnySource, maxPps: opts.maxPps, maxBps: opts.maxBps };
+    const limits = {
+      allowAnySource: opts.allowAnySource, maxPps: opts.maxPps, maxBps: opts.maxBps,
+      ...(opts.ssm !== undefined ? { ssm: opts.ssm } : {}), ...(opts.multicastTtl !== undefined ? { multicastTtl: opts.multicastTtl } : {}),
+    };
     await this.deps.relays.addRelay({ name, listen, sources, subscribers, ...limits });
     if (opts.signal?.aborted) {
       await this.deps.relays.removeRelay(name);

@@ -22,6 +22,8 @@
 // more than restartLimit times within restartWindowMs fails instead
 // (`failed`, ERR_WORKER, with the reason). Sessions that end or fail on
 // their own leave with `ended` / `failed`.
+import { captureSession, captureSessionToFile } from '../capture/session-capture';
+import type { CaptureOptions, CaptureResult, CaptureSummary, CapturedPacket } from '../capture/capture';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -31,8 +33,8 @@ import { ReflectorError, invalidArg, type ReflectorErrorCode } from '../errors';
 import { MEDIA_FORMATS, type MediaFormat } from '../media/load';
 import { checkName } from '../names';
 import { parseEndpoint, type Endpoint } from '../net/address';
-import { destinationFromHop, type DestinationOptions } from '../net/destination';
-import { NEXT_HOP_TTL_MS, resolveNextHop, type NextHop } from '../net/neighbour';
+import { destinationFromHop, hopOf, type DestinationOptions } from '../net/destination';
+import { NEXT_HOP_TTL_MS, type NextHop } from '../net/neighbour';
 import type { Destination } from '../region/lane';
 import type { Region } from '../region/region';
 import type { ControlRequest, PumpTask, SessionCounters, SessionInfo, StartRequest, WorkerMessage } from './protocol';
@@ -421,6 +423,24 @@ export class SessionManager extends EventEmitter {
     return out;
   }
 
+  /**
+   * Capture the frames session `name` sends (as the engine hands them to the
+   * port) into a nanosecond pcap file, bounded by count / seconds; ends
+   * early when the session does (src/capture/session-capture.ts).
+   */
+  captureToFile(name: string, file: string, opts: CaptureOptions): Promise<CaptureSummary> {
+    const e = this.sessions.get(name);
+    if (!e) return Promise.reject(invalidArg(`session "${name}" is not running (sessions: ${this.names().join(', ') || 'none'})`));
+    return captureSessionToFile(this.region, name, e.info.stream, file, opts, () => this.sessions.get(name) === e);
+  }
+
+  /** The frames session `name` sends, as an async generator (captureToFile's source; the control API's Capture). */
+  async *capture(name: string, opts: CaptureOptions): AsyncGenerator<CapturedPacket, CaptureResult> {
+    const e = this.sessions.get(name);
+    if (!e) throw invalidArg(`session "${name}" is not running (sessions: ${this.names().join(', ') || 'none'})`);
+    return yield* captureSession(this.region, name, e.info.stream, opts, () => this.sessions.get(name) === e);
+  }
+
   /** The engine's counters of a running session's stream since the session started. */
   engineCounters(name: string): SessionStats['engine'] {
     const e = this.sessions.get(name);
@@ -638,7 +658,7 @@ function cachedResolver(opts: DestinationOptions): (to: Endpoint) => Promise<Des
     const now = Date.now();
     let known = hops.get(to.address);
     if (!known || now - known.at >= NEXT_HOP_TTL_MS) {
-      const hop = resolveNextHop(to.address, { netns: opts.netns, probeTimeoutMs: opts.probeTimeoutMs }).then((h) => {
+      const hop = hopOf(to, opts).then((h) => {
         if (opts.dev !== undefined && h.dev !== opts.dev) {
           throw new ReflectorError('ERR_NO_NEIGHBOUR', `route to ${to.address} leaves through ${h.dev}, not through the engine's interface ${opts.dev}`);
         }

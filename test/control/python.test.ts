@@ -3,7 +3,8 @@
 // grpcio (Debian python3-grpcio), stubs compiled from the shipped .proto by
 // grpc_tools.protoc (python3-grpc-tools) at test time. Against a real Server
 // (recording stand-ins for the engine): List, Subscribe, typed errors, bad
-// input (over-size, unknown method, malformed), Stats, server reflection,
+// input (over-size, unknown method, malformed), a Capture stream and its
+// errors, Stats, server reflection,
 // the TCP token, and a Watch that sees a session end.
 import t from 'tap';
 import * as fs from 'node:fs';
@@ -61,6 +62,17 @@ if (why) {
     t.match(steps.get('unknown-method'), { code: 'UNIMPLEMENTED' });
     t.match(steps.get('malformed'), { code: 'INVALID_ARGUMENT', details: /^ERR_BAD_MESSAGE: Subscribe: malformed request message/ });
     t.same(steps.get('after-bad'), { step: 'after-bad', relays: 1 }, 'the server goes on serving after each');
+    const sub = ['127.0.0.1:6000', '127.0.0.1:6500'];
+    t.same(steps.get('capture'), {
+      step: 'capture',
+      packets: [0, 1, 2, 3, 4].map((i) => ({
+        ts_ns: String(1_764_000_000_000_000_000n + BigInt(i)), direction: i % 3 === 0 ? 'CAPTURE_DIRECTION_INGRESS' : 'CAPTURE_DIRECTION_OUTPUT',
+        output: i % 3 === 0 ? '' : sub[(i % 3) - 1], len: 60 + i, byte: i, wire_length: 60 + i,
+      })),
+      end: { packets: 5, dropped: 1 },
+    }, 'Capture streams the packets (ns timestamps exact), then the end message with what was dropped');
+    t.match(steps.get('capture-not-found'), { code: 'NOT_FOUND', details: /^ERR_NOT_FOUND: name: no relay or session named "nope"/ });
+    t.match(steps.get('capture-unbounded'), { code: 'INVALID_ARGUMENT', details: /^ERR_INVALID_ARG: count, seconds: give count or seconds/ });
     t.match(steps.get('stats'), { engine_running: true });
     t.ok(((steps.get('stats')?.counters as number) ?? 0) > 0, 'stats carries counters');
     t.ok(((steps.get('reflection')?.services as string[]) ?? []).includes('reflector.v1.Control'), `reflection lists reflector.v1.Control (${JSON.stringify(steps.get('reflection'))})`);

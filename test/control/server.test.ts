@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { ControlServer } from '../../src/control/server';
 import { ControlClient, channelOf, type ControlTarget } from '../../src/control/client';
-import { ControlError, type Command, type ControlHandler, type Result } from '../../src/control/types';
+import { ControlError, type CaptureEnd, type CapturePacket, type CaptureRequest, type Command, type ControlHandler, type Result } from '../../src/control/types';
 import { decodeReason, DETAILS_KEY } from '../../src/control/status';
 import { ServerEvents } from '../../src/server/events';
 import { createLogger, type LogFields } from '../../src/log';
@@ -39,7 +39,29 @@ const handler: ControlHandler = {
     if (c.type === 'stats') return { type: 'stats', stats: { engineRunning: true, ready: true, configReloads: 2n, configReloadFailures: 1n, counters: [{ name: 'tx_packets', labels: { thread: 'tx' }, value: 2n ** 60n + 1n }] } };
     return { type: 'ok' };
   },
+  // 'cam': `count` packets, one every 5 ms, until the count, the seconds or the abort; 'busy': ERR_CAPTURE
+  async *capture(req: CaptureRequest, o: { signal: AbortSignal; onArmed: () => void }): AsyncGenerator<CapturePacket, CaptureEnd> {
+    if (req.name === 'busy') throw new ReflectorError('ERR_CAPTURE', 'capture of relay "busy": a capture of relay "busy" is running');
+    if (req.name !== 'cam') throw new ControlError('ERR_NOT_FOUND', `name: no relay or session named "${req.name}"`);
+    captureLive++;
+    try {
+      o.onArmed();
+      const until = Date.now() + (req.seconds || 3600) * 1000;
+      let n = 0;
+      while (n < (req.count || Infinity) && Date.now() < until && !o.signal.aborted) {
+        yield { tsNs: 10n ** 18n + BigInt(n), direction: n % 2 ? 'output' : 'ingress', output: n % 2 ? '127.0.0.1:6000' : '', frame: new Uint8Array(64).fill(n), wireLength: 64 };
+        n++;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return { packets: n, dropped: 2 };
+    } finally {
+      captureLive--;
+      captureEnded++;
+    }
+  },
 };
+let captureLive = 0;
+let captureEnded = 0;
 
 const bad: string[] = [];
 const events = new ServerEvents();
@@ -97,6 +119,7 @@ t.test('Unix socket: folder created, mode 0660, every method reaches the handler
   t.same(await c.stats(), { engineRunning: true, ready: true, configReloads: 2n, configReloadFailures: 1n, counters: [{ name: 'tx_packets', labels: { thread: 'tx' }, value: 2n ** 60n + 1n }] }, '64-bit counters exact');
   const changes: Command[] = [
     { type: 'addRelay', name: 'r', listen: '127.0.0.1:5001', sources: ['127.0.0.1/32', '10.0.0.0/8'], subscribers: ['127.0.0.1:6001'] },
+    { type: 'addRelay', name: 'tv', listen: '239.1.1.1:5000', sources: ['198.18.0.1/32'], subscribers: ['239.2.2.2:6000'], ssm: false, multicastTtl: 8 },
     { type: 'subscribe', relay: 'r', subscriber: '[::1]:6002' },
     { type: 'unsubscribe', relay: 'r', subscriber: '127.0.0.1:6001' },
     { type: 'removeRelay', name: 'r' },
@@ -310,6 +333,43 @@ t.test('streams per connection are capped (control.max_streams)', async (t) => {
   t.equal((await list).relays.length, 1, 'and runs once one ends');
   w2.cancel();
   c.close();
+});
+
+t.test('Capture: packets then the end message; headers once armed; a cancel ends the capture on the server; typed errors', async (t) => {
+  const c = await ControlClient.connect({ socket });
+  t.teardown(() => c.close());
+  const cap = c.capture({ name: 'cam', count: 6, seconds: 0, subscriber: '' });
+  const got: CapturePacket[] = [];
+  cap.on('packet', (p) => got.push(p));
+  await cap.armed;
+  t.same(await cap.ended, { packets: 6, dropped: 2, cancelled: false }, 'the end message: packets and dropped');
+  t.same(got.map((p) => [p.tsNs, p.direction, p.output, p.frame[0], p.frame.length]), [0, 1, 2, 3, 4, 5].map((n) => [10n ** 18n + BigInt(n), n % 2 ? 'output' : 'ingress', n % 2 ? '127.0.0.1:6000' : '', n, 64]));
+
+  const long = c.capture({ name: 'cam', count: 0, seconds: 60, subscriber: '' });
+  let n = 0;
+  long.on('packet', () => void n++);
+  await long.armed;
+  while (n < 3) await new Promise((r) => setTimeout(r, 5));
+  t.equal(captureLive, 1, 'the capture runs on the server');
+  const ended0 = captureEnded;
+  long.cancel();
+  t.match(await long.ended, { cancelled: true }, 'a cancelled capture ends for the client');
+  for (let i = 0; i < 200 && captureEnded === ended0; i++) await new Promise((r) => setTimeout(r, 5));
+  t.equal(captureLive, 0, 'and on the server (the engine is disarmed), without waiting for its 60 s');
+
+  const err = (name: string) => c.capture({ name, count: 1, seconds: 0, subscriber: '' }).ended.then(() => null, (e: unknown) => e);
+  t.match(await err('nope'), { controlCode: 'ERR_NOT_FOUND', grpcCode: grpc.status.NOT_FOUND });
+  t.match(await err('busy'), { controlCode: 'ERR_CAPTURE', grpcCode: grpc.status.FAILED_PRECONDITION, message: /is running/ });
+  // a malformed request: INVALID_ARGUMENT (ERR_BAD_MESSAGE), the server goes on
+  const r = raw({ socket });
+  const bad = await new Promise<grpc.ServiceError>((resolve) => {
+    const s = r.makeServerStreamRequest('/reflector.v1.Control/Capture', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0xff, 0xff, 0xff]), new grpc.Metadata(), {});
+    s.on('data', () => undefined);
+    s.on('error', resolve);
+  });
+  r.close();
+  t.match(bad, { code: grpc.status.INVALID_ARGUMENT, details: /^ERR_BAD_MESSAGE: Capture: malformed request message/ });
+  await stillServes(t);
 });
 
 t.test('connections per listener are capped (control.max_connections)', async (t) => {

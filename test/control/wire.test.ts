@@ -5,18 +5,20 @@
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { serviceDefinition, methodNames, protoPath } from '../../src/control/proto';
-import { commandOf, EVENT_TYPES, eventMessage, eventOf, METHOD_OF, requestOf, responseOf, resultOf } from '../../src/control/wire';
+import { captureEndMessage, captureRequestOf, capturedOf, capturedPacketMessage, commandOf, EVENT_TYPES, eventMessage, eventOf, METHOD_OF, requestOf, responseOf, resultOf } from '../../src/control/wire';
 import { decodeReason, DETAILS_KEY, errorOf, errorStatus, STATUS_OF } from '../../src/control/status';
-import type { Command, Result } from '../../src/control/types';
+import type { CapturePacket, Command, Result } from '../../src/control/types';
 import type { StampedEvent } from '../../src/server/events';
 
 const def = serviceDefinition();
 const method = (name: string): grpc.MethodDefinition<unknown, unknown> => Object.values(def).find((m) => m.path === `/reflector.v1.Control/${name}`)!;
 
 t.test('the service has the methods of the issue, Watch server-streaming', async (t) => {
-  t.same(methodNames().sort(), ['AddRelay', 'List', 'RemoveRelay', 'StartSession', 'Stats', 'StopSession', 'Subscribe', 'Unsubscribe', 'Watch'].sort());
+  t.same(methodNames().sort(), ['AddRelay', 'Capture', 'List', 'RemoveRelay', 'StartSession', 'Stats', 'StopSession', 'Subscribe', 'Unsubscribe', 'Watch'].sort());
   t.equal(method('Watch').responseStream, true);
   t.equal(method('Watch').requestStream, false);
+  t.equal(method('Capture').responseStream, true, 'Capture server-streaming');
+  t.equal(method('Capture').requestStream, false);
   t.match(protoPath(), /proto\/reflector\/v1\/control\.proto$/);
 });
 
@@ -25,6 +27,8 @@ const commands: Command[] = [
   { type: 'subscribe', relay: 'cam', subscriber: '127.0.0.1:6000' },
   { type: 'unsubscribe', relay: 'cam', subscriber: '[::1]:6000' },
   { type: 'addRelay', name: 'cam', listen: '127.0.0.1:5000', sources: ['127.0.0.1/32', '10.0.0.0/8'], subscribers: ['127.0.0.1:6000'] },
+  { type: 'addRelay', name: 'tv', listen: '239.1.1.1:5000', sources: ['198.18.0.1/32'], subscribers: ['239.2.2.2:6000'], ssm: false, multicastTtl: 4 },
+  { type: 'addRelay', name: 'tv6', listen: '[ff3e::1]:5000', sources: ['2001:db8::1/128'], subscribers: [], ssm: true },
   { type: 'removeRelay', name: 'cam' },
   { type: 'startSession', name: 'm', file: '/media/a.ts', to: '127.0.0.1:7000', format: 'rtp', loop: true },
   { type: 'stopSession', name: 'm' },
@@ -32,7 +36,7 @@ const commands: Command[] = [
 ];
 
 t.test('every request round-trips', async (t) => {
-  t.equal(commands.length, Object.keys(METHOD_OF).length, 'one per unary method');
+  t.equal(new Set(commands.map((c) => c.type)).size, Object.keys(METHOD_OF).length, 'every unary method');
   for (const c of commands) {
     const { method: name, request } = requestOf(c);
     const m = method(name);
@@ -89,9 +93,28 @@ t.test('errors: status by code, ERR_* code back from the details', async (t) => 
   t.same(errorOf(transport), { code: 'UNIMPLEMENTED', message: 'The server does not implement the method /x' });
   t.equal(errorStatus('ERR_SOMETHING_NEW', 'x').code, grpc.status.UNKNOWN, 'a code without a mapping is UNKNOWN');
   t.equal(decodeReason(Buffer.from([0xff, 0xff])), null, 'a trailer that cannot be read carries no code');
-  for (const code of ['ERR_INVALID_ARG', 'ERR_NOT_FOUND', 'ERR_UNAUTHENTICATED', 'ERR_TIMEOUT', 'ERR_UNAVAILABLE', 'ERR_MEDIA', 'ERR_POLICY', 'ERR_NO_NEIGHBOUR', 'ERR_CLUSTER', 'ERR_CONFLICT']) {
+  for (const code of ['ERR_INVALID_ARG', 'ERR_NOT_FOUND', 'ERR_UNAUTHENTICATED', 'ERR_TIMEOUT', 'ERR_UNAVAILABLE', 'ERR_MEDIA', 'ERR_POLICY', 'ERR_NO_NEIGHBOUR', 'ERR_CLUSTER', 'ERR_CONFLICT', 'ERR_CAPTURE', 'ERR_MULTICAST_JOIN']) {
     t.ok(STATUS_OF[code] !== undefined && STATUS_OF[code] !== grpc.status.UNKNOWN, `${code} has a status`);
   }
+});
+
+t.test('Capture: request, packets and the end message round-trip (ns timestamps exact, bytes intact)', async (t) => {
+  const m = method('Capture');
+  const req = { name: 'cam', count: 1000, seconds: 2.5, subscriber: '[2001:db8::2]:6000' };
+  t.same(captureRequestOf(m.requestDeserialize(m.requestSerialize({ ...req })) as Record<string, unknown>), req, 'request');
+  t.same(captureRequestOf(m.requestDeserialize(m.requestSerialize({ name: 'x' })) as Record<string, unknown>), { name: 'x', count: 0, seconds: 0, subscriber: '' }, 'absent bounds are 0');
+  const frame = Uint8Array.from({ length: 1514 }, (_v, i) => i & 0xff);
+  const packets: CapturePacket[] = [
+    { tsNs: 1_764_000_000_123_456_789n, direction: 'ingress', output: '', frame, wireLength: 1514 },
+    { tsNs: 2n ** 63n + 7n, direction: 'output', output: '198.18.0.2:6000', frame: frame.subarray(0, 60), wireLength: 9000 },
+  ];
+  for (const p of packets) {
+    const back = capturedOf(m.responseDeserialize(m.responseSerialize(capturedPacketMessage(p))) as Record<string, unknown>);
+    t.ok('packet' in back, `${p.direction}: a packet`);
+    if ('packet' in back) t.same({ ...back.packet, frame: Buffer.from(back.packet.frame) }, { ...p, frame: Buffer.from(p.frame) }, p.direction);
+  }
+  const end = capturedOf(m.responseDeserialize(m.responseSerialize(captureEndMessage({ packets: 3000, dropped: 17 }))) as Record<string, unknown>);
+  t.same(end, { end: { packets: 3000, dropped: 17 } }, 'the end message');
 });
 
 t.test('docs/api.md names every rpc, message, enum value and Event kind of the .proto', async (t) => {
@@ -102,7 +125,7 @@ t.test('docs/api.md names every rpc, message, enum value and Event kind of the .
   const names = [
     ...[...proto.matchAll(/^\s*rpc (\w+)\(/gm)].map((m) => m[1]),
     ...[...proto.matchAll(/^message (\w+)/gm)].map((m) => m[1]),
-    ...[...proto.matchAll(/^\s*(ORIGIN_\w+|APPLIED_\w+) =/gm)].map((m) => m[1]),
+    ...[...proto.matchAll(/^\s*(ORIGIN_\w+|APPLIED_\w+|CAPTURE_DIRECTION_\w+|SSM_MODE_\w+) =/gm)].map((m) => m[1]),
     ...EVENT_TYPES,
   ];
   t.ok(names.length > 40, `${names.length} names`);

@@ -70,10 +70,10 @@ export async function makeBed(
 }
 
 export async function startPorts(
-  bed: Bed, host: string, addr: string, ports: number[], count: number, timeoutMs: number, idleMs = 1500,
+  bed: Bed, host: string, addr: string, ports: number[], count: number, timeoutMs: number, idleMs = 1500, join?: string,
 ): Promise<{ result: Promise<PortReceiverResult> }> {
   const child = bed.tb.spawn(host, [process.execPath, RECEIVER, '--addr', addr, '--ports', ports.join(','),
-    '--count', String(count), '--timeout-ms', String(timeoutMs), '--idle-ms', String(idleMs)]);
+    '--count', String(count), '--timeout-ms', String(timeoutMs), '--idle-ms', String(idleMs), ...(join ? ['--join', join] : [])]);
   const f = followFixture<PortReceiverResult>(child, `port-receiver in ${host}`);
   await f.ready;
   // wrapped: an async function returning a promise would wait for it

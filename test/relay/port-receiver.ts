@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: MIT
 // Relay test fixture, run inside a testbed host:
 //   node port-receiver.js --addr A --ports P0,P1,.. | --first P --n N
-//        --count C --timeout-ms T [--idle-ms I]
+//        --count C --timeout-ms T [--idle-ms I] [--join IFADDR]
 // Binds one UDP socket per port, checks every datagram against the origin's
 // generator (origin-sender.ts: seq in the first 4 bytes, the rest derived
 // from seq), and prints {"ready":true} once bound, then one JSON line: per
 // port received, duplicates, corrupt payloads, sequence numbers missing from
-// 0..C-1, the first and last seq seen, and the sources.
+// 0..C-1, the first and last seq seen, and the sources. With --join, A is a
+// multicast group that every socket joins (IP_ADD_MEMBERSHIP /
+// IPV6_JOIN_GROUP) on the interface whose address is IFADDR; without it, a
+// socket bound to a group receives only what a membership of another socket
+// of this host asked for (none in a testbed host of its own).
 import { createSocket, type Socket } from 'node:dgram';
 import { checkPayload } from './payload';
 
@@ -41,6 +45,7 @@ function main(): void {
   const count = Number(arg('--count'));
   const timeoutMs = Number(arg('--timeout-ms'));
   const idleMs = Number(arg('--idle-ms', '1500'));
+  const join = process.argv.includes('--join') ? arg('--join') : null;
   const seen = new Map<number, Uint8Array>();
   const res: PortReceiverResult = { ports: {}, timedOut: false };
   let last = 0;
@@ -74,6 +79,7 @@ function main(): void {
       }
     });
     s.bind(port, addr, () => {
+      if (join) s.addMembership(addr, join);
       try {
         s.setRecvBufferSize(4 << 20);
       } catch {

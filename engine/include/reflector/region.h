@@ -12,7 +12,7 @@
  *
  *   header | counters | lanes (submit ring + free ring each) | policy ring |
  *   event ring | destination table | stream counters | output counters |
- *   lane counters | pool
+ *   lane counters | pool | capture rings (since 2.1)
  *
  * Lanes: lane 0 belongs to the main thread, lanes 1..n to Piscina workers
  * (each worker claims one through rf_region_hdr.lane_claim). A lane owns a
@@ -35,6 +35,8 @@
  * 2.0: rf_dest.gen (was reserved), the lane counters part (which moved the
  * pool), thread counters drop_bad_time and tx_device_errors, event
  * RF_EVENT_LANE_QUARANTINED.
+ * 2.1: the capture rings after the pool (rf_region_hdr.capture_off,
+ * rf_capture_ring); nothing before them moved.
  */
 #ifndef REFLECTOR_REGION_H
 #define REFLECTOR_REGION_H
@@ -44,7 +46,7 @@
 
 #define RF_REGION_MAGIC   0x58464c52u /* "RLFX" read as little-endian bytes */
 #define RF_VERSION_MAJOR  2u
-#define RF_VERSION_MINOR  0u
+#define RF_VERSION_MINOR  1u
 #define RF_CACHELINE      64u
 #define RF_PAGE           4096u
 
@@ -306,6 +308,63 @@ struct rf_lane_counters {
 	uint8_t _pad[RF_CACHELINE * 2 - 32 - 8 * RF_LANE_FAULTS];
 };
 
+/* ------------------------------------------------------- capture rings -- */
+
+/*
+ * What an armed capture copies (engine/src/relay_capture.c): one byte ring
+ * per engine thread (RF_THREAD_TX: sessions' packets; RF_THREAD_RX: a relay's
+ * ingress and output packets), each written by that thread only and read by
+ * TypeScript (src/capture/ring.ts). Records are 8-byte aligned, a 32-byte
+ * rf_capture_rec then `caplen` frame bytes; a record never wraps: when the
+ * space to the end is too short, a record of kind RF_CAP_PAD fills it and
+ * the next starts at offset 0. The producer never waits: a record that does
+ * not fit is dropped and counted (`dropped`, reflector_capture_dropped_total).
+ * Positions are free-running uint32 byte counts, masked on access; the
+ * consumer frees space by storing `consumer` (release), the producer
+ * publishes records by storing `producer` (release).
+ */
+#define RF_CAPTURE_RINGS      2u
+#define RF_CAPTURE_DATA       (1u << 20) /* data bytes per ring, a power of two */
+#define RF_CAPTURE_HDR        (3u * RF_CACHELINE)
+#define RF_CAPTURE_STRIDE     (RF_CAPTURE_HDR + RF_CAPTURE_DATA)
+#define RF_CAPTURE_SNAP       2048u      /* bytes of a frame copied at most */
+
+enum rf_capture_kind {
+	RF_CAP_PAD = 0,     /* skip to the end of the data area */
+	RF_CAP_INGRESS = 1, /* a frame a relay took in, as received; id = relay id */
+	RF_CAP_OUTPUT = 2,  /* a relay's frame to one output, as rewritten; id = output id */
+	RF_CAP_SESSION = 3, /* a session's frame as sent; id = stream */
+};
+
+struct rf_capture_ring {
+	/* producer cache line: written by the engine thread */
+	uint32_t producer;
+	uint32_t _rsvd0;
+	uint64_t captured;  /* records written */
+	uint64_t dropped;   /* records that did not fit */
+	uint8_t _pad0[RF_CACHELINE - 24];
+	/* consumer cache line: written by TypeScript */
+	uint32_t consumer;
+	uint32_t armed;     /* RF_THREAD_TX's ring: 0 = no capture, else the captured stream + 1
+			     * (read once per burst; the RX ring is armed by RF_POLICY_OP_CAPTURE) */
+	uint8_t _pad1[RF_CACHELINE - 8];
+	/* constant after init */
+	uint32_t size;      /* RF_CAPTURE_DATA */
+	uint32_t data_off;  /* RF_CAPTURE_HDR */
+	uint8_t _pad2[RF_CACHELINE - 8];
+};
+
+struct rf_capture_rec {
+	uint32_t len;       /* bytes of the record, header included, a multiple of 8 */
+	uint32_t caplen;    /* frame bytes that follow */
+	uint32_t wire_len;  /* the frame's length on the wire */
+	uint16_t kind;      /* rf_capture_kind */
+	uint16_t _rsvd0;
+	uint32_t id;
+	uint32_t _rsvd1;
+	uint64_t ts_ns;     /* CLOCK_REALTIME */
+};
+
 /* ------------------------------------------------------------- header -- */
 
 /*
@@ -367,7 +426,8 @@ struct rf_region_hdr {
 	uint32_t engine_state;  /* rf_engine_state, written by the engine */
 	uint32_t lane_counters_off; /* lane_count + 1 rf_lane_counters; since 2.0 */
 
-	uint8_t _pad0[RF_CACHELINE * 2 - 96];
+	uint32_t capture_off;   /* RF_CAPTURE_RINGS rf_capture_ring, RF_CAPTURE_STRIDE apart; since 2.1 */
+	uint8_t _pad0[RF_CACHELINE * 2 - 100];
 
 	struct rf_doorbell doorbell[RF_MAX_THREADS];
 	struct rf_lane lanes[RF_MAX_LANES];
@@ -402,6 +462,7 @@ struct rf_region_layout {
 	uint32_t output_counters_off;
 	uint32_t lane_counters_off;
 	uint32_t pool_off;
+	uint32_t capture_off;   /* since 2.1 */
 };
 
 /* Validate params and compute the layout. Returns 0, or -1 with a message in
@@ -430,6 +491,11 @@ extern const char *const rf_counter_names[];
 extern const char *const rf_lane_fault_names[];
 
 static inline struct rf_region_hdr *rf_hdr(void *mem) { return (struct rf_region_hdr *)mem; }
+static inline struct rf_capture_ring *rf_capture_ring_at(void *mem, const struct rf_region_hdr *h,
+							 uint32_t ring)
+{
+	return (struct rf_capture_ring *)((uint8_t *)mem + h->capture_off + (size_t)ring * RF_CAPTURE_STRIDE);
+}
 static inline struct rf_ring *rf_ring_at(void *mem, uint32_t off)
 {
 	return (struct rf_ring *)((uint8_t *)mem + off);
@@ -489,5 +555,12 @@ _Static_assert(offsetof(struct rf_region_hdr, engine_state) == 88, "rf_region_hd
 _Static_assert(offsetof(struct rf_region_hdr, lane_counters_off) == 92, "rf_region_hdr.lane_counters_off");
 _Static_assert(RF_TX_HORIZON_NS < (1ull << 34), "the TX horizon is below the wheel's level-1 horizon (2^34 ns)");
 _Static_assert(offsetof(struct rf_output_counters, limited) == 24, "rf_output_counters.limited");
+_Static_assert(offsetof(struct rf_region_hdr, capture_off) == 96, "rf_region_hdr.capture_off");
+_Static_assert(sizeof(struct rf_capture_ring) == RF_CAPTURE_HDR, "rf_capture_ring");
+_Static_assert(offsetof(struct rf_capture_ring, consumer) == RF_CACHELINE, "capture consumer on its own line");
+_Static_assert(offsetof(struct rf_capture_ring, size) == 2 * RF_CACHELINE, "capture constants on their own line");
+_Static_assert(sizeof(struct rf_capture_rec) == 32, "rf_capture_rec");
+_Static_assert(offsetof(struct rf_capture_rec, kind) == 12, "rf_capture_rec.kind");
+_Static_assert(offsetof(struct rf_capture_rec, ts_ns) == 24, "rf_capture_rec.ts_ns");
 
 #endif
