@@ -23,6 +23,7 @@
 
 #include "reflector/announce.h"
 #include "netpkt.h"
+#include "netns_socket.h"
 
 #define ETH_P_ARP_BE  0x0806
 #define ETH_P_IPV6_BE 0x86dd
@@ -102,54 +103,6 @@ size_t rf_announce_frame(int family, const uint8_t mac[6], const uint8_t addr[16
 	return 0;
 }
 
-/* An AF_PACKET socket in `netns`: only socket() runs there, the socket stays. */
-static int packet_socket_in(const char *netns, char *err, size_t errlen)
-{
-	char path[300];
-	int ns_fd, orig_fd, fd, e;
-
-	if (!netns || !netns[0]) {
-		fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			e = errno;
-			snprintf(err, errlen, "announce: socket(AF_PACKET) failed: %s", strerror(e));
-			return -e;
-		}
-		return fd;
-	}
-	snprintf(path, sizeof(path), strchr(netns, '/') ? "%s" : "/run/netns/%s", netns);
-	ns_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (ns_fd < 0) {
-		e = errno;
-		snprintf(err, errlen, "announce: cannot open network namespace %s: %s", path, strerror(e));
-		return -e;
-	}
-	orig_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (orig_fd < 0 || setns(ns_fd, CLONE_NEWNET)) {
-		e = errno;
-		if (orig_fd >= 0)
-			close(orig_fd);
-		close(ns_fd);
-		snprintf(err, errlen, "announce: cannot enter network namespace %s: %s", path, strerror(e));
-		return -e;
-	}
-	fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-	e = fd < 0 ? errno : 0;
-	/* back to where this thread came from, whatever socket() did */
-	if (setns(orig_fd, CLONE_NEWNET) && fd >= 0) {
-		e = errno;
-		close(fd);
-		fd = -1;
-	}
-	close(orig_fd);
-	close(ns_fd);
-	if (fd < 0) {
-		snprintf(err, errlen, "announce: socket(AF_PACKET) in %s failed: %s", path, strerror(e));
-		return -e;
-	}
-	return fd;
-}
-
 int rf_announce(const char *netns, const char *ifname, int family, const uint8_t addr[16], int count,
 		char *err, size_t errlen)
 {
@@ -167,7 +120,7 @@ int rf_announce(const char *netns, const char *ifname, int family, const uint8_t
 		snprintf(err, errlen, "announce: interface name '%s' is not 1..15 characters", ifname ? ifname : "");
 		return -EINVAL;
 	}
-	fd = packet_socket_in(netns, err, errlen);
+	fd = rf_socket_in_netns(netns, AF_PACKET, SOCK_RAW, 0, "announce", err, errlen);
 	if (fd < 0)
 		return fd;
 	/* ioctls on a socket act in the socket's namespace */

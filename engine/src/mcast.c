@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "reflector/mcast.h"
+#include "netns_socket.h"
 
 void rf_mcast_mac(int family, const uint8_t group[16], uint8_t mac[6])
 {
@@ -22,55 +23,6 @@ void rf_mcast_mac(int family, const uint8_t group[16], uint8_t mac[6])
 		mac[0] = 0x33, mac[1] = 0x33;
 		memcpy(mac + 2, group + 12, 4);
 	}
-}
-
-/* A UDP socket of `domain` made inside `netns`: only socket() runs there,
- * the socket stays in it (its joins and ioctls act in its namespace). */
-static int udp_socket_in(const char *netns, int domain, char *err, size_t errlen)
-{
-	char path[300];
-	int ns_fd, orig_fd, fd, e;
-
-	if (!netns || !netns[0]) {
-		fd = socket(domain, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			e = errno;
-			snprintf(err, errlen, "multicast join: socket() failed: %s", strerror(e));
-			return -e;
-		}
-		return fd;
-	}
-	snprintf(path, sizeof(path), strchr(netns, '/') ? "%s" : "/run/netns/%s", netns);
-	ns_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (ns_fd < 0) {
-		e = errno;
-		snprintf(err, errlen, "multicast join: cannot open network namespace %s: %s", path, strerror(e));
-		return -e;
-	}
-	orig_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (orig_fd < 0 || setns(ns_fd, CLONE_NEWNET)) {
-		e = errno;
-		if (orig_fd >= 0)
-			close(orig_fd);
-		close(ns_fd);
-		snprintf(err, errlen, "multicast join: cannot enter network namespace %s: %s", path, strerror(e));
-		return -e;
-	}
-	fd = socket(domain, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	e = fd < 0 ? errno : 0;
-	/* back to where this thread came from, whatever socket() did */
-	if (setns(orig_fd, CLONE_NEWNET) && fd >= 0) {
-		e = errno;
-		close(fd);
-		fd = -1;
-	}
-	close(orig_fd);
-	close(ns_fd);
-	if (fd < 0) {
-		snprintf(err, errlen, "multicast join: socket() in %s failed: %s", path, strerror(e));
-		return -e;
-	}
-	return fd;
 }
 
 static void fill(struct sockaddr_storage *ss, int family, const uint8_t a[16])
@@ -109,7 +61,7 @@ int rf_mcast_join(const char *netns, const char *ifname, int family, const uint8
 		snprintf(err, errlen, "multicast join: %u sources, at most %u", n_sources, RF_MCAST_MAX_SOURCES);
 		return -EINVAL;
 	}
-	fd = udp_socket_in(netns, family == 4 ? AF_INET : AF_INET6, err, errlen);
+	fd = rf_socket_in_netns(netns, family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM, 0, "multicast join", err, errlen);
 	if (fd < 0)
 		return fd;
 	/* the index in the socket's namespace, not the caller's */
