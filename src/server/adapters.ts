@@ -61,7 +61,11 @@ export async function realDeps(config: Config, log: Logger, opts: RealDepsOption
     txPriority: e.txPriority,
     txWindowUs: e.txWindowUs,
     relayTier: e.relayTier,
-    kernelOrphanS: e.kernelOrphanS,
+    // in a cluster a dead node's kernel tier must stop before another node
+    // takes its relays over (a multicast standby would double the stream):
+    // etcd expires a dead node's lease 2/3 to 1 lease_s after its death, the
+    // watchdog stops 3/4 to 1 kernel_orphan_s after it: half a lease is early enough
+    kernelOrphanS: config.cluster.etcd.length ? Math.min(e.kernelOrphanS, Math.max(1, Math.floor(config.cluster.leaseS / 2))) : e.kernelOrphanS,
   });
   opts.onEngine?.(engine);
   const relays = new Relays(engine);

@@ -106,6 +106,8 @@ if (why) {
     t.ok(g.at >= killedAt - 100, 'the gap is the kill');
     t.ok(g.ms <= (LEASE_S + 2) * 1000, `gap ${(g.ms / 1000).toFixed(2)} s <= lease_s + 2 s`);
     t.ok(list.filter((x) => x[1] > killedAt).length > RATE * 2, 'b relays the group');
+    const seqs = list.map((x) => x[0]);
+    t.equal(new Set(seqs).size, seqs.length, 'no datagram twice: the dead node stopped before b started');
   });
 }
 
