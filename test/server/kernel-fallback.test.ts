@@ -3,11 +3,8 @@
 // line saying why relays are not in the kernel tier, and the user tier
 // relays. (REFLECTOR_LIBBPF names a library that does not exist.)
 import t from 'tap';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { Testbed } from '../helpers/testbed';
-import { ServerProcess, Peer, serverUnavailable, sleep, ROOT } from './fixtures/harness';
+import { ServerProcess, serverUnavailable, sleep } from './fixtures/harness';
+import { relayBed } from './fixtures/relay-bed';
 
 const why = serverUnavailable({ netns: true });
 if (why) {
@@ -15,31 +12,8 @@ if (why) {
   t.plan(0, why);
 } else {
   t.test('no libbpf.so.1: one log line says why, the user tier relays', { timeout: 90000 }, async (t) => {
-    const tb = await Testbed.create(t, { hosts: ['client', 'relay'], links: [['client', 'relay']] });
-    const client = tb.addr('client');
-    const relayAddr = tb.addr('relay');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-fallback-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const file = path.join(dir, 'reflector.yaml');
-    fs.writeFileSync(file, `engine:
-  interface: ${tb.iface('relay').name}
-  netns: ${tb.ns('relay')}
-  workers: 1
-metrics:
-  listen: 127.0.0.1:0
-control:
-  socket: ctl.sock
-media_root: ${ROOT}
-relays:
-  - name: cam
-    listen: ${relayAddr}:5000
-    sources: [${client}/32]
-    subscribers: [${client}:6000]
-`);
-    const peer = new Peer(tb.spawn('client', [process.execPath, path.join(__dirname, 'fixtures/udp-peer.js'), client], { stdio: ['pipe', 'pipe', 'pipe'] }));
-    t.teardown(() => peer.close());
-    await peer.ready;
-    await peer.call('bind', { ports: [6000] });
+    const { peer, relay: relayAddr, config } = await relayBed(t, [6000]);
+    const file = config('reflector', [6000]);
     process.env.REFLECTOR_LIBBPF = 'libbpf-absent-for-test.so.1';
     let server: ServerProcess;
     try {

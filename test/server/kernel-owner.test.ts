@@ -5,11 +5,8 @@
 // the owner, and the first keeps relaying; once the owner is dead (kill -9)
 // the next server adopts its program as a hitless restart does.
 import t from 'tap';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { Testbed } from '../helpers/testbed';
-import { ServerProcess, Peer, serverUnavailable, sleep, ROOT } from './fixtures/harness';
+import { ServerProcess, serverUnavailable } from './fixtures/harness';
+import { relayBed } from './fixtures/relay-bed';
 
 const why = serverUnavailable({ netns: true });
 if (why) {
@@ -17,39 +14,8 @@ if (why) {
   t.plan(0, why);
 } else {
   t.test('a live server keeps a second one off its interface; a dead one does not', { timeout: 90000 }, async (t) => {
-    const tb = await Testbed.create(t, { hosts: ['client', 'relay'], links: [['client', 'relay']] });
-    const client = tb.addr('client');
-    const relayAddr = tb.addr('relay');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-owner-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const config = (name: string, port: number): string => {
-      const file = path.join(dir, `${name}.yaml`);
-      fs.writeFileSync(file, `engine:
-  interface: ${tb.iface('relay').name}
-  netns: ${tb.ns('relay')}
-  workers: 1
-metrics:
-  listen: 127.0.0.1:0
-control:
-  socket: ${name}.sock
-media_root: ${ROOT}
-relays:
-  - name: cam
-    listen: ${relayAddr}:5000
-    sources: [${client}/32]
-    subscribers: [${client}:${port}]
-`);
-      return file;
-    };
-    const peer = new Peer(tb.spawn('client', [process.execPath, path.join(__dirname, 'fixtures/udp-peer.js'), client], { stdio: ['pipe', 'pipe', 'pipe'] }));
-    t.teardown(() => peer.close());
-    await peer.ready;
-    await peer.call('bind', { ports: [6000, 6001] });
-    const run = async (first: number, count: number, port: number): Promise<number[]> => {
-      await peer.call('send', { to: `${relayAddr}:5000`, count, pps: 1000, first });
-      await sleep(300);
-      return (await peer.report())[port].filter((s) => s >= first && s < first + count);
-    };
+    const { config: configs, run } = await relayBed(t, [6000, 6001]);
+    const config = (name: string, port: number): string => configs(name, [port]);
 
     const a = new ServerProcess(['serve', '--config', config('a', 6000)]);
     t.teardown(() => a.kill('SIGKILL'));

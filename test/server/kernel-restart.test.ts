@@ -7,11 +7,8 @@
 // of the stream exactly once, in order; the removed one stops, the new one
 // starts.
 import t from 'tap';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { Testbed } from '../helpers/testbed';
-import { ServerProcess, Peer, serverUnavailable, sleep, ROOT } from './fixtures/harness';
+import { ServerProcess, serverUnavailable, sleep } from './fixtures/harness';
+import { relayBed } from './fixtures/relay-bed';
 
 const why = serverUnavailable({ netns: true });
 if (why) {
@@ -19,34 +16,7 @@ if (why) {
   t.plan(0, why);
 } else {
   t.test('kill -9 mid-stream, then a new server: the unchanged subscriber gets every datagram exactly once', { timeout: 120000 }, async (t) => {
-    const tb = await Testbed.create(t, { hosts: ['client', 'relay'], links: [['client', 'relay']] });
-    const client = tb.addr('client');
-    const relayAddr = tb.addr('relay');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-restart-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const config = (name: string, subs: number[]): string => {
-      const file = path.join(dir, `${name}.yaml`);
-      fs.writeFileSync(file, `engine:
-  interface: ${tb.iface('relay').name}
-  netns: ${tb.ns('relay')}
-  workers: 1
-metrics:
-  listen: 127.0.0.1:0
-control:
-  socket: ${name}.sock
-media_root: ${ROOT}
-relays:
-  - name: cam
-    listen: ${relayAddr}:5000
-    sources: [${client}/32]
-    subscribers: [${subs.map((p) => `${client}:${p}`).join(', ')}]
-`);
-      return file;
-    };
-    const peer = new Peer(tb.spawn('client', [process.execPath, path.join(__dirname, 'fixtures/udp-peer.js'), client], { stdio: ['pipe', 'pipe', 'pipe'] }));
-    t.teardown(() => peer.close());
-    await peer.ready;
-    await peer.call('bind', { ports: [6000, 6001, 6002] });
+    const { peer, relay: relayAddr, config } = await relayBed(t, [6000, 6001, 6002]);
 
     const a = new ServerProcess(['serve', '--config', config('a', [6000, 6001])]);
     t.teardown(() => a.kill('SIGKILL'));

@@ -8,11 +8,10 @@
 // unreachable.
 import t from 'tap';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Testbed } from '../helpers/testbed';
-import { ServerProcess, Peer, serverUnavailable, sleep, ROOT } from './fixtures/harness';
+import { ServerProcess, serverUnavailable, sleep } from './fixtures/harness';
+import { relayBed } from './fixtures/relay-bed';
 
 const why = serverUnavailable({ netns: true });
 if (why) {
@@ -20,11 +19,7 @@ if (why) {
   t.plan(0, why);
 } else {
   t.test('serve with no nft on PATH: starts, relays every datagram once, no ICMP unreachable', { timeout: 90000 }, async (t) => {
-    const tb = await Testbed.create(t, { hosts: ['client', 'relay'], links: [['client', 'relay']] });
-    const client = tb.addr('client');
-    const relayAddr = tb.addr('relay');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rf-nonft-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const { tb, peer, relay: relayAddr, dir, config } = await relayBed(t, [6000]);
     const bin = path.join(dir, 'sbin');
     fs.mkdirSync(bin);
     for (const f of fs.readdirSync('/usr/sbin')) if (f !== 'nft') fs.symlinkSync(path.join('/usr/sbin', f), path.join(bin, f));
@@ -32,26 +27,7 @@ if (why) {
     const probe = spawnSync('sh', ['-c', 'command -v nft || echo none'], { env: { PATH }, encoding: 'utf8' });
     t.equal(probe.stdout.trim(), 'none', 'nft is not on the PATH the server gets');
 
-    const file = path.join(dir, 'reflector.yaml');
-    fs.writeFileSync(file, `engine:
-  interface: ${tb.iface('relay').name}
-  netns: ${tb.ns('relay')}
-  workers: 1
-metrics:
-  listen: 127.0.0.1:0
-control:
-  socket: ctl.sock
-media_root: ${ROOT}
-relays:
-  - name: cam
-    listen: ${relayAddr}:5000
-    sources: [${client}/32]
-    subscribers: [${client}:6000]
-`);
-    const peer = new Peer(tb.spawn('client', [process.execPath, path.join(__dirname, 'fixtures/udp-peer.js'), client], { stdio: ['pipe', 'pipe', 'pipe'] }));
-    t.teardown(() => peer.close());
-    await peer.ready;
-    await peer.call('bind', { ports: [6000] });
+    const file = config('reflector', [6000]);
 
     const saved = process.env.PATH;
     process.env.PATH = PATH;
