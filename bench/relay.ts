@@ -192,33 +192,39 @@ s.bind(${P},process.argv[2],()=>{try{s.setRecvBufferSize(8<<20);s.setSendBufferS
 // and guard rules are gone while the other methods run): its CPU is that of
 // its threads (rf-rx, rf-tx), not of the main thread that runs this bench
 let engineNow: import('../src/engine/engine').Engine | null = null;
+
+/** The engine with one relay on R:P, relaying in `tier`, for the length of a case. */
+async function startEngine(ctx: BenchCtx, fanout: number, tier: 'user' | 'kernel'): Promise<RelayUnderTest> {
+  const { Engine } = await import('../src/engine/engine');
+  const { Relays } = await import('../src/relay/relays');
+  const engine = new Engine({ interface: ctx.dev, netns: ctx.tb.ns('relay'), backend: 'afpacket', relayTier: tier, txFrames: TX_FRAMES, ...ctx.pinEngine });
+  await engine.start();
+  engineNow = engine;
+  try {
+    const got = engine.relayTier();
+    if (tier === 'kernel' && got.tier !== 'kernel') throw new Error(`bench relay: the kernel tier is not available here: ${got.why}`);
+    const relays = new Relays(engine, { refreshMs: 0 });
+    await relays.start();
+    await relays.addRelay({ name: 'bench', listen: `${ctx.R}:${P}`, sources: [`${ctx.O}/32`], subscribers: ctx.subs(fanout).map(([a, p]) => `${a}:${p}`) });
+  } catch (e) {
+    engineNow = null;
+    await engine.close();
+    throw e;
+  }
+  return {
+    cpu: () => threadCpu(process.pid, (c) => c.startsWith('rf-')),
+    stop: async () => {
+      engineNow = null;
+      // the relays (their policy and guard rules) first, then the threads
+      await engine.close();
+    },
+  };
+}
+
 const engineMethod: MethodSpec = {
   name: 'engine',
   label: 'engine (user tier)',
-  async start(ctx, fanout) {
-    const { Engine } = await import('../src/engine/engine');
-    const { Relays } = await import('../src/relay/relays');
-    const engine = new Engine({ interface: ctx.dev, netns: ctx.tb.ns('relay'), backend: 'afpacket', relayTier: 'user', txFrames: TX_FRAMES, ...ctx.pinEngine });
-    const relays = new Relays(engine, { refreshMs: 0 });
-    await engine.start();
-    engineNow = engine;
-    try {
-      await relays.start();
-      await relays.addRelay({ name: 'bench', listen: `${ctx.R}:${P}`, sources: [`${ctx.O}/32`], subscribers: ctx.subs(fanout).map(([a, p]) => `${a}:${p}`) });
-    } catch (e) {
-      engineNow = null;
-      await engine.close();
-      throw e;
-    }
-    return {
-      cpu: () => threadCpu(process.pid, (c) => c.startsWith('rf-')),
-      stop: async () => {
-        engineNow = null;
-        // the relays (their policy and guard rules) first, then the threads
-        await engine.close();
-      },
-    };
-  },
+  start: (ctx, fanout) => startEngine(ctx, fanout, 'user'),
   counter: (n) => Number(engineNow ? engineNow.region.counter(1, n) : 0),
 };
 
@@ -228,26 +234,7 @@ const engineMethod: MethodSpec = {
 const kernelMethod: MethodSpec = {
   name: 'kernel',
   label: 'engine (kernel tier)',
-  async start(ctx, fanout) {
-    const { Engine } = await import('../src/engine/engine');
-    const { Relays } = await import('../src/relay/relays');
-    const engine = new Engine({ interface: ctx.dev, netns: ctx.tb.ns('relay'), backend: 'afpacket', relayTier: 'kernel', txFrames: TX_FRAMES, ...ctx.pinEngine });
-    await engine.start();
-    try {
-      const tier = engine.relayTier();
-      if (tier.tier !== 'kernel') throw new Error(`bench relay: the kernel tier is not available here: ${tier.why}`);
-      const relays = new Relays(engine, { refreshMs: 0 });
-      await relays.start();
-      await relays.addRelay({ name: 'bench', listen: `${ctx.R}:${P}`, sources: [`${ctx.O}/32`], subscribers: ctx.subs(fanout).map(([a, p]) => `${a}:${p}`) });
-    } catch (e) {
-      await engine.close();
-      throw e;
-    }
-    return {
-      cpu: () => threadCpu(process.pid, (c) => c.startsWith('rf-')),
-      stop: () => engine.close(),
-    };
-  },
+  start: (ctx, fanout) => startEngine(ctx, fanout, 'kernel'),
 };
 
 /** A relay in a child process on the relay host: its CPU is all its threads'. */
