@@ -51,24 +51,56 @@ static __always_inline int allowed(const struct rf_kt_relay *r, const struct kt_
 }
 
 /*
- * Rewrite the frame in `skb` for output `o`; `cur` holds the addresses and
- * ports the frame carries now (updated to `o`'s). The UDP checksum is
- * updated by difference: addresses through the pseudo-header flag (right
- * for CHECKSUM_PARTIAL frames of a local sender too), ports as data; a zero
- * IPv4 checksum ("none") stays zero (BPF_F_MARK_MANGLED_0).
+ * Sums of the 16-bit words of the addresses and of the ports a frame
+ * carries, folded to 16 bits: what the UDP checksum's difference is taken
+ * between. The words are summed as they lie in memory (the kernel's
+ * csum_partial does the same), so no byte swap is needed on either side.
+ */
+struct kt_sums {
+	__u16 addr;
+	__u16 port;
+};
+
+static __always_inline __u16 sum_fold(__u64 s)
+{
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
+	return csum_fold16((__u32)s);
+}
+
+/* The one's complement difference `to - from` of two folded sums (any
+ * representation of it is right for bpf_l4_csum_replace: the kernel folds). */
+static __always_inline __u32 sum_diff(__u16 from, __u16 to)
+{
+	return (__u32)to + (__u16)~from;
+}
+
+/*
+ * Rewrite the frame in `skb` for output `o`; `cur` holds the sums of the
+ * addresses and ports the frame carries now (updated to `o`'s). The header
+ * is composed on the stack from the output's template and written with one
+ * store (Ethernet, the fixed IP header and the ports lie together: options
+ * and extension headers were cut). The UDP checksum is updated by
+ * difference, computed here rather than by bpf_csum_diff: addresses through
+ * the pseudo-header flag (right for CHECKSUM_PARTIAL frames of a local
+ * sender too), ports as data, each skipped when the output's words sum to
+ * what the frame already has (an update by zero changes no checksum); a
+ * zero IPv4 checksum ("none") stays zero (BPF_F_MARK_MANGLED_0).
  */
 static __noinline int rewrite(struct __sk_buff *skb, const struct rf_kt_out *o,
-				   const struct kt_pkt *p, __u32 cur[10])
+				   const struct kt_pkt *p, struct kt_sums *cur)
 {
 	__u8 h[RF_KT_HDR_MAX];
-	__s64 d;
 	__u8 tos = (o->flags & OUT_F_DSCP) ? (__u8)(o->dscp << 2 | (p->tos & 3)) : p->tos;
-	__u32 sum, l4 = p->l4_off, csum_off = l4 + 6;
-	__u64 flags_a = BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0;
+	__u32 sum, csum_off = (__u32)p->l4_off + 6, n;
+	struct kt_sums to;
+	__u64 a = 0;
+	int i;
 
 	__builtin_memcpy(h, o->hdr, RF_KT_HDR_MAX);
 	if (p->family == 4) {
 		__u16 tot = (__u16)(20 + p->ulen), frag = p->df ? 0x4000 : 0;
+		const __u16 *w = (const __u16 *)(o->hdr + 26);
 
 		h[15] = tos;
 		h[16] = (__u8)(tot >> 8);
@@ -82,34 +114,33 @@ static __noinline int rewrite(struct __sk_buff *skb, const struct rf_kt_out *o,
 		sum = (__u16)~csum_fold16(sum);
 		h[24] = (__u8)(sum >> 8);
 		h[25] = (__u8)sum;
-		d = bpf_csum_diff(cur, 8, (__u32 *)(h + 26), 8, 0);
-		if (d < 0 || bpf_l4_csum_replace(skb, csum_off, 0, (__u32)d, flags_a))
-			return -1;
-		d = bpf_csum_diff(&cur[8], 4, (__u32 *)(h + 34), 4, 0);
-		if (d < 0 || bpf_l4_csum_replace(skb, csum_off, 0, (__u32)d, BPF_F_MARK_MANGLED_0))
-			return -1;
-		/* Ethernet + IPv4 (20) + ports */
-		if (bpf_skb_store_bytes(skb, 0, h, 34, 0) || bpf_skb_store_bytes(skb, l4, h + 34, 4, 0))
-			return -1;
-		__builtin_memcpy(cur, h + 26, 8);
-		__builtin_memcpy(&cur[8], h + 34, 4);
-		return 0;
+		to.addr = sum_fold((__u64)w[0] + w[1] + w[2] + w[3]);
+		to.port = sum_fold((__u64)w[4] + w[5]);
+		n = 38; /* Ethernet + IPv4 (20) + ports */
+	} else {
+		const __u16 *w = (const __u16 *)(o->hdr + 22);
+
+		h[14] = (__u8)(0x60 | tos >> 4);
+		h[15] = (__u8)(tos << 4);
+		h[18] = (__u8)(p->ulen >> 8);
+		h[19] = (__u8)p->ulen;
+#pragma unroll
+		for (i = 0; i < 16; i++)
+			a += w[i];
+		to.addr = sum_fold(a);
+		to.port = sum_fold((__u64)w[16] + w[17]);
+		n = 58; /* Ethernet + IPv6 (40) + ports: not the UDP length and checksum */
 	}
-	h[14] = (__u8)(0x60 | tos >> 4);
-	h[15] = (__u8)(tos << 4);
-	h[18] = (__u8)(p->ulen >> 8);
-	h[19] = (__u8)p->ulen;
-	d = bpf_csum_diff(cur, 32, (__u32 *)(h + 22), 32, 0);
-	if (d < 0 || bpf_l4_csum_replace(skb, csum_off, 0, (__u32)d, flags_a))
+	if (to.addr != cur->addr &&
+	    bpf_l4_csum_replace(skb, csum_off, 0, sum_diff(cur->addr, to.addr),
+				BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
 		return -1;
-	d = bpf_csum_diff(&cur[8], 4, (__u32 *)(h + 54), 4, 0);
-	if (d < 0 || bpf_l4_csum_replace(skb, csum_off, 0, (__u32)d, BPF_F_MARK_MANGLED_0))
+	if (to.port != cur->port &&
+	    bpf_l4_csum_replace(skb, csum_off, 0, sum_diff(cur->port, to.port), BPF_F_MARK_MANGLED_0))
 		return -1;
-	/* Ethernet + IPv6 (40) + ports: not the UDP length and checksum */
-	if (bpf_skb_store_bytes(skb, 0, h, 54, 0) || bpf_skb_store_bytes(skb, l4, h + 54, 4, 0))
+	if (bpf_skb_store_bytes(skb, 0, h, n, 0))
 		return -1;
-	__builtin_memcpy(cur, h + 22, 32);
-	__builtin_memcpy(&cur[8], h + 54, 4);
+	*cur = to;
 	return 0;
 }
 
@@ -120,8 +151,8 @@ struct walk {
 	const struct rf_kt_relay *r;
 	const struct kt_pkt *p;
 	const struct rf_kt_conf *conf;
-	__u32 cur[10];
-	__u32 n, last, alen;
+	struct kt_sums cur;
+	__u32 n, last, alen, sent;
 	int ret;
 };
 
@@ -154,12 +185,19 @@ static int walk_out(__u32 k, void *arg)
 		return 0;
 	}
 	if (w->conf->test_out) {
+		/* every output up to the one asked for is written over the
+		 * last, as when sending: the chain of checksum updates is
+		 * what gets compared */
+		if (rewrite(skb, o, p, &w->cur)) {
+			w->ret = TC_ACT_SHOT;
+			return 1;
+		}
 		if (k + 1 != w->conf->test_out)
 			return 0;
-		w->ret = rewrite(skb, o, p, w->cur) ? TC_ACT_SHOT : KT_TEST_REWRITTEN;
+		w->ret = KT_TEST_REWRITTEN;
 		return 1;
 	}
-	if (rewrite(skb, o, p, w->cur)) {
+	if (rewrite(skb, o, p, &w->cur)) {
 		/* counter: RF_C_DROP_TX_ERROR + the output's drops */
 		count_reason(RF_KT_C_DROP_TX_ERROR);
 		count_slot(o->id, 0, 0, 1);
@@ -167,7 +205,7 @@ static int walk_out(__u32 k, void *arg)
 	}
 	if (k == w->last) {
 		/* the last output takes the original, not a clone */
-		count_reason(RF_KT_C_RELAY_OUT);
+		w->sent++;
 		count_slot(o->id, 1, bytes, 0);
 		w->ret = bpf_redirect(w->conf->ifindex, 0);
 		return 1;
@@ -178,7 +216,7 @@ static int walk_out(__u32 k, void *arg)
 		count_slot(o->id, 0, 0, 1);
 		return 0;
 	}
-	count_reason(RF_KT_C_RELAY_OUT);
+	w->sent++;
 	count_slot(o->id, 1, bytes, 0);
 	return 0;
 }
@@ -267,15 +305,20 @@ static __always_inline int relay(struct __sk_buff *skb, const struct rf_kt_relay
 		count_reason(RF_KT_C_DROP_MALFORMED);
 		return TC_ACT_SHOT;
 	}
-	if (p->family == 4) {
-		w.cur[0] = p->src[0];
-		w.cur[1] = p->dst[0];
-	} else {
-		__builtin_memcpy(w.cur, p->src, 16);
-		__builtin_memcpy(&w.cur[4], p->dst, 16);
+	/* the sums of what the frame carries now (the same words as the
+	 * templates': network order as in memory) */
+	{
+		__u64 a = (__u64)p->src[0] + p->dst[0];
+
+		if (p->family == 6)
+			a += (__u64)p->src[1] + p->src[2] + p->src[3] + p->dst[1] + p->dst[2] + p->dst[3];
+		w.cur.addr = sum_fold(a);
+		w.cur.port = sum_fold((__u64)p->sport + p->dport);
 	}
-	w.cur[8] = (__u32)p->sport | (__u32)p->dport << 16;
 	bpf_loop(RF_KT_MAX_OUTS, walk_out, &w, 0);
+	/* counter: RF_C_RELAY_OUT, once per frame for every output sent */
+	if (w.sent)
+		count_reason_n(RF_KT_C_RELAY_OUT, w.sent);
 	return w.ret;
 }
 

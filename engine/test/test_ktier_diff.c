@@ -32,7 +32,7 @@
 #define KT_REWRITTEN 100
 #define TC_OK 0
 #define TC_SHOT 2
-#define NOUT 3
+#define NOUT 5
 
 static int failures, untestable, frames_seen, relayed_checked, outputs_checked;
 static struct rf_relay *R;
@@ -64,8 +64,10 @@ static void apply_or_die(uint32_t op, const void *body, size_t len)
 }
 
 /* The fuzz targets' table: P4:5000 and [P6]:5000, sources the origin's /16
- * or /32, three outputs each: one plain, one with DSCP and TTL and another
- * source port, one without a next hop. */
+ * or /32, five outputs each: one plain, one with DSCP and TTL and another
+ * source port, one without a next hop, one to the second's address (the
+ * program's checksum chain skips the address update) and one to the
+ * fourth's ports (it skips the port update). */
 static void build_table(void)
 {
 	for (int fam = 4; fam <= 6; fam += 2) {
@@ -95,7 +97,11 @@ static void build_table(void)
 			o.dst_mac[5] = (uint8_t)k;
 			memcpy(o.src_addr, fam == 4 ? P4 : P6, fam == 4 ? 4 : 16);
 			memcpy(o.dst_addr, fam == 4 ? P4 : P6, fam == 4 ? 4 : 16);
-			o.dst_addr[fam == 4 ? 3 : 15] = (uint8_t)(50 + k);
+			o.dst_addr[fam == 4 ? 3 : 15] = (uint8_t)(50 + (k == 3 ? 1 : k));
+			if (k >= 3) {
+				o.src_port = be(7777);
+				o.dst_port = be(6003);
+			}
 			apply_or_die(RF_POLICY_OP_OUTPUT_ADD, &o, sizeof(o));
 		}
 	}
@@ -325,7 +331,7 @@ static int tier_switches(void)
 	if (kernel_of(4) != 1 || ret != KT_REWRITTEN)
 		bad++, fprintf(stderr, "limit removed: relayed (kernel=%d ret=%d)\n", kernel_of(4), ret);
 	(void)c0;
-	/* 3 outputs so far: up to RF_KT_MAX_OUTS + 1 */
+	/* NOUT outputs so far: up to RF_KT_MAX_OUTS + 1 */
 	for (k = NOUT; k <= RF_KT_MAX_OUTS; k++) {
 		struct rf_policy_output_add o = { .relay_id = 4, .output_id = 100 + k, .family = 4,
 						  .flags = RF_OUT_F_MAC_VALID, .src_port = be(5000),
