@@ -14,22 +14,38 @@
 //   nft       the kernel: nftables dnat (1:1) / netdev dup (1:N)
 // Topology: origin <-veth-> relay; the subscribers are ports 6000.. on the
 // origin host, whose veth ingress counts and drops them with nftables (no
-// socket, no IP processing). The origin is bench/c/relay_origin.c, paced;
-// by default it sends from a PACKET_TX_RING with a virtio_net_hdr per frame
-// (--origin ring), several times what its UDP socket does (--origin udp), so
-// that the relay is the limit; where it still is not, the row says
-// "origin-bound" and ratios against it are bounds (>=, <=).
+// socket, no IP processing). The origin is bench/c/relay_origin.c, paced.
+// --origin xdp (default): BPF_PROG_TEST_RUN in live-frames mode, the frame
+// handed to the origin veth's ndo_xdp_xmit (no skb on the origin side, no
+// socket), which needs NAPI on the relay's veth: GRO on there (relay_origin
+// --gro). --origin ring: a PACKET_TX_RING with a virtio_net_hdr per frame
+// and the relay veth as before (no NAPI: netif_rx). --origin udp: its UDP
+// socket. Where the relay still kept up with all it could send, the row says
+// "origin-bound" and ratios against it are bounds (>=, <=). --origin-speed:
+// only the origins, xdp and ring alternating, counted at the relay's veth.
 //
 // The origin is pinned to CPU 0, the relay to CPU 1, and RPS keeps each
 // veth's receive work on its own host's CPU (RF_RELAY_PIN=0: off).
+// --origin xdp --napi softirq (default): the relay veth's NAPI poll runs in
+// the origin CPU's softirq after each flush of 64 frames (it builds the skbs
+// around the frames' pages, GRO), then RPS hands them to the relay CPU's
+// backlog: from there the relay's receive path is the same as with the ring
+// origin, whose skb allocation and copy were on CPU 0 too. --napi thread:
+// threaded NAPI, the napi/DEV-N kthread pinned to CPU 1 and RPS off on the
+// relay's veth: all the receive work is on the relay CPU, as on a real NIC,
+// but the veth's XDP ring (256 frames) overflows while the kthread wakes up
+// (here 7 % lost at 300 k pps, 22 % at 600 k, CPU 1 80 % idle), so it is
+// not the default.
 // CPU per delivered packet, counted alike for every method: the relay's own
 // threads (schedstat run time of the relay process's threads; the engine:
 // its rf-rx and rf-tx threads, not the Node main thread that runs this
-// bench; 0 for a relay in the kernel) + the relay CPU's softirq time (its
-// receive path; all of a kernel relay's work), each over the packets
-// delivered in the run. Softirq served while a relay thread ran is in both
-// (this kernel has no IRQ time accounting): the same for every user-space
-// relay.
+// bench; 0 for a relay in the kernel) + with --napi thread the napi kthread
+// (schedstat: its time is system time on CPU 1, not softirq, and it is the
+// kernel tier's and nftables' work there) + the relay CPU's softirq time
+// (its receive path; all of a kernel relay's work with the other origins),
+// each over the packets delivered in the run. Softirq served while a relay
+// thread ran is in both (this kernel has no IRQ time accounting): the same
+// for every user-space relay.
 //
 // For each method and case: one run at the origin's full speed, then paced
 // runs at falling fractions of what got through until one keeps up (< 0.1 %
@@ -44,7 +60,8 @@
 // the CPU of each thread of this process).
 //   npm run bench -- relay [--runs 3] [--ms 500] [--sizes 64,1316]
 //                          [--fanouts 1,8] [--methods engine,kernel,afpacket,c,node,nft]
-//                          [--origin ring|udp] [--rate PPS] [--readme]
+//                          [--origin xdp|ring|udp] [--napi softirq|thread]
+//                          [--origin-speed] [--rate PPS] [--readme]
 //                          [--no-mcast | --mcast-only]
 // --rate: no search, PPS is taken as the lossless rate (iterating on overload)
 // After the methods, the multicast and capture cases of bench/relay-mcast.ts
