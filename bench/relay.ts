@@ -14,22 +14,38 @@
 //   nft       the kernel: nftables dnat (1:1) / netdev dup (1:N)
 // Topology: origin <-veth-> relay; the subscribers are ports 6000.. on the
 // origin host, whose veth ingress counts and drops them with nftables (no
-// socket, no IP processing). The origin is bench/c/relay_origin.c, paced;
-// by default it sends from a PACKET_TX_RING with a virtio_net_hdr per frame
-// (--origin ring), several times what its UDP socket does (--origin udp), so
-// that the relay is the limit; where it still is not, the row says
-// "origin-bound" and ratios against it are bounds (>=, <=).
+// socket, no IP processing). The origin is bench/c/relay_origin.c, paced.
+// --origin xdp (default): BPF_PROG_TEST_RUN in live-frames mode, the frame
+// handed to the origin veth's ndo_xdp_xmit (no skb on the origin side, no
+// socket), which needs NAPI on the relay's veth: GRO on there (relay_origin
+// --gro). --origin ring: a PACKET_TX_RING with a virtio_net_hdr per frame
+// and the relay veth as before (no NAPI: netif_rx). --origin udp: its UDP
+// socket. Where the relay still kept up with all it could send, the row says
+// "origin-bound" and ratios against it are bounds (>=, <=). --origin-speed:
+// only the origins, xdp and ring alternating, counted at the relay's veth.
 //
 // The origin is pinned to CPU 0, the relay to CPU 1, and RPS keeps each
 // veth's receive work on its own host's CPU (RF_RELAY_PIN=0: off).
+// --origin xdp --napi softirq (default): the relay veth's NAPI poll runs in
+// the origin CPU's softirq after each flush of 64 frames (it builds the skbs
+// around the frames' pages, GRO), then RPS hands them to the relay CPU's
+// backlog: from there the relay's receive path is the same as with the ring
+// origin, whose skb allocation and copy were on CPU 0 too. --napi thread:
+// threaded NAPI, the napi/DEV-N kthread pinned to CPU 1 and RPS off on the
+// relay's veth: all the receive work is on the relay CPU, as on a real NIC,
+// but the veth's XDP ring (256 frames) overflows while the kthread wakes up
+// (here 7 % lost at 300 k pps, 22 % at 600 k, CPU 1 80 % idle), so it is
+// not the default.
 // CPU per delivered packet, counted alike for every method: the relay's own
 // threads (schedstat run time of the relay process's threads; the engine:
 // its rf-rx and rf-tx threads, not the Node main thread that runs this
-// bench; 0 for a relay in the kernel) + the relay CPU's softirq time (its
-// receive path; all of a kernel relay's work), each over the packets
-// delivered in the run. Softirq served while a relay thread ran is in both
-// (this kernel has no IRQ time accounting): the same for every user-space
-// relay.
+// bench; 0 for a relay in the kernel) + with --napi thread the napi kthread
+// (schedstat: its time is system time on CPU 1, not softirq, and it is the
+// kernel tier's and nftables' work there) + the relay CPU's softirq time
+// (its receive path; all of a kernel relay's work with the other origins),
+// each over the packets delivered in the run. Softirq served while a relay
+// thread ran is in both (this kernel has no IRQ time accounting): the same
+// for every user-space relay.
 //
 // For each method and case: one run at the origin's full speed, then paced
 // runs at falling fractions of what got through until one keeps up (< 0.1 %
@@ -44,13 +60,15 @@
 // the CPU of each thread of this process).
 //   npm run bench -- relay [--runs 3] [--ms 500] [--sizes 64,1316]
 //                          [--fanouts 1,8] [--methods engine,kernel,afpacket,c,node,nft]
-//                          [--origin ring|udp] [--rate PPS] [--readme]
+//                          [--origin xdp|ring|udp] [--napi softirq|thread]
+//                          [--origin-speed] [--rate PPS] [--readme]
 //                          [--no-mcast | --mcast-only]
 // --rate: no search, PPS is taken as the lossless rate (iterating on overload)
 // After the methods, the multicast and capture cases of bench/relay-mcast.ts
 // (issue #14: 1 multicast output vs 8 unicast outputs on one segment, a 1:2
 // relay with a capture running vs none) run with the same --runs and
 // --readme; --no-mcast skips them, --mcast-only runs only them.
+import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -76,10 +94,18 @@ const TX_FRAMES = 8192;
 const RELAY_CPU = 1;
 const USER_HZ = 100;
 
-interface Options { rate: number; runs: number; ms: number; sizes: number[]; fanouts: number[]; methods: string[]; origin: 'ring' | 'udp'; readme: boolean; mcast: 'yes' | 'no' | 'only' }
+type Origin = 'xdp' | 'ring' | 'udp';
+type Napi = 'softirq' | 'thread';
+interface Options {
+  rate: number; runs: number; ms: number; sizes: number[]; fanouts: number[]; methods: string[]; origin: Origin; napi: Napi;
+  readme: boolean; mcast: 'yes' | 'no' | 'only'; originSpeed: boolean;
+}
 
 function parse(args: string[]): Options {
-  const o: Options = { rate: 0, runs: 3, ms: 500, sizes: [64, 1316], fanouts: [1, 8], methods: METHODS.map((m) => m.name), origin: 'ring', readme: false, mcast: 'yes' };
+  const o: Options = {
+    rate: 0, runs: 3, ms: 500, sizes: [64, 1316], fanouts: [1, 8], methods: METHODS.map((m) => m.name), origin: 'xdp', napi: 'softirq',
+    readme: false, mcast: 'yes', originSpeed: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = args[i + 1];
@@ -88,15 +114,19 @@ function parse(args: string[]): Options {
     else if (a === '--sizes') (o.sizes = v.split(',').map(Number)), i++;
     else if (a === '--fanouts') (o.fanouts = v.split(',').map(Number)), i++;
     else if (a === '--methods') (o.methods = v.split(',')), i++;
-    else if (a === '--origin') o.origin = args[++i] as Options['origin'];
+    else if (a === '--origin') o.origin = args[++i] as Origin;
+    else if (a === '--napi') o.napi = args[++i] as Napi;
+    else if (a === '--origin-speed') o.originSpeed = true;
     else if (a === '--rate') o.rate = Number(args[++i]);
     else if (a === '--readme') o.readme = true;
     else if (a === '--no-mcast') o.mcast = 'no';
     else if (a === '--mcast-only') o.mcast = 'only';
-    else throw new Error(`bench relay: unknown option "${a}" (accepted: --runs, --rate, --ms, --sizes, --fanouts, --methods, --origin, --readme, --no-mcast, --mcast-only)`);
+    else throw new Error(`bench relay: unknown option "${a}" (accepted: --runs, --rate, --ms, --sizes, --fanouts, --methods, --origin, --napi, --origin-speed, --readme, --no-mcast, --mcast-only)`);
   }
   for (const m of o.methods) if (!METHODS.some((x) => x.name === m)) throw new Error(`bench relay: --methods: "${m}" is not one of ${METHODS.map((x) => x.name).join(', ')}`);
-  if (o.origin !== 'ring' && o.origin !== 'udp') throw new Error(`bench relay: --origin: "${String(o.origin)}" is not one of ring, udp`);
+  if (!['xdp', 'ring', 'udp'].includes(o.origin)) throw new Error(`bench relay: --origin: "${String(o.origin)}" is not one of xdp, ring, udp`);
+  if (!['softirq', 'thread'].includes(o.napi)) throw new Error(`bench relay: --napi: "${String(o.napi)}" is not one of softirq, thread`);
+  if (o.napi === 'thread' && o.origin !== 'xdp') throw new Error('bench relay: --napi thread is for --origin xdp (the other origins need no NAPI on the relay\'s veth)');
   return o;
 }
 
@@ -319,11 +349,72 @@ async function main(args: string[]): Promise<void> {
   }
   const o = parse(args);
   if (o.mcast !== 'only') await unicastMain(args, o);
-  if (o.mcast !== 'no') {
+  if (o.mcast !== 'no' && !o.originSpeed) {
     process.stdout.write('\n--- relay: multicast and capture (bench/relay-mcast.ts) ---\n');
     await mcastMain([...(args.includes('--runs') ? ['--runs', String(o.runs)] : []), ...(o.readme ? ['--readme'] : [])]);
   }
 }
+
+/** The napi/DEV-ID kthreads there are now (pid -> name). */
+function napiThreads(dev: string): Map<number, string> {
+  const m = new Map<number, string>();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      if (comm.startsWith(`napi/${dev}-`)) m.set(Number(pid), comm);
+    } catch {
+      // exited
+    }
+  }
+  return m;
+}
+
+/**
+ * --origin xdp: the relay's veth must have NAPI for the origin's XDP frames
+ * (veth_xdp_xmit refuses them otherwise); GRO on turns it on (ETHTOOL_SGRO,
+ * relay_origin --gro). --napi softirq: the veth's poll runs in the softirq
+ * of the CPU that flushed (the origin's, once per 64 frames), builds the
+ * skbs around the frames' pages and RPS hands them to the relay CPU's
+ * backlog: the relay's receive path from there on is the same as with the
+ * other origins. --napi thread: threaded NAPI, its kthread pinned to the
+ * relay CPU and RPS off there (the kthread does the whole receive path;
+ * its run time is counted for every method). Returns the kthread's pid (0:
+ * none). Off (GRO off) again with on = false.
+ */
+async function relayNapi(tb: Testbed, bin: string, dev: string, on: boolean, napi: Napi): Promise<number> {
+  if (!on) {
+    if (napi === 'thread') await tb.exec('relay', ['sh', '-c', `echo 0 > /sys/class/net/${dev}/threaded`]);
+    await tb.exec('relay', [bin, '--gro', dev, 'off']);
+    return 0;
+  }
+  const before = napiThreads(dev);
+  await tb.exec('relay', [bin, '--gro', dev, 'on']);
+  if (napi === 'softirq') return 0;
+  await tb.exec('relay', ['sh', '-c', `echo 1 > /sys/class/net/${dev}/threaded`]);
+  // the kthread is named after the device's name in its namespace (veth0 in
+  // every testbed): ours is the one that was not there before
+  const fresh = [...napiThreads(dev)].filter(([pid]) => !before.has(pid));
+  if (fresh.length !== 1) throw new Error(`bench relay: --napi thread: expected one new napi/${dev}-* kthread, found ${fresh.length} (another testbed's at the same time?)`);
+  const [pid] = fresh[0];
+  execFileSync('taskset', ['-p', '-c', String(RELAY_CPU), String(pid)], { stdio: 'ignore' });
+  await tb.exec('relay', ['sh', '-c', `echo 0 > /sys/class/net/${dev}/queues/rx-0/rps_cpus`]);
+  return pid;
+}
+
+/** The origin's argv for one run: full speed (pps 0) or paced. */
+function originArgv(tb: Testbed, bin: string, origin: Origin, size: number, pps: number, ms: number): string[] {
+  const O = tb.addr('origin');
+  const link = origin === 'udp' ? [] : ['--ifname', tb.iface('origin').name, '--src', `${O}:${P + 1}`, '--dst-mac', tb.mac('relay')];
+  const xdp = origin === 'xdp' ? ['--xdp', '1', '--xdp-hold', XDP_HOLD] : [];
+  return ['ip', 'netns', 'exec', tb.ns('origin'), ...(PIN ? ['taskset', '-c', String(ORIGIN_CPU)] : []), bin,
+    '--dst', `${tb.addr('relay')}:${P}`, '--size', String(size), '--pps', String(pps), '--ms', String(ms), ...link, ...xdp];
+}
+
+// a veth end in the origin's namespace that never carries a frame: the XDP
+// program stays attached to it (generic mode) for the origin's run, so that
+// the kernel's XDP dispatcher keeps it (relay_origin --xdp-hold)
+const XDP_HOLD = 'rfxhold0';
 
 async function unicastMain(args: string[], o: Options): Promise<void> {
   const chosen = METHODS.filter((m) => o.methods.includes(m.name));
@@ -343,6 +434,7 @@ async function unicastMain(args: string[], o: Options): Promise<void> {
     const O = tb.addr('origin');
     const dev = tb.iface('relay').name;
     const odev = tb.iface('origin').name;
+    if (o.origin === 'xdp' || o.originSpeed) await tb.exec('origin', ['ip', 'link', 'add', XDP_HOLD, 'type', 'veth', 'peer', 'name', `${XDP_HOLD}p`]);
     if (PIN) {
       // each host's receive processing on its own CPU, as with two machines:
       // the relay's RX softirq (AF_PACKET taps, its socket) on the relay's CPU,
@@ -351,6 +443,13 @@ async function unicastMain(args: string[], o: Options): Promise<void> {
       await tb.exec('relay', ['sh', '-c', `echo ${(1 << RELAY_CPU).toString(16)} > /sys/class/net/${dev}/queues/rx-0/rps_cpus`]);
       await tb.exec('origin', ['sh', '-c', `echo ${(1 << ORIGIN_CPU).toString(16)} > /sys/class/net/${odev}/queues/rx-0/rps_cpus`]);
     }
+    if (o.originSpeed) {
+      await originSpeed(tb, origin.bin, o);
+      return;
+    }
+    const napiPid = o.origin === 'xdp' ? await relayNapi(tb, origin.bin, dev, true, o.napi) : 0;
+    // the napi kthread's run time (--napi thread): part of every method's CPU
+    const napiCpu = (): number => (napiPid ? threadCpu(napiPid) : 0);
     // the sink: count and drop the relayed datagrams at the origin's veth ingress
     await tb.exec('origin', ['nft', '-f', '-'], {
       input: `table netdev rfbench_sink {\n chain in { type filter hook ingress device "${odev}" priority 0; policy accept;\n` +
@@ -397,9 +496,8 @@ async function unicastMain(args: string[], o: Options): Promise<void> {
       const d0 = await delivered();
       const s0 = await snapshot();
       const t0 = process.env.RF_BENCH_DEBUG ? threadsByName(process.pid) : null;
-      const c0 = rut.cpu();
-      const ring = o.origin === 'ring' ? ['--ifname', odev, '--src', `${O}:${P + 1}`, '--dst-mac', tb.mac('relay')] : [];
-      const r = await runChild(['ip', 'netns', 'exec', tb.ns('origin'), ...(PIN ? ['taskset', '-c', String(ORIGIN_CPU)] : []), origin.bin, '--dst', `${R}:${P}`, '--size', String(size), '--pps', String(pps), '--ms', String(ms), ...ring]);
+      const c0 = rut.cpu() + napiCpu();
+      const r = await runChild(originArgv(tb, origin.bin, o.origin, size, pps, ms));
       // the tail in flight: a relay that fell behind drains its RX ring (up to
       // 16 MB) after the origin stopped; wait until the count stops moving so
       // that none of it is credited to the next run
@@ -412,7 +510,7 @@ async function unicastMain(args: string[], o: Options): Promise<void> {
         last = now;
       }
       const got = last - d0;
-      const cpu = rut.cpu() - c0;
+      const cpu = rut.cpu() + napiCpu() - c0;
       const s1 = await snapshot();
       const sent = Number(r.json.sent);
       // frames that did not arrive, then where the counters saw them die (a
@@ -541,6 +639,57 @@ async function unicastMain(args: string[], o: Options): Promise<void> {
   if (o.readme) writeReadme(table, args, o);
 }
 
+/**
+ * --origin-speed: the origin alone at full speed, --origin xdp and ring
+ * alternating (--runs each, medians), counted where it arrives: a netdev
+ * ingress counter on the relay's veth (nothing relays). xdp runs with the
+ * relay veth's NAPI on (--napi), ring with it off, as in their relay runs.
+ */
+async function originSpeed(tb: Testbed, bin: string, o: Options): Promise<void> {
+  const dev = tb.iface('relay').name;
+  await tb.exec('relay', ['nft', '-f', '-'], {
+    input: `table netdev rfbench_count {\n chain in { type filter hook ingress device "${dev}" priority 0; policy accept;\n  udp dport ${P} counter drop\n }\n}\n`,
+  });
+  const count = async (): Promise<number> => {
+    const r = await tb.exec('relay', ['nft', 'list', 'chain', 'netdev', 'rfbench_count', 'in']);
+    return Number(/counter packets (\d+)/.exec(r.stdout)?.[1] ?? NaN);
+  };
+  const origins: Origin[] = ['xdp', 'ring'];
+  const lines = ['| payload | origin | offered pps (median) | arrived pps (median) | arrived / offered | runs: arrived pps |', '|---:|---|---:|---:|---:|---|'];
+  for (const size of o.sizes) {
+    const got = new Map<Origin, Array<{ sent: number; arrived: number }>>(origins.map((x) => [x, []]));
+    for (let k = 0; k < o.runs; k++) {
+      for (const origin of origins) {
+        await relayNapi(tb, bin, dev, origin === 'xdp', o.napi);
+        await runChild(originArgv(tb, bin, origin, size, 20000, 100)); // warm up
+        await new Promise((res) => setTimeout(res, 100));
+        const c0 = await count();
+        const r = await runChild(originArgv(tb, bin, origin, size, 0, o.ms));
+        let last = await count();
+        let waited = 0;
+        for (; waited < 2000; waited += 50) {
+          await new Promise((res) => setTimeout(res, 50));
+          const now = await count();
+          if (now === last) break;
+          last = now;
+        }
+        const secs = Number(r.json.seconds);
+        const one = { sent: Number(r.json.sent) / secs, arrived: (last - c0) / (secs + Math.max(0, waited - 50) / 1000) };
+        got.get(origin)!.push(one);
+        process.stdout.write(`origin ${origin} ${size} B run ${k + 1}: offered ${Math.round(one.sent)} pps, arrived ${Math.round(one.arrived)} pps (${String(r.json.mode)})\n`);
+        await relayNapi(tb, bin, dev, false, o.napi);
+      }
+    }
+    for (const origin of origins) {
+      const xs = got.get(origin)!;
+      const sent = median(xs.map((x) => x.sent));
+      const arrived = median(xs.map((x) => x.arrived));
+      lines.push(`| ${size} B | ${origin} | ${Math.round(sent)} | ${Math.round(arrived)} | ${fmt(arrived / sent)} | ${xs.map((x) => Math.round(x.arrived)).join(', ')} |`);
+    }
+  }
+  process.stdout.write('\n' + lines.join('\n') + '\n');
+}
+
 const ENGINE_COUNTERS = ['rx_packets', 'relay_out', 'drop_rx_ring', 'drop_tx_full', 'drop_tx_error', 'tx_ring_full'] as const;
 interface Snap { cpu: number[][]; softnet: number[][]; relayLink: [number, number]; originLink: [number, number]; engine: number[] }
 
@@ -641,12 +790,18 @@ function render(rows: Row[], o: Options): string {
 
 function writeReadme(table: string, args: string[], o: Options): void {
   writeResults('relay', [
-    `Measured ${measuredOn()}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (1/5/15 min) at the end; origin: ${o.origin === 'ring' ? 'PACKET_TX_RING with a virtio_net_hdr per frame' : 'UDP sendmmsg'}.`,
+    `Measured ${measuredOn()}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (1/5/15 min) at the end; origin: ${ORIGIN_TEXT[o.origin]}${o.origin === 'xdp' ? ` (the relay veth's NAPI: ${o.napi})` : ''}.`,
     commandOf('relay', args),
     '',
     table,
   ], RELAY_SECTION);
 }
+
+const ORIGIN_TEXT: Record<Origin, string> = {
+  xdp: 'BPF_PROG_TEST_RUN live XDP frames out of its veth',
+  ring: 'PACKET_TX_RING with a virtio_net_hdr per frame',
+  udp: 'UDP sendmmsg',
+};
 
 // only used when bench/README.md has no Relay section yet (it explains the columns)
 const RELAY_SECTION = `## Relay: redirect and split (issue #4)
