@@ -4,7 +4,7 @@
 // every thread), count its system calls with strace -c -f, compile C
 // baselines with gcc, and take medians.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileBpf, compileC } from '../../test/helpers/cc';
@@ -178,4 +178,35 @@ export function usageBetween(a: UsageMark, b: UsageMark): {
     ctxVoluntary: b.ru.voluntaryContextSwitches - a.ru.voluntaryContextSwitches,
     ctxInvoluntary: b.ru.involuntaryContextSwitches - a.ru.involuntaryContextSwitches,
   };
+}
+
+/**
+ * Set a /proc/sys value for a bench run and return the function that puts
+ * the old value back. It is put back also when the process exits or is
+ * stopped by SIGINT, SIGTERM or SIGHUP first (a bench killed mid-run must
+ * not leave the host's setting changed): each signal handler restores,
+ * removes itself and, when no other handler is left (test/helpers/testbed.ts
+ * keeps the same rule), raises the signal again.
+ */
+export function sysctlForRun(path: string, value: string): () => void {
+  const old = readFileSync(path, 'utf8').trim();
+  writeFileSync(path, value);
+  let done = false;
+  const restore = (): void => {
+    if (done) return;
+    done = true;
+    writeFileSync(path, old);
+    process.removeListener('exit', restore);
+    for (const [sig, h] of handlers) process.removeListener(sig, h);
+  };
+  const handlers: Array<[NodeJS.Signals, () => void]> = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => {
+    const h = (): void => {
+      restore();
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    process.on(sig, h);
+    return [sig, h];
+  });
+  process.on('exit', restore);
+  return restore;
 }
