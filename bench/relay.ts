@@ -601,7 +601,7 @@ async function unicastMain(args: string[], o: Options): Promise<void> {
               // that lost, BISECT times (to 1/8 of it, from up to 1.4x: the
               // figure within ~5 %, where one step left it within ~20 %, as
               // wide as the differences between methods it is to show)
-              for (let k = 0; lossless && lostAt && k < BISECT && lostAt > rate * 1.03; k++) {
+              for (let k = 0; lossless && lostAt && !originShort && k < BISECT && lostAt > rate * 1.03; k++) {
                 const mid = Math.floor((rate + lostAt) / 2);
                 const q = await measure(rut, fanout, size, mid);
                 if (q.keptUp) (lossless = q), (rate = mid);
@@ -647,8 +647,8 @@ async function unicastMain(args: string[], o: Options): Promise<void> {
     for (const m of chosen) if (m.close) await m.close();
   } finally {
     for (const m of METHODS) if (m.close) await m.close().catch(() => undefined);
-    await tb.destroy();
     restoreBacklog();
+    await tb.destroy();
     unlock();
   }
   const table = render(results, o) + kernelRatios(results, o);

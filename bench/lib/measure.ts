@@ -186,11 +186,13 @@ export function usageBetween(a: UsageMark, b: UsageMark): {
  * stopped by SIGINT, SIGTERM or SIGHUP first (a bench killed mid-run must
  * not leave the host's setting changed): each signal handler restores,
  * removes itself and, when no other handler is left (test/helpers/testbed.ts
- * keeps the same rule), raises the signal again.
+ * keeps the same rule), raises the signal again. A value that is already
+ * set (another bench running at the same time set it) is left alone and
+ * not put back by this run: the run that set it puts it back.
  */
 export function sysctlForRun(path: string, value: string): () => void {
   const old = readFileSync(path, 'utf8').trim();
-  writeFileSync(path, value);
+  if (old === value) return () => undefined;
   let done = false;
   const restore = (): void => {
     if (done) return;
@@ -208,5 +210,6 @@ export function sysctlForRun(path: string, value: string): () => void {
     return [sig, h];
   });
   process.on('exit', restore);
+  writeFileSync(path, value);
   return restore;
 }

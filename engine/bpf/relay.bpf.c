@@ -90,9 +90,13 @@ static __always_inline __u32 sum_diff(__u16 from, __u16 to)
 static __noinline int rewrite(struct __sk_buff *skb, const struct rf_kt_out *o,
 				   const struct kt_pkt *p, struct kt_sums *cur)
 {
-	__u8 h[RF_KT_HDR_MAX];
+	/* aligned: the words summed below are read from this copy (the stack
+	 * is always checked for alignment), not from the map value a second
+	 * time: the engine may rewrite a buffer while a frame still reads it,
+	 * and the checksum must be the one of the bytes written */
+	__u8 h[RF_KT_HDR_MAX] __attribute__((aligned(8)));
 	__u8 tos = (o->flags & OUT_F_DSCP) ? (__u8)(o->dscp << 2 | (p->tos & 3)) : p->tos;
-	__u32 sum, csum_off = (__u32)p->l4_off + 6, n;
+	__u32 sum, csum_off, n;
 	struct kt_sums to;
 	__u64 a = 0;
 	int i;
@@ -100,7 +104,7 @@ static __noinline int rewrite(struct __sk_buff *skb, const struct rf_kt_out *o,
 	__builtin_memcpy(h, o->hdr, RF_KT_HDR_MAX);
 	if (p->family == 4) {
 		__u16 tot = (__u16)(20 + p->ulen), frag = p->df ? 0x4000 : 0;
-		const __u16 *w = (const __u16 *)(o->hdr + 26);
+		const __u16 *w = (const __u16 *)(h + 26);
 
 		h[15] = tos;
 		h[16] = (__u8)(tot >> 8);
@@ -118,7 +122,7 @@ static __noinline int rewrite(struct __sk_buff *skb, const struct rf_kt_out *o,
 		to.port = sum_fold((__u64)w[4] + w[5]);
 		n = 38; /* Ethernet + IPv4 (20) + ports */
 	} else {
-		const __u16 *w = (const __u16 *)(o->hdr + 22);
+		const __u16 *w = (const __u16 *)(h + 22);
 
 		h[14] = (__u8)(0x60 | tos >> 4);
 		h[15] = (__u8)(tos << 4);
@@ -131,6 +135,11 @@ static __noinline int rewrite(struct __sk_buff *skb, const struct rf_kt_out *o,
 		to.port = sum_fold((__u64)w[16] + w[17]);
 		n = 58; /* Ethernet + IPv6 (40) + ports: not the UDP length and checksum */
 	}
+	/* the ports end the store and the UDP checksum follows the length:
+	 * both where the parser found UDP (options cut, no VLAN tag) */
+	if (p->l4_off + 4 != n)
+		return -1;
+	csum_off = n + 2;
 	if (to.addr != cur->addr &&
 	    bpf_l4_csum_replace(skb, csum_off, 0, sum_diff(cur->addr, to.addr),
 				BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
@@ -153,6 +162,7 @@ struct walk {
 	const struct rf_kt_conf *conf;
 	struct kt_sums cur;
 	__u32 n, last, alen, sent;
+	__u32 broken;      /* a rewrite failed: the frame's checksum no longer follows cur */
 	int ret;
 };
 
@@ -172,6 +182,15 @@ static int walk_out(__u32 k, void *arg)
 	k &= RF_KT_MAX_OUTS - 1;
 	o = &w->r->out[k];
 	bytes = (__u32)o->hdr_len + p->ulen - 8;
+	/* BPF_PROG_TEST_RUN: nothing past the output asked for */
+	if (w->conf->test_out && k >= w->conf->test_out)
+		return 1;
+	if (w->broken) {
+		/* counter: RF_C_DROP_TX_ERROR + the output's drops */
+		count_reason(RF_KT_C_DROP_TX_ERROR);
+		count_slot(o->id, 0, 0, 1);
+		return 0;
+	}
 	if (!(o->flags & OUT_F_MAC_VALID)) {
 		/* counter: RF_C_DROP_NO_NEIGHBOUR + the output's drops */
 		count_reason(RF_KT_C_DROP_NO_NEIGHBOUR);
@@ -198,6 +217,10 @@ static int walk_out(__u32 k, void *arg)
 		return 1;
 	}
 	if (rewrite(skb, o, p, &w->cur)) {
+		/* a checksum update may have been made: this output and every
+		 * later one are not sent (the frame is dropped unless an earlier
+		 * clone took it) */
+		w->broken = 1;
 		/* counter: RF_C_DROP_TX_ERROR + the output's drops */
 		count_reason(RF_KT_C_DROP_TX_ERROR);
 		count_slot(o->id, 0, 0, 1);

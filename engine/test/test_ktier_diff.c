@@ -32,7 +32,7 @@
 #define KT_REWRITTEN 100
 #define TC_OK 0
 #define TC_SHOT 2
-#define NOUT 5
+#define NOUT 6
 
 static int failures, untestable, frames_seen, relayed_checked, outputs_checked;
 static struct rf_relay *R;
@@ -64,10 +64,12 @@ static void apply_or_die(uint32_t op, const void *body, size_t len)
 }
 
 /* The fuzz targets' table: P4:5000 and [P6]:5000, sources the origin's /16
- * or /32, five outputs each: one plain, one with DSCP and TTL and another
+ * or /32, six outputs each: one plain, one with DSCP and TTL and another
  * source port, one without a next hop, one to the second's address (the
- * program's checksum chain skips the address update) and one to the
- * fourth's ports (it skips the port update). */
+ * program's checksum chain skips the address update), one to the fourth's
+ * ports (it skips the port update) and one to the fifth's address and ports
+ * with another MAC and DSCP (it skips both, and must still write the
+ * header). */
 static void build_table(void)
 {
 	for (int fam = 4; fam <= 6; fam += 2) {
@@ -101,6 +103,11 @@ static void build_table(void)
 			if (k >= 3) {
 				o.src_port = be(7777);
 				o.dst_port = be(6003);
+			}
+			if (k == 5) {
+				o.dst_addr[fam == 4 ? 3 : 15] = 54;
+				o.flags |= RF_OUT_F_DSCP;
+				o.dscp = 10;
 			}
 			apply_or_die(RF_POLICY_OP_OUTPUT_ADD, &o, sizeof(o));
 		}
