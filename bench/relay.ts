@@ -402,6 +402,19 @@ async function relayNapi(tb: Testbed, bin: string, dev: string, on: boolean, nap
   return pid;
 }
 
+/** A counter read every 50 ms until it stops moving (at most 2 s): its value then, and how long that took (ms). */
+async function settled(read: () => Promise<number>): Promise<{ last: number; waited: number }> {
+  let last = await read();
+  let waited = 0;
+  for (; waited < 2000; waited += 50) {
+    await new Promise((res) => setTimeout(res, 50));
+    const now = await read();
+    if (now === last) break;
+    last = now;
+  }
+  return { last, waited };
+}
+
 /** The origin's argv for one run: full speed (pps 0) or paced. */
 function originArgv(tb: Testbed, bin: string, origin: Origin, size: number, pps: number, ms: number): string[] {
   const O = tb.addr('origin');
@@ -513,14 +526,7 @@ async function unicastMain(args: string[], o: Options): Promise<void> {
       // the tail in flight: a relay that fell behind drains its RX ring (up to
       // 16 MB) after the origin stopped; wait until the count stops moving so
       // that none of it is credited to the next run
-      let last = await delivered();
-      let waited = 0;
-      for (; waited < 2000; waited += 50) {
-        await new Promise((res) => setTimeout(res, 50));
-        const now = await delivered();
-        if (now === last) break;
-        last = now;
-      }
+      const { last, waited } = await settled(delivered);
       const got = last - d0;
       const cpu = rut.cpu() + napiCpu() - c0;
       const s1 = await snapshot();
@@ -682,14 +688,7 @@ async function originSpeed(tb: Testbed, bin: string, o: Options): Promise<void> 
         await new Promise((res) => setTimeout(res, 100));
         const c0 = await count();
         const r = await runChild(originArgv(tb, bin, origin, size, 0, o.ms));
-        let last = await count();
-        let waited = 0;
-        for (; waited < 2000; waited += 50) {
-          await new Promise((res) => setTimeout(res, 50));
-          const now = await count();
-          if (now === last) break;
-          last = now;
-        }
+        const { last, waited } = await settled(count);
         const secs = Number(r.json.seconds);
         const one = { sent: Number(r.json.sent) / secs, arrived: (last - c0) / (secs + Math.max(0, waited - 50) / 1000) };
         got.get(origin)!.push(one);
